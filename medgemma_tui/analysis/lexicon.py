@@ -1,0 +1,149 @@
+"""Chest-radiograph finding and anatomy terms, and where they occur in a text.
+
+``match_terms`` finds lexicon terms in a question or an answer (case-insensitive, on word boundaries,
+longest match first, no overlaps); ``tokens_for_matches`` carries those character spans over to the
+tokens of a tokenizer's offset mapping, so a view can pick "the tokens that name a finding".
+
+A term's words may be separated by any run of spaces or hyphens in the text ("costo-phrenic" is not
+a term, but "pleural-effusion" and "pleural  effusion" both match "pleural effusion"). A hyphen is
+a word boundary: "left-sided effusion" matches "effusion", "rib-cage" matches "rib", while "ribbon"
+does not match "rib".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = ["TermMatch", "CONCEPTS", "DEFAULT_TERMS", "concept_of", "match_terms", "tokens_for_matches"]
+
+# concept -> surface forms (plurals, inflections, spelling variants, multi-word phrasings)
+CONCEPTS: dict[str, tuple[str, ...]] = {
+    "effusion": (
+        "effusion", "effusions", "pleural effusion", "pleural effusions", "pleural fluid",
+        "fluid", "hydrothorax", "meniscus",
+    ),
+    "pleura": ("pleura", "pleural", "pleurae", "pleural thickening", "pleural line"),
+    "pneumothorax": ("pneumothorax", "pneumothoraces", "pneumothoraxes", "collapsed lung"),
+    "consolidation": (
+        "consolidation", "consolidations", "consolidated", "consolidative", "airspace disease",
+        "air space disease", "airspace opacity", "airspace opacities", "air bronchogram",
+        "air bronchograms",
+    ),
+    "pneumonia": ("pneumonia", "pneumonias", "pneumonic", "infection", "infectious process"),
+    "atelectasis": ("atelectasis", "atelectases", "atelectatic", "collapse", "volume loss"),
+    "cardiomegaly": (
+        "cardiomegaly", "enlarged heart", "enlarged cardiac silhouette", "heart enlargement",
+        "cardiac enlargement", "enlarged cardiac shadow", "enlargement of the heart",
+        "enlargement of the cardiac silhouette",
+    ),
+    "edema": (
+        "edema", "oedema", "pulmonary edema", "pulmonary oedema", "edematous", "oedematous",
+        "vascular congestion", "pulmonary vascular congestion", "interstitial edema",
+    ),
+    "emphysema": ("emphysema", "emphysematous", "hyperinflation", "hyperinflated", "bullae", "bulla"),
+    "fibrosis": ("fibrosis", "fibrotic", "fibroses", "scarring", "scar", "scars"),
+    "fracture": ("fracture", "fractures", "fractured", "rib fracture", "rib fractures"),
+    "hernia": ("hernia", "hernias", "hiatal hernia", "hiatus hernia", "herniation"),
+    "infiltration": ("infiltration", "infiltrations", "infiltrate", "infiltrates", "infiltrative"),
+    "mass": ("mass", "masses", "tumor", "tumors", "tumour", "tumours"),
+    "nodule": ("nodule", "nodules", "nodular", "pulmonary nodule", "pulmonary nodules", "lung nodule",
+               "lung nodules"),
+    "opacity": ("opacity", "opacities", "opacification", "opacified", "density", "densities",
+                "shadowing"),
+    "lesion": ("lesion", "lesions"),
+    "lung": ("lung", "lungs", "pulmonary", "lung field", "lung fields", "lung base", "lung bases",
+             "lung apex", "lung apices", "apex", "apices", "base", "bases"),
+    "lobe": ("lobe", "lobes", "lobar", "upper lobe", "middle lobe", "lower lobe", "lingula", "lingular"),
+    "heart": ("heart", "cardiac", "cardiac silhouette", "heart size", "cardiac size",
+              "cardiomediastinal silhouette"),
+    "rib": ("rib", "ribs"),
+    "diaphragm": ("diaphragm", "diaphragms", "hemidiaphragm", "hemidiaphragms", "diaphragmatic"),
+    "mediastinum": ("mediastinum", "mediastinal", "mediastinal widening", "widened mediastinum"),
+    "costophrenic": ("costophrenic", "costophrenic angle", "costophrenic angles", "cp angle",
+                     "cp angles", "costophrenic recess"),
+    "hilum": ("hilum", "hila", "hilar", "hilar region"),
+    "trachea": ("trachea", "tracheal"),
+    "spine": ("spine", "vertebra", "vertebrae", "vertebral"),
+    "clavicle": ("clavicle", "clavicles"),
+    "aorta": ("aorta", "aortic", "aortic knob", "aortic arch"),
+    "device": ("tube", "tubes", "catheter", "catheters", "line", "lines", "pacemaker", "wire", "wires",
+               "support device", "support devices", "endotracheal tube"),
+    "tuberculosis": ("tuberculosis", "tb", "cavity", "cavities", "cavitation", "cavitary"),
+    "calcification": ("calcification", "calcifications", "calcified", "granuloma", "granulomas"),
+}
+
+_CANONICAL: dict[str, str] = {s: c for c, forms in CONCEPTS.items() for s in forms}
+DEFAULT_TERMS: tuple[str, ...] = tuple(sorted(_CANONICAL, key=lambda s: (-len(s), s)))
+
+_WORD = r"A-Za-z0-9"
+
+
+@dataclass(frozen=True)
+class TermMatch:
+    """One occurrence of a lexicon term: ``text[start:end]`` is the matched text."""
+
+    term: str  # the lexicon term (lower case) that matched
+    start: int
+    end: int
+    concept: str = ""  # its concept ("pleural effusions" -> "effusion"); the term itself if unknown
+
+
+def concept_of(term: str) -> str:
+    """The concept a term belongs to (``"enlarged heart"`` -> ``"cardiomegaly"``), else the term."""
+    key = " ".join(term.lower().split())
+    return _CANONICAL.get(key, key)
+
+
+def _term_pattern(term: str) -> str:
+    words = term.lower().split()
+    return r"[\s\-]+".join(re.escape(w) for w in words)
+
+
+@lru_cache(maxsize=32)
+def _compile(terms: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    norm = sorted({" ".join(t.lower().split()) for t in terms if t.strip()}, key=lambda s: (-len(s), s))
+    if not norm:
+        return re.compile(r"(?!x)x"), ()
+    groups = "|".join(f"({_term_pattern(t)})" for t in norm)
+    pattern = re.compile(rf"(?<![{_WORD}])(?:{groups})(?![{_WORD}])", re.IGNORECASE)
+    return pattern, tuple(norm)
+
+
+def match_terms(text: str, terms: Sequence[str] | None = None) -> list[TermMatch]:
+    """Occurrences of ``terms`` (default: the whole lexicon) in ``text``, sorted by start.
+
+    Case-insensitive, on word boundaries, longest term first at any position, never overlapping:
+    "Small left pleural effusions." gives one match, term "pleural effusions", concept "effusion".
+    """
+    pattern, norm = _compile(tuple(DEFAULT_TERMS if terms is None else terms))
+    out: list[TermMatch] = []
+    for m in pattern.finditer(text):
+        term = norm[m.lastindex - 1]
+        out.append(TermMatch(term=term, start=m.start(), end=m.end(), concept=concept_of(term)))
+    return out
+
+
+def tokens_for_matches(
+    matches: Sequence[TermMatch], token_offsets: Sequence[tuple[int, int]]
+) -> dict[int, str]:
+    """Token index -> matched term, for every token whose character span overlaps a match.
+
+    ``token_offsets`` is a tokenizer's offset mapping into the same text the matches came from.
+    Empty spans (special tokens, ``(0, 0)``) never match; a token overlapping two matches takes the one
+    it overlaps most. A leading space inside a token's span is harmless: only overlap counts.
+    """
+    out: dict[int, str] = {}
+    for i, (s, e) in enumerate(token_offsets):
+        if e <= s:
+            continue
+        best, best_overlap = None, 0
+        for m in matches:
+            overlap = min(e, m.end) - max(s, m.start)
+            if overlap > best_overlap:
+                best, best_overlap = m.term, overlap
+        if best is not None:
+            out[i] = best
+    return out

@@ -1,0 +1,151 @@
+"""Load a Gemma3 vision-language model and its processor: a hub id, a local folder, or the demo bundle.
+
+Safetensors only, never ``trust_remote_code``. Every failure a user can cause (a missing path, a model
+that is not Gemma3, weights only in pickle form, a hub id with no network) is a ``ModelLoadError`` with
+one clear line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medgemma_tui.engine.record import ModelInfo
+from medgemma_tui.resources import demo_model_dir
+
+DEMO = "demo"
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message is one line for the user."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # Gemma3ForConditionalGeneration
+    processor: Any  # Gemma3Processor
+    info: ModelInfo
+    source: str
+
+    @property
+    def device(self):
+        return self.model.device
+
+    @property
+    def config(self):
+        return self.model.config
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"--device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ModelLoadError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    """bf16 on a GPU by default, fp32 on the CPU (bf16 matmuls are slow there)."""
+    import torch
+
+    if dtype == "auto":
+        dtype = "bf16" if device.startswith("cuda") else "fp32"
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"--dtype {dtype!r}: expected auto, bf16, fp16 or fp32")
+    return getattr(torch, DTYPES[dtype])
+
+
+def _check_local_folder(path: Path) -> None:
+    if not path.exists():
+        raise ModelLoadError(f"model path not found: {path}")
+    if not path.is_dir():
+        raise ModelLoadError(f"model path is not a folder: {path}")
+    config = path / "config.json"
+    if not config.exists():
+        raise ModelLoadError(f"no config.json in {path}: not a transformers model folder")
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"unreadable config.json in {path}: {exc}") from None
+    if model_type != "gemma3":
+        raise ModelLoadError(
+            f"{path} holds a {model_type!r} model; medtui needs Gemma3ForConditionalGeneration (model_type gemma3)"
+        )
+    if not any(path.glob("*.safetensors")):
+        pickles = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt*")]
+        if pickles:
+            raise ModelLoadError(
+                f"{path} has weights only in pickle form ({pickles[0]}); convert them to safetensors"
+            )
+        raise ModelLoadError(f"no *.safetensors weights in {path}")
+
+
+def model_info(model, source: str, revision: str | None = None) -> ModelInfo:
+    text = model.config.get_text_config()
+    side = int(round(model.config.mm_tokens_per_image**0.5))
+    return ModelInfo(
+        name_or_path=source,
+        num_layers=text.num_hidden_layers,
+        num_heads=text.num_attention_heads,
+        num_kv_heads=text.num_key_value_heads,
+        grid=(side, side),
+        layer_types=list(getattr(text, "layer_types", None) or ["full_attention"] * text.num_hidden_layers),
+        dtype=str(model.dtype).removeprefix("torch."),
+        device=str(model.device),
+        revision=revision,
+    )
+
+
+def load_model(
+    source: str | os.PathLike | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    revision: str | None = None,
+) -> LoadedModel:
+    """Load model + processor for capture. ``source`` None or "demo" is the embedded demo bundle."""
+    from medgemma_tui.engine.capture import CAPTURE_ATTENTION, register_capture_attention
+
+    register_capture_attention()
+    source = DEMO if source in (None, "", DEMO) else str(source)
+    path = demo_model_dir() if source == DEMO else Path(source).expanduser()
+    local = source == DEMO or path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1
+    if local:
+        _check_local_folder(path)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    where = str(path) if local else source
+    try:
+        processor = AutoProcessor.from_pretrained(where, revision=revision, trust_remote_code=False)
+        model = AutoModelForImageTextToText.from_pretrained(
+            where,
+            revision=revision,
+            dtype=torch_dtype,
+            use_safetensors=True,
+            trust_remote_code=False,
+            attn_implementation="sdpa",
+        )
+    except (OSError, ValueError, EnvironmentError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load model {source!r}: {first}") from None
+    if type(model).__name__ != "Gemma3ForConditionalGeneration":
+        raise ModelLoadError(f"{source!r} is a {type(model).__name__}; medtui needs Gemma3ForConditionalGeneration")
+    # the text decoder runs through the capture function (SDPA unless a capture is active);
+    # the SigLIP tower stays on plain SDPA
+    model.set_attn_implementation({"text_config": CAPTURE_ATTENTION, "vision_config": "sdpa"})
+    model.to(device)
+    model.eval()
+    return LoadedModel(model=model, processor=processor, info=model_info(model, source, revision), source=source)
