@@ -139,6 +139,8 @@ def _load_dicom(source: Path, *, force: bool) -> LoadedImage:
     except Exception as exc:  # pydicom raises many types on damaged headers
         raise ImageError(f"{source}: corrupt DICOM header ({_one_line(exc)})") from exc
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        if force:
+            raise ImageError(f"{source}: not a DICOM file with an image (no 'DICM' marker, no pixel data)")
         raise ImageError(f"{source}: DICOM has no pixel data")
     if force and "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         # Preamble-less files are normally implicit VR little endian; say so, or pydicom will not decode.
