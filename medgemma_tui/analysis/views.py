@@ -1,0 +1,293 @@
+"""Map views: from an AttentionRecord to one 16x16 map over the image tokens.
+
+Every view is a ``MapView``: a non-negative grid that sums to 1 over the image tokens, with a
+sentence saying how it was made. Views are pure functions of the record (and, for the relative view,
+of a second record), so the app redraws from memory and a record read from disk gives the same maps.
+
+Heads (DESIGN.md, fact 5): query heads ``g*n .. g*n+n-1`` share KV head ``g`` (n = heads per group).
+The mean of the group means is the plain head mean; the GQA-aware views are per group and per head.
+
+Sinks (fact 6): raw rows put most of their mass on BOS and a few cells. Every view here renormalises
+over the image tokens (that is the sink-corrected map); ``image_share`` etc. keep the raw shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from medgemma_tui.engine.record import AttentionRecord
+
+HeadMode = Literal["mean", "group", "head"]
+VIEWS = ("answer", "gated", "layer_weighted", "rollout", "relative", "question")
+EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """Which rows, layers and heads a view reads.
+
+    ``rows``: "first_answer" (the row that produced the first answer token that is not an end token),
+    "answer" (every answer row but end tokens), "question" (the question's own rows), or a row index.
+    ``layers``: None for all, or [start, end) layer indices.
+    """
+
+    view: str = "answer"
+    rows: str | int = "first_answer"
+    layers: tuple[int, int] | None = None
+    head_mode: HeadMode = "mean"
+    head: int = 0  # the group index for head_mode "group", the head index for "head"
+
+    def with_(self, **changes) -> MapSpec:
+        return replace(self, **changes)
+
+
+@dataclass
+class MapView:
+    grid: np.ndarray  # [R, C] float32, sums to 1
+    description: str
+    spec: MapSpec
+
+
+def normalise(weights: np.ndarray) -> np.ndarray:
+    weights = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    total = weights.sum()
+    if total <= EPS:
+        return np.full(weights.shape, 1.0 / weights.size)
+    return weights / total
+
+
+def to_grid(record: AttentionRecord, flat: np.ndarray) -> np.ndarray:
+    """Image-token vector -> [rows, cols] grid, row-major, row 0 at the top of the image."""
+    return normalise(flat).reshape(record.grid).astype(np.float32)
+
+
+# ---- choosing rows, layers and heads -------------------------------------------------------------
+def content_answer_rows(record: AttentionRecord) -> np.ndarray:
+    """Answer rows whose produced token is not an end token (falls back to all answer rows)."""
+    ends = set(record.extra.get("end_token_ids", []))
+    rows = record.answer_rows
+    keep = [r for r in rows if int(record.answer_ids[record.query_answer_index[r]]) not in ends]
+    return np.asarray(keep if keep else rows, dtype=np.int64)
+
+
+def select_rows(record: AttentionRecord, rows: str | int) -> np.ndarray:
+    if isinstance(rows, (int, np.integer)):
+        return np.asarray([int(rows)])
+    if rows == "first_answer":
+        return content_answer_rows(record)[:1]
+    if rows == "answer":
+        return content_answer_rows(record)
+    if rows == "question":
+        return record.question_rows
+    raise ValueError(f"unknown row choice {rows!r}")
+
+
+def layer_range(record: AttentionRecord, layers: tuple[int, int] | None) -> slice:
+    if layers is None:
+        return slice(0, record.num_layers)
+    start, end = layers
+    if not 0 <= start < end <= record.num_layers:
+        raise ValueError(f"layer range {layers} outside 0..{record.num_layers}")
+    return slice(start, end)
+
+
+def select_heads(array: np.ndarray, record: AttentionRecord, head_mode: HeadMode, index: int) -> np.ndarray:
+    """Reduce the head axis (axis -2) of [..., H, X]: the mean, one GQA group's mean, or one head."""
+    if head_mode == "mean":
+        return array.mean(axis=-2)
+    if head_mode == "group":
+        n = record.model.heads_per_group
+        if not 0 <= index < record.model.num_kv_heads:
+            raise ValueError(f"group {index} outside 0..{record.model.num_kv_heads - 1}")
+        return array[..., index * n : (index + 1) * n, :].mean(axis=-2)
+    if head_mode == "head":
+        if not 0 <= index < record.num_heads:
+            raise ValueError(f"head {index} outside 0..{record.num_heads - 1}")
+        return array[..., index, :]
+    raise ValueError(f"unknown head mode {head_mode!r}")
+
+
+def head_label(record: AttentionRecord, spec: MapSpec) -> str:
+    if spec.head_mode == "mean":
+        return "head mean"
+    if spec.head_mode == "group":
+        n = record.model.heads_per_group
+        return f"group {spec.head} (heads {spec.head * n}-{spec.head * n + n - 1})"
+    return f"head {spec.head}"
+
+
+def rows_label(record: AttentionRecord, rows: np.ndarray) -> str:
+    if len(rows) == 1:
+        return record.row_label(int(rows[0]))
+    return f"{len(rows)} rows ({record.row_label(int(rows[0]))} …)"
+
+
+def layers_label(record: AttentionRecord, layers: slice) -> str:
+    if layers.stop - layers.start == record.num_layers:
+        return f"all {record.num_layers} layers"
+    if layers.stop - layers.start == 1:
+        return f"layer {layers.start}"
+    return f"layers {layers.start}-{layers.stop - 1}"
+
+
+# ---- the views ----------------------------------------------------------------------------------
+def mean_image_attention(record: AttentionRecord, spec: MapSpec, layer_weights: np.ndarray | None = None):
+    """Mean of the raw image rows over the chosen rows, layers (optionally weighted) and heads: [N]."""
+    rows = select_rows(record, spec.rows)
+    layers = layer_range(record, spec.layers)
+    picked = select_heads(record.image_attn[rows, layers], record, spec.head_mode, spec.head)  # [r, l, N]
+    if layer_weights is None:
+        return picked.mean(axis=(0, 1)), rows, layers
+    w = np.asarray(layer_weights, dtype=np.float64)[: picked.shape[1]]
+    return (picked * w[None, :, None]).sum(axis=1).mean(axis=0) / w.sum(), rows, layers
+
+
+def answer_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    flat, rows, layers = mean_image_attention(record, spec)
+    text = (
+        f"{head_label(record, spec)} of {layers_label(record, layers)}, {rows_label(record, rows)}, "
+        "renormalised over image tokens"
+    )
+    return MapView(to_grid(record, flat), text, spec)
+
+
+def layer_weighted_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    """Later layers weigh more (weight = layer index + 1): the opposite of the seed system's bug."""
+    layers = layer_range(record, spec.layers)
+    weights = np.arange(layers.start, layers.stop, dtype=np.float64) + 1
+    flat, rows, layers = mean_image_attention(record, spec, weights)
+    text = f"{head_label(record, spec)}, {layers_label(record, layers)} weighted by depth (l+1), {rows_label(record, rows)}"
+    return MapView(to_grid(record, flat), text, spec)
+
+
+def gate_weights(record: AttentionRecord, gated_columns: list[int], spec: MapSpec) -> np.ndarray:
+    """Per (row, layer, head): the row's attention on the gated question tokens. [r, l, H]"""
+    rows = select_rows(record, spec.rows)
+    layers = layer_range(record, spec.layers)
+    return record.question_attn[rows, layers][..., gated_columns].sum(axis=-1)
+
+
+def gated_view(record: AttentionRecord, spec: MapSpec, gated_columns: list[int] | None = None) -> MapView:
+    """Each query row's image map weighted by how much that row attends to the gated question terms.
+
+    ``gated_columns`` are indices into ``record.question_positions`` (default: ``record.extra["gated"]``).
+    With no gated term the view is the plain answer view.
+    """
+    if gated_columns is None:
+        gated_columns = list(record.extra.get("gated_columns", []))
+    if not gated_columns:
+        view = answer_view(record, spec)
+        view.description = "gated (no gated term in the question): " + view.description
+        return view
+    rows = select_rows(record, spec.rows)
+    layers = layer_range(record, spec.layers)
+    image = record.image_attn[rows, layers]  # [r, l, H, N]
+    weights = gate_weights(record, gated_columns, spec)[..., None]  # [r, l, H, 1]
+    weighted = select_heads(image * weights, record, spec.head_mode, spec.head).sum(axis=(0, 1))
+    terms = ", ".join(sorted(set(record.extra.get("gated_terms", [])))) or f"{len(gated_columns)} tokens"
+    text = f"gated by attention on {terms}: {head_label(record, spec)}, {layers_label(record, layers)}, {rows_label(record, rows)}"
+    return MapView(to_grid(record, weighted), text, spec)
+
+
+def rollout_matrix(layer_mean_attn: np.ndarray, layers: slice, residual: float = 0.5) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema): product of (1-a)·A_l + a·I over layers, rows renormalised.
+
+    No causal order is assumed: the image block's rows attend forward inside the block and the
+    captured matrices keep those entries.
+    """
+    S = layer_mean_attn.shape[-1]
+    eye = np.eye(S)
+    joint = eye
+    for layer in range(layers.start, layers.stop):
+        a = (1 - residual) * layer_mean_attn[layer].astype(np.float64) + residual * eye
+        a = a / a.sum(axis=-1, keepdims=True)
+        joint = a @ joint
+    return joint
+
+
+def rollout_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    if record.layer_mean_attn is None:
+        raise ValueError("this record has no layer-mean attention (rollout needs it)")
+    rows = select_rows(record, spec.rows)
+    layers = layer_range(record, spec.layers)
+    joint = rollout_matrix(record.layer_mean_attn, layers)
+    start, end = record.image_token_span
+    flat = joint[record.query_positions[rows]][:, start:end].mean(axis=0)
+    text = f"attention rollout (head mean, residual 0.5) through {layers_label(record, layers)}, {rows_label(record, rows)}"
+    return MapView(to_grid(record, flat), text, spec.with_(head_mode="mean"))
+
+
+def relative_view(record: AttentionRecord, generic: AttentionRecord, spec: MapSpec) -> MapView:
+    """This question's map over the generic prompt's map on the same image (cancels sinks)."""
+    mine, rows, layers = mean_image_attention(record, spec)
+    theirs, _, _ = mean_image_attention(generic, spec.with_(rows="first_answer"))
+    ratio = normalise(mine) / np.maximum(normalise(theirs), EPS)
+    text = (
+        f"relative: {head_label(record, spec)} of {layers_label(record, layers)}, {rows_label(record, rows)} "
+        f"over the same for {generic.question!r}"
+    )
+    return MapView(to_grid(record, ratio), text, spec)
+
+
+def compute_view(record: AttentionRecord, spec: MapSpec, generic: AttentionRecord | None = None) -> MapView:
+    if spec.view == "answer":
+        return answer_view(record, spec)
+    if spec.view == "question":
+        return answer_view(record, spec.with_(rows="question"))
+    if spec.view == "gated":
+        return gated_view(record, spec)
+    if spec.view == "layer_weighted":
+        return layer_weighted_view(record, spec)
+    if spec.view == "rollout":
+        return rollout_view(record, spec)
+    if spec.view == "relative":
+        if generic is None:
+            raise ValueError("the relative view needs the generic-prompt record of the same image")
+        return relative_view(record, generic, spec)
+    raise ValueError(f"unknown view {spec.view!r} (known: {', '.join(VIEWS)})")
+
+
+# ---- summaries for charts and the head gallery -----------------------------------------------------
+def entropy_of(maps: np.ndarray) -> np.ndarray:
+    """Entropy in nats of each map along the last axis, after renormalising over it."""
+    p = maps / np.maximum(maps.sum(axis=-1, keepdims=True), EPS)
+    return -(p * np.log(np.clip(p, EPS, None))).sum(axis=-1)
+
+
+def head_summaries(record: AttentionRecord, rows: str | int = "first_answer") -> dict[str, np.ndarray]:
+    """Per layer x head [L, H]: image share, BOS share, entropy and focus of the image map."""
+    picked = select_rows(record, rows)
+    image = record.image_attn[picked].mean(axis=0)  # [L, H, N]
+    shares = record.shares[picked].mean(axis=0)  # [L, H, 3]
+    p = image / np.maximum(image.sum(-1, keepdims=True), EPS)
+    return {
+        "image_share": shares[..., 1],
+        "bos_share": shares[..., 0],
+        "text_share": shares[..., 2],
+        "entropy": entropy_of(image),
+        "focus": p.max(axis=-1),
+    }
+
+
+def layer_summaries(record: AttentionRecord, rows: str | int = "first_answer") -> dict[str, np.ndarray]:
+    """Per layer [L], head mean: image share, BOS share, text share, entropy of the head-mean map."""
+    picked = select_rows(record, rows)
+    image = record.image_attn[picked].mean(axis=(0, 2))  # [L, N]
+    shares = record.shares[picked].mean(axis=(0, 2))  # [L, 3]
+    return {
+        "image_share": shares[:, 1],
+        "bos_share": shares[:, 0],
+        "text_share": shares[:, 2],
+        "entropy": entropy_of(image),
+    }
+
+
+def row_shares(record: AttentionRecord, spec: MapSpec) -> dict[str, float]:
+    """bos_share / image_share / text_share of the raw rows a view reads (they sum to 1)."""
+    rows = select_rows(record, spec.rows)
+    layers = layer_range(record, spec.layers)
+    s = select_heads(record.shares[rows, layers], record, spec.head_mode, spec.head).mean(axis=(0, 1))
+    return {"bos_share": float(s[0]), "image_share": float(s[1]), "text_share": float(s[2])}
