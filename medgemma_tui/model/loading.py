@@ -138,7 +138,7 @@ def load_model(
             trust_remote_code=False,
             attn_implementation="sdpa",
         )
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model {source!r}: {first}") from None
     if type(model).__name__ != "Gemma3ForConditionalGeneration":
