@@ -125,6 +125,11 @@ def rows_label(record: AttentionRecord, rows: np.ndarray) -> str:
     return f"{len(rows)} rows ({record.row_label(int(rows[0]))} …)"
 
 
+def reads_label(record: AttentionRecord, spec: MapSpec, rows: np.ndarray, layers: slice) -> str:
+    """What a view read: heads, layers and rows."""
+    return f"{head_label(record, spec)}, {layers_label(record, layers)}, {rows_label(record, rows)}"
+
+
 def layers_label(record: AttentionRecord, layers: slice) -> str:
     if layers.stop - layers.start == record.num_layers:
         return f"all {record.num_layers} layers"
@@ -147,10 +152,7 @@ def mean_image_attention(record: AttentionRecord, spec: MapSpec, layer_weights: 
 
 def answer_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     flat, rows, layers = mean_image_attention(record, spec)
-    text = (
-        f"{head_label(record, spec)} of {layers_label(record, layers)}, {rows_label(record, rows)}, "
-        "renormalised over image tokens"
-    )
+    text = f"{reads_label(record, spec, rows, layers)}, renormalised over image tokens"
     return MapView(to_grid(record, flat), text, spec)
 
 
@@ -159,7 +161,7 @@ def layer_weighted_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     layers = layer_range(record, spec.layers)
     weights = np.arange(layers.start, layers.stop, dtype=np.float64) + 1
     flat, rows, layers = mean_image_attention(record, spec, weights)
-    text = f"{head_label(record, spec)}, {layers_label(record, layers)} weighted by depth (l+1), {rows_label(record, rows)}"
+    text = f"weighted by depth (l+1): {reads_label(record, spec, rows, layers)}"
     return MapView(to_grid(record, flat), text, spec)
 
 
@@ -188,7 +190,7 @@ def gated_view(record: AttentionRecord, spec: MapSpec, gated_columns: list[int] 
     weights = gate_weights(record, gated_columns, spec)[..., None]  # [r, l, H, 1]
     weighted = select_heads(image * weights, record, spec.head_mode, spec.head).sum(axis=(0, 1))
     terms = ", ".join(sorted(set(record.extra.get("gated_terms", [])))) or f"{len(gated_columns)} tokens"
-    text = f"gated by attention on {terms}: {head_label(record, spec)}, {layers_label(record, layers)}, {rows_label(record, rows)}"
+    text = f"gated by attention on {terms}: {reads_label(record, spec, rows, layers)}"
     return MapView(to_grid(record, weighted), text, spec)
 
 
@@ -216,7 +218,7 @@ def rollout_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     joint = rollout_matrix(record.layer_mean_attn, layers)
     start, end = record.image_token_span
     flat = joint[record.query_positions[rows]][:, start:end].mean(axis=0)
-    text = f"attention rollout (head mean, residual 0.5) through {layers_label(record, layers)}, {rows_label(record, rows)}"
+    text = f"attention rollout (residual 0.5): {reads_label(record, spec.with_(head_mode='mean'), rows, layers)}"
     return MapView(to_grid(record, flat), text, spec.with_(head_mode="mean"))
 
 
@@ -225,10 +227,7 @@ def relative_view(record: AttentionRecord, generic: AttentionRecord, spec: MapSp
     mine, rows, layers = mean_image_attention(record, spec)
     theirs, _, _ = mean_image_attention(generic, spec.with_(rows="first_answer"))
     ratio = normalise(mine) / np.maximum(normalise(theirs), EPS)
-    text = (
-        f"relative: {head_label(record, spec)} of {layers_label(record, layers)}, {rows_label(record, rows)} "
-        f"over the same for {generic.question!r}"
-    )
+    text = f"relative: {reads_label(record, spec, rows, layers)} over the same for {generic.question!r}"
     return MapView(to_grid(record, ratio), text, spec)
 
 
