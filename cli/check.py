@@ -1,0 +1,111 @@
+"""``medtui check IMAGE -q QUESTION``: one question about one film, answered in seconds."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import click
+
+from cli.errors import fail, reports_errors
+from cli.options import model_options
+
+
+def finite(value):
+    """JSON has no NaN: metrics that are undefined for this sample are null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def check_payload(image_path, analysis, timings, verify=None) -> dict:
+    record = analysis.record
+    payload = {
+        "image": str(image_path),
+        "question": record.question,
+        "answer": record.answer,
+        "answer_label": analysis.answer_label,
+        "model": record.model.to_json(),
+        "image_token_span": list(record.image_token_span),
+        "map": analysis.view.description,
+        "grid": [[float(v) for v in row] for row in analysis.grid],
+        "metrics": {k: finite(float(v)) for k, v in analysis.metrics.items()},
+        "gating": analysis.gating.to_json(),
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+    }
+    if verify is not None:
+        payload["verify"] = verify
+    return payload
+
+
+def print_human(payload: dict, analysis, colormap: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from medgemma_tui.export.ansi import colorbar_text, heatmap_text
+
+    console = Console()
+    console.print(f"[bold]Q:[/bold] {payload['question']}")
+    console.print(f"[bold]A:[/bold] {payload['answer']!r}  → [bold]{payload['answer_label']}[/bold]")
+    console.print(f"[dim]map: {payload['map']}; image tokens {payload['image_token_span']}[/dim]")
+    console.print(heatmap_text(analysis.grid, colormap), end="")
+    console.print(colorbar_text(analysis.grid, colormap))
+    table = Table(show_header=False, box=None, pad_edge=False)
+    m = payload["metrics"]
+    for name in ("entropy_norm", "focus", "top10_mass", "inside_lungs_ratio", "left_fraction", "right_fraction",
+                 "bos_share", "image_share", "text_share"):
+        if name in m:
+            table.add_row(name, "n/a" if m[name] is None else f"{m[name]:.3f}")
+    console.print(table)
+    if payload["gating"]["terms"]:
+        console.print("gated terms: " + ", ".join(payload["gating"]["terms"]))
+    if "verify" in payload:
+        console.print(f"verify against eager: max |diff| = {payload['verify']['max_abs_diff']:.3g}")
+    console.print(f"[dim]{sum(payload['timings_s'].values()):.2f}s total[/dim]")
+
+
+@click.command("check")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("-q", "--question", required=True, help="The yes/no question to ask about the image.")
+@model_options
+@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=24, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@click.option("--verify-eager", is_flag=True, help="Also run the eager output_attentions reference and compare.")
+@click.option("--colormap", default="magma", show_default=True)
+@reports_errors
+def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap):
+    """Answer QUESTION about IMAGE and show where the answer looked."""
+    from medgemma_tui.analysis.sample import analyse_record
+    from medgemma_tui.data.images import load_image
+    from medgemma_tui.engine.extract import extract_record
+    from medgemma_tui.model.loading import load_model
+
+    if not question.strip():
+        fail("the question is empty")
+    timings = {}
+    t = time.perf_counter()
+    film = load_image(image)
+    timings["load_image"] = time.perf_counter() - t
+    t = time.perf_counter()
+    loaded = load_model(model, device=device, dtype=dtype)
+    timings["load_model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    record = extract_record(loaded, film.rgb, question, max_new_tokens=max_new_tokens, image_path=str(image))
+    timings["answer_and_capture"] = time.perf_counter() - t
+    t = time.perf_counter()
+    analysis = analyse_record(record, pixels=film.pixels)
+    timings["analysis"] = time.perf_counter() - t
+    verify = None
+    if verify_eager:
+        from medgemma_tui.engine.reference import verify_against_eager
+
+        t = time.perf_counter()
+        verify = verify_against_eager(loaded, film.rgb, record)
+        timings["verify_eager"] = time.perf_counter() - t
+    payload = check_payload(image, analysis, timings, verify)
+    if as_json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        print_human(payload, analysis, colormap)

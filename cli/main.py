@@ -1,0 +1,25 @@
+"""The ``medtui`` launcher. Headless commands never import textual; only ``tui``/``open`` do."""
+
+from __future__ import annotations
+
+import click
+
+from cli.check import check_command
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="medgemma-tui")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Where does MedGemma look? Attention capture and analysis for chest X-ray VQA.
+
+    With no command, opens the terminal app on the embedded demo bundle.
+    """
+    if ctx.invoked_subcommand is None:
+        tui = main.get_command(ctx, "tui")
+        if tui is None:
+            raise click.UsageError("the app is not available in this build; try `medtui check --help`")
+        ctx.invoke(tui)
+
+
+main.add_command(check_command)

@@ -1,0 +1,20 @@
+"""Options shared by the commands that load a model."""
+
+from __future__ import annotations
+
+import click
+
+
+def model_options(command):
+    command = click.option(
+        "--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+        help="Weights dtype: bf16 on a GPU, fp32 on the CPU by default.",
+    )(command)
+    command = click.option(
+        "--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].",
+    )(command)
+    command = click.option(
+        "--model", "model", default=None, metavar="M",
+        help="A local model folder, a hub id (e.g. google/medgemma-4b-it), or 'demo' (the default).",
+    )(command)
+    return command

@@ -1,0 +1,117 @@
+"""Everything the tool says about one record: gating, the default map, masks, metrics, the answer label.
+
+``check``, ``eval`` and the app all call ``analyse_record``; nothing here touches the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medgemma_tui.analysis.answers import is_correct, parse_answer
+from medgemma_tui.analysis.grounding import boxes_to_grid
+from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
+from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks, mask_to_grid
+from medgemma_tui.analysis.metrics import map_metrics
+from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shares, select_rows
+from medgemma_tui.engine.record import AttentionRecord
+
+# The default map of a sample (grids/, check, the overlay): see the README, "The default map".
+DEFAULT_SPEC = MapSpec(view="answer", rows="first_answer", layers=None, head_mode="mean")
+
+
+@dataclass
+class Gating:
+    terms: list[str]  # matched lexicon terms, in question order
+    columns: list[int]  # indices into record.question_positions of the gated tokens
+    tokens: list[dict[str, Any]]  # each gated token: text, position (in the prompt), term, weight
+
+    def to_json(self) -> dict[str, Any]:
+        return {"terms": self.terms, "tokens": self.tokens}
+
+
+@dataclass
+class SampleAnalysis:
+    record: AttentionRecord
+    view: MapView
+    metrics: dict[str, float]
+    gating: Gating
+    answer_label: str
+    correct: bool | None
+    masks: AnatomyMasks | None
+    box_grid: np.ndarray | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> np.ndarray:
+        return self.view.grid
+
+
+def gate_question(record: AttentionRecord, terms: list[str] | None = None) -> Gating:
+    """Match lexicon terms in the question and map them to prompt tokens through their offsets.
+
+    A gated token's weight is its share of the answer row's attention (head mean, all layers) over
+    the gated tokens: the tokens the answer actually read weigh most. Weights sum to 1.
+    """
+    matches = match_terms(record.question, terms)
+    by_token = tokens_for_matches(matches, record.question_offsets)
+    columns = sorted(by_token)
+    answer_rows = select_rows(record, "first_answer")
+    reads = record.question_attn[answer_rows].mean(axis=(0, 1, 2))  # [Tq]
+    chosen = reads[columns] if columns else np.zeros(0)
+    weights = chosen / chosen.sum() if chosen.sum() > 0 else np.full(len(columns), 1 / max(len(columns), 1))
+    tokens = [
+        {
+            "text": record.tokens[int(record.question_positions[c])],
+            "position": int(record.question_positions[c]),
+            "term": by_token[c],
+            "weight": float(w),
+        }
+        for c, w in zip(columns, weights, strict=True)
+    ]
+    return Gating(terms=[m.term for m in matches], columns=columns, tokens=tokens)
+
+
+def attach_gating(record: AttentionRecord, gating: Gating) -> None:
+    """The record keeps which tokens are gated, so the gated view and the app need no lexicon."""
+    record.extra["gated_columns"] = list(gating.columns)
+    record.extra["gated_terms"] = list(gating.terms)
+
+
+def analyse_record(
+    record: AttentionRecord,
+    pixels: np.ndarray | None = None,
+    boxes=None,
+    ground_truth: Any = None,
+    spec: MapSpec = DEFAULT_SPEC,
+    terms: list[str] | None = None,
+    generic: AttentionRecord | None = None,
+    masks: AnatomyMasks | None = None,
+) -> SampleAnalysis:
+    """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric."""
+    gating = gate_question(record, terms)
+    attach_gating(record, gating)
+    view = compute_view(record, spec, generic)
+    if masks is None and pixels is not None:
+        masks = anatomy_masks(pixels)
+    grid_shape = record.grid
+    body = lungs = None
+    if masks is not None:
+        body = mask_to_grid(masks.body, grid_shape)
+        lungs = mask_to_grid(masks.lungs, grid_shape)
+    box_grid = boxes_to_grid(boxes, record.image_size, grid_shape) if boxes and record.image_size else None
+    metrics = map_metrics(view.grid, body=body, lungs=lungs, box=box_grid)
+    metrics.update(row_shares(record, spec))
+    label = parse_answer(record.answer, record.question)
+    return SampleAnalysis(
+        record=record,
+        view=view,
+        metrics=metrics,
+        gating=gating,
+        answer_label=label,
+        correct=is_correct(label, ground_truth) if ground_truth is not None else None,
+        masks=masks,
+        box_grid=box_grid,
+    )
