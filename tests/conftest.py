@@ -1,0 +1,40 @@
+"""Shared fixtures: the demo model loads once per session; real films are read from ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REAL_CXR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cxr"
+
+
+@pytest.fixture(scope="session")
+def demo_model():
+    from medgemma_tui.model.loading import load_model
+
+    return load_model(None, device="cpu", dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def film() -> Image.Image:
+    """A non-square grayscale test film (stretched to the square input by the processor)."""
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((300, 400)) * 200 + 20).astype(np.uint8)
+    return Image.fromarray(pixels).convert("RGB")
+
+
+@pytest.fixture(scope="session")
+def demo_record(demo_model, film):
+    from medgemma_tui.engine.extract import extract_record
+
+    return extract_record(demo_model, film, "Is there a pleural effusion in the left lung?", max_new_tokens=8)
+
+
+def real_film(name: str) -> Path:
+    path = REAL_CXR / name
+    if not path.exists():
+        pytest.skip(f"real film {name} not available at {REAL_CXR}")
+    return path

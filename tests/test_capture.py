@@ -1,0 +1,123 @@
+"""The capture is exact: the eager output_attentions path is the reference (DESIGN.md, facts 3, 7, 8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medgemma_tui.analysis.views import MapSpec, compute_view
+from medgemma_tui.engine.capture import attention_probs_fp32
+from medgemma_tui.engine.extract import extract_record
+from medgemma_tui.engine.prompt import build_prompt, image_token_span
+from medgemma_tui.engine.reference import eager_attentions, record_from_reference
+
+
+def test_capture_matches_eager_on_every_layer_and_head(demo_model, film, demo_record):
+    reference = record_from_reference(demo_record, eager_attentions(demo_model, film, demo_record))
+    for name in ("image_attn", "question_attn", "shares", "layer_mean_attn"):
+        got, want = getattr(demo_record, name), reference[name]
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=name)
+
+
+def test_decode_rows_on_sliding_layers_map_keys_to_positions(demo_model, film):
+    """The demo's window (64) is far shorter than the sequence: decode-time keys are not positions."""
+    config = demo_model.config.get_text_config()
+    assert config.sliding_window < 100 and "sliding_attention" in config.layer_types
+    record = extract_record(demo_model, film, "Is there a nodule?", max_new_tokens=12)
+    reference = record_from_reference(record, eager_attentions(demo_model, film, record))
+    rows = record.answer_rows[1:]  # decode steps
+    assert len(rows) >= 1
+    sliding = [i for i, t in enumerate(config.layer_types) if t == "sliding_attention"]
+    np.testing.assert_allclose(record.shares[rows][:, sliding], reference["shares"][rows][:, sliding], atol=1e-5)
+    np.testing.assert_allclose(record.layer_mean_attn, reference["layer_mean_attn"], atol=1e-5)
+
+
+def test_every_captured_row_is_a_distribution(demo_record):
+    np.testing.assert_allclose(demo_record.shares.sum(-1), 1.0, atol=1e-5)
+    assert (demo_record.image_attn >= 0).all()
+
+
+def test_image_span_comes_from_the_tokens_not_a_fixed_offset(demo_model, film, demo_record):
+    config = demo_model.config
+    start, end = demo_record.image_token_span
+    assert end - start == config.mm_tokens_per_image
+    assert (start, end) != (1, 257)
+    ids = demo_record.input_ids
+    assert (ids[start:end] == config.image_token_index).all()
+    assert ids[start - 1] == config.boi_token_index and ids[end] == config.eoi_token_index
+    # the question comes first, so a longer question moves the image
+    long = build_prompt(demo_model.processor, config, film, "Is there a large pleural effusion at the base?")
+    assert long.image_token_span[0] > start
+
+
+def test_image_span_rejects_a_split_or_short_block():
+    with pytest.raises(ValueError):
+        image_token_span(np.array([0, 9, 9, 1, 9]), 9, 3)
+    with pytest.raises(ValueError):
+        image_token_span(np.array([0, 9, 9, 1]), 9, 3)
+
+
+def test_answer_rows_are_the_rows_that_produced_each_answer_token(demo_record):
+    P = demo_record.prompt_length
+    for k, row in enumerate(demo_record.answer_rows):
+        assert demo_record.query_positions[row] == P - 1 + k
+    # the fed sequence holds the answer tokens that were fed back, the last one never is
+    np.testing.assert_array_equal(demo_record.input_ids[P:], demo_record.answer_ids[:-1])
+
+
+def test_question_rows_sit_on_the_question_tokens(demo_record):
+    text = "".join(demo_record.tokens[p] for p in demo_record.question_positions)
+    assert text.strip() == demo_record.question
+
+
+def test_gqa_group_maps_are_the_means_of_their_two_heads(demo_record):
+    n = demo_record.model.heads_per_group
+    assert n == 2
+    base = MapSpec(rows="first_answer", layers=(3, 4))
+    for group in range(demo_record.model.num_kv_heads):
+        group_map = compute_view(demo_record, base.with_(head_mode="group", head=group)).grid
+        raw = demo_record.image_attn[demo_record.answer_rows[0], 3, group * n : group * n + n].mean(0)
+        np.testing.assert_allclose(group_map.ravel(), raw / raw.sum(), atol=1e-6)
+    # the mean of the group means is the plain head mean
+    groups = demo_record.image_attn[:, :, :].reshape(*demo_record.image_attn.shape[:2], -1, n, 256).mean(3)
+    np.testing.assert_allclose(groups.mean(2), demo_record.image_attn.mean(2), atol=1e-7)
+
+
+def test_one_hot_attention_on_token_k_lands_in_cell_k_div_16_k_mod_16(demo_record):
+    record = demo_record
+    for k in (0, 15, 16, 37, 255):
+        record.image_attn = np.zeros_like(record.image_attn)
+        record.image_attn[..., k] = 1.0
+        grid = compute_view(record, MapSpec()).grid
+        assert np.unravel_index(grid.argmax(), grid.shape) == (k // 16, k % 16)
+
+
+def test_image_tokens_are_row_major_with_row_0_at_the_top(demo_model):
+    """A bright square in patch (r, c) changes the vision embedding of token r*16 + c only."""
+    tower = demo_model.model.model.vision_tower.embeddings
+    patch = demo_model.config.vision_config.patch_size
+    size = demo_model.config.vision_config.image_size
+    base = torch.zeros(1, 3, size, size)
+    r, c = 3, 11
+    bright = base.clone()
+    bright[..., r * patch : (r + 1) * patch, c * patch : (c + 1) * patch] = 1.0
+    with torch.no_grad():
+        diff = (tower(bright) - tower(base)).abs().sum(-1)[0]  # [patches]
+    side = size // patch
+    assert int(diff.argmax()) == r * side + c
+    assert int((diff > 1e-6).sum()) == 1
+
+
+def test_fp32_probabilities_match_a_hand_computed_softmax_with_gqa():
+    torch.manual_seed(0)
+    q = torch.randn(1, 4, 3, 8)
+    k = torch.randn(1, 2, 5, 8)
+    mask = torch.zeros(1, 1, 3, 5)
+    mask[..., 4] = torch.finfo(torch.float32).min
+    probs = attention_probs_fp32(q, k, mask, scaling=0.5)
+    for h in range(4):
+        scores = q[0, h] @ k[0, h // 2].T * 0.5
+        scores[:, 4] = -torch.inf
+        torch.testing.assert_close(probs[0, h], torch.softmax(scores, -1))
