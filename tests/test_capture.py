@@ -21,14 +21,15 @@ def test_capture_matches_eager_on_every_layer_and_head(demo_model, film, demo_re
         np.testing.assert_allclose(got, want, atol=1e-5, err_msg=name)
 
 
-def test_decode_rows_on_sliding_layers_map_keys_to_positions(demo_model, film):
-    """The demo's window (64) is far shorter than the sequence: decode-time keys are not positions."""
-    config = demo_model.config.get_text_config()
+def test_decode_rows_on_sliding_layers_map_keys_to_positions(short_window_model, film):
+    """A window (64) far shorter than the sequence: decode-time key j is not sequence position j."""
+    model = short_window_model
+    config = model.config.get_text_config()
     assert config.sliding_window < 100 and "sliding_attention" in config.layer_types
-    record = extract_record(demo_model, film, "Is there a nodule?", max_new_tokens=12)
-    reference = record_from_reference(record, eager_attentions(demo_model, film, record))
+    record = extract_record(model, film, "Is there a nodule?", max_new_tokens=12)
+    reference = record_from_reference(record, eager_attentions(model, film, record))
     rows = record.answer_rows[1:]  # decode steps
-    assert len(rows) >= 1
+    assert len(rows) >= 1 and record.prompt_length > config.sliding_window
     sliding = [i for i, t in enumerate(config.layer_types) if t == "sliding_attention"]
     np.testing.assert_allclose(record.shares[rows][:, sliding], reference["shares"][rows][:, sliding], atol=1e-5)
     np.testing.assert_allclose(record.layer_mean_attn, reference["layer_mean_attn"], atol=1e-5)

@@ -1,0 +1,1 @@
+"""App themes and heatmap colour tables, registered from the files in this folder."""
