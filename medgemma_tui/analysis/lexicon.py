@@ -37,7 +37,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "cardiomegaly": (
         "cardiomegaly", "enlarged heart", "enlarged cardiac silhouette", "heart enlargement",
         "cardiac enlargement", "enlarged cardiac shadow", "enlargement of the heart",
-        "enlargement of the cardiac silhouette",
+        "enlargement of the cardiac silhouette", "heart is enlarged", "cardiac silhouette is enlarged",
+        "heart size is enlarged", "heart appears enlarged", "cardiac silhouette appears enlarged",
     ),
     "edema": (
         "edema", "oedema", "pulmonary edema", "pulmonary oedema", "edematous", "oedematous",
