@@ -5,9 +5,11 @@ The rules of ``parse_answer``, in the order they are tried (all on whole words, 
 
 1. Gemma control tokens (``<end_of_turn>``, ``<eos>``, ...), markdown emphasis, surrounding whitespace
    and punctuation are stripped. Nothing left: ``uncertain``.
-2. A leading verdict word decides: "yes", "yeah", "yep", "positive", "correct", "true", "present",
-   "affirmative" give ``yes``; "no", "nope", "negative", "false", "absent", "none", "incorrect" give
-   ``no`` ("No evidence of effusion." is ``no``; "Yes, a small left effusion." is ``yes``).
+2. A leading verdict word decides: "yes", "yeah", "yep", "affirmative" give ``yes``, and so do
+   "positive", "correct", "true", "present" when they stand alone ("Positive." but not "Positive for
+   ..."); "no", "negative", "false", "absent", "none", "incorrect" standing alone ("No.", "No, the
+   angles are sharp.") give ``no``. "No evidence of effusion." and "No pneumothorax, but a small
+   effusion." are read by the clause rules below.
 3. A hedge makes it ``uncertain``: "cannot be excluded", "cannot rule out", "possible", "may",
    "might", "unclear", "indeterminate", "not sure", "difficult to", "I don't know", ...
 4. With the question: the finding the question asks about (its lexicon concepts, ignoring plain
@@ -43,6 +45,8 @@ _MODEL_PREFIX = re.compile(r"^\s*(?:model|assistant|answer)\s*[:\n]\s*", re.IGNO
 
 _YES_LEAD = {"yes", "yeah", "yep", "yup", "positive", "correct", "true", "present", "affirmative"}
 _NO_LEAD = {"no", "nope", "negative", "false", "absent", "none", "incorrect", "nah"}
+_YES_WORDS = {"yes", "yeah", "yep", "yup", "affirmative"}  # a verdict even when a clause follows
+_NO_WORDS = {"nope", "nah"}
 
 _HEDGE = re.compile(
     r"\b(?:can ?not|can't|could not|couldn't|unable to)\s+(?:be\s+)?"
@@ -59,8 +63,8 @@ _NEG_BEFORE = re.compile(
     r"\b(?:no|not|none|without|negative for|free of|neither|nor|absence of|never)\b|n't\b", re.IGNORECASE
 )
 _NEG_AFTER = re.compile(
-    r"\b(?:is|are)?\s*(?:absent|not (?:seen|present|identified|visualized|visualised|demonstrated|noted"
-    r"|appreciated|evident|visible)|ruled out|excluded|resolved)\b",
+    r"\b(?:is|are)?\s*(?:absent|none|negative|no|not (?:seen|present|identified|visualized|visualised"
+    r"|demonstrated|noted|appreciated|evident|visible)|ruled out|excluded|resolved)\b",
     re.IGNORECASE,
 )
 _AFFIRM = re.compile(
@@ -69,7 +73,7 @@ _AFFIRM = re.compile(
     r"|appears?|enlarged|increased|large|small|moderate|mild|severe)\b",
     re.IGNORECASE,
 )
-_CLAUSE = re.compile(r"[.;:!?,]|\bbut\b|\bhowever\b|\balthough\b|\bwhereas\b", re.IGNORECASE)
+_CLAUSE = re.compile(r"[.;!?,]|\bbut\b|\bhowever\b|\balthough\b|\bwhereas\b", re.IGNORECASE)
 _WORDS = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 # concepts that name where, not what: a question about "the lungs" asks about no particular finding
@@ -93,7 +97,7 @@ def _question_concepts(question: str | None) -> set[str]:
 
 
 def _clause_polarity(clause: str, start: int, end: int) -> str:
-    if _NEG_BEFORE.search(clause[:start]) or _NEG_AFTER.match(clause[end:].lstrip(" ,")):
+    if _NEG_BEFORE.search(clause[:start]) or _NEG_AFTER.match(clause[end:].lstrip(" ,:-")):
         return NO
     return YES
 
@@ -106,9 +110,11 @@ def parse_answer(answer: str, question: str | None = None) -> str:
     words = _WORDS.findall(text.lower())
     if not words:
         return UNCERTAIN
-    if words[0] in _YES_LEAD:
+    # a verdict word leads; "no"/"none"/... only when alone ("No pneumothorax, but ..." is a clause)
+    alone = re.match(r"\W*[a-z]+\s*(?:$|[.,;:!?\-])", text.lower()) is not None
+    if words[0] in _YES_LEAD and (alone or words[0] in _YES_WORDS):
         return YES
-    if words[0] in _NO_LEAD:
+    if words[0] in _NO_LEAD and (alone or words[0] in _NO_WORDS):
         return NO
     if _HEDGE.search(text):
         return UNCERTAIN
