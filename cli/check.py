@@ -44,14 +44,18 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from medgemma_tui.export.ansi import colorbar_text, heatmap_text
+    from medgemma_tui.export.ansi import SHADES, colorbar_text, heatmap_text
 
     console = Console()
     console.print(f"[bold]Q:[/bold] {payload['question']}")
     console.print(f"[bold]A:[/bold] {payload['answer']!r}  → [bold]{payload['answer_label']}[/bold]")
     console.print(f"[dim]map: {payload['map']}; image tokens {payload['image_token_span']}[/dim]")
-    console.print(heatmap_text(analysis.grid, colormap), end="")
-    console.print(colorbar_text(analysis.grid, colormap))
+    if console.color_system is None:
+        console.print(heatmap_text(analysis.grid, colormap, color=False), end="")
+        console.print(f"shades {SHADES!r} from 0 to the max cell {float(analysis.grid.max()):.4f}")
+    else:
+        console.print(heatmap_text(analysis.grid, colormap), end="")
+        console.print(colorbar_text(analysis.grid, colormap))
     table = Table(show_header=False, box=None, pad_edge=False)
     m = payload["metrics"]
     for name in ("entropy_norm", "focus", "top10_mass", "inside_lungs_ratio", "left_fraction", "right_fraction",
@@ -74,8 +78,11 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @click.option("--verify-eager", is_flag=True, help="Also run the eager output_attentions reference and compare.")
 @click.option("--colormap", default="magma", show_default=True)
+@click.option("--export", "export_dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="Also write this sample as a standard results tree in DIR.")
 @reports_errors
-def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap):
+def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap,
+                  export_dir):
     """Answer QUESTION about IMAGE and show where the answer looked."""
     from medgemma_tui.analysis.sample import analyse_record
     from medgemma_tui.data.images import load_image
@@ -105,6 +112,10 @@ def check_command(image, question, model, device, dtype, max_new_tokens, as_json
         verify = verify_against_eager(loaded, film.rgb, record)
         timings["verify_eager"] = time.perf_counter() - t
     payload = check_payload(image, analysis, timings, verify)
+    if export_dir:
+        from medgemma_tui.export.tree import export_check
+
+        payload["export"] = str(export_check(export_dir, image, question, film, analysis, loaded, timings, colormap))
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.check import check_command
+from cli.eval import eval_command
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +24,8 @@ def main(ctx: click.Context) -> None:
 
 
 main.add_command(check_command)
+main.add_command(eval_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,15 +10,23 @@ from rich.text import Text
 from medgemma_tui.colormaps import get_colormap, scale
 
 
-def heatmap_text(grid: np.ndarray, colormap: str = "magma", cell_width: int = 2) -> Text:
-    """One terminal cell pair per grid cell, coloured by the map scaled to its maximum."""
-    cmap = get_colormap(colormap)
-    rgb = cmap(scale(grid))
+SHADES = " .:-=+*#%@"  # for output without colour (a pipe, a log file)
+
+
+def heatmap_text(grid: np.ndarray, colormap: str = "magma", cell_width: int = 2, color: bool = True) -> Text:
+    """One terminal cell pair per grid cell, coloured by the map scaled to its maximum.
+
+    Without colour each cell is a shade character, so the map still reads in a log file.
+    """
+    scaled = scale(grid)
+    rgb = get_colormap(colormap)(scaled)
     text = Text()
     for r in range(grid.shape[0]):
         for c in range(grid.shape[1]):
-            color = Color.from_rgb(*(int(v) for v in rgb[r, c]))
-            text.append(" " * cell_width, Style(bgcolor=color))
+            if color:
+                text.append(" " * cell_width, Style(bgcolor=Color.from_rgb(*(int(v) for v in rgb[r, c]))))
+            else:
+                text.append(SHADES[min(int(scaled[r, c] * len(SHADES)), len(SHADES) - 1)] * cell_width)
         text.append("\n")
     return text
 

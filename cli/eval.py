@@ -1,0 +1,253 @@
+"""``medtui eval --export OUT``: a whole dataset into the standard results tree.
+
+With no ``--model`` and no ``--data`` (and no dataset in the config) it runs the embedded demo bundle.
+Progress goes to stderr (a rich bar on a terminal, plain lines otherwise); stdout carries only the
+final summary. Exit codes: 0 every row done, 1 some rows failed, 2 bad usage or input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import click
+
+from cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, fail, reports_errors
+
+STUDIES = {
+    # flag -> (module, factory): the factory takes the Config and returns an evaluation.Study
+    "robustness": ("medgemma_tui.analysis.robustness", "eval_study"),
+    "faithfulness": ("medgemma_tui.analysis.faithfulness", "eval_study"),
+}
+
+
+def load_studies(config, wanted: list[str]) -> list:
+    """The studies asked for, or exit 2 when their module is not in this build yet."""
+    studies = []
+    for name in wanted:
+        module_name, factory = STUDIES[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            module = None
+        if module is None or not hasattr(module, factory):
+            fail(f"--{name} is not available yet in this build ({module_name}.{factory} is missing)")
+        studies.append(getattr(module, factory)(config))
+    return studies
+
+
+def config_names(path: Path | None, section: str, key: str) -> bool:
+    """Whether the config file itself sets ``section.key`` (defaults do not count)."""
+    if path is None:
+        return False
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data.get(section), dict) and key in data[section]
+
+
+def resolve_inputs(config, config_path, model, data, images):
+    """(model source, CSV, images root, whether it is the demo bundle) from flags, then config, then demo."""
+    from medgemma_tui.resources import demo_dataset_csv
+
+    csv = Path(data) if data else config.data.csv
+    root = Path(images) if images else config.data.images
+    demo_data = csv is None
+    if demo_data:
+        csv = demo_dataset_csv()  # its image_path values are relative to its own folder
+        if not csv.exists():
+            fail(f"the demo dataset is not installed ({csv}); give --data CSV")
+    if model is None:
+        if config_names(config_path, "model", "name_or_path") or not demo_data:
+            model = config.model.name_or_path
+        else:
+            model = "demo"
+    return model, csv, root, demo_data and model == "demo"
+
+
+def check_map_settings(config) -> None:
+    from medgemma_tui.analysis.views import VIEWS
+    from medgemma_tui.colormaps import get_colormap
+
+    view = config.analysis.map_view
+    if view not in VIEWS:
+        fail(f"analysis.map_view {view!r} is not a view (known: {', '.join(VIEWS)})")
+    if view == "relative":
+        fail("analysis.map_view 'relative' needs a generic-prompt pass that eval does not run yet; "
+             "choose answer, gated, layer_weighted, rollout or question")
+    try:
+        get_colormap(config.visualization.colormap)
+    except ValueError as exc:
+        fail(f"visualization.colormap: {exc}")
+
+
+class PlainProgress:
+    """One line per sample on stderr, for logs and pipes."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+
+    def __call__(self, p) -> None:
+        if p.event == "start":
+            self.echo(f"medtui eval: {p.total} to run, {p.skipped} finished already (skipped)")
+        elif p.event == "sample":
+            eta = f", about {format_seconds(p.eta_s)} left" if p.eta_s is not None else ""
+            status = f"FAILED: {p.error}" if p.error else "done"
+            self.echo(f"[{p.index}/{p.total}] {p.key} {status} ({p.sample_s:.2f}s{eta})")
+
+    def echo(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class BarProgress:
+    """A rich progress bar on stderr: samples done, rate, time left, current key."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("[bold]eval[/bold]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("{task.fields[key]}"),
+            TextColumn("[red]{task.fields[failed]}"), console=self.console, transient=False,
+        )
+        self.task = None
+
+    def __call__(self, p) -> None:
+        if p.event == "start":
+            self.console.print(f"{p.total} to run, {p.skipped} finished already (skipped)")
+            self.bar.start()
+            self.task = self.bar.add_task("eval", total=p.total, rate="", key="", failed="")
+        elif p.event == "sample" and self.task is not None:
+            rate = f"{p.rate:.2f}/s" if p.rate else ""
+            failed = f"{p.failed} failed" if p.failed else ""
+            self.bar.update(self.task, completed=p.index, rate=rate, key=p.key, failed=failed)
+            if p.error:
+                self.console.print(f"[red]{p.key}: {p.error}[/red]")
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def print_summary(counts, as_json: bool) -> None:
+    payload = {
+        "done": counts.done,
+        "skipped": counts.skipped,
+        "failed": counts.failed,
+        "selected": counts.selected,
+        "accuracy": counts.accuracy,
+        "wall_s": round(counts.wall_s, 3),
+        "out": counts.out,
+        "interrupted": counts.interrupted,
+        "exit_code": counts.exit_code,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+        return
+    accuracy = "n/a" if counts.accuracy is None else f"{counts.accuracy:.3f}"
+    state = "interrupted" if counts.interrupted else "finished"
+    click.echo(f"{state}: {counts.done} done, {counts.skipped} skipped, {counts.failed} failed "
+               f"in {format_seconds(counts.wall_s)}; accuracy {accuracy}")
+    for failure in counts.failures[:10]:
+        click.echo(f"  failed {failure['key']}: {failure['error']}")
+    if len(counts.failures) > 10:
+        click.echo(f"  ... and {len(counts.failures) - 10} more (see the error column)")
+    click.echo(f"results: {counts.out}")
+
+
+@click.command("eval")
+@click.option("--export", "out", required=True, type=click.Path(file_okay=False), metavar="OUT",
+              help="The results tree to write (created; a re-run completes it).")
+@click.option("--model", default=None, metavar="M",
+              help="A local model folder, a hub id (google/medgemma-4b-it) or 'demo'. Default: the config's, "
+                   "or the demo model when no dataset is given.")
+@click.option("--data", default=None, type=click.Path(dir_okay=False), metavar="CSV",
+              help="The dataset CSV (MIMIC-CXR hard-positive schema). Default: the config's, else the demo.")
+@click.option("--images", default=None, type=click.Path(file_okay=False), metavar="ROOT",
+              help="Folder the CSV's image_path values are relative to. Default: the CSV's folder.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="A TOML config (see fixtures/medtui.example.toml); flags override it.")
+@click.option("--limit", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
+@click.option("--robustness", is_flag=True, help="Also run the robustness study on each sample.")
+@click.option("--faithfulness", is_flag=True, help="Also run the deletion/insertion faithfulness study.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip keys the tree already finished (--no-resume recomputes every row).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, auto).")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
+              help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
+@reports_errors
+def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, resume, as_json, device,
+                 dtype):
+    """Run every row of a dataset and write the standard results tree to OUT."""
+    from medgemma_tui.config import load_config
+    from medgemma_tui.data.schema import load_dataset
+    from medgemma_tui.evaluation import run_evaluation, terminate_as_interrupt
+    from medgemma_tui.export.tree import ResultsTree, TreeBusyError
+
+    started = time.perf_counter()
+    config = load_config(config_path)
+    overrides = {"model.device": device, "model.dtype": dtype}
+    config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
+    model, csv, root, demo = resolve_inputs(config, config_path, model, data, images)
+    config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),
+                                    **({"data.images": str(root)} if root else {})})
+    check_map_settings(config)
+    wanted = [name for name, on in (("robustness", robustness or config.robustness.enabled),
+                                    ("faithfulness", faithfulness or config.faithfulness.enabled)) if on]
+    studies = load_studies(config, wanted)
+    dataset = load_dataset(csv, root)
+    samples = list(dataset.samples[:limit] if limit else dataset.samples)
+
+    tree = ResultsTree(out)
+    show = BarProgress() if sys.stderr.isatty() else PlainProgress()
+    try:
+        with tree.locked(), terminate_as_interrupt():
+            from medgemma_tui.model.loading import load_model
+
+            t = time.perf_counter()
+            loaded = load_model(model, device=config.model.device, dtype=config.model.dtype,
+                                revision=config.model.revision)
+            load_s = time.perf_counter() - t
+            run_info = {
+                "command": "medtui eval",
+                "argv": sys.argv[1:],
+                "dataset": {"csv": str(csv), "images": str(dataset.images_root), "rows": len(dataset),
+                            "limit": limit, "demo_bundle": demo},
+                "studies": wanted,
+                "timings_s": {"load_model": round(load_s, 3)},
+            }
+            counts = run_evaluation(loaded, samples, tree, config, resume=resume, progress=show,
+                                    studies=studies, run_info=run_info)
+    except TreeBusyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    finally:
+        show.close()
+    counts.wall_s = time.perf_counter() - started
+    print_summary(counts, as_json)
+    if counts.interrupted:
+        click.echo("medtui: interrupted; run the same command again to finish", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(counts.exit_code)

@@ -1,0 +1,49 @@
+"""The core and the headless commands never import textual (DESIGN.md, layers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEADLESS = [
+    "import cli.main",
+    "import medgemma_tui.engine.extract, medgemma_tui.analysis.sample, medgemma_tui.runner",
+    "import medgemma_tui.export.record_io, medgemma_tui.data.schema, medgemma_tui.data.images",
+]
+
+
+def modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, timeout=120)
+    return set(out.stdout.split())
+
+
+def test_headless_entry_points_do_not_import_textual():
+    for code in HEADLESS:
+        loaded = modules_after(code)
+        assert "textual" not in loaded, code
+
+
+def test_check_help_runs_without_textual_or_torch():
+    loaded = modules_after(
+        "from click.testing import CliRunner\nfrom cli.main import main\n"
+        "assert CliRunner().invoke(main, ['check', '--help']).exit_code == 0"
+    )
+    assert "textual" not in loaded
+    assert "torch" not in loaded
+
+
+def test_core_modules_do_not_import_textual_in_their_source():
+    import re
+    from pathlib import Path
+
+    import medgemma_tui
+
+    imports_textual = re.compile(r"^\s*(from|import)\s+textual\b", re.MULTILINE)
+    root = Path(medgemma_tui.__file__).parent
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "app" not in p.relative_to(root).parts and imports_textual.search(p.read_text())
+    ]
+    assert offenders == []
