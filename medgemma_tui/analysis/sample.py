@@ -87,13 +87,12 @@ def analyse_record(
     ground_truth: Any = None,
     spec: MapSpec = DEFAULT_SPEC,
     terms: list[str] | None = None,
-    generic: AttentionRecord | None = None,
     masks: AnatomyMasks | None = None,
 ) -> SampleAnalysis:
     """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric."""
     gating = gate_question(record, terms)
     attach_gating(record, gating)
-    view = compute_view(record, spec, generic)
+    view = compute_view(record, spec)
     if masks is None and pixels is not None:
         masks = anatomy_masks(pixels)
     grid_shape = record.grid

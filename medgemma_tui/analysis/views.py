@@ -21,7 +21,9 @@ import numpy as np
 from medgemma_tui.engine.record import AttentionRecord
 
 HeadMode = Literal["mean", "group", "head"]
-VIEWS = ("answer", "gated", "layer_weighted", "rollout", "relative", "question")
+VIEWS = ("answer", "gated", "layer_weighted", "rollout", "relative", "gradient", "gradcam", "question")
+# views that read maps computed with the model beyond the answer pass (record.maps)
+MODEL_VIEWS = {"relative": "generic", "gradient": "gradient", "gradcam": "gradcam"}
 EPS = 1e-12
 
 
@@ -222,16 +224,48 @@ def rollout_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     return MapView(to_grid(record, flat), text, spec.with_(head_mode="mean"))
 
 
-def relative_view(record: AttentionRecord, generic: AttentionRecord, spec: MapSpec) -> MapView:
-    """This question's map over the generic prompt's map on the same image (cancels sinks)."""
+def relative_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    """This question's map over the generic prompt's map on the same image (cancels sinks).
+
+    ``record.maps["generic"]`` [L, H, N] holds the generic prompt's first answer row; the same layers
+    and heads are read from both.
+    """
     mine, rows, layers = mean_image_attention(record, spec)
-    theirs, _, _ = mean_image_attention(generic, spec.with_(rows="first_answer"))
+    generic = record.maps["generic"]
+    theirs = select_heads(generic[layers], record, spec.head_mode, spec.head).mean(axis=0)
     ratio = normalise(mine) / np.maximum(normalise(theirs), EPS)
-    text = f"relative: {reads_label(record, spec, rows, layers)} over the same for {generic.question!r}"
+    prompt = record.extra.get("generic_prompt", "the generic prompt")
+    text = f"relative: {reads_label(record, spec, rows, layers)} over the same for {prompt!r}"
     return MapView(to_grid(record, ratio), text, spec)
 
 
-def compute_view(record: AttentionRecord, spec: MapSpec, generic: AttentionRecord | None = None) -> MapView:
+def gradient_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    """Gradient-weighted attention (Chefer et al.): the positive part of A x dy/dA, first answer row."""
+    layers = layer_range(record, spec.layers)
+    picked = select_heads(record.maps["gradient"][layers], record, spec.head_mode, spec.head).mean(axis=0)
+    rows = select_rows(record, "first_answer")
+    text = f"attention x gradient of the answer logit, positive part: {reads_label(record, spec, rows, layers)}"
+    return MapView(to_grid(record, picked), text, spec.with_(rows="first_answer"))
+
+
+def gradcam_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    text = "Grad-CAM on the last SigLIP layer for the answer logit, pooled to the grid"
+    return MapView(to_grid(record, record.maps["gradcam"]), text, spec)
+
+
+def available_views(record: AttentionRecord) -> list[str]:
+    """The views this record can show (model-dependent views only where their maps were computed)."""
+    out = []
+    for view in VIEWS:
+        if view in MODEL_VIEWS and MODEL_VIEWS[view] not in record.maps:
+            continue
+        if view == "rollout" and record.layer_mean_attn is None:
+            continue
+        out.append(view)
+    return out
+
+
+def compute_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     if spec.view == "answer":
         return answer_view(record, spec)
     if spec.view == "question":
@@ -242,10 +276,14 @@ def compute_view(record: AttentionRecord, spec: MapSpec, generic: AttentionRecor
         return layer_weighted_view(record, spec)
     if spec.view == "rollout":
         return rollout_view(record, spec)
+    if spec.view in MODEL_VIEWS and MODEL_VIEWS[spec.view] not in record.maps:
+        raise ValueError(f"the {spec.view} view needs maps computed with the model (not in this record)")
     if spec.view == "relative":
-        if generic is None:
-            raise ValueError("the relative view needs the generic-prompt record of the same image")
-        return relative_view(record, generic, spec)
+        return relative_view(record, spec)
+    if spec.view == "gradient":
+        return gradient_view(record, spec)
+    if spec.view == "gradcam":
+        return gradcam_view(record, spec)
     raise ValueError(f"unknown view {spec.view!r} (known: {', '.join(VIEWS)})")
 
 

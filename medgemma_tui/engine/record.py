@@ -95,6 +95,11 @@ class AttentionRecord:
     image_path: str | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # views that need the model beyond the answer pass, computed on request and kept with the record:
+    # "gradient" [L, H, N] (attention x gradient, positive part, of the first answer row), "gradcam" [N]
+    # (Grad-CAM on the last SigLIP layer pooled to the grid), "generic" [L, H, N] (the first answer
+    # row of the generic prompt on the same image, for the relative view)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
 
     # ---- shape facts -------------------------------------------------------------------------
     @property

@@ -46,6 +46,8 @@ def save_record(record: AttentionRecord, path: str | os.PathLike) -> Path:
         tensors["layer_mean_attn"] = record.layer_mean_attn.astype(np.float16)
     if record.xray is not None:
         tensors["xray"] = np.ascontiguousarray(record.xray, dtype=np.uint8)
+    for name, array in record.maps.items():
+        tensors[f"maps.{name}"] = np.ascontiguousarray(array, dtype=np.float32)
     meta = {
         "format": FORMAT,
         "question": record.question,
@@ -107,4 +109,5 @@ def load_record(path: str | os.PathLike) -> AttentionRecord:
         image_path=meta.get("image_path") or None,
         timings_s=json.loads(meta["timings_s"]),
         extra=json.loads(meta["extra"]),
+        maps={name.removeprefix("maps."): a for name, a in arrays.items() if name.startswith("maps.")},
     )
