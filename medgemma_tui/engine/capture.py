@@ -43,18 +43,22 @@ def attention_probs_fp32(
     """fp32 ``softmax(q k^T * scaling + mask)`` for every query head.
 
     query: [B, H, q, D]; key: [B, KVH, K, D] (query head h reads KV head h // (H / KVH)).
-    Returns [B, H, q, K] float32.
+    Returns [B, H, q, K] float32. The query heads of a GQA group are matched against their shared
+    keys by broadcasting, so the keys are never copied once per head.
     """
-    heads, kv_heads = query.shape[1], key.shape[1]
-    key = key.float().repeat_interleave(heads // kv_heads, dim=1)  # [B, H, K, D]
-    scores = torch.matmul(query.float(), key.transpose(-1, -2)) * scaling  # [B, H, q, K]
+    batch, heads, q_len, dim = query.shape
+    kv_heads, k_len = key.shape[1], key.shape[2]
+    group = heads // kv_heads
+    grouped = query.float().reshape(batch, kv_heads, group, q_len, dim)  # [B, KVH, G, q, D]
+    scores = torch.matmul(grouped, key.float().unsqueeze(2).transpose(-1, -2))  # [B, KVH, G, q, K]
+    scores = scores.reshape(batch, heads, q_len, k_len).mul_(scaling)  # [B, H, q, K]
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, float("-inf"))
+            scores = scores.masked_fill_(~attention_mask, float("-inf"))
         else:
-            scores = scores + attention_mask.float()
+            scores = scores.add_(attention_mask.float())
     return torch.softmax(scores, dim=-1)
 
 
@@ -66,53 +70,81 @@ class CaptureSession:
     rows are kept (question tokens, then the answer rows); the head-mean of every row
     is kept too when ``keep_layer_mean`` (rollout needs it). Rows are stored with their keys mapped to
     sequence positions, so a sliding layer's short decode-time cache lands in the right columns.
+
+    Each call stores one block per layer (the prefill's rows as one matrix, then one row per decode
+    step), on the model's device; ``rows_matrix`` and ``layer_mean_matrix`` assemble them on the CPU.
     """
 
     num_layers: int
     keep_positions: set[int]
     keep_from: int | None = None  # keep every position from here on (the answer rows)
     keep_layer_mean: bool = True
-    # (layer, position) -> [H, visible] float32 (visible = position + 1 columns)
-    head_rows: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
-    # (layer, position) -> [visible] float32 head mean
-    mean_rows: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    # layer -> blocks of kept per-head rows: (positions, [n, H, W] float32), W = last position + 1
+    head_blocks: dict[int, list[tuple[list[int], torch.Tensor]]] = field(default_factory=dict)
+    # layer -> blocks of head-mean rows: (positions, [q, W] float32)
+    mean_blocks: dict[int, list[tuple[list[int], torch.Tensor]]] = field(default_factory=dict)
     calls: int = 0
+    # the position_ids tensor of the forward pass under way and its values: every layer of one
+    # forward pass gets the same tensor, so reading it (a device sync on a GPU) happens once a step
+    _positions_of: tuple[torch.Tensor, list[int]] | None = field(default=None, repr=False)
+
+    def _positions(self, query_positions: torch.Tensor) -> list[int]:
+        if self._positions_of is None or self._positions_of[0] is not query_positions:
+            self._positions_of = (query_positions, query_positions.tolist())
+        return self._positions_of[1]
+
+    def _kept(self, pos: int) -> bool:
+        return pos in self.keep_positions or (self.keep_from is not None and pos >= self.keep_from)
 
     def observe(self, layer_idx: int, probs: torch.Tensor, query_positions: torch.Tensor) -> None:
-        """probs: [H, q, K] fp32 for one sequence; query_positions: [q] sequence positions."""
+        """probs: [H, q, K] fp32 for one sequence; query_positions: [q] ascending sequence positions."""
         self.calls += 1
+        positions = self._positions(query_positions)
         keys = probs.shape[-1]
-        last = int(query_positions[-1])
-        first_key = last + 1 - keys  # the cache holds the most recent `keys` positions
-        for i, pos in enumerate(query_positions.tolist()):
-            row = probs[:, i, :]  # [H, K]
-            visible = pos + 1
-            # keys after `pos` are masked (zero) except inside the bidirectional image block
-            width = max(visible, first_key + keys)
-            full = row.new_zeros((row.shape[0], width))
-            full[:, first_key : first_key + keys] = row
-            if pos in self.keep_positions or (self.keep_from is not None and pos >= self.keep_from):
-                self.head_rows[(layer_idx, pos)] = full.cpu()
-            if self.keep_layer_mean:
-                self.mean_rows[(layer_idx, pos)] = full.mean(dim=0).cpu()
+        first_key = positions[-1] + 1 - keys  # the cache holds the most recent `keys` positions
+        if first_key < 0:
+            raise RuntimeError(f"layer {layer_idx}: {keys} keys for a query at position {positions[-1]}")
+        # keys after a row's position are masked (zero) except inside the bidirectional image block,
+        # so every row of the block spans positions 0..last
+        if first_key > 0:
+            probs = torch.nn.functional.pad(probs, (first_key, 0))  # [H, q, last + 1]
+        kept = [i for i, pos in enumerate(positions) if self._kept(pos)]
+        if kept:
+            rows = probs if len(kept) == len(positions) else probs[:, kept, :]
+            self.head_blocks.setdefault(layer_idx, []).append(
+                ([positions[i] for i in kept], rows.transpose(0, 1))  # [n, H, W]
+            )
+        if self.keep_layer_mean:
+            self.mean_blocks.setdefault(layer_idx, []).append((positions, probs.mean(dim=0)))  # [q, W]
 
     def rows_matrix(self, positions: list[int], seq_len: int) -> torch.Tensor:
         """[Q, L, H, seq_len] float32 of the kept per-head rows, zero-padded on the right."""
-        any_row = next(iter(self.head_rows.values()))
-        out = torch.zeros((len(positions), self.num_layers, any_row.shape[0], seq_len))
-        for r, pos in enumerate(positions):
-            for layer in range(self.num_layers):
-                row = self.head_rows[(layer, pos)][:, :seq_len]
-                out[r, layer, :, : row.shape[1]] = row
-        return out
+        heads = next(iter(self.head_blocks.values()))[0][1].shape[1]
+        out = torch.zeros((self.num_layers, len(positions), heads, seq_len))
+        for layer in range(self.num_layers):
+            where = {pos: (b, i) for b, (block_pos, _) in enumerate(self.head_blocks[layer]) for i, pos in
+                     enumerate(block_pos)}
+            wanted: dict[int, tuple[list[int], list[int]]] = {}  # block -> (its rows, rows of out)
+            for r, pos in enumerate(positions):
+                b, i = where[pos]
+                wanted.setdefault(b, ([], []))
+                wanted[b][0].append(i)
+                wanted[b][1].append(r)
+            for b, (rows, targets) in wanted.items():
+                block = self.head_blocks[layer][b][1][rows, :, :seq_len].cpu()  # [n, H, w]
+                out[layer, targets, :, : block.shape[-1]] = block
+        return out.transpose(0, 1)
 
     def layer_mean_matrix(self, seq_len: int) -> torch.Tensor:
         """[L, S, S] head-mean attention of every fed position."""
         out = torch.zeros((self.num_layers, seq_len, seq_len))
-        for (layer, pos), row in self.mean_rows.items():
-            if pos < seq_len:
-                w = min(row.shape[0], seq_len)
-                out[layer, pos, :w] = row[:w]
+        for layer, blocks in self.mean_blocks.items():
+            for block_pos, rows in blocks:
+                inside = [i for i, pos in enumerate(block_pos) if pos < seq_len]
+                if not inside:
+                    continue
+                block = rows[inside, :seq_len].cpu()  # [n, w]
+                out[layer, [block_pos[i] for i in inside], : block.shape[-1]] = block
         return out
 
 
