@@ -88,6 +88,42 @@ def _check_local_folder(path: Path) -> None:
         raise ModelLoadError(f"no *.safetensors weights in {path}")
 
 
+HUB_HOST = ("huggingface.co", 443)
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """One quick connection attempt, so an offline host fails in seconds, not after minutes of retries."""
+    import socket
+
+    try:
+        with socket.create_connection(HUB_HOST, timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_hub_id(repo_id: str, revision: str | None) -> Path:
+    """A hub id -> a local snapshot folder: the cache first, then (if reachable) a download."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True, allow_patterns=HUB_PATTERNS))
+    except Exception:  # not cached (the hub client raises several kinds): try the network below
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable():
+        raise ModelLoadError(
+            f"{repo_id!r} is not in the local Hugging Face cache and the hub cannot be reached; "
+            "download it on a connected machine and pass --model /path/to/its/folder"
+        )
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:  # gated repo, unknown id, revoked token: one line for the user
+        raise ModelLoadError(f"cannot download {repo_id!r}: {str(exc).strip().splitlines()[0]}") from None
+
+
 def model_info(model, source: str, revision: str | None = None) -> ModelInfo:
     text = model.config.get_text_config()
     side = int(round(model.config.mm_tokens_per_image**0.5))
@@ -117,8 +153,9 @@ def load_model(
     source = DEMO if source in (None, "", DEMO) else str(source)
     path = demo_model_dir() if source == DEMO else Path(source).expanduser()
     local = source == DEMO or path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1
-    if local:
-        _check_local_folder(path)
+    if not local:
+        path = resolve_hub_id(source, revision)
+    _check_local_folder(path)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
 
@@ -127,12 +164,11 @@ def load_model(
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    where = str(path) if local else source
+    where = str(path)
     try:
-        processor = AutoProcessor.from_pretrained(where, revision=revision, trust_remote_code=False)
+        processor = AutoProcessor.from_pretrained(where, trust_remote_code=False)
         model = AutoModelForImageTextToText.from_pretrained(
             where,
-            revision=revision,
             dtype=torch_dtype,
             use_safetensors=True,
             trust_remote_code=False,
