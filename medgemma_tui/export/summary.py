@@ -1,0 +1,247 @@
+"""``analysis/`` of a results tree: summary.json, hard_positives.csv, by_strategy.csv and the dataset plots.
+
+Everything here is computed from the CSV rows and the saved grids, so a tree can be re-summarised
+without the model (``ResultsReader.summary()``, ``write_analysis``).
+
+- ``accuracy``: share of the finished rows with a yes/no ground truth whose parsed answer matches it
+  (``uncertain`` counts as wrong).
+- ``pointing_game``: share of boxed rows whose map's top cell touches a box, over *focal* findings
+  (every boxed row except diffuse findings such as cardiomegaly, where a box is the whole heart and
+  pointing says little); ``pointing_game_chance`` is the mean box area fraction of the same rows (the
+  hit rate of a map that points at random). ``pointing_game_overall`` counts every boxed row.
+- Hard-positive groups are the rows sharing (image_path, baseline_question) with at least two finished
+  variants. ``hard_positive_answer_consistency``: share of those groups whose parsed labels all agree;
+  ``mean_js_variants``: mean over groups of the mean pairwise Jensen-Shannon divergence (nats) of their
+  grids.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES, js_divergence
+from medgemma_tui.export.tree import SHARE_NAMES, ResultsTree, jsonable, read_rows, write_bytes_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+GridLoader = Callable[[str], np.ndarray]
+DIFFUSE_FINDINGS = frozenset({
+    "cardiomegaly", "enlarged cardiac silhouette", "enlarged heart", "edema", "pulmonary edema", "emphysema",
+    "fibrosis", "interstitial", "no finding", "normal", "support devices",
+})
+HARD_POSITIVE_COLUMNS = ("image_path", "baseline_question", "variants", "labels", "consistent",
+                         "agree_with_original", "mean_js", "mean_js_vs_original", "keys")
+BY_STRATEGY_COLUMNS = ("strategy", "rows", "scored", "accuracy", "flip_rate", "mean_js_vs_original",
+                       "raw_strategies")
+
+
+def finished(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["error"] == ""] if "error" in rows and not rows.empty else rows
+
+
+def mean_or_none(values) -> float | None:
+    import pandas as pd
+
+    values = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype(float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else None
+
+
+def is_focal(finding: str) -> bool:
+    return finding.strip().lower() not in DIFFUSE_FINDINGS
+
+
+def pointing_game(done: pd.DataFrame) -> dict[str, Any]:
+    if "pointing_hit" not in done or done.empty:
+        return {}
+    boxed = done[done["bbox"].astype(str).str.strip() != ""]
+    boxed = boxed[np.isfinite(boxed["pointing_hit"].astype(float))]
+    if boxed.empty:
+        return {}
+    focal = boxed[boxed["finding"].astype(str).map(is_focal)] if "finding" in boxed else boxed
+    out = {
+        "pointing_game": mean_or_none(focal["pointing_hit"]),
+        "pointing_game_chance": mean_or_none(focal["box_area_fraction"]),
+        "pointing_game_n": len(focal),
+        "pointing_game_overall": mean_or_none(boxed["pointing_hit"]),
+        "pointing_game_overall_chance": mean_or_none(boxed["box_area_fraction"]),
+        "pointing_game_overall_n": len(boxed),
+    }
+    if "finding" in boxed:
+        out["pointing_game_by_finding"] = {
+            str(finding or "(none)"): {"hit_rate": mean_or_none(part["pointing_hit"]),
+                                       "chance": mean_or_none(part["box_area_fraction"]), "n": len(part)}
+            for finding, part in boxed.groupby("finding", sort=True)
+        }
+    return out
+
+
+def mean_pairwise_js(grids: list[np.ndarray]) -> float:
+    pairs = list(itertools.combinations(grids, 2))
+    return float(np.mean([js_divergence(a, b) for a, b in pairs])) if pairs else math.nan
+
+
+def hard_positive_groups(rows: pd.DataFrame, load_grid: GridLoader) -> pd.DataFrame:
+    """One row per (image_path, baseline_question) with at least two finished variants."""
+    import pandas as pd
+
+    done = finished(rows)
+    out = []
+    if done.empty:
+        return pd.DataFrame(columns=HARD_POSITIVE_COLUMNS)
+    for (image, baseline), group in done.groupby(["image_path", "baseline_question"], sort=False):
+        if len(group) < 2:
+            continue
+        group = group.sort_values(["variant_index", "row"])
+        grids = [load_grid(k) for k in group["key"]]
+        labels = group["answer_label"].tolist()
+        original = group[group["variant_index"] == 0]
+        agree = js_original = math.nan
+        if not original.empty:
+            first = original.index[0]
+            reference = grids[list(group.index).index(first)]
+            others = [(label, grid) for idx, label, grid in zip(group.index, labels, grids, strict=True)
+                      if idx != first]
+            agree = float(np.mean([label == original.at[first, "answer_label"] for label, _ in others]))
+            js_original = float(np.mean([js_divergence(reference, grid) for _, grid in others]))
+        out.append({
+            "image_path": image,
+            "baseline_question": baseline,
+            "variants": len(group),
+            "labels": ";".join(labels),
+            "consistent": len(set(labels)) == 1,
+            "agree_with_original": agree,
+            "mean_js": mean_pairwise_js(grids),
+            "mean_js_vs_original": js_original,
+            "keys": ";".join(group["key"]),
+        })
+    return pd.DataFrame(out, columns=HARD_POSITIVE_COLUMNS)
+
+
+def by_strategy(rows: pd.DataFrame, load_grid: GridLoader) -> pd.DataFrame:
+    """Per strategy kind (a row with a combined strategy counts for each kind it names)."""
+    import pandas as pd
+
+    done = finished(rows)
+    if done.empty:
+        return pd.DataFrame(columns=BY_STRATEGY_COLUMNS)
+    originals = {}
+    for _, row in done[done["variant_index"] == 0].iterrows():
+        originals.setdefault((row["image_path"], row["baseline_question"]), row)
+    per_kind: dict[str, list] = {}
+    for _, row in done.iterrows():
+        for kind in str(row["strategy_kinds"] or "original").split("+"):
+            per_kind.setdefault(kind, []).append(row)
+    out = []
+    for kind, members in sorted(per_kind.items()):
+        scored = [bool(r["correct"]) for r in members if r["correct"] is not None and not _is_na(r["correct"])]
+        flips, js = [], []
+        for r in members:
+            base = originals.get((r["image_path"], r["baseline_question"]))
+            if base is None or base["key"] == r["key"]:
+                continue
+            flips.append(r["answer_label"] != base["answer_label"])
+            js.append(js_divergence(load_grid(base["key"]), load_grid(r["key"])))
+        out.append({
+            "strategy": kind,
+            "rows": len(members),
+            "scored": len(scored),
+            "accuracy": float(np.mean(scored)) if scored else math.nan,
+            "flip_rate": float(np.mean(flips)) if flips else math.nan,
+            "mean_js_vs_original": float(np.mean(js)) if js else math.nan,
+            "raw_strategies": " | ".join(sorted({str(r["strategy"]) for r in members if str(r["strategy"])})),
+        })
+    return pd.DataFrame(out, columns=BY_STRATEGY_COLUMNS)
+
+
+def _is_na(value) -> bool:
+    import pandas as pd
+
+    return value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] | None = None,
+              groups: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The numbers of ``analysis/summary.json``."""
+    done = finished(rows)
+    correct = done["correct"].dropna() if "correct" in done else []
+    summary: dict[str, Any] = {
+        "rows": len(rows),
+        "done": len(done),
+        "failed": len(rows) - len(done),
+        "skipped": int((counts or {}).get("skipped", 0)),
+        "accuracy": float(np.mean(correct.astype(bool))) if len(correct) else None,
+        "scored": len(correct),
+        "answer_labels": {str(k): int(v) for k, v in done["answer_label"].value_counts().items()}
+        if "answer_label" in done else {},
+        "metrics": {name: mean_or_none(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES, *BOX_METRIC_NAMES)
+                    if name in done},
+    }
+    summary.update(pointing_game(done))
+    if groups is None:
+        groups = hard_positive_groups(rows, load_grid)
+    if not groups.empty:
+        summary["hard_positive_groups"] = len(groups)
+        summary["hard_positive_answer_consistency"] = float(groups["consistent"].astype(bool).mean())
+        summary["hard_positive_agree_with_original"] = mean_or_none(groups["agree_with_original"])
+        summary["mean_js_variants"] = mean_or_none(groups["mean_js"])
+    if counts:
+        summary["run"] = {k: v for k, v in counts.items() if k != "skipped"}
+    return summary
+
+
+def write_csv_atomic(frame: pd.DataFrame, path) -> None:
+    write_bytes_atomic(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
+def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plots: bool = True) -> dict[str, Any]:
+    """Write summary.json, hard_positives.csv, by_strategy.csv (and the plots) under ``tree/analysis``."""
+    rows = read_rows(tree.csv_path)
+    grids: dict[str, np.ndarray] = {}
+
+    def load_grid(key: str) -> np.ndarray:
+        if key not in grids:
+            grids[key] = np.load(tree.grid_path(key))
+        return grids[key]
+
+    groups = hard_positive_groups(rows, load_grid)
+    strategies = by_strategy(rows, load_grid)
+    summary = summarise(rows, load_grid, counts, groups)
+    folder = tree.analysis_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(groups, folder / "hard_positives.csv")
+    write_csv_atomic(strategies, folder / "by_strategy.csv")
+    if plots:
+        summary["plots"] = write_plots(tree, rows, strategies)
+    text = json.dumps(jsonable(summary), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    write_bytes_atomic(folder / "summary.json", text.encode("utf-8"))
+    return summary
+
+
+def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame) -> list[str]:
+    from medgemma_tui.export import figures
+
+    folder = tree.analysis_dir
+    summaries, layer_types, cells = [], None, None
+    for key in finished(rows)["key"] if not rows.empty else []:
+        path = tree.meta_path(key)
+        if not path.exists():
+            continue
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        summaries.append(meta.get("layer_summary"))
+        layer_types = layer_types or meta.get("model", {}).get("layer_types")
+        shape = meta.get("map", {}).get("grid_shape")
+        cells = cells or (int(np.prod(shape)) if shape else None)
+    written = [
+        figures.plot_metric_distributions(rows, folder / "metric_distributions.png"),
+        figures.plot_accuracy_by_strategy(strategies, folder / "accuracy_by_strategy.png"),
+        figures.plot_layer_profile(summaries, folder / "layer_profile.png", layer_types, cells),
+    ]
+    return [p.name for p in written if p is not None]
