@@ -1,0 +1,132 @@
+"""One screenful of one record: the map for a view state, its metrics, and the cell zones. No textual.
+
+Views and metrics are pure functions of the record and the state, so they are cached by the
+``MapSpec`` they were made from: stepping back to a layer already seen costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from medgemma_tui.analysis.masks import mask_to_grid
+from medgemma_tui.analysis.metrics import map_metrics
+from medgemma_tui.analysis.sample import SampleAnalysis
+from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shares
+from medgemma_tui.app.state import ViewState, map_spec
+from medgemma_tui.engine.record import AttentionRecord
+
+ZONE_NAMES = {
+    "right_upper": "patient's right lung, upper zone",
+    "right_middle": "patient's right lung, middle zone",
+    "right_lower": "patient's right lung, lower zone",
+    "left_upper": "patient's left lung, upper zone",
+    "left_middle": "patient's left lung, middle zone",
+    "left_lower": "patient's left lung, lower zone",
+    "body": "body, outside the lungs",
+    "outside": "outside the body",
+}
+
+
+@dataclass
+class Frame:
+    analysis: SampleAnalysis
+    state: ViewState
+    spec: MapSpec
+    view: MapView
+    metrics: dict[str, float]
+
+    @property
+    def record(self) -> AttentionRecord:
+        return self.analysis.record
+
+    @property
+    def grid(self) -> np.ndarray:
+        return self.view.grid
+
+
+class FrameMaker:
+    """Makes frames for the analyses it is shown, with a bounded cache of views, metrics and masks."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._views: OrderedDict[tuple, tuple[MapView, dict[str, float]]] = OrderedDict()
+        self._grids: dict[int, tuple[SampleAnalysis, dict[str, np.ndarray | None]]] = {}
+
+    def mask_grids(self, analysis: SampleAnalysis) -> dict[str, np.ndarray | None]:
+        """Per-cell coverage of body and lungs, and each cell's zone name (computed once per analysis)."""
+        cached = self._grids.get(id(analysis))
+        if cached is not None and cached[0] is analysis:
+            return cached[1]
+        grids: dict[str, np.ndarray | None] = {"body": None, "lungs": None, "zones": None}
+        masks = analysis.masks
+        shape = analysis.record.grid
+        if masks is not None:
+            grids["body"] = mask_to_grid(masks.body, shape)
+            grids["lungs"] = mask_to_grid(masks.lungs, shape)
+            grids["zones"] = zone_grid(masks, shape)
+        if len(self._grids) > 64:
+            self._grids.clear()
+        self._grids[id(analysis)] = (analysis, grids)
+        return grids
+
+    def frame(self, analysis: SampleAnalysis, state: ViewState) -> Frame:
+        record = analysis.record
+        spec = map_spec(state, record)
+        key = (id(record), spec)
+        hit = self._views.get(key)
+        if hit is not None:
+            self._views.move_to_end(key)
+            view, metrics = hit
+        else:
+            view = compute_view(record, spec)
+            grids = self.mask_grids(analysis)
+            metrics = map_metrics(view.grid, body=grids["body"], lungs=grids["lungs"], box=analysis.box_grid)
+            metrics.update(row_shares(record, view.spec))
+            self._views[key] = (view, metrics)
+            while len(self._views) > self.size:
+                self._views.popitem(last=False)
+        return Frame(analysis=analysis, state=state, spec=spec, view=view, metrics=metrics)
+
+    def forget(self) -> None:
+        self._views.clear()
+        self._grids.clear()
+
+
+def zone_grid(masks, shape: tuple[int, int]) -> np.ndarray:
+    """[rows, cols] array of zone keys (see ZONE_NAMES): the zone covering most of each cell."""
+    zones = masks.zones()
+    names = [*zones, "body", "outside"]
+    body = mask_to_grid(masks.body, shape)
+    lungs = mask_to_grid(masks.lungs, shape)
+    cover = [mask_to_grid(zones[n], shape) for n in zones]
+    cover.append(np.clip(body - lungs, 0, 1))
+    cover.append(1.0 - body)
+    return np.asarray(names, dtype=object)[np.argmax(np.stack(cover), axis=0)]
+
+
+def cell_zone(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> str:
+    """Where a cell lies: the anatomical zone from the masks, or the image region without them."""
+    r, c = cell
+    if zones is not None:
+        return ZONE_NAMES[str(zones[r, c])]
+    rows, cols = frame.grid.shape
+    vertical = ("upper", "middle", "lower")[min(2, 3 * r // rows)]
+    side = "image left (patient's right)" if c < cols / 2 else "image right (patient's left)"
+    return f"{side}, {vertical} third (no masks)"
+
+
+def cell_text(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> str:
+    r, c = cell
+    value = float(frame.grid[r, c])
+    lift = value * frame.grid.size
+    return f"cell ({r},{c}) {value:.4f} ({lift:.2f}x uniform) · {cell_zone(frame, zones, cell)}"
+
+
+def fmt(value: float) -> str:
+    if value is None or isinstance(value, float) and not math.isfinite(value):
+        return "n/a"
+    return f"{value:.3f}"

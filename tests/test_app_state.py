@@ -1,0 +1,175 @@
+"""The inspector's headless core: view-state steps, the status line, the half-block picture, the redraw measure.
+
+Records here are built by hand with MedGemma's shape (34 layers, 8 query heads in 4 GQA groups, a
+16x16 grid), so every expected value is known without running a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medgemma_tui.app import state as st
+from medgemma_tui.app.picture import HALF, Paint, half_block_strips, picture_strips, xterm256
+from medgemma_tui.engine.record import AttentionRecord, ModelInfo
+
+LAYERS, HEADS, KV, N = 34, 8, 4, 256
+
+
+def medgemma_shaped_record(answer_tokens=("yes", "<end_of_turn>")) -> AttentionRecord:
+    """Prompt: <bos> Is there an effusion ? <image x256>; the answer 'yes' then an end token."""
+    prompt = ["<bos>", "Is", " there", " an", " effusion", "?", *["<image_soft_token>"] * N]
+    question_positions = np.arange(1, 6)
+    P = len(prompt)
+    A = len(answer_tokens)
+    tokens = prompt + list(answer_tokens[:-1])
+    query_positions = np.concatenate([question_positions, np.arange(P - 1, P - 1 + A)])
+    q = len(query_positions)
+    rng = np.random.default_rng(0)
+    image = rng.random((q, LAYERS, HEADS, N)).astype(np.float32)
+    image /= image.sum(-1, keepdims=True) * 2  # half of every row on the image
+    shares = np.zeros((q, LAYERS, HEADS, 3), np.float32)
+    shares[..., 0], shares[..., 1], shares[..., 2] = 0.4, 0.5, 0.1
+    model = ModelInfo("hand-made", LAYERS, HEADS, KV, (16, 16), ["sliding_attention"] * LAYERS)
+    return AttentionRecord(
+        question="Is there an effusion?",
+        answer="yes",
+        model=model,
+        input_ids=np.arange(len(tokens)),
+        tokens=tokens,
+        prompt_length=P,
+        answer_ids=np.array([10, 1][:A]),
+        answer_tokens=list(answer_tokens),
+        answer_logprobs=np.zeros(A, np.float32),
+        image_token_span=(6, 6 + N),
+        question_positions=question_positions,
+        question_offsets=[(0, 2), (2, 8), (8, 11), (11, 20), (20, 21)],
+        query_positions=query_positions,
+        query_kind=["question"] * 5 + ["answer"] * A,
+        query_answer_index=np.concatenate([np.full(5, -1), np.arange(A)]),
+        image_attn=image,
+        question_attn=np.full((q, LAYERS, HEADS, 5), 0.02, np.float32),
+        shares=shares,
+        layer_mean_attn=None,
+        xray=np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1)),
+        extra={"end_token_ids": [1]},
+    )
+
+
+@pytest.fixture(scope="module")
+def record() -> AttentionRecord:
+    rec = medgemma_shaped_record()
+    rec.validate()
+    return rec
+
+
+def test_status_line_reads_layer_head_token_view(record):
+    state = st.show_record(st.ViewState(view="gated"), record).with_(layer=12)
+    assert st.status_line(state, record) == "layer 12/34 · head mean · token 'yes' · view gated"
+
+
+def test_status_line_says_all_layers_before_a_layer_is_chosen(record):
+    state = st.show_record(st.ViewState(), record)
+    assert st.status_line(state, record).startswith("layer all/34 · head mean · token 'yes'")
+
+
+def test_layer_keys_walk_all_then_every_layer_and_back_to_all(record):
+    state = st.show_record(st.ViewState(), record)
+    seen = []
+    for _ in range(LAYERS + 1):
+        state = st.step_layer(state, record, 1)
+        seen.append(state.layer)
+    assert seen == [*range(LAYERS), None]
+    assert st.step_layer(st.ViewState(), record, -1).layer == LAYERS - 1
+    assert st.all_layers(state.with_(layer=7)).layer is None
+
+
+def test_head_keys_enter_single_heads_from_the_mean_and_wrap(record):
+    state = st.show_record(st.ViewState(), record)
+    state = st.step_head(state, record, 1)
+    assert (state.head_mode, state.head) == ("head", 0)
+    for _ in range(HEADS):
+        state = st.step_head(state, record, 1)
+    assert state.head == 0
+    assert st.step_head(st.ViewState(), record, -1).head == HEADS - 1
+
+
+def test_head_mode_cycles_mean_group_head_keeping_the_group(record):
+    state = st.cycle_head_mode(st.ViewState(), record)
+    assert (state.head_mode, state.head) == ("group", 0)
+    state = st.step_head(state, record, 1)  # group 1: heads 2-3
+    assert st.head_part(state, record) == "group 1/4 (heads 2-3)"
+    state = st.cycle_head_mode(state, record)
+    assert (state.head_mode, state.head) == ("head", 2)
+    assert st.cycle_head_mode(state, record).head_mode == "mean"
+
+
+def test_token_keys_walk_question_tokens_then_answer_rows_starting_at_the_first_answer(record):
+    state = st.show_record(st.ViewState(), record)
+    assert st.token_text(record, state.row) == "yes"
+    assert int(record.query_positions[state.row]) == record.prompt_length - 1  # the row that produced 'yes'
+    words = []
+    for _ in range(len(st.token_rows(record))):
+        state = st.step_row(state, record, 1)
+        words.append(st.token_text(record, state.row))
+    assert words == ["<end_of_turn>", "Is", "there", "an", "effusion", "?", "yes"]
+    assert st.token_part(st.step_row(state, record, 3), record) == "token 'there' (question)"
+
+
+def test_views_cycle_over_what_the_record_can_show(record):
+    views = st.available_views(record)
+    assert "rollout" not in views  # no layer-mean matrices in this record
+    assert "relative" not in views
+    state = st.ViewState()
+    for expected in (*views[1:], views[0]):
+        state = st.cycle_view(state, record)
+        assert state.view == expected
+
+
+def test_map_spec_follows_the_state(record):
+    state = st.show_record(st.ViewState(), record).with_(layer=5, head_mode="group", head=3)
+    spec = st.map_spec(state, record)
+    assert spec.layers == (5, 6) and spec.head_mode == "group" and spec.head == 3
+    assert spec.rows == state.row
+
+
+def test_cursor_stays_on_the_grid(record):
+    state = st.move_cursor(st.ViewState(), record, -100, 100)
+    assert state.cursor == (0, 15)
+
+
+def test_xterm256_gives_exact_palette_colours_their_index():
+    rgb = np.array([[[0, 0, 0], [255, 255, 255], [95, 135, 175], [128, 128, 128], [255, 0, 0]]], np.uint8)
+    assert xterm256(rgb).tolist() == [[16, 231, 16 + 36 * 1 + 6 * 2 + 3, 244, 196]]
+
+
+def test_half_blocks_carry_the_upper_pixel_as_foreground_and_the_lower_as_background():
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[0, :] = (255, 0, 0)
+    rgb[1, :] = (0, 0, 255)
+    (strip,) = half_block_strips(rgb, Paint(background=(1, 2, 3)), width=4, height=1)
+    segments = list(strip)
+    picture = [s for s in segments if HALF in s.text]
+    assert len(picture) == 1 and picture[0].text == HALF * 2  # one run for two equal cells
+    assert picture[0].style.color.triplet == (255, 0, 0)
+    assert picture[0].style.bgcolor.triplet == (0, 0, 255)
+    padding = [s for s in segments if HALF not in s.text]
+    assert padding and all(s.style.bgcolor.triplet == (1, 2, 3) for s in padding)
+    assert strip.cell_length == 4
+
+
+def test_every_cell_of_the_picture_has_an_explicit_background(record):
+    grid = np.full((16, 16), 1 / 256, np.float32)
+    for colors in ("truecolor", "256"):
+        strips = picture_strips(record.xray, grid, Paint(colors=colors), width=30, height=12)
+        assert len(strips) == 12 and all(s.cell_length == 30 for s in strips)
+        for strip in strips:
+            assert all(seg.style is not None and seg.style.bgcolor is not None for seg in strip)
+
+
+def test_measure_nav_redraw_times_each_key_from_memory(record):
+    from medgemma_tui.app.bench import measure_nav_redraw
+
+    times = measure_nav_redraw(record, n=24, width=60, height=30)
+    assert len(times) == 24 and all(t > 0 for t in times)
+    assert float(np.median(times)) < 100.0  # a sanity bound on a shared CPU; the bench reports the real figure
