@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.bench import bench_command
 from cli.check import check_command
 from cli.eval import eval_command
 
@@ -23,6 +24,7 @@ def main(ctx: click.Context) -> None:
         ctx.invoke(tui)
 
 
+main.add_command(bench_command)
 main.add_command(check_command)
 main.add_command(eval_command)
 

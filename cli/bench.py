@@ -1,0 +1,94 @@
+"""``medtui bench``: the cost of a whole attention record beside the floor and the old pipeline."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import click
+
+from cli.errors import reports_errors
+
+MIB = 1024 * 1024
+
+
+def json_safe(value):
+    """JSON has no NaN or infinity: an undefined figure is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def print_human(figures: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from medgemma_tui.bench import target_verdicts
+
+    console = Console()
+    console.print(
+        f"[bold]{figures['shape']}[/bold] on {figures['device']} ({figures['dtype']}): "
+        f"prompt {figures['prompt_length']} + {figures['new_tokens']} answer tokens, "
+        f"median of {figures['repeats']} after a warm-up"
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in ("variant", "median s", "MiB above load", "what"):
+        table.add_column(column, justify="left" if column in ("variant", "what") else "right")
+    for name, what in figures["variants"].items():
+        table.add_row(name, f"{figures['seconds_median'][name]:.3f}",
+                      f"{figures['bytes_above_load'][name] / MIB:.0f}", what)
+    console.print(table)
+    verdicts = target_verdicts(figures)
+    ratios = Table(box=None, pad_edge=False, show_header=False)
+    for name in ("capture_over_forward", "sample_over_generate", "old_sample_over_ours", "old_forward_over_forward",
+                 "capture_mem_over_old", "nav_redraw_ms_p50", "nav_redraw_ms_p95", "eval_samples_per_s"):
+        value = figures[name]
+        shown = "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
+        ratios.add_row(name, shown, verdicts.get(name, ""))
+    console.print(ratios)
+    console.print(f"[dim]memory: {figures['memory_method']}; load average before/after: "
+                  f"{figures['load_average']['before'][0]:.2f} / {figures['load_average']['after'][0]:.2f}; "
+                  f"{figures['wall_s']:.0f}s in all[/dim]")
+    for note in figures["notes"]:
+        console.print(f"[dim]note: {note}[/dim]")
+
+
+@click.command("bench")
+@click.option("--shape", type=click.Choice(["demo", "medgemma-lite", "medgemma-4b"]), default="medgemma-lite",
+              show_default=True, help="Model shape, random weights: the demo bundle, MedGemma-4b's widths on a "
+              "few layers, or the full MedGemma-4b config (for a GPU host).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+              help="bf16 on a GPU, fp32 on the CPU by default.")
+@click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Timed runs of each variant after one warm-up; the figure is their median.")
+@click.option("--new-tokens", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Answer length, the same for every variant.")
+@click.option("--nav-keys", type=click.IntRange(0, 10_000), default=200, show_default=True,
+              help="Navigation keys timed in the app's redraw (0 skips it).")
+@click.option("--eval-samples", type=click.IntRange(0, 10_000), default=16, show_default=True,
+              help="Rows of the demo CSV in the demo eval (0 skips it).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@reports_errors
+def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, as_json):
+    """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
+    from medgemma_tui.bench import run_bench
+
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
+
+    result = run_bench(shape=shape, device=device, dtype=dtype, repeats=repeats, new_tokens=new_tokens,
+                       nav_keys=nav_keys, eval_samples=eval_samples, progress=progress)
+    figures = result.figures()
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(figures)) + "\n")
+    else:
+        print_human(figures)

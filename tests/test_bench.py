@@ -1,0 +1,116 @@
+"""``medtui bench``: the figures are all there and sane on the demo shape (their values belong to
+BENCHMARKS.md, not to tests), and the bench shapes are MedGemma's."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+
+NAMED_FIGURES = (
+    "capture_over_forward",
+    "sample_over_generate",
+    "old_sample_over_ours",
+    "capture_mem_over_old",
+    "nav_redraw_ms_p50",
+    "nav_redraw_ms_p95",
+    "eval_samples_per_s",
+)
+VARIANTS = ("plain_forward", "capture_forward", "old_forward", "plain_generate", "our_sample", "old_sample")
+
+
+@pytest.fixture(scope="module")
+def demo_figures() -> dict:
+    args = ["bench", "--shape", "demo", "--device", "cpu", "--repeats", "1", "--new-tokens", "3",
+            "--nav-keys", "16", "--eval-samples", "1", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_bench_json_names_every_figure_of_the_issue(demo_figures):
+    for name in NAMED_FIGURES:
+        value = demo_figures[name]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, value)
+
+
+def test_bench_times_every_variant_once_per_repeat(demo_figures):
+    assert set(demo_figures["seconds"]) == set(VARIANTS)
+    for name in VARIANTS:
+        runs = demo_figures["seconds"][name]
+        assert len(runs) == 1 and all(s > 0 for s in runs)
+        assert demo_figures["seconds_median"][name] == runs[0]
+
+
+def test_bench_ratios_are_ratios_of_the_raw_medians(demo_figures):
+    m = demo_figures["seconds_median"]
+    assert demo_figures["sample_over_generate"] == pytest.approx(m["our_sample"] / m["plain_generate"])
+    assert demo_figures["old_sample_over_ours"] == pytest.approx(m["old_sample"] / m["our_sample"])
+    assert demo_figures["capture_over_forward"] == pytest.approx(m["capture_forward"] / m["plain_forward"])
+    above = demo_figures["bytes_above_load"]
+    assert demo_figures["capture_mem_over_old"] == pytest.approx(above["our_sample"] / above["old_sample"])
+
+
+def test_bench_memory_is_a_peak_above_the_loaded_model(demo_figures):
+    baseline = demo_figures["baseline_bytes"]
+    assert baseline > 0
+    for name in VARIANTS:
+        peak = demo_figures["peak_bytes"][name]
+        assert peak >= baseline // 2
+        assert demo_figures["bytes_above_load"][name] == peak - baseline
+    assert demo_figures["memory_method"]
+
+
+def test_bench_runs_every_variant_on_one_sequence(demo_figures):
+    assert demo_figures["new_tokens"] == 3
+    assert demo_figures["sequence_length"] == demo_figures["prompt_length"] + 3
+
+
+def test_bench_redraw_percentiles_are_ordered(demo_figures):
+    assert len(demo_figures["nav_redraw_ms"]) == 16
+    assert demo_figures["nav_redraw_ms_p50"] <= demo_figures["nav_redraw_ms_p95"]
+
+
+def test_bench_reports_the_machine_and_its_load(demo_figures):
+    machine = demo_figures["machine"]
+    assert machine["nproc"] >= 1 and machine["torch"] and machine["transformers"]
+    assert len(demo_figures["load_average"]["before"]) == 3
+
+
+def test_medgemma_shapes_keep_the_model_card_widths():
+    from transformers import AutoConfig
+
+    from medgemma_tui.bench import MEDGEMMA_4B_DEPTH, MEDGEMMA_LITE_DEPTH, medgemma_config
+    from medgemma_tui.resources import demo_model_dir
+
+    demo = AutoConfig.from_pretrained(demo_model_dir())
+    full = medgemma_config(demo, MEDGEMMA_4B_DEPTH["text_layers"], MEDGEMMA_4B_DEPTH["vision_layers"],
+                           MEDGEMMA_4B_DEPTH["vocab_size"])
+    text, vision = full.get_text_config(), full.vision_config
+    assert (text.num_hidden_layers, text.hidden_size, text.intermediate_size) == (34, 2560, 10240)
+    assert (text.num_attention_heads, text.num_key_value_heads, text.head_dim) == (8, 4, 256)
+    assert (text.query_pre_attn_scalar, text.sliding_window, text.vocab_size) == (256, 1024, 262208)
+    assert [i for i, kind in enumerate(text.layer_types) if kind == "full_attention"] == [5, 11, 17, 23, 29]
+    assert (vision.num_hidden_layers, vision.hidden_size, vision.intermediate_size) == (27, 1152, 4304)
+    assert (vision.num_attention_heads, vision.image_size, vision.patch_size) == (16, 896, 14)
+    assert full.mm_tokens_per_image == 256
+    assert full.image_token_index == demo.image_token_index
+
+    lite = medgemma_config(demo, MEDGEMMA_LITE_DEPTH["text_layers"], MEDGEMMA_LITE_DEPTH["vision_layers"],
+                           demo.get_text_config().vocab_size)
+    lite_text = lite.get_text_config()
+    assert lite_text.hidden_size == 2560 and lite.vision_config.image_size == 896
+    assert lite_text.layer_types == ["sliding_attention", "sliding_attention", "full_attention"]
+    assert lite.vision_config.num_hidden_layers == 1
+    assert lite_text.vocab_size == demo.get_text_config().vocab_size
+
+
+def test_bench_command_never_imports_textual():
+    code = "import sys, cli.bench, medgemma_tui.bench; assert 'textual' not in sys.modules, 'textual imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
