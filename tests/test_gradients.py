@@ -13,7 +13,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from medgemma_tui.fixtures.questions import GENERIC_PROMPT
 
 from medgemma_tui.analysis.views import MapSpec, available_views, compute_view, select_rows
 from medgemma_tui.engine.capture import CAPTURE_ATTENTION
@@ -28,7 +27,7 @@ from medgemma_tui.engine.gradients import (
     pool_to_tokens,
     vision_gradients,
 )
-from medgemma_tui.engine.prompt import build_prompt
+from medgemma_tui.engine.prompt import GENERIC_PROMPT, build_prompt
 from medgemma_tui.engine.reference import text_attention, verify_against_eager
 from medgemma_tui.model.loading import LoadedModel, model_info
 

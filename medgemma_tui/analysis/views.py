@@ -69,10 +69,7 @@ def to_grid(record: AttentionRecord, flat: np.ndarray) -> np.ndarray:
 # ---- choosing rows, layers and heads -------------------------------------------------------------
 def content_answer_rows(record: AttentionRecord) -> np.ndarray:
     """Answer rows whose produced token is not an end token (falls back to all answer rows)."""
-    ends = set(record.extra.get("end_token_ids", []))
-    rows = record.answer_rows
-    keep = [r for r in rows if int(record.answer_ids[record.query_answer_index[r]]) not in ends]
-    return np.asarray(keep if keep else rows, dtype=np.int64)
+    return record.content_answer_rows
 
 
 def select_rows(record: AttentionRecord, rows: str | int) -> np.ndarray:

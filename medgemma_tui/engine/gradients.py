@@ -31,10 +31,9 @@ import torch
 from PIL import Image
 
 from medgemma_tui.engine.extract import extract_record, model_inputs
-from medgemma_tui.engine.prompt import build_prompt
+from medgemma_tui.engine.prompt import GENERIC_PROMPT, build_prompt
 from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.engine.reference import text_attention
-from medgemma_tui.fixtures.questions import GENERIC_PROMPT
 from medgemma_tui.model.loading import LoadedModel
 
 MODEL_MAPS = ("gradient", "gradcam", "generic")
@@ -43,12 +42,7 @@ MODEL_MAPS = ("gradient", "gradcam", "generic")
 # ---- the target: which logit the gradients are taken of -----------------------------------------
 def first_content_row(record: AttentionRecord) -> int:
     """The record row that produced the first answer token that is not an end token (else answer token 0)."""
-    ends = set(record.extra.get("end_token_ids", []))
-    rows = record.answer_rows
-    for row in rows:
-        if int(record.answer_ids[record.query_answer_index[row]]) not in ends:
-            return int(row)
-    return int(rows[0])
+    return int(record.content_answer_rows[0])
 
 
 def answer_target(record: AttentionRecord) -> tuple[int, int]:

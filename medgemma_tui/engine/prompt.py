@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+# the generic prompt of the relative view: its map on the same image cancels sinks and image priors
+GENERIC_PROMPT = "Describe the image."
+
 
 @dataclass
 class PromptInputs:

@@ -121,6 +121,14 @@ class AttentionRecord:
         return rows[np.argsort(self.query_answer_index[rows])]
 
     @property
+    def content_answer_rows(self) -> np.ndarray:
+        """Answer rows whose produced token is not an end token (all answer rows if every one is)."""
+        ends = set(self.extra.get("end_token_ids", []))
+        rows = self.answer_rows
+        keep = [r for r in rows if int(self.answer_ids[self.query_answer_index[r]]) not in ends]
+        return np.asarray(keep if keep else rows, dtype=np.int64)
+
+    @property
     def question_rows(self) -> np.ndarray:
         return np.flatnonzero(self.query_answer_index < 0)
 
