@@ -20,8 +20,8 @@ from cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, fail, reports_errors
 
 STUDIES = {
     # flag -> (module, factory): the factory takes the Config and returns an evaluation.Study
-    "robustness": ("medgemma_tui.analysis.robustness", "eval_study"),
-    "faithfulness": ("medgemma_tui.analysis.faithfulness", "eval_study"),
+    "robustness": ("medgemma_tui.studies", "robustness_eval_study"),
+    "faithfulness": ("medgemma_tui.studies", "faithfulness_eval_study"),
 }
 
 

@@ -12,8 +12,19 @@ from PIL import Image
 
 from medgemma_tui.resources import demo_dataset_csv, fixtures_dir
 
-# demo.csv data rows: three variants of one nodule film (with a box), and a question about another film
-FULL_ROWS = (5, 6, 7, 60)
+# demo.csv data rows: two variants of one nodule film (with a box), and a question about another film
+FULL_ROWS = (5, 6, 60)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine a second one mostly spins (10x the CPU per sample)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def demo_subset_csv(folder: Path, rows: tuple[int, ...], name: str = "subset.csv", edit=None) -> Path:
@@ -39,7 +50,8 @@ def eval_config(folder: Path, full: bool = True, tokens: int = 4, extra: str = "
     return path
 
 
-def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None = None, **kwargs):
+def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None = None, plots: bool = False,
+             **kwargs):
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.evaluation import run_evaluation
@@ -48,7 +60,7 @@ def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None 
     samples = list(load_dataset(csv, fixtures_dir()).samples)[:limit]
     tree = ResultsTree(out)
     with tree.locked():
-        counts = run_evaluation(loaded, samples, tree, load_config(config_path), **kwargs)
+        counts = run_evaluation(loaded, samples, tree, load_config(config_path), analysis_plots=plots, **kwargs)
     return counts, samples
 
 
@@ -56,7 +68,7 @@ def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None 
 def full_tree(tmp_path_factory, demo_model):
     folder = tmp_path_factory.mktemp("tree")
     csv = demo_subset_csv(folder, FULL_ROWS)
-    counts, samples = run_tree(demo_model, csv, folder / "out", eval_config(folder))
+    counts, samples = run_tree(demo_model, csv, folder / "out", eval_config(folder), plots=True)
     return folder / "out", counts, samples
 
 
@@ -64,7 +76,7 @@ def test_full_tree_has_every_file_for_every_key(full_tree):
     from medgemma_tui.export.tree import ResultsTree
 
     out, counts, samples = full_tree
-    assert (counts.done, counts.failed, counts.skipped, counts.exit_code) == (4, 0, 0, 0)
+    assert (counts.done, counts.failed, counts.skipped, counts.exit_code) == (3, 0, 0, 0)
     tree = ResultsTree(out)
     for sample in samples:
         key = sample.key
@@ -86,7 +98,7 @@ def test_variants_do_not_overwrite_each_other(full_tree):
     keys = reader.rows["key"].tolist()
     assert len(keys) == len(set(keys)) == len(samples)
     nodule = [s for s in samples if s.image_path.endswith("p0001.png")]
-    assert len(nodule) == 3 and len({s.key for s in nodule}) == 3
+    assert len(nodule) == 2 and len({s.key for s in nodule}) == 2
     for sample in nodule:
         meta = reader.load_meta(sample.key)
         assert meta["question"] == sample.question and meta["key"] == sample.key
@@ -125,7 +137,7 @@ def test_csv_rows_hold_inputs_answers_metrics_and_no_error(full_tree):
     assert (rows["error"] == "").all()
     assert set(rows["answer_label"]) <= {"yes", "no", "uncertain"}
     boxed = rows[rows["bbox"] != ""]
-    assert len(boxed) == 3 and boxed["pointing_hit"].notna().all() and (boxed["box_area_fraction"] > 0).all()
+    assert len(boxed) == 2 and boxed["pointing_hit"].notna().all() and (boxed["box_area_fraction"] > 0).all()
     np.testing.assert_allclose(rows["left_fraction"] + rows["right_fraction"], 1.0, atol=1e-6)
 
 
@@ -167,11 +179,11 @@ def test_summary_and_run_json(full_tree):
     out, _, _ = full_tree
     reader = read_results(out)
     summary = reader.summary()
-    assert (summary["rows"], summary["done"], summary["failed"], summary["skipped"]) == (4, 4, 0, 0)
+    assert (summary["rows"], summary["done"], summary["failed"], summary["skipped"]) == (3, 3, 0, 0)
     assert summary["accuracy"] is None or 0 <= summary["accuracy"] <= 1
     assert "entropy_norm" in summary["metrics"] and "inside_lungs_ratio" in summary["metrics"]
     # the nodule rows are focal and boxed; cardiomegaly is not boxed
-    assert summary["pointing_game_n"] == 3 and summary["pointing_game"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    assert summary["pointing_game_n"] == 2 and summary["pointing_game"] in (0.0, 0.5, 1.0)
     assert 0 < summary["pointing_game_chance"] < 0.05
     assert summary["hard_positive_groups"] == 1
     assert summary["hard_positive_answer_consistency"] in (0.0, 1.0)

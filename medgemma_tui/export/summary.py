@@ -218,11 +218,33 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     folder.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(groups, folder / "hard_positives.csv")
     write_csv_atomic(strategies, folder / "by_strategy.csv")
+    summary.update(study_summary(tree, rows))
     if plots:
         summary["plots"] = write_plots(tree, rows, strategies)
     text = json.dumps(jsonable(summary), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     write_bytes_atomic(folder / "summary.json", text.encode("utf-8"))
     return summary
+
+
+def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> dict[str, Any]:
+    """Robustness and faithfulness (issue 6) from the finished rows' ``robustness/{key}.json``, when present.
+
+    Writes ``analysis/robustness.csv`` and ``analysis/faithfulness.csv``; returns the summary sections.
+    """
+    paths = [tree.robustness_path(k) for k in (finished(rows)["key"] if not rows.empty else [])]
+    paths = [p for p in paths if p.exists()]
+    if not paths:
+        return {}
+    try:
+        from medgemma_tui.studies import summarise_studies
+    except ImportError:
+        return {}
+    tables = summarise_studies(json.loads(p.read_text(encoding="utf-8")) for p in paths)
+    if not tables.robustness.empty:
+        write_csv_atomic(tables.robustness, tree.analysis_dir / "robustness.csv")
+    if not tables.faithfulness.empty:
+        write_csv_atomic(tables.faithfulness, tree.analysis_dir / "faithfulness.csv")
+    return dict(tables.summary)
 
 
 def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame) -> list[str]:

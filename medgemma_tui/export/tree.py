@@ -62,6 +62,7 @@ LOCK_NAME = ".medtui.lock"
 SUBDIRS = ("grids", "attention", "masks", "overlays", "visualizations", "robustness", "analysis")
 
 SHARE_NAMES = ("bos_share", "image_share", "text_share")
+STUDY_SECTIONS = ("robustness", "faithfulness")  # analysis.extras written to robustness/{key}.json
 INPUT_COLUMNS = (
     "row",
     "key",
@@ -422,6 +423,9 @@ class ResultsTree:
         record = analysis.record
         vis = config.visualization
         files = self.sample_files(key, config)
+        studies = {name: analysis.extras[name] for name in STUDY_SECTIONS if analysis.extras.get(name) is not None}
+        if studies:
+            files["robustness"] = self.robustness_path(key)
 
         grid = np.asarray(analysis.grid, dtype=np.float64)
         grid = (grid / grid.sum()).astype(np.float32)
@@ -439,6 +443,9 @@ class ResultsTree:
                 figures.save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
             if "full" in files:
                 figures.save_full_figure(files["full"], result, colormap=vis.colormap, alpha=vis.overlay_alpha)
+
+        if studies:
+            write_json_atomic(files["robustness"], {"key": key, **studies})
 
         row = {**sample_columns(result.sample), **result_columns(result)}
         meta = {
