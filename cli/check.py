@@ -11,6 +11,7 @@ import click
 
 from cli.errors import fail, reports_errors
 from cli.options import model_options
+from medgemma_tui.analysis.views import VIEWS
 
 
 def finite(value):
@@ -77,20 +78,35 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 @click.option("--max-new-tokens", type=click.IntRange(1, 512), default=24, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @click.option("--verify-eager", is_flag=True, help="Also run the eager output_attentions reference and compare.")
-@click.option("--colormap", default="magma", show_default=True)
+@click.option("--colormap", default=None, help="Heatmap colours (default: the config's, magma).")
+@click.option("--view", type=click.Choice(VIEWS), default=None,
+              help="The map to show (default: the config's analysis.map_view, 'answer').")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="A medtui TOML config; flags override it.")
 @click.option("--export", "export_dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
               help="Also write this sample as a standard results tree in DIR.")
 @reports_errors
-def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap,
-                  export_dir):
+def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap, view,
+                  config_path, export_dir):
     """Answer QUESTION about IMAGE and show where the answer looked."""
     from medgemma_tui.analysis.sample import analyse_record
+    from medgemma_tui.analysis.views import MODEL_VIEWS
+    from medgemma_tui.config import load_config
     from medgemma_tui.data.images import load_image
     from medgemma_tui.engine.extract import extract_record
+    from medgemma_tui.evaluation import map_spec
     from medgemma_tui.model.loading import load_model
 
     if not question.strip():
         fail("the question is empty")
+    config = load_config(config_path)
+    spec = map_spec(config)
+    if view is not None:
+        spec = spec.with_(view=view)
+    colormap = colormap or config.visualization.colormap
+    model = model or (config.model.name_or_path if config.sets("model.name_or_path") else None)
+    device = device if device != "auto" else config.model.device
+    dtype = dtype if dtype != "auto" else config.model.dtype
     timings = {}
     t = time.perf_counter()
     film = load_image(image)
@@ -101,8 +117,14 @@ def check_command(image, question, model, device, dtype, max_new_tokens, as_json
     t = time.perf_counter()
     record = extract_record(loaded, film.rgb, question, max_new_tokens=max_new_tokens, image_path=str(image))
     timings["answer_and_capture"] = time.perf_counter() - t
+    if spec.view in MODEL_VIEWS:
+        from medgemma_tui.engine.gradients import add_model_views
+
+        t = time.perf_counter()
+        add_model_views(loaded, film.rgb, record, which=(MODEL_VIEWS[spec.view],))
+        timings["model_view"] = time.perf_counter() - t
     t = time.perf_counter()
-    analysis = analyse_record(record, pixels=film.pixels)
+    analysis = analyse_record(record, pixels=film.pixels, spec=spec, terms=config.analysis.terms)
     timings["analysis"] = time.perf_counter() - t
     verify = None
     if verify_eager:

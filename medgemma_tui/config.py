@@ -300,6 +300,13 @@ class Config:
     visualization: VisualizationConfig = field(default_factory=VisualizationConfig)
     app: AppConfig = field(default_factory=AppConfig)
     source: Path | None = field(default=None, compare=False)  # the TOML file, if any
+    # "section.key" names the file itself set (defaults do not count), e.g. to tell a config that
+    # chose MedGemma from one that only set [analysis]
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def sets(self, dotted: str) -> bool:
+        """Whether the config file itself set ``section.key``."""
+        return dotted in self.explicit
 
     def with_overrides(self, overrides: Mapping[str, Any] | None = None, /, **dotted: Any) -> Config:
         """A new Config with "section.key" values replaced, checked like the file's values.
@@ -355,7 +362,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML {_toml_position(exc)}") from exc
     config = _build(data, str(source), base=source.resolve().parent)
-    return dataclasses.replace(config, source=source)
+    explicit = frozenset(f"{section}.{key}" for section, table in data.items() for key in table)
+    return dataclasses.replace(config, source=source, explicit=explicit)
 
 
 # --- building -----------------------------------------------------------------------------------------

@@ -95,3 +95,29 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(case, tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("medtui: error:") or lines[0].startswith("Error:"), lines[0]
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("view,says", [("rollout", "rollout"), ("gradient", "gradient"), ("relative", "relative")])
+def test_check_shows_any_view_and_says_how_it_was_made(view, says):
+    result = run_check(str(DEMO_FILM), "-q", "Is there a nodule?", "--json", "--max-new-tokens", "3", "--view", view)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert says in payload["map"]
+    assert np.asarray(payload["grid"]).sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_check_reads_the_default_map_from_the_config(tmp_path):
+    config = tmp_path / "medtui.toml"
+    config.write_text('[analysis]\nmap_view = "gated"\nlayers = [0, 2]\n')
+    result = run_check(str(DEMO_FILM), "-q", "Is there a nodule?", "--json", "--max-new-tokens", "3",
+                       "--config", str(config))
+    assert result.exit_code == 0, result.output
+    described = json.loads(result.stdout)["map"]
+    assert described.startswith("gated") and "layers 0-1" in described
+
+
+def test_check_names_an_unknown_config_key(tmp_path):
+    config = tmp_path / "medtui.toml"
+    config.write_text("[decoding]\nmax_tokens = 3\n")
+    proc = bad([str(DEMO_FILM), "-q", "Is there a nodule?", "--config", str(config)], tmp_path)
+    assert proc.returncode == 2 and "max_tokens" in proc.stderr and "Traceback" not in proc.stderr
