@@ -79,9 +79,6 @@ def check_map_settings(config) -> None:
     view = config.analysis.map_view
     if view not in VIEWS:
         fail(f"analysis.map_view {view!r} is not a view (known: {', '.join(VIEWS)})")
-    if view == "relative":
-        fail("analysis.map_view 'relative' needs a generic-prompt pass that eval does not run yet; "
-             "choose answer, gated, layer_weighted, rollout or question")
     try:
         get_colormap(config.visualization.colormap)
     except ValueError as exc:
@@ -101,6 +98,8 @@ class PlainProgress:
             eta = f", about {format_seconds(p.eta_s)} left" if p.eta_s is not None else ""
             status = f"FAILED: {p.error}" if p.error else "done"
             self.echo(f"[{p.index}/{p.total}] {p.key} {status} ({p.sample_s:.2f}s{eta})")
+        elif p.event == "analysis":
+            self.echo("writing analysis/ (summary, tables, plots)")
 
     def echo(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
@@ -134,7 +133,11 @@ class BarProgress:
             failed = f"{p.failed} failed" if p.failed else ""
             self.bar.update(self.task, completed=p.index, rate=rate, key=p.key, failed=failed)
             if p.error:
-                self.console.print(f"[red]{p.key}: {p.error}[/red]")
+                from rich.markup import escape
+
+                self.console.print(f"[red]{escape(p.key)}: {escape(p.error)}[/red]", highlight=False)
+        elif p.event == "analysis" and self.task is not None:
+            self.bar.update(self.task, key="writing analysis/")
 
     def close(self) -> None:
         self.bar.stop()
@@ -204,7 +207,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
-    from medgemma_tui.evaluation import run_evaluation, terminate_as_interrupt
+    from medgemma_tui.evaluation import pending_samples, run_evaluation, terminate_as_interrupt
     from medgemma_tui.export.tree import ResultsTree, TreeBusyError
 
     started = time.perf_counter()
@@ -228,8 +231,10 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
             from medgemma_tui.model.loading import load_model
 
             t = time.perf_counter()
-            loaded = load_model(model, device=config.model.device, dtype=config.model.dtype,
-                                revision=config.model.revision)
+            loaded = None  # nothing left to run: no model needed to rewrite analysis/
+            if pending_samples(samples, tree, resume):
+                loaded = load_model(model, device=config.model.device, dtype=config.model.dtype,
+                                    revision=config.model.revision)
             load_s = time.perf_counter() - t
             run_info = {
                 "command": "medtui eval",

@@ -37,7 +37,8 @@ Study = Callable[["LoadedModel", "SampleResult", ResultsTree], None]
 
 @dataclass
 class EvalProgress:
-    """One step of a run: ``event`` is "start", "sample" (one sample finished or failed) or "finish"."""
+    """One step of a run: ``event`` is "start", "sample" (one sample finished or failed), "analysis" (writing
+    analysis/) or "finish"."""
 
     event: str
     total: int  # samples this run will process (after skipping)
@@ -146,8 +147,34 @@ def map_spec(config: Config) -> MapSpec:
                    layers=config.analysis.layer_span)
 
 
+def run_one(loaded: LoadedModel, sample: Sample, config: Config, spec: MapSpec, terms: list[str] | None
+            ) -> SampleResult:
+    """One sample through the engine and analysis; views that need the model again get their maps first."""
+    from medgemma_tui import runner
+    from medgemma_tui.analysis.views import MODEL_VIEWS
+
+    if spec.view not in MODEL_VIEWS:
+        return runner.run_sample(loaded, sample, config.decoding.max_new_tokens, spec, terms)
+    from medgemma_tui.analysis.sample import analyse_record
+    from medgemma_tui.engine.gradients import add_model_views
+
+    first = runner.run_sample(loaded, sample, config.decoding.max_new_tokens, spec.with_(view="answer"), terms)
+    add_model_views(loaded, first.film.rgb, first.record, [MODEL_VIEWS[spec.view]])
+    analysis = analyse_record(first.record, pixels=first.film.pixels, boxes=list(sample.bbox),
+                              ground_truth=sample.answer, spec=spec, terms=terms, masks=first.analysis.masks)
+    return runner.SampleResult(sample=sample, film=first.film, analysis=analysis)
+
+
+def pending_samples(samples: Sequence[Sample], tree: ResultsTree, resume: bool = True) -> list[Sample]:
+    """The samples a run will process: every one with ``resume`` off, else those not finished in the tree."""
+    if not resume:
+        return list(samples)
+    finished = tree.finished_keys()
+    return [s for s in samples if s.key not in finished]
+
+
 def run_evaluation(
-    loaded: LoadedModel,
+    loaded: LoadedModel | None,
     samples: Sequence[Sample],
     tree: ResultsTree,
     config: Config,
@@ -165,13 +192,13 @@ def run_evaluation(
     run the same way. run.json and analysis/ are written at the end, interrupted or not.
     """
     from medgemma_tui.export.summary import write_analysis
-    from medgemma_tui.runner import run_sample
 
     started = time.perf_counter()
     if not resume:
         tree.reset()
-    finished = tree.finished_keys()
-    pending = [s for s in samples if s.key not in finished]
+    pending = pending_samples(samples, tree)
+    if pending and loaded is None:
+        raise ValueError(f"{len(pending)} samples left to run and no model given")
     counts = EvalCounts(selected=len(samples), skipped=len(samples) - len(pending), out=str(tree.root))
     counts.retried = sum(1 for s in pending if s.key in tree.failed_keys())
     spec = map_spec(config)
@@ -193,7 +220,7 @@ def run_evaluation(
             t0 = time.perf_counter()
             error = None
             try:
-                result = run_sample(loaded, sample, config.decoding.max_new_tokens, spec, terms)
+                result = run_one(loaded, sample, config, spec, terms)
                 for study in studies:
                     study(loaded, result, tree)
                 tree.write_sample(result, config)
@@ -214,28 +241,35 @@ def run_evaluation(
     except KeyboardInterrupt:
         counts.interrupted = True
     finally:
-        counts.wall_s = time.perf_counter() - started
+        report("analysis")
         summary = write_analysis(tree, counts={"skipped": counts.skipped, "interrupted": counts.interrupted},
                                  plots=analysis_plots)
         counts.accuracy = summary.get("accuracy")
+        counts.wall_s = time.perf_counter() - started
         write_run_finish(tree, run, counts, sample_times)
         report("finish")
     return counts
 
 
-def write_run_start(tree: ResultsTree, loaded: LoadedModel, config: Config, counts: EvalCounts,
+def write_run_start(tree: ResultsTree, loaded: LoadedModel | None, config: Config, counts: EvalCounts,
                     run_info: dict[str, Any] | None) -> dict[str, Any]:
+    """run.json as the run starts; earlier runs of the tree are kept, briefly, under ``previous_runs``.
+
+    ``loaded`` is None when nothing is left to run: the model of the earlier run is kept.
+    """
     previous = tree.read_run()
     history = previous.pop("previous_runs", [])
     if previous:
         history.append({k: previous.get(k) for k in ("started", "finished", "status", "counts", "model")})
+    if loaded is not None:
+        model = {"model": model_json(loaded), "device": str(loaded.device), "dtype": loaded.info.dtype}
+    else:
+        model = {k: previous.get(k) for k in ("model", "device", "dtype")}
     run = {
         "status": "running",
         "started": now(),
         "finished": None,
-        "model": model_json(loaded),
-        "device": str(loaded.device),
-        "dtype": loaded.info.dtype,
+        **model,
         "versions": environment(),
         "config": config.to_json(),
         **(run_info or {}),

@@ -98,6 +98,18 @@ def test_cuda_out_of_memory_is_recorded_the_cache_freed_and_the_run_goes_on(tmp_
     assert (again.done, again.skipped, again.retried, again.failed) == (1, 1, 1, 0)
 
 
+def test_views_that_need_the_model_again_get_their_maps(tmp_path, demo_model):
+    from medgemma_tui.export.tree import read_results
+
+    config = eval_config(tmp_path, full=False, tokens=2, extra="[analysis]\nmap_view = \"relative\"\n")
+    counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (5,)), tmp_path / "out", config)
+    assert (counts.done, counts.failed) == (1, 0), counts.failures
+    reader = read_results(tmp_path / "out")
+    assert reader.row(samples[0].key)["map_view"] == "relative"
+    assert "generic" in reader.load_record(samples[0].key).maps
+    assert reader.load_meta(samples[0].key)["map"]["description"].startswith("relative")
+
+
 # ---- bad inputs --------------------------------------------------------------------------------------
 def test_missing_and_corrupt_images_are_recorded_and_the_others_done(tmp_path, demo_loader):
     images = tmp_path / "images"
@@ -142,7 +154,6 @@ def test_missing_column_exits_2_naming_the_column_and_its_aliases(tmp_path):
         ("[decoding]\nmax_new_tokenz = 3\n", "decoding.max_new_tokenz"),
         ("[decoding\n", "invalid TOML"),
         ("[analysis]\nmap_view = \"nonsense\"\n", "map_view"),
-        ("[analysis]\nmap_view = \"relative\"\n", "relative"),
         ("[visualization]\ncolormap = \"rainbowz\"\n", "rainbowz"),
     ],
 )
@@ -240,3 +251,23 @@ def test_an_interrupted_run_resumes_to_the_same_csv_as_an_uninterrupted_one(tmp_
     assert not list(out.rglob("*.tmp"))
     summary = read_results(out).summary()
     assert summary["done"] == len(KILL_ROWS) and not math.isnan(summary["metrics"]["entropy"])
+
+
+def test_a_finished_tree_is_resummarised_without_loading_the_model(tmp_path, reference, monkeypatch):
+    import medgemma_tui.model.loading as loading
+
+    csv, config, expected = reference
+    out = tmp_path / "out"
+    shutil.copytree(expected.parent, out)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded with nothing to run")
+
+    monkeypatch.setattr(loading, "load_model", no_model)
+    result = invoke("--export", str(out), "--data", str(csv), "--images", str(fixtures_dir()), "--config",
+                    str(config), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (payload["done"], payload["skipped"], payload["failed"]) == (0, len(KILL_ROWS), 0)
+    assert "0 to run" in result.stderr
+    same_csv(out / "evaluation_results.csv", expected)
