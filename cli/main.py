@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.app import open_command, tui_command
 from cli.bench import bench_command
 from cli.check import check_command
 from cli.eval import eval_command
@@ -27,6 +28,8 @@ def main(ctx: click.Context) -> None:
 main.add_command(bench_command)
 main.add_command(check_command)
 main.add_command(eval_command)
+main.add_command(tui_command)
+main.add_command(open_command)
 
 
 if __name__ == "__main__":

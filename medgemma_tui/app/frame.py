@@ -19,13 +19,13 @@ from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shar
 from medgemma_tui.app.state import ViewState, map_spec
 from medgemma_tui.engine.record import AttentionRecord
 
-ZONE_NAMES = {
-    "right_upper": "patient's right lung, upper zone",
-    "right_middle": "patient's right lung, middle zone",
-    "right_lower": "patient's right lung, lower zone",
-    "left_upper": "patient's left lung, upper zone",
-    "left_middle": "patient's left lung, middle zone",
-    "left_lower": "patient's left lung, lower zone",
+ZONE_NAMES = {  # R and L are the patient's sides: the right lung is on the image left of a PA film
+    "right_upper": "R lung, upper zone",
+    "right_middle": "R lung, middle zone",
+    "right_lower": "R lung, lower zone",
+    "left_upper": "L lung, upper zone",
+    "left_middle": "L lung, middle zone",
+    "left_lower": "L lung, lower zone",
     "body": "body, outside the lungs",
     "outside": "outside the body",
 }
@@ -115,7 +115,7 @@ def cell_zone(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> 
         return ZONE_NAMES[str(zones[r, c])]
     rows, cols = frame.grid.shape
     vertical = ("upper", "middle", "lower")[min(2, 3 * r // rows)]
-    side = "image left (patient's right)" if c < cols / 2 else "image right (patient's left)"
+    side = "image left" if c < cols / 2 else "image right"
     return f"{side}, {vertical} third (no masks)"
 
 
@@ -123,7 +123,7 @@ def cell_text(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> 
     r, c = cell
     value = float(frame.grid[r, c])
     lift = value * frame.grid.size
-    return f"cell ({r},{c}) {value:.4f} ({lift:.2f}x uniform) · {cell_zone(frame, zones, cell)}"
+    return f"cell ({r},{c}) {value:.4f} = {lift:.2f}x uniform · {cell_zone(frame, zones, cell)}"
 
 
 def fmt(value: float) -> str:

@@ -43,6 +43,7 @@ class Paint:
     cursor: tuple[int, int] | None = None
     colors: str = "truecolor"  # truecolor | 256
     background: tuple[int, int, int] = (0, 0, 0)
+    scale: str = "max"  # colours span 0..max ("max") or min..max ("range": a flat map is dark, for galleries)
 
 
 def fit(width: int, height: int) -> int:
@@ -85,6 +86,14 @@ def outline(mask: np.ndarray, side: int) -> np.ndarray:
     return m & ~inner
 
 
+def scaled(grid: np.ndarray, scale: str) -> np.ndarray:
+    """The map in [0, 1] for the colour table: by its maximum, or stretched over its own range."""
+    grid = np.asarray(grid, dtype=np.float64)
+    low = float(grid.min()) if scale == "range" else 0.0
+    span = float(grid.max()) - low
+    return (grid - low) / span if span > 1e-12 * max(1.0, abs(low)) else np.zeros_like(grid)
+
+
 def compose(
     film: np.ndarray | None, grid: np.ndarray, paint: Paint, side: int, masks: dict[str, np.ndarray] | None = None
 ) -> np.ndarray:
@@ -94,8 +103,7 @@ def compose(
     if paint.overlay == "film":
         out = film_rgb
     else:
-        top = float(grid.max())
-        heat = get_colormap(paint.colormap)(upsample(grid / top if top > 0 else grid, side)).astype(np.float32)
+        heat = get_colormap(paint.colormap)(upsample(scaled(grid, paint.scale), side)).astype(np.float32)
         out = heat if paint.overlay == "map" else film_rgb * (1.0 - paint.alpha) + heat * paint.alpha
     out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     if paint.masks and masks:
@@ -112,6 +120,13 @@ def compose(
 
 
 # ---- colours -------------------------------------------------------------------------------------
+def _luma_chroma(v: np.ndarray) -> np.ndarray:
+    """[..., 3] RGB -> (luma, weighted blue and red chroma): hue errors count double, so a tinted
+    heatmap over the film keeps its tint instead of collapsing onto the gray ramp."""
+    y = 0.299 * v[..., 0] + 0.587 * v[..., 1] + 0.114 * v[..., 2]
+    return np.stack([y, 1.4 * (v[..., 2] - y), 1.4 * (v[..., 0] - y)], axis=-1)
+
+
 def xterm256(rgb: np.ndarray) -> np.ndarray:
     """Nearest xterm-256 palette index (16..255) of each RGB pixel: the colour cube or the gray ramp."""
     v = rgb.astype(np.int32)
@@ -123,8 +138,10 @@ def xterm256(rgb: np.ndarray) -> np.ndarray:
     mean = v.mean(axis=-1)
     g = np.clip(np.round((mean - 8) / 10), 0, 23).astype(np.int32)
     gray_level = 8 + 10 * g
-    d_cube = ((v - cube) ** 2).sum(axis=-1)
-    d_gray = ((v - gray_level[..., None]) ** 2).sum(axis=-1)
+    target = _luma_chroma(v.astype(np.float32))
+    d_cube = ((_luma_chroma(cube.astype(np.float32)) - target) ** 2).sum(axis=-1)
+    gray = np.repeat(gray_level[..., None], 3, axis=-1).astype(np.float32)
+    d_gray = ((_luma_chroma(gray) - target) ** 2).sum(axis=-1)
     return np.where(d_gray < d_cube, 232 + g, cube_index)
 
 

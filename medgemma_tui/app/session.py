@@ -251,8 +251,10 @@ def tree_masks(tree, key: str, record: AttentionRecord) -> AnatomyMasks | None:
 
 
 def export_keys(session: Session, keys: list[str], out_dir: Path, cancelled: Callable[[], bool],
-                report: Callable[[int, int, str], None]) -> int:
-    """Write finished live samples into the standard results tree at ``out_dir``; returns how many."""
+                report: Callable[[int, int, str], None], config=None) -> int:
+    """Write finished live samples into the standard results tree at ``out_dir``; returns how many.
+
+    ``config`` (a ``medgemma_tui.config.Config``) chooses the figures and colours, as for ``eval``."""
     from medgemma_tui.data.images import load_image
     from medgemma_tui.export.tree import ResultsTree
     from medgemma_tui.runner import SampleResult
@@ -270,7 +272,7 @@ def export_keys(session: Session, keys: list[str], out_dir: Path, cancelled: Cal
             if entry.analysis is None or item.sample is None:
                 continue
             film = load_image(item.sample.image)
-            tree.write_sample(SampleResult(sample=item.sample, film=film, analysis=entry.analysis))
+            tree.write_sample(SampleResult(sample=item.sample, film=film, analysis=entry.analysis), config)
             written += 1
     report(len(keys), len(keys), "")
     return written

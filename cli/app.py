@@ -1,0 +1,123 @@
+"""``medtui tui`` (bare ``medtui``) and ``medtui open OUT``: the Textual app.
+
+Textual is imported only inside the command bodies, after ``--color`` has been applied to the
+environment: Textual reads ``TEXTUAL_COLOR_SYSTEM`` once, when it is first imported, and OpenSSH does
+not forward ``COLORTERM``, so truecolor goes undetected over SSH unless asked for.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cli.errors import fail, reports_errors
+
+COLOR_CHOICES = ("auto", "truecolor", "256")
+TEXTUAL_COLOR = {"truecolor": "truecolor", "256": "256", "16": "standard"}
+
+
+def apply_color(mode: str) -> None:
+    """Set the colour system for Textual and rich before either is imported by the app."""
+    if mode == "auto":
+        return
+    if mode == "none":
+        os.environ["NO_COLOR"] = "1"
+        return
+    os.environ["TEXTUAL_COLOR_SYSTEM"] = TEXTUAL_COLOR[mode]
+    if mode == "truecolor":
+        os.environ["COLORTERM"] = "truecolor"
+    else:
+        os.environ.pop("COLORTERM", None)
+
+
+def app_options(command):
+    command = click.option("--colormap", default=None, help="Heatmap colours: viridis, magma, cividis, coolwarm, "
+                           "gray, jet (default: the config's, else magma).")(command)
+    command = click.option("--theme", default=None, help="App theme: medtui-dark, medtui-light, "
+                           "medtui-high-contrast, or any Textual theme.")(command)
+    command = click.option("--color", "color", type=click.Choice(COLOR_CHOICES), default=None,
+                           help="Colour system. 'auto' detects; over SSH use truecolor if your terminal has it "
+                           "(COLORTERM is not forwarded), else 256.")(command)
+    command = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                           help="A medtui TOML config ([app], [visualization], [model], [data] ...).")(command)
+    return command
+
+
+def load_settings(config_path: str | None):
+    from medgemma_tui.config import load_config
+
+    return load_config(config_path)
+
+
+def launch(session, config, color: str | None, theme: str | None, colormap: str | None) -> None:
+    """Apply the colour mode, then import textual and run the app until the user quits."""
+    apply_color(color or config.app.color)
+    from medgemma_tui.app.app import MedtuiApp
+    from medgemma_tui.colormaps import available
+
+    colormap = colormap or config.visualization.colormap
+    if colormap not in available():
+        fail(f"--colormap {colormap!r}: known colormaps are {', '.join(available())}")
+    app = MedtuiApp(
+        session,
+        theme=theme or config.app.theme,
+        colormap=colormap,
+        alpha=config.visualization.overlay_alpha,
+        view=config.analysis.map_view,
+        keys=dict(config.app.keys),
+    )
+    app.run()
+
+
+@click.command("tui")
+@click.option("--model", default=None, metavar="M", help="Model folder, hub id, or 'demo' (default: the embedded "
+              "demo bundle, unless the config names one).")
+@click.option("--data", "data", type=click.Path(dir_okay=False), default=None, help="Dataset CSV (default: the "
+              "demo dataset).")
+@click.option("--images", type=click.Path(file_okay=False), default=None, help="Images root (default: the CSV's "
+              "folder).")
+@click.option("--device", default=None, help="auto, cpu or cuda[:N].")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None)
+@app_options
+@reports_errors
+def tui_command(model, data, images, device, dtype, config_path, color, theme, colormap):
+    """Open the app: pick a sample, see where the model looks, walk layers, heads and tokens."""
+    from medgemma_tui.app.session import Session
+    from medgemma_tui.data.schema import load_dataset
+    from medgemma_tui.resources import demo_dataset_csv
+
+    config = load_settings(config_path)
+    source = model or (config.model.name_or_path if config.source is not None else "demo")
+    csv_path = data or config.data.csv
+    images_root = images or config.data.images
+    if csv_path is None:
+        csv_path = demo_dataset_csv()  # its image paths are relative to its own folder
+        if not os.path.exists(csv_path):
+            fail(f"the demo dataset is missing ({csv_path}); pass --data CSV --images ROOT")
+    dataset = load_dataset(csv_path, images_root)
+    terms = list(config.analysis.terms) if config.analysis.terms else None
+    session = Session.from_dataset(
+        dataset,
+        model_source=source,
+        device=device or config.model.device,
+        dtype=dtype or config.model.dtype,
+        max_new_tokens=config.decoding.max_new_tokens,
+        terms=terms,
+    )
+    launch(session, config, color, theme, colormap)
+
+
+@click.command("open")
+@click.argument("out", type=click.Path(file_okay=False))
+@app_options
+@reports_errors
+def open_command(out, config_path, color, theme, colormap):
+    """Open a results tree written by `medtui eval --export OUT` (no model needed)."""
+    from medgemma_tui.app.session import Session
+
+    config = load_settings(config_path)
+    session = Session.from_tree(out)
+    if not session.items:
+        fail(f"{out} holds no finished samples")
+    launch(session, config, color, theme, colormap)

@@ -1,0 +1,432 @@
+"""``MedtuiApp``: the session, the view state and the workers, wired to the inspector's widgets.
+
+Blocking work (model loading, extraction, reading records from a tree, export) runs in thread workers
+that post messages (``messages.py``); failures reach one handler, ``on_worker_state_changed``, which
+shows one clear line and keeps the app up. Navigation keys change ``state`` and redraw from the record
+in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from medgemma_tui.analysis.sample import SampleAnalysis
+from medgemma_tui.app import state as st
+from medgemma_tui.app.bindings import APP_BINDINGS, binding_ids
+from medgemma_tui.app.frame import Frame, FrameMaker
+from medgemma_tui.app.messages import JobEnded, ModelReady, Progress, SampleFinished, SampleStarted
+from medgemma_tui.app.picture import Paint
+from medgemma_tui.app.screens.export import ExportScreen
+from medgemma_tui.app.screens.gallery import GalleryScreen
+from medgemma_tui.app.screens.help import HelpScreen
+from medgemma_tui.app.screens.inspect import InspectScreen
+from medgemma_tui.app.screens.robustness import RobustnessScreen
+from medgemma_tui.app.screens.variants import VariantsScreen
+from medgemma_tui.app.session import DONE, RUNNING, Session
+from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, load_themes
+from medgemma_tui.app.widgets.samples import SamplesPanel
+from medgemma_tui.colormaps import available as available_colormaps
+
+DATASET_METRIC = "inside_lungs_ratio"
+
+
+class MedtuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "medtui"
+    BINDINGS = APP_BINDINGS
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+
+    def __init__(
+        self,
+        session: Session,
+        theme: str = DEFAULT_THEME,
+        colormap: str = "magma",
+        alpha: float = 0.45,
+        view: str = "answer",
+        keys: dict[str, str] | None = None,
+        autorun: bool = True,
+        export_dir: str = "medtui-results",
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.state = st.ViewState(colormap=colormap, alpha=alpha, view=view)
+        self.current_key: str | None = None
+        self.frames = FrameMaker()
+        self.autorun = autorun
+        self.export_dir = export_dir
+        self.key_overrides = dict(keys or {})
+        self.failure: str | None = None  # the last failure, shown on the status line until the next success
+        self._job_text = ""
+        self._job_started: float | None = None
+        self._wanted_theme = theme
+        self._masks_cache: dict[int, tuple[SampleAnalysis, dict | None]] = {}
+        self._wanted_key: str | None = None  # the sample the user asked for, shown when it finishes
+
+    # ---- start ------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        for theme in load_themes().values():
+            self.register_theme(theme)
+        try:
+            self.theme = self._wanted_theme
+        except Exception:  # an unknown theme name: say so, keep the default
+            self.theme = DEFAULT_THEME
+            self.notify(f"unknown theme {self._wanted_theme!r}; using {DEFAULT_THEME}", severity="warning")
+        unknown = sorted(set(self.key_overrides) - binding_ids())
+        if unknown:
+            self.notify(f"[app.keys]: unknown binding ids {', '.join(unknown)} (see ? for the ids)",
+                        severity="warning")
+        self.set_keymap({k: v for k, v in self.key_overrides.items() if k not in unknown})
+        self.push_screen(InspectScreen())
+        self.set_interval(0.5, self._tick)
+        if self.session.needs_model:
+            self.set_job(f"loading model {self.session.model_source}…")
+            self.load_model()
+        elif self.autorun and self.session.items:
+            self.start_first()
+
+    def start_first(self) -> None:
+        done = self.session.done()
+        if done:
+            self.show_sample(done[0])
+        elif self.session.items:
+            self.select_sample(self.session.items[0].key)
+
+    # ---- what is shown ----------------------------------------------------------------------------
+    def current_analysis(self) -> SampleAnalysis | None:
+        if self.current_key is None:
+            return None
+        return self.session.entries[self.current_key].analysis
+
+    def current_item(self):
+        return None if self.current_key is None else self.session.item(self.current_key)
+
+    def current_frame(self) -> Frame | None:
+        analysis = self.current_analysis()
+        return None if analysis is None else self.frames.frame(analysis, self.state)
+
+    def color_mode(self) -> str:
+        return "truecolor" if self.console.color_system == "truecolor" else "256"
+
+    def paint(self) -> Paint:
+        background = hex_to_rgb(self.current_theme.background if self.current_theme else None)
+        s = self.state
+        return Paint(colormap=s.colormap, alpha=s.alpha, overlay=s.overlay, masks=s.masks, cursor=s.cursor,
+                     colors=self.color_mode(), background=background)
+
+    def tile_paint(self, blend: bool = False) -> Paint:
+        return Paint(colormap=self.state.colormap, alpha=self.state.alpha, overlay="blend" if blend else "map",
+                     colors=self.color_mode(), background=self.paint().background, scale="max" if blend else "range")
+
+    def picture_masks(self) -> dict | None:
+        analysis = self.current_analysis()
+        if analysis is None or analysis.masks is None:
+            return None
+        hit = self._masks_cache.get(id(analysis))
+        if hit is None or hit[0] is not analysis:
+            hit = (analysis, {"body": analysis.masks.body, "lungs": analysis.masks.lungs})
+            self._masks_cache[id(analysis)] = hit
+        return hit[1]
+
+    def zones(self):
+        analysis = self.current_analysis()
+        return None if analysis is None else self.frames.mask_grids(analysis)["zones"]
+
+    def status_text(self) -> str:
+        analysis = self.current_analysis()
+        line = st.status_line(self.state, None if analysis is None else analysis.record)
+        if self.failure:
+            line = f"{line}  ✗ {self.failure}"
+        return line
+
+    def dataset_series(self) -> tuple[str, np.ndarray] | None:
+        values = self.session.dataset_values(DATASET_METRIC)
+        return (DATASET_METRIC, values) if len(values) > 1 else None
+
+    def inspector(self) -> InspectScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, InspectScreen):
+                return screen
+        return None
+
+    def redraw(self, charts: bool = True) -> None:
+        screen = self.inspector()
+        if screen is not None and screen.is_mounted:
+            screen.redraw(charts)
+
+    # ---- state changes ----------------------------------------------------------------------------
+    def set_state(self, state: st.ViewState, charts: bool = True) -> None:
+        self.state = state
+        self.redraw(charts)
+
+    def step(self, change: Callable[[st.ViewState, object], st.ViewState]) -> None:
+        """Apply a navigation step that needs the record (a key with no sample shown says so)."""
+        analysis = self.current_analysis()
+        if analysis is None:
+            self.notify("No sample is shown yet: choose one in the samples table (s).", timeout=2)
+            return
+        self.set_state(change(self.state, analysis.record))
+
+    def cycle_colormap(self) -> None:
+        self.set_state(st.cycle_colormap(self.state, list(available_colormaps())), charts=False)
+
+    def show_sample(self, key: str) -> None:
+        analysis = self.session.entries[key].analysis
+        if analysis is None:
+            return
+        self.current_key = key
+        self.state = st.show_record(self.state.with_(cursor=None), analysis.record)
+        self.redraw()
+
+    # ---- samples ----------------------------------------------------------------------------------
+    def highlight_sample(self, key: str) -> None:
+        """Moving through the table shows finished samples at once."""
+        if key != self.current_key and self.session.entries[key].status == DONE:
+            self.show_sample(key)
+
+    def select_sample(self, key: str) -> None:
+        """Enter on a sample: show it, or run it first."""
+        entry = self.session.entries[key]
+        if entry.status == DONE:
+            self.show_sample(key)
+        elif entry.status == RUNNING:
+            self.notify(f"{key} is running…", timeout=2)
+        else:
+            self._wanted_key = key
+            self.run_one(key)
+
+    # ---- workers ----------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False, name="load model")
+    def load_model(self) -> None:
+        text = self.session.load_model()
+        self.post_message(ModelReady(text))
+
+    @work(thread=True, group="sample", exit_on_error=False, name="run sample")
+    def run_one(self, key: str) -> None:
+        self.post_message(SampleStarted(key))
+        try:
+            self.session.run(key)
+        finally:
+            self.post_message(SampleFinished(key))
+
+    @work(thread=True, exclusive=True, group="batch", exit_on_error=False, name="run")
+    def run_batch(self, keys: list[str], job: str) -> None:
+        worker = get_current_worker()
+        start = time.perf_counter()
+
+        def report(done: int, total: int, key: str, entry) -> None:
+            elapsed = time.perf_counter() - start
+            rate = done / elapsed if done and elapsed > 0 else None
+            self.post_message(Progress(job, done, total, key, rate))
+            self.post_message(SampleStarted(key) if entry is None else SampleFinished(key))
+
+        finished, failed = self.session.run_many(keys, lambda: worker.is_cancelled, report)
+        cancelled = worker.is_cancelled
+        text = f"{job}: {finished} done" + (f", {failed} failed" if failed else "")
+        text += f" of {len(keys)}" + (" (cancelled)" if cancelled else "") + f" in {time.perf_counter() - start:.1f}s"
+        self.post_message(JobEnded(job, text, "warning" if failed or cancelled else "information"))
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
+    def export_worker(self, keys: list[str], out_dir: str) -> None:
+        from medgemma_tui.app.session import export_keys
+
+        worker = get_current_worker()
+
+        def report(done: int, total: int, key: str) -> None:
+            self.post_message(Progress("export", done, total, key, None))
+
+        written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report)
+        self.post_message(JobEnded("export", f"exported {written} sample(s) to {out_dir}"))
+
+    def run_keys(self, keys: list[str], job: str = "run all") -> None:
+        if not keys:
+            self.notify("Nothing to run: every sample has run.")
+            return
+        self.set_job(f"{job}: 0/{len(keys)}")
+        self.run_batch(keys, job)
+
+    def run_all(self) -> None:
+        self.run_keys(self.session.pending(), "run all")
+
+    def job_running(self) -> bool:
+        return any(w.group in ("batch", "export") and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                   for w in self.workers)
+
+    def cancel_jobs(self) -> None:
+        cancelled = self.workers.cancel_group(self, "batch") + self.workers.cancel_group(self, "export")
+        if cancelled:
+            self.set_job("cancelling after the current sample…")
+        else:
+            self.notify("No job is running.", timeout=2)
+
+    # ---- messages from workers --------------------------------------------------------------------
+    def on_model_ready(self, message: ModelReady) -> None:
+        self.set_job("")
+        self.notify(message.text, title="model ready", timeout=4)
+        self.sub_title = self.session.loaded.info.name_or_path if self.session.loaded else ""
+        if self.autorun and self.current_key is None and self._wanted_key is None:
+            self.start_first()
+
+    def on_sample_started(self, message: SampleStarted) -> None:
+        self._update_row(message.key)
+        if message.key == self._wanted_key:
+            where = "reading" if self.session.is_tree else "running"
+            self.set_job(f"{where} {message.key}…")
+
+    def on_sample_finished(self, message: SampleFinished) -> None:
+        self._update_row(message.key)
+        entry = self.session.entries[message.key]
+        if message.key == self._wanted_key:
+            if not self.job_running():
+                self.set_job("")
+            if entry.status == DONE:
+                self._wanted_key = None
+                self.failure = None
+                self.show_sample(message.key)
+        screen = self.screen
+        if isinstance(screen, VariantsScreen):
+            screen.refresh_group()
+        if entry.status == DONE and self.current_key is not None:
+            self.redraw_charts_later()
+
+    def redraw_charts_later(self) -> None:
+        screen = self.inspector()
+        if screen is not None and screen.is_mounted:
+            screen.redraw(charts=True)
+
+    def on_progress(self, message: Progress) -> None:
+        rate = f" · {message.rate:.2f} samples/s" if message.rate else ""
+        self.set_job(f"{message.job} {message.done}/{message.total}{rate} · {message.stage} · esc cancels")
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        self.set_job("")
+        self.notify(message.text, severity=message.severity, timeout=6)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place where a failure becomes a message: one line, the app stays up."""
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            self.report_failure(worker.name, worker.error)
+        elif event.state == WorkerState.CANCELLED and worker.group in ("batch", "export"):
+            self.set_job("")
+
+    def report_failure(self, job: str, error: BaseException | None) -> None:
+        text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else type(error).__name__
+        if job == "load model":
+            message = f"the model did not load: {text}"
+        elif job == "run sample":
+            key = self._wanted_key or "the sample"
+            message = f"{key} failed: {text}"
+            self._wanted_key = None
+        else:
+            message = f"{job} failed: {text}"
+        self.failure = message
+        self.set_job("")
+        self.notify(message, title="error", severity="error", timeout=10)
+        screen = self.inspector()
+        if screen is not None and screen.is_mounted:
+            screen.show_status()
+            for panel in screen.query(SamplesPanel):
+                panel.rebuild()
+
+    def _update_row(self, key: str) -> None:
+        screen = self.inspector()
+        if screen is not None and screen.is_mounted:
+            for panel in screen.query(SamplesPanel):  # none while the app is closing
+                panel.update_row(key)
+
+    # ---- job line ---------------------------------------------------------------------------------
+    def set_job(self, text: str) -> None:
+        self._job_text = text
+        self._job_started = time.perf_counter() if text else None
+        self._show_job()
+
+    def _show_job(self) -> None:
+        screen = self.inspector()
+        if screen is None or not screen.is_mounted:
+            return
+        text = self._job_text
+        if text and self._job_started is not None and text.endswith("…"):
+            text = f"{text} {time.perf_counter() - self._job_started:.0f}s"
+        screen.show_job(text)
+
+    def _tick(self) -> None:
+        if self._job_text:
+            self._show_job()
+
+    # ---- screens ----------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def open_gallery(self) -> None:
+        frame = self.current_frame()
+        if frame is None:
+            self.notify("No sample is shown yet.", timeout=2)
+            return
+
+        def chosen(result: tuple[int, int] | None) -> None:
+            if result is not None:
+                layer, head = result
+                self.set_state(self.state.with_(layer=layer, head_mode="head", head=head))
+
+        self.push_screen(GalleryScreen(frame), chosen)
+
+    def open_variants(self) -> None:
+        if self.current_key is None:
+            self.notify("No sample is shown yet.", timeout=2)
+            return
+        self.push_screen(VariantsScreen(self.current_key))
+
+    def open_robustness(self) -> None:
+        root = Path(self.session.source) if self.session.is_tree else None
+        self.push_screen(RobustnessScreen(self.current_key, root))
+
+    def open_export(self) -> None:
+        if self.session.is_tree:
+            self.notify(f"These samples already live in the results tree {self.session.source}.", timeout=4)
+            return
+        finished = len(self.session.done())
+        screen = ExportScreen(self.export_dir, finished, self.current_analysis() is not None)
+
+        def chosen(result: tuple[str, str] | None) -> None:
+            if result is None:
+                return
+            scope, out_dir = result
+            self.export_dir = out_dir
+            keys = [self.current_key] if scope == "current" and self.current_key else self.session.done()
+            self.set_job(f"export 0/{len(keys)}")
+            self.export_worker(keys, out_dir)
+
+        self.push_screen(screen, chosen)
+
+    # ---- command palette --------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for name, cmap in available_colormaps().items():
+            yield SystemCommand(f"Colormap: {name}", f"{cmap.kind} heatmap colours. {cmap.note}",
+                                lambda name=name: self.set_state(self.state.with_(colormap=name), charts=False))
+        analysis = self.current_analysis()
+        if analysis is not None:
+            for view in st.available_views(analysis.record):
+                yield SystemCommand(f"View: {view}", "Show this map view", lambda v=view: self.set_state(
+                    self.state.with_(view=v)))
+        for mode in st.HEAD_MODES:
+            yield SystemCommand(f"Heads: {mode}", "Head mean, one GQA group, or one head",
+                                lambda m=mode: self.step(lambda s, r: s.with_(head_mode=m, head=0)))
+        yield SystemCommand("Run all samples", "Run every sample that has not run (x)", self.run_all)
+        yield SystemCommand("Cancel the running job", "Stops after the current sample (esc)", self.cancel_jobs)
+        yield SystemCommand("Export", "Write the standard results tree (e)", self.open_export)
+        yield SystemCommand("Head gallery", "Every layer x head as a small map (G)", self.open_gallery)
+        yield SystemCommand("Variants", "The hard-positive group side by side (V)", self.open_variants)
+        yield SystemCommand("Robustness", "Perturbed films against the original (R)", self.open_robustness)
+        yield SystemCommand("Toggle masks", "Body and lung outlines (m)", lambda: self.set_state(
+            st.toggle_masks(self.state)))
+

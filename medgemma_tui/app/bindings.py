@@ -1,0 +1,85 @@
+"""Every key of the app, each with an id (remap it from the config's ``[app.keys]``) and a description.
+
+``[app.keys]`` maps a binding id to a key, e.g. ``layer_next = "l"`` or ``quit = "ctrl+q"``; the help
+screen (``?``) lists every id with its current key.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+APP_BINDINGS = [
+    Binding("question_mark", "help", "Help", id="help"),
+    Binding("q", "quit", "Quit", id="quit"),
+    Binding("ctrl+p", "command_palette", "Commands", id="command_palette", show=False),
+]
+
+INSPECT_BINDINGS = [
+    Binding("right_square_bracket", "layer(1)", "Layer+",
+            tooltip="Next layer (all -> 0 -> 1 ... -> last -> all)", id="layer_next"),
+    Binding("left_square_bracket", "layer(-1)", "Layer-", tooltip="Previous layer", id="layer_prev", show=False),
+    Binding("a", "all_layers", "All layers", tooltip="Back to all layers", id="layer_all", show=False),
+    Binding("full_stop", "head(1)", "Head+", tooltip="Next head or GQA group (from the mean: head 0)", id="head_next"),
+    Binding("comma", "head(-1)", "Head-", tooltip="Previous head or group", id="head_prev", show=False),
+    Binding("g", "head_mode", "Mean/group/head", tooltip="Cycle head mean / GQA group / single head", id="head_mode"),
+    Binding("n", "token(1)", "Token+", tooltip="Next query token (question tokens, then answer rows)", id="token_next"),
+    Binding("p", "token(-1)", "Token-", tooltip="Previous query token", id="token_prev", show=False),
+    Binding("v", "view", "View",
+            tooltip="Cycle the map view (answer, gated, layer-weighted, rollout, question)", id="view"),
+    Binding("o", "overlay", "Overlay",
+            tooltip="Cycle heatmap over the film / heatmap alone / film alone", id="overlay", show=False),
+    Binding("m", "masks", "Masks", tooltip="Body and lung outlines", id="masks", show=False),
+    Binding("c", "colormap", "Colormap", tooltip="Next heatmap colormap", id="colormap", show=False),
+    Binding("plus", "alpha(0.1)", "Alpha+", id="alpha_up", show=False),
+    Binding("minus", "alpha(-0.1)", "Alpha-", id="alpha_down", show=False),
+    Binding("s", "samples", "Samples", tooltip="Show or hide the samples table", id="samples", show=False),
+    Binding("slash", "filter", "Filter samples", id="filter", show=False),
+    Binding("G", "gallery", "Heads", tooltip="Head gallery: every layer x head", id="gallery"),
+    Binding("V", "variants", "Variants", tooltip="The hard-positive group side by side", id="variants"),
+    Binding("R", "robustness", "Robustness",
+            tooltip="Perturbed films against the original (from eval)", id="robustness", show=False),
+    Binding("e", "export", "Export",
+            tooltip="Export this sample or every finished one to a results tree", id="export", show=False),
+    Binding("x", "run_all", "Run all", tooltip="Run every sample that has not run", id="run_all"),
+    Binding("escape", "cancel", "Cancel job", tooltip="Cancel the running job after the current sample", id="cancel"),
+]
+
+CURSOR_BINDINGS = [
+    Binding("up", "cursor(-1, 0)", "Cell up", id="cell_up", show=False),
+    Binding("down", "cursor(1, 0)", "Cell down", id="cell_down", show=False),
+    Binding("left", "cursor(0, -1)", "Cell left", id="cell_left", show=False),
+    Binding("right", "cursor(0, 1)", "Cell right", id="cell_right", show=False),
+]
+
+GALLERY_BINDINGS = [
+    Binding("escape", "close", "Back", id="gallery_close"),
+    Binding("s", "sort", "Sort", id="gallery_sort"),
+    Binding("enter", "choose", "Show head", id="gallery_choose"),
+]
+
+TILE_BINDINGS = [
+    Binding("up", "move(0, -1)", "Up", id="tile_up", show=False),
+    Binding("down", "move(0, 1)", "Down", id="tile_down", show=False),
+    Binding("left", "move(-1, 0)", "Left", id="tile_left", show=False),
+    Binding("right", "move(1, 0)", "Right", id="tile_right", show=False),
+]
+
+CLOSE_BINDINGS = [Binding("escape", "close", "Back", id="close")]
+
+HELP_BINDINGS = [Binding("question_mark", "close", "Close help", id="help_close")]
+
+FILTER_BINDINGS = [Binding("escape", "leave", "Back to the table", id="filter_leave", show=False)]
+
+VARIANT_BINDINGS = [
+    Binding("escape", "close", "Back", id="variants_close"),
+    Binding("r", "run_group", "Run the group", id="variants_run"),
+]
+
+
+def all_bindings() -> list[Binding]:
+    return [*APP_BINDINGS, *INSPECT_BINDINGS, *CURSOR_BINDINGS, *FILTER_BINDINGS, *GALLERY_BINDINGS,
+            *TILE_BINDINGS, *VARIANT_BINDINGS, *CLOSE_BINDINGS, *HELP_BINDINGS]
+
+
+def binding_ids() -> set[str]:
+    return {b.id for b in all_bindings() if b.id}

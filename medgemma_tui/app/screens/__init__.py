@@ -1,0 +1,1 @@
+"""Screens: the inspector (main), head gallery, variants, robustness, help, export."""

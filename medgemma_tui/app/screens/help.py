@@ -1,0 +1,78 @@
+"""Every key with its binding id and what it does; remap any id in the config's ``[app.keys]``."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from medgemma_tui.app.bindings import (
+    APP_BINDINGS,
+    CLOSE_BINDINGS,
+    CURSOR_BINDINGS,
+    FILTER_BINDINGS,
+    GALLERY_BINDINGS,
+    HELP_BINDINGS,
+    INSPECT_BINDINGS,
+    TILE_BINDINGS,
+    VARIANT_BINDINGS,
+)
+
+SECTIONS = (
+    ("Everywhere", APP_BINDINGS),
+    ("Inspector", INSPECT_BINDINGS),
+    ("Samples filter", FILTER_BINDINGS),
+    ("Picture (when focused)", CURSOR_BINDINGS),
+    ("Head gallery", GALLERY_BINDINGS + TILE_BINDINGS),
+    ("Variants", VARIANT_BINDINGS),
+    ("Other screens", CLOSE_BINDINGS + HELP_BINDINGS),
+)
+
+NOTES = (
+    "Layers are numbered from 0. ] walks all layers -> 0 -> 1 ... -> last -> all; a returns to all layers.\n"
+    ". and , step heads (from the head mean they enter single heads); g cycles head mean / GQA group / head.\n"
+    "n and p walk query tokens: question tokens, then the row that produced each answer token.\n"
+    "R and L in zone names are the patient's sides: the patient's right lung is on the image left.\n"
+    "Gallery tiles stretch each map over its own range (a flat map is dark); the inspector scales by the max.\n"
+    "Remap keys in the config file: [app.keys] layer_next = \"l\" (binding id = key)."
+)
+
+
+def shown_key(key: str) -> str:
+    names = {"right_square_bracket": "]", "left_square_bracket": "[", "full_stop": ".", "comma": ",",
+             "question_mark": "?", "plus": "+", "minus": "-", "slash": "/"}
+    return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+
+
+def bindings_table(keymap: dict[str, str]) -> Table:
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    table.add_column("key", no_wrap=True)
+    table.add_column("does")
+    table.add_column(Text("id (for [app.keys])"), style="dim", no_wrap=True)
+    for title, bindings in SECTIONS:
+        table.add_row(Text(title, style="bold underline"), "", "")
+        for binding in bindings:
+            key = keymap.get(binding.id, binding.key)
+            table.add_row(shown_key(key), binding.tooltip or binding.description, binding.id or "")
+    return table
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = CLOSE_BINDINGS + HELP_BINDINGS
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; height: 90%; border: round $primary; background: $surface;
+                                  padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text("medtui keys", style="bold"))
+            yield Static(Text(NOTES, style="dim"))
+            yield Static(bindings_table(self.app.key_overrides))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,173 @@
+"""The inspector: samples, the X-ray with its map, tokens, metrics and charts, and the status line."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Static
+
+from medgemma_tui.app import state as st
+from medgemma_tui.app.bindings import INSPECT_BINDINGS
+from medgemma_tui.app.widgets.charts import ChartsPanel
+from medgemma_tui.app.widgets.metrics import MetricsPanel
+from medgemma_tui.app.widgets.samples import SamplesPanel
+from medgemma_tui.app.widgets.tokens import TokenBar
+from medgemma_tui.app.widgets.xray import CellInfo, ColorBar, XrayView
+
+CHART_DELAY_S = 0.08  # charts follow the picture once the keys pause
+
+
+class InspectScreen(Screen):
+    BINDINGS = INSPECT_BINDINGS
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._chart_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        app = self.app
+        with Horizontal(id="body"):
+            yield SamplesPanel(app.session, id="samples")
+            with Vertical(id="center"):
+                yield Static("", id="title")
+                yield ColorBar(id="colorbar")
+                yield CellInfo(id="cell")
+                yield XrayView(id="xray")
+            with VerticalScroll(id="side"):
+                yield TokenBar(id="tokens")
+                yield MetricsPanel(id="metrics")
+                yield ChartsPanel(id="charts")
+        with Horizontal(id="statusbar"):
+            yield Static("", id="status")
+            yield Static("", id="job")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.redraw()
+        self.call_after_refresh(self.focus_start)
+
+    def focus_start(self) -> None:
+        """The table where it is shown (arrows browse samples), else the picture (arrows move the cell cursor)."""
+        if self.has_class("-wide"):
+            self.samples.table.focus()
+        else:
+            self.query_one(XrayView).focus()
+
+    # ---- drawing ----------------------------------------------------------------------------------
+    def redraw(self, charts: bool = True) -> None:
+        """Everything that depends on the view state, from the record in memory."""
+        app = self.app
+        frame = app.current_frame()
+        paint = app.paint()
+        self.query_one(XrayView).show(frame, paint, app.picture_masks())
+        self.query_one(ColorBar).show(frame, paint)
+        self.query_one(CellInfo).show(frame, app.zones(), app.state.cursor)
+        item = app.current_item()
+        self.query_one(TokenBar).show(frame, item.truth if item else "")
+        self.query_one(MetricsPanel).show(frame)
+        self.query_one("#status", Static).update(app.status_text(), layout=False)
+        title = "" if item is None else f"{item.key} · {item.question}"
+        self.query_one("#title", Static).update(title, layout=False)
+        if charts:
+            if self._chart_timer is not None:
+                self._chart_timer.stop()
+            self._chart_timer = self.set_timer(CHART_DELAY_S, self.redraw_charts)
+
+    def redraw_charts(self) -> None:
+        self.query_one(ChartsPanel).show(self.app.current_frame(), self.app.dataset_series())
+
+    def show_job(self, text: str) -> None:
+        self.query_one("#job", Static).update(text)  # auto width: a layout pass
+
+    def show_status(self) -> None:
+        self.query_one("#status", Static).update(self.app.status_text(), layout=False)
+
+    @property
+    def samples(self) -> SamplesPanel:
+        return self.query_one(SamplesPanel)
+
+    # ---- samples ----------------------------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            self.app.highlight_sample(event.row_key.value)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            self.app.select_sample(event.row_key.value)
+
+    def on_xray_view_cursor_moved(self, event: XrayView.CursorMoved) -> None:
+        self.app.step(lambda s, r: st.move_cursor(s, r, event.drow, event.dcol))
+
+    # ---- keys -------------------------------------------------------------------------------------
+    def action_layer(self, step: int) -> None:
+        self.app.step(lambda s, r: st.step_layer(s, r, step))
+
+    def action_all_layers(self) -> None:
+        self.app.step(lambda s, r: st.all_layers(s))
+
+    def action_head(self, step: int) -> None:
+        self.app.step(lambda s, r: st.step_head(s, r, step))
+
+    def action_head_mode(self) -> None:
+        self.app.step(st.cycle_head_mode)
+
+    def action_token(self, step: int) -> None:
+        self.app.step(lambda s, r: st.step_row(s, r, step))
+
+    def action_choose_row(self, row: int) -> None:
+        self.app.step(lambda s, r: st.choose_row(s, r, row))
+
+    def action_view(self) -> None:
+        self.app.step(st.cycle_view)
+
+    def action_overlay(self) -> None:
+        self.app.set_state(st.cycle_overlay(self.app.state))
+
+    def action_masks(self) -> None:
+        if not self.app.state.masks and self.app.picture_masks() is None:
+            self.notify("No anatomy masks for this sample.", severity="warning")
+            return
+        self.app.set_state(st.toggle_masks(self.app.state))
+
+    def action_colormap(self) -> None:
+        self.app.cycle_colormap()
+
+    def action_alpha(self, delta: float) -> None:
+        self.app.set_state(st.change_alpha(self.app.state, delta))
+        self.notify(f"overlay alpha {self.app.state.alpha:.1f}", timeout=1.5)
+
+    def action_samples(self) -> None:
+        self.toggle_class("show-samples")
+        if self.has_class("show-samples"):
+            self.samples.table.focus()
+        else:
+            self.query_one(XrayView).focus()
+
+    def action_filter(self) -> None:
+        self.add_class("show-samples")
+        self.query_one("#filter").focus()
+
+    def action_gallery(self) -> None:
+        self.app.open_gallery()
+
+    def action_variants(self) -> None:
+        self.app.open_variants()
+
+    def action_robustness(self) -> None:
+        self.app.open_robustness()
+
+    def action_export(self) -> None:
+        self.app.open_export()
+
+    def action_run_all(self) -> None:
+        self.app.run_all()
+
+    def action_cancel(self) -> None:
+        self.app.cancel_jobs()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "cancel":
+            return self.app.job_running()
+        return True

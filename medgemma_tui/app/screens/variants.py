@@ -1,0 +1,126 @@
+"""A hard-positive group side by side: each variant's map and answer, the pairwise JS matrix, consistency.
+
+Every variant asks the same thing of the same film, so the answers should agree and the maps should
+look alike. Maps are each variant's default map (the row that produced the first answer token, all
+layers, head mean): rows and tokens differ between questions, so the inspector's layer/head/token
+choice does not carry over.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from medgemma_tui.analysis.metrics import js_divergence
+from medgemma_tui.app.bindings import VARIANT_BINDINGS
+from medgemma_tui.app.session import DONE, Session
+from medgemma_tui.app.widgets.tiles import Tile, TileGrid
+
+
+def variant_tiles(session: Session, keys: list[str]) -> list[Tile]:
+    tiles = []
+    for key in keys:
+        item, entry = session.item(key), session.entries[key]
+        if entry.analysis is None:
+            tiles.append(Tile(key=key, label=f"v{item.variant} {entry.status}", grid=None, note=item.strategy))
+            continue
+        mark = {True: " ✓", False: " ✗", None: ""}[entry.analysis.correct]
+        tiles.append(Tile(key=key, label=f"v{item.variant} {entry.analysis.answer_label}{mark}",
+                          grid=entry.analysis.grid, note=item.strategy or "original", film=entry.record.xray))
+    return tiles
+
+
+def consistency_text(session: Session, keys: list[str]) -> Text:
+    done = [k for k in keys if session.entries[k].status == DONE]
+    text = Text()
+    if not done:
+        return Text("No variant has run yet: press r to run the group.", style="dim")
+    labels = [session.entries[k].analysis.answer_label for k in done]
+    majority, count = Counter(labels).most_common(1)[0]
+    text.append(f"answers agree: {count}/{len(done)} say {majority!r}", style="bold")
+    if len(done) < len(keys):
+        text.append(f"  ({len(keys) - len(done)} not run: r runs them)", style="dim")
+    if len(done) > 1:
+        grids = [session.entries[k].analysis.grid for k in done]
+        pairs = [js_divergence(grids[i], grids[j]) for i in range(len(done)) for j in range(i + 1, len(done))]
+        text.append(f"\nmean pairwise JS divergence {sum(pairs) / len(pairs):.4f} nats (0 = same map, ln 2 = disjoint)")
+    return text
+
+
+def js_table(session: Session, keys: list[str]) -> Table:
+    done = [k for k in keys if session.entries[k].status == DONE]
+    table = Table(title="pairwise JS divergence (nats)", title_justify="left", box=None, pad_edge=False)
+    table.add_column("")
+    for k in done:
+        table.add_column(f"v{session.item(k).variant}", justify="right")
+    for a in done:
+        cells = []
+        for b in done:
+            value = js_divergence(session.entries[a].analysis.grid, session.entries[b].analysis.grid)
+            cells.append("·" if a == b else f"{value:.3f}")
+        table.add_row(f"v{session.item(a).variant}", *cells)
+    return table
+
+
+def questions_table(session: Session, keys: list[str]) -> Table:
+    table = Table(box=None, pad_edge=False, expand=True)
+    for name in ("var", "strategy", "question", "answer", "truth"):
+        table.add_column(name, overflow="fold")
+    for key in keys:
+        item, entry = session.item(key), session.entries[key]
+        answer = entry.analysis.answer_label if entry.analysis else entry.status
+        table.add_row(str(item.variant), item.strategy or "original", item.question, answer, item.truth)
+    return table
+
+
+class VariantsScreen(Screen):
+    BINDINGS = VARIANT_BINDINGS
+
+    def __init__(self, key: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.key = key
+
+    @property
+    def keys(self) -> list[str]:
+        return [item.key for item in self.app.session.group_of(self.key)]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="variants-title")
+        yield TileGrid(side=24, id="variant-maps")
+        with VerticalScroll(id="variant-details"):
+            yield Static("", id="variant-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_group()
+
+    def refresh_group(self) -> None:
+        session: Session = self.app.session
+        keys = self.keys
+        item = session.item(self.key)
+        title = Text()
+        title.append("Variants ", style="bold")
+        title.append(f"of {item.group[1]!r} on {item.group[0]} · {len(keys)} questions · r run · esc back")
+        self.query_one("#variants-title", Static).update(title)
+        self.query_one(TileGrid).set_tiles(variant_tiles(session, keys), self.app.tile_paint(blend=True))
+        parts = [consistency_text(session, keys), questions_table(session, keys)]
+        if sum(session.entries[k].status == DONE for k in keys) > 1:
+            parts.append(js_table(session, keys))
+        self.query_one("#variant-text", Static).update(Group(*parts))
+
+    def action_run_group(self) -> None:
+        missing = [k for k in self.keys if self.app.session.entries[k].status != DONE]
+        if not missing:
+            self.notify("Every variant has run.")
+            return
+        self.app.run_keys(missing, job="variants")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

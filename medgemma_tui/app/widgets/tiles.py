@@ -1,0 +1,121 @@
+"""A scrolling grid of small maps (Line API): the head gallery and the variants side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from medgemma_tui.app.bindings import TILE_BINDINGS
+from medgemma_tui.app.picture import Paint, background_style, picture_strips
+
+
+@dataclass(frozen=True)
+class Tile:
+    key: object  # what choosing the tile means to the screen, e.g. (layer, head)
+    label: str
+    grid: np.ndarray | None  # None: nothing to draw yet (e.g. a variant not run)
+    note: str = ""
+    film: np.ndarray | None = None
+
+
+class TileGrid(ScrollView, can_focus=True):
+    BINDINGS = TILE_BINDINGS
+    DEFAULT_CSS = "TileGrid { height: 1fr; width: 1fr; }"
+
+    def __init__(self, side: int = 16, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.side = side  # pixels: a tile is side columns by side/2 rows, plus two label rows
+        self.tiles: list[Tile] = []
+        self.per_row_limit: int | None = None
+        self.selected: int | None = 0
+        self.paint = Paint(overlay="map")
+        self._cache: LRUCache[tuple, list[Strip]] = LRUCache(1024)
+
+    # ---- geometry ---------------------------------------------------------------------------------
+    @property
+    def tile_width(self) -> int:
+        return self.side + 2
+
+    @property
+    def tile_height(self) -> int:
+        return self.side // 2 + 3
+
+    @property
+    def per_row(self) -> int:
+        fits = max(1, self.size.width // self.tile_width)
+        return min(fits, self.per_row_limit) if self.per_row_limit else fits
+
+    def set_tiles(self, tiles: list[Tile], paint: Paint, per_row_limit: int | None = None) -> None:
+        self.tiles, self.paint, self.per_row_limit = tiles, paint, per_row_limit
+        if self.selected is not None:
+            self.selected = min(self.selected, max(0, len(tiles) - 1))
+        self._update_virtual_size()
+        self.refresh()
+
+    def _update_virtual_size(self) -> None:
+        rows = -(-len(self.tiles) // self.per_row) if self.tiles else 0
+        self.virtual_size = Size(self.size.width, rows * self.tile_height)
+
+    def on_resize(self) -> None:
+        self._update_virtual_size()
+
+    def action_move(self, dx: int, dy: int) -> None:
+        self.move(dx, dy)
+
+    def move(self, dx: int, dy: int) -> None:
+        if not self.tiles or self.selected is None:
+            return
+        index = self.selected + dx + dy * self.per_row
+        self.selected = int(np.clip(index, 0, len(self.tiles) - 1))
+        row = self.selected // self.per_row
+        self.scroll_to_region_rows(row * self.tile_height, self.tile_height)
+        self.refresh()
+
+    def scroll_to_region_rows(self, top: int, height: int) -> None:
+        y = self.scroll_offset.y
+        if top < y:
+            self.scroll_to(y=top, animate=False)
+        elif top + height > y + self.size.height:
+            self.scroll_to(y=top + height - self.size.height, animate=False)
+
+    # ---- drawing ----------------------------------------------------------------------------------
+    def _picture(self, tile: Tile) -> list[Strip]:
+        key = (id(tile.grid), id(tile.film), self.paint, self.side)
+        strips = self._cache.get(key)
+        if strips is None:
+            strips = picture_strips(tile.film, tile.grid, self.paint, self.side, self.side // 2)
+            self._cache[key] = strips
+        return strips
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        bg = background_style(self.paint)
+        line = y + self.scroll_offset.y
+        row, inner = divmod(line, self.tile_height)
+        per_row = self.per_row
+        first = row * per_row
+        segments: list[Segment] = []
+        base = self.rich_style
+        for index in range(first, min(first + per_row, len(self.tiles))):
+            tile = self.tiles[index]
+            chosen = index == self.selected and self.has_focus
+            if inner < self.side // 2:
+                if tile.grid is None:
+                    segments.append(Segment(" " * self.side, bg))
+                else:
+                    segments.extend(self._picture(tile)[inner])
+            elif inner < self.side // 2 + 2:
+                text = tile.label if inner == self.side // 2 else tile.note
+                style = base + Style(reverse=True) if chosen and inner == self.side // 2 else base
+                segments.append(Segment(text[: self.side].ljust(self.side), style))
+            else:
+                segments.append(Segment(" " * self.side, base))
+            segments.append(Segment("  ", base))
+        return Strip(segments).extend_cell_length(width, base).crop(0, width)

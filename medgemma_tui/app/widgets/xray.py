@@ -1,0 +1,116 @@
+"""The X-ray pane: the film with its heatmap (Line API, cached strips), a colour bar and the cell under the cursor."""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.cache import LRUCache
+from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
+
+from medgemma_tui.app.bindings import CURSOR_BINDINGS
+from medgemma_tui.app.frame import Frame, cell_text
+from medgemma_tui.app.picture import Paint, background_style, colorbar_segments, fit, picture_strips
+
+
+class XrayView(Widget, can_focus=True):
+    """Half-block picture of the current frame. Strips are cached by everything they depend on."""
+
+    BINDINGS = CURSOR_BINDINGS
+    DEFAULT_CSS = "XrayView { width: 1fr; height: 1fr; }"
+
+    class CursorMoved(Message):
+        def __init__(self, drow: int, dcol: int) -> None:
+            super().__init__()
+            self.drow, self.dcol = drow, dcol
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frame: Frame | None = None
+        self.paint = Paint()
+        self.masks: dict | None = None
+        self._cache: LRUCache[tuple, tuple[object, list[Strip]]] = LRUCache(48)
+
+    def show(self, frame: Frame | None, paint: Paint, masks: dict | None) -> None:
+        self.frame, self.paint, self.masks = frame, paint, masks
+        self.refresh()
+
+    def cache_key(self) -> tuple:
+        frame = self.frame
+        record_id = None if frame is None else id(frame.record)
+        spec = None if frame is None else frame.spec
+        masks = self.paint.masks and self.masks is not None
+        return (record_id, spec, self.paint, masks, self.size.width, self.size.height)
+
+    def strips(self) -> list[Strip]:
+        key = self.cache_key()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit[1]
+        width, height = self.size.width, self.size.height
+        if self.frame is None:
+            strips = [Strip([Segment(" " * width, background_style(self.paint))], width)] * height
+        else:
+            record = self.frame.record
+            strips = picture_strips(record.xray, self.frame.grid, self.paint, width, height, self.masks)
+        # the value keeps the record alive, so its id in the key cannot be reused while cached
+        self._cache[key] = (self.frame, strips)
+        return strips
+
+    def picture_rows(self) -> int:
+        return fit(self.size.width, self.size.height) // 2
+
+    def render_line(self, y: int) -> Strip:
+        strips = self.strips()
+        if 0 <= y < len(strips):
+            return strips[y]
+        return Strip.blank(self.size.width, background_style(self.paint))
+
+    def action_cursor(self, drow: int, dcol: int) -> None:
+        self.post_message(self.CursorMoved(drow, dcol))
+
+
+class ColorBar(Widget):
+    """``0 ▕gradient▏ max 0.0123``: what the colours of the map mean."""
+
+    DEFAULT_CSS = "ColorBar { height: 1; width: 1fr; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frame: Frame | None = None
+        self.paint = Paint()
+
+    def show(self, frame: Frame | None, paint: Paint) -> None:
+        self.frame, self.paint = frame, paint
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        if y != 0 or self.frame is None:
+            return Strip.blank(width, base)
+        top = float(self.frame.grid.max())
+        right = f" {top:.4f} max cell"
+        bar_width = max(0, min(32, width - len(right) - 2))
+        segments = [Segment("0 ", base), *colorbar_segments(self.paint.colormap, bar_width, self.paint.colors)]
+        segments.append(Segment(right, base))
+        segments.append(Segment(f"  {self.paint.colormap}", base + Style(dim=True)))
+        return Strip(segments).crop(0, width).extend_cell_length(width, base)
+
+
+class CellInfo(Static):
+    """The value and anatomical zone of the cell under the cursor (arrow keys on the picture)."""
+
+    DEFAULT_CSS = "CellInfo { height: 1; width: 1fr; }"
+
+    def show(self, frame: Frame | None, zones, cursor: tuple[int, int] | None) -> None:
+        if frame is None:
+            self.update("", layout=False)
+        elif cursor is None:
+            hint = "arrows on the picture: cell cursor · o overlay · m masks · c colormap"
+            self.update(Text(hint, style="dim", no_wrap=True, overflow="ellipsis"), layout=False)
+        else:
+            self.update(Text(cell_text(frame, zones, cursor), no_wrap=True, overflow="ellipsis"), layout=False)

@@ -1,0 +1,112 @@
+"""``medtui open OUT``: the app on a results tree (no model), the app's export, and the launcher's hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from medgemma_tui.data.schema import load_dataset
+from medgemma_tui.resources import demo_dataset_csv
+
+KEYS = 2
+
+
+@pytest.fixture(scope="module")
+def results(demo_model):
+    """Two demo samples answered for real, as the app's worker leaves them (shared with test_app_ui)."""
+    if not demo_dataset_csv().exists():
+        pytest.skip("the demo dataset CSV is not in this checkout")
+    from test_app_ui import demo_results
+
+    return load_dataset(demo_dataset_csv()), list(demo_results(demo_model)[:KEYS])
+
+
+@pytest.fixture(scope="module")
+def tree(results, tmp_path_factory):
+    """A results tree written by the same writer ``medtui eval`` uses."""
+    from medgemma_tui.config import Config
+    from medgemma_tui.export.tree import ResultsTree
+
+    out = tmp_path_factory.mktemp("tree")
+    quick = Config().with_overrides({"visualization.save_full": False, "visualization.save_overlays": False})
+    with ResultsTree(out).locked() as writer:
+        for result in results[1]:
+            writer.write_sample(result, quick)
+    return out
+
+
+def test_open_shows_a_tree_without_a_model(tree, results):
+    from medgemma_tui.app.app import MedtuiApp
+    from medgemma_tui.app.session import Session
+
+    session = Session.from_tree(tree)
+    assert not session.needs_model and [i.key for i in session.items] == [r.sample.key for r in results[1]]
+    app = MedtuiApp(session)
+
+    async def drive():
+        async with app.run_test(size=(100, 30)) as pilot:
+            while app.current_key is None:
+                await pilot.pause(0.05)
+            shown = app.current_analysis()
+            fresh = results[1][0].analysis
+            np.testing.assert_allclose(shown.record.image_attn, fresh.record.image_attn)
+            np.testing.assert_allclose(shown.grid, fresh.grid, atol=1e-6)
+            assert shown.masks is not None and shown.correct == fresh.correct
+            assert app.session.item(app.current_key).truth == results[1][0].sample.answer
+            await pilot.press("right_square_bracket", "full_stop")
+            assert str(app.screen.query_one("#status").render()).startswith("layer 0/")
+            await pilot.press("e")  # a tree is not exported again
+            assert app.screen.__class__.__name__ == "InspectScreen"
+            assert any("already live in the results tree" in n.message for n in app._notifications)
+
+    asyncio.run(drive())
+
+
+def test_export_writes_a_tree_that_open_reads_back(results, tmp_path):
+    from medgemma_tui.app.session import DONE, Session, export_keys
+
+    dataset, done = results
+    session = Session.from_dataset(dataset, model_source=None)
+    for result in done:
+        session.entries[result.sample.key].status = DONE
+        session.entries[result.sample.key].analysis = result.analysis
+    reports = []
+    written = export_keys(session, session.done(), tmp_path / "out", lambda: False,
+                          lambda d, t, k: reports.append((d, t)))
+    assert written == KEYS and reports[-1] == (KEYS, KEYS)
+    reopened = Session.from_tree(tmp_path / "out")
+    assert [i.key for i in reopened.items] == session.done()
+    entry = reopened.run(reopened.items[0].key)
+    np.testing.assert_allclose(entry.analysis.grid, done[0].analysis.grid, atol=1e-6)
+
+
+def test_open_on_a_missing_tree_fails_in_one_line(tmp_path):
+    from cli.main import main
+
+    result = CliRunner().invoke(main, ["open", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"medtui: error: results tree not found: {tmp_path / 'nowhere'}"]
+
+
+def test_the_launcher_imports_textual_only_inside_the_app_commands():
+    code = "import sys, cli.main, cli.app; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_color_flag_is_applied_before_textual_starts(monkeypatch):
+    from cli.app import apply_color
+
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    monkeypatch.delenv("TEXTUAL_COLOR_SYSTEM", raising=False)
+    apply_color("256")
+    import os
+
+    assert os.environ["TEXTUAL_COLOR_SYSTEM"] == "256" and "COLORTERM" not in os.environ
+    apply_color("truecolor")
+    assert os.environ["TEXTUAL_COLOR_SYSTEM"] == "truecolor" and os.environ["COLORTERM"] == "truecolor"

@@ -1,0 +1,315 @@
+"""The Textual app driven by a Pilot: keys, the status line, workers, screens, and snapshots.
+
+Records are real: the demo model answers the first hard-positive group of the demo dataset once per
+module (a few seconds), and each test hands the analyses to a session, as a worker would. Tests of
+the background work replace ``Session.run`` / ``load_model`` with slow or failing stand-ins rather
+than running the model in every test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+
+import pytest
+
+from medgemma_tui.app.app import MedtuiApp
+from medgemma_tui.app.screens.variants import consistency_text
+from medgemma_tui.app.session import DONE, FAILED, NOT_RUN, Session
+from medgemma_tui.data.schema import load_dataset
+from medgemma_tui.resources import demo_dataset_csv
+
+RUN = 4  # samples answered for real: the first hard-positive group (4 variants)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    if not demo_dataset_csv().exists():
+        pytest.skip("the demo dataset CSV is not in this checkout")
+    return load_dataset(demo_dataset_csv())
+
+
+_RESULTS: dict[int, tuple] = {}
+
+
+def demo_results(loaded) -> tuple:
+    """The first RUN demo samples run for real, once per test process (test_app_open shares them)."""
+    from medgemma_tui.runner import run_sample
+
+    if id(loaded) not in _RESULTS:
+        samples = list(load_dataset(demo_dataset_csv()))[:RUN]
+        _RESULTS[id(loaded)] = (loaded, tuple(run_sample(loaded, s, max_new_tokens=6) for s in samples))
+    return _RESULTS[id(loaded)][1]
+
+
+@pytest.fixture(scope="module")
+def analyses(demo_model, dataset):
+    return {r.sample.key: r.analysis for r in demo_results(demo_model)}
+
+
+def synchronously(test):
+    """Run an async test body in its own event loop (no async pytest plugin needed)."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+def make_session(dataset, analyses, done: int = RUN) -> Session:
+    """The demo dataset with the first ``done`` samples already analysed; no model (nothing loads)."""
+    session = Session.from_dataset(dataset, model_source=None)
+    for key in list(analyses)[:done]:
+        session.entries[key].status = DONE
+        session.entries[key].analysis = analyses[key]
+    return session
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+def status(app) -> str:
+    return str(app.screen.query_one("#status").render())
+
+
+# ---- keys and the status line ------------------------------------------------------------------------
+@synchronously
+async def test_keys_walk_layers_heads_tokens_views_and_the_status_line_follows(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        record = app.current_analysis().record
+        layers = record.num_layers
+        assert status(app).startswith(f"layer all/{layers} · head mean · token ")
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert app.state.layer == 1 and status(app).startswith(f"layer 1/{layers} · ")
+        await pilot.press("left_square_bracket")
+        assert app.state.layer == 0
+        await pilot.press("a")
+        assert app.state.layer is None
+        await pilot.press("full_stop")
+        assert (app.state.head_mode, app.state.head) == ("head", 0)
+        assert f" · head 0/{record.num_heads} · " in status(app)
+        await pilot.press("full_stop", "comma", "comma")
+        assert app.state.head == record.num_heads - 1
+        await pilot.press("g")
+        assert app.state.head_mode == "mean" and " · head mean · " in status(app)
+        await pilot.press("g")
+        assert app.state.head_mode == "group" and " · group 0/" in status(app)
+        first = app.state.row
+        await pilot.press("n")
+        assert app.state.row != first
+        await pilot.press("p")
+        assert app.state.row == first
+        await pilot.press("v")
+        assert app.state.view == "gated" and status(app).endswith("view gated")
+
+
+@synchronously
+async def test_keys_are_remapped_by_binding_id_from_the_config(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses), keys={"layer_next": "l"})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        await pilot.press("l")
+        assert app.state.layer == 0
+        await pilot.press("right_square_bracket")
+        assert app.state.layer == 0  # the old key is gone
+
+
+@synchronously
+async def test_browsing_finished_samples_and_the_paint_keys(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        first = app.current_key
+        app.screen.samples.table.focus()
+        await pilot.press("down")
+        assert app.current_key != first and app.current_key == list(analyses)[1]
+        assert app.screen.query_one("#title").render().plain.startswith(app.current_key)
+        await pilot.press("o")
+        assert app.state.overlay == "map"
+        await pilot.press("m")
+        assert app.state.masks  # the phantoms have anatomy masks
+        colormap = app.state.colormap
+        await pilot.press("c")
+        assert app.state.colormap != colormap
+        app.screen.query_one("#xray").focus()
+        await pilot.press("down", "right")
+        assert app.state.cursor == (9, 9)
+        cell = str(app.screen.query_one("#cell").render())
+        assert cell.startswith("cell (9,9) ") and "uniform" in cell
+
+
+# ---- background work ---------------------------------------------------------------------------------
+@synchronously
+async def test_startup_paints_before_the_model_has_loaded(dataset, analyses, monkeypatch):
+    release = threading.Event()
+    session = make_session(dataset, analyses, done=0)
+    session.model_source = "demo"
+    monkeypatch.setattr(session, "load_model", lambda: release.wait(10) and "demo model")
+    app = MedtuiApp(session, autorun=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#status").render() is not None
+        assert str(app.screen.query_one("#job").render()).startswith("loading model demo")
+        await pilot.press("question_mark")  # keys work while the model loads
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        release.set()
+        await wait_for(pilot, lambda: str(app.screen.query_one("#job").render()) == "")
+
+
+@synchronously
+async def test_the_ui_answers_keys_while_a_sample_runs_in_a_worker(dataset, analyses, monkeypatch):
+    session = make_session(dataset, analyses, done=1)
+    key = list(analyses)[1]
+    release = threading.Event()
+
+    def slow_run(k):
+        release.wait(10)
+        entry = session.entries[k]
+        entry.status, entry.analysis = DONE, analyses[k]
+        return entry
+
+    monkeypatch.setattr(session, "run", slow_run)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        app.select_sample(key)
+        await pilot.pause(0.1)
+        assert any(w.name == "run sample" and w.is_running for w in app.workers)
+        for expected in (0, 1, 2):
+            await pilot.press("right_square_bracket")
+            assert app.state.layer == expected
+        # the keys were answered and redrawn while the worker was still busy
+        assert any(w.name == "run sample" and w.is_running for w in app.workers)
+        assert status(app).startswith("layer 2/")
+        assert str(app.screen.query_one("#job").render()).startswith("running " + key)
+        release.set()
+        await wait_for(pilot, lambda: app.current_key == key)
+
+
+@synchronously
+async def test_a_failure_shows_one_clear_message_and_the_app_stays_up(dataset, analyses, monkeypatch):
+    session = make_session(dataset, analyses, done=1)
+    key = list(analyses)[1]
+
+    def broken_run(k):
+        session.entries[k].status, session.entries[k].error = FAILED, "CUDA out of memory"
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(session, "run", broken_run)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        app.select_sample(key)
+        await wait_for(pilot, lambda: app.failure is not None)
+        assert app.failure == f"{key} failed: CUDA out of memory"
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 1
+        assert f"✗ {key} failed: CUDA out of memory" in status(app)
+        await pilot.press("right_square_bracket")  # still answering keys
+        assert app.state.layer == 0 and app.is_running
+
+
+@synchronously
+async def test_run_all_reports_progress_and_cancel_stops_after_the_current_sample(dataset, analyses, monkeypatch):
+    session = make_session(dataset, analyses, done=1)
+
+    def slow_run(k):
+        time.sleep(0.15)
+        session.entries[k].status = DONE
+        session.entries[k].analysis = analyses[list(analyses)[0]]
+        return session.entries[k]
+
+    monkeypatch.setattr(session, "run", slow_run)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: sum(e.status == DONE for e in session.entries.values()) >= 3)
+        assert str(app.screen.query_one("#job").render()).startswith("run all ")
+        assert "samples/s" in str(app.screen.query_one("#job").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.job_running())
+        statuses = [session.entries[i.key].status for i in session.items]
+        assert 2 <= statuses.count(DONE) < len(statuses)
+        assert statuses.count(NOT_RUN) > 0  # queued samples went back to "not run"
+
+
+# ---- screens -----------------------------------------------------------------------------------------
+@synchronously
+async def test_head_gallery_sorts_and_enter_shows_the_chosen_head(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        await pilot.press("G")
+        assert app.screen.__class__.__name__ == "GalleryScreen"
+        grid = app.screen.query_one("#gallery")
+        await pilot.press("down", "right")
+        layer, head = grid.tiles[grid.selected].key
+        assert grid.selected == grid.per_row + 1 and (layer, head) != (0, 0)
+        await pilot.press("enter")
+        assert app.screen.__class__.__name__ == "InspectScreen"
+        assert (app.state.layer, app.state.head_mode, app.state.head) == (layer, "head", head)
+        assert status(app).startswith(f"layer {layer}/")
+        await pilot.press("G", "s")  # sorted by image share, highest first
+        shares = [float(t.note.split()[1]) for t in app.screen.query_one("#gallery").tiles]
+        assert shares == sorted(shares, reverse=True)
+
+
+@synchronously
+async def test_variants_and_robustness_screens(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        await pilot.press("V")
+        assert app.screen.__class__.__name__ == "VariantsScreen"
+        assert len(app.screen.keys) == 4
+        plain = consistency_text(app.session, app.screen.keys).plain
+        assert "answers agree:" in plain and "mean pairwise JS divergence" in plain
+        assert app.screen.query_one("#variant-maps").tiles[0].grid is not None
+        await pilot.press("escape", "R")  # robustness: says how to get results instead of inventing them
+        body = str(app.screen.query_one("#robustness-body").render())
+        assert "not available" in body and "medtui eval" in body
+
+
+@synchronously
+async def test_help_lists_every_binding_with_its_id(dataset, analyses):
+    from medgemma_tui.app.bindings import all_bindings
+    from medgemma_tui.app.screens.help import bindings_table
+
+    app = MedtuiApp(make_session(dataset, analyses), keys={"quit": "ctrl+q"})
+    async with app.run_test(size=(120, 60)) as pilot:
+        await pilot.press("question_mark")
+        assert app.screen.__class__.__name__ == "HelpScreen"
+    table = bindings_table(app.key_overrides)
+    assert {b.id for b in all_bindings()} <= set(table.columns[2]._cells)
+    quit_row = table.columns[2]._cells.index("quit")
+    assert table.columns[0]._cells[quit_row] == "ctrl+q"
+
+
+# ---- snapshots ---------------------------------------------------------------------------------------
+def test_snapshot_inspector_at_80x24(dataset, analyses, snap_compare):
+    assert snap_compare(MedtuiApp(make_session(dataset, analyses)), terminal_size=(80, 24), press=["_"])
+
+
+def test_snapshot_inspector_at_160x44_with_masks_and_a_head(dataset, analyses, snap_compare):
+    press = ["m", "right_square_bracket", "full_stop", "_"]
+    assert snap_compare(MedtuiApp(make_session(dataset, analyses)), terminal_size=(160, 44), press=press)
+
+
+def test_snapshot_head_gallery(dataset, analyses, snap_compare):
+    assert snap_compare(MedtuiApp(make_session(dataset, analyses)), terminal_size=(100, 30), press=["G", "_"])
+
+
+def test_snapshot_variants(dataset, analyses, snap_compare):
+    assert snap_compare(MedtuiApp(make_session(dataset, analyses)), terminal_size=(120, 40), press=["V", "_"])
