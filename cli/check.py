@@ -137,7 +137,8 @@ def check_command(image, question, model, device, dtype, max_new_tokens, as_json
     if export_dir:
         from medgemma_tui.export.tree import export_check
 
-        payload["export"] = str(export_check(export_dir, image, question, film, analysis, loaded, timings, colormap))
+        payload["export"] = str(export_check(export_dir, image, question, film, analysis, loaded, timings, colormap,
+                                             config))
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:

@@ -11,7 +11,6 @@ import importlib
 import json
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import click
@@ -42,18 +41,7 @@ def load_studies(config, wanted: list[str]) -> list:
     return studies
 
 
-def config_names(path: Path | None, section: str, key: str) -> bool:
-    """Whether the config file itself sets ``section.key`` (defaults do not count)."""
-    if path is None:
-        return False
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(data.get(section), dict) and key in data[section]
-
-
-def resolve_inputs(config, config_path, model, data, images):
+def resolve_inputs(config, model, data, images):
     """(model source, CSV, images root, whether it is the demo bundle) from flags, then config, then demo."""
     from medgemma_tui.resources import demo_dataset_csv
 
@@ -65,7 +53,7 @@ def resolve_inputs(config, config_path, model, data, images):
         if not csv.exists():
             fail(f"the demo dataset is not installed ({csv}); give --data CSV")
     if model is None:
-        if config_names(config_path, "model", "name_or_path") or not demo_data:
+        if config.sets("model.name_or_path") or not demo_data:
             model = config.model.name_or_path
         else:
             model = "demo"
@@ -214,7 +202,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     config = load_config(config_path)
     overrides = {"model.device": device, "model.dtype": dtype}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
-    model, csv, root, demo = resolve_inputs(config, config_path, model, data, images)
+    model, csv, root, demo = resolve_inputs(config, model, data, images)
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),
                                     **({"data.images": str(root)} if root else {})})
     check_map_settings(config)

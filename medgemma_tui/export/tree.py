@@ -542,13 +542,13 @@ def single_sample(image: str | os.PathLike[str], question: str, ground_truth: st
 
 
 def export_check(out_dir, image, question: str, film, analysis, loaded=None, timings: dict | None = None,
-                 colormap: str | None = None) -> Path:
+                 colormap: str | None = None, config: Config | None = None) -> Path:
     """Write one checked sample as a standard results tree (``medtui check --export DIR``)."""
     from medgemma_tui.config import Config
     from medgemma_tui.export.summary import write_analysis
     from medgemma_tui.runner import SampleResult
 
-    config = Config()
+    config = config or Config()
     if colormap:
         config = config.with_overrides({"visualization.colormap": colormap})
     if loaded is not None:
