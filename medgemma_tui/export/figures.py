@@ -182,9 +182,9 @@ def metrics_lines(metrics: dict[str, float], extra: dict[str, Any] | None = None
         if not present:
             continue
         lines.append(f"{title}")
-        lines.extend(f"  {n:<18}{fmt(metrics[n]):>8}" for n in present)
+        lines.extend(f"  {n:<18}{fmt(metrics[n]):>7}" for n in present)
     for name, value in (extra or {}).items():
-        lines.append(f"{name:<20}{fmt(value):>8}")
+        lines.append(f"{name:<20}{fmt(value):>7}")
     return lines
 
 
@@ -288,8 +288,13 @@ def full_figure(
     ax = axes[1, 2]
     ax.axis("off")
     extra = {"gated tokens": len(analysis.gating.tokens)}
-    ax.text(0.0, 1.0, "\n".join(metrics_lines(analysis.metrics, extra)), family="monospace", fontsize=8.6,
-            va="top", ha="left", transform=ax.transAxes, parse_math=False)
+    lines = metrics_lines(analysis.metrics, extra)
+    # two columns, cut at a group heading near the middle, so the box metrics fit under the others
+    heads = [i for i, line in enumerate(lines) if not line.startswith(" ")]
+    cut = min(heads, key=lambda i: abs(i - len(lines) / 2)) if len(lines) > 22 else len(lines)
+    for x, column in ((0.0, lines[:cut]), (0.53, lines[cut:])):
+        ax.text(x, 1.0, "\n".join(column), family="monospace", fontsize=8.6, va="top", ha="left",
+                transform=ax.transAxes, parse_math=False)
     ax.set_title("metrics", fontsize=11, loc="left")
     return figure
 
