@@ -200,7 +200,8 @@ def run_evaluation(
     if pending and loaded is None:
         raise ValueError(f"{len(pending)} samples left to run and no model given")
     counts = EvalCounts(selected=len(samples), skipped=len(samples) - len(pending), out=str(tree.root))
-    counts.retried = sum(1 for s in pending if s.key in tree.failed_keys())
+    failed_before = tree.failed_keys()
+    counts.retried = sum(1 for s in pending if s.key in failed_before)
     spec = map_spec(config)
     terms = list(config.analysis.terms) if config.analysis.terms else None
     run = write_run_start(tree, loaded, config, counts, run_info)
