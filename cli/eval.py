@@ -7,7 +7,6 @@ final summary. Exit codes: 0 every row done, 1 some rows failed, 2 bad usage or 
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -17,28 +16,13 @@ import click
 
 from cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, fail, reports_errors
 
-STUDIES = {
-    # flag -> (module, factory): the factory takes the Config and returns an evaluation.Study
-    "robustness": ("medgemma_tui.studies", "robustness_eval_study"),
-    "faithfulness": ("medgemma_tui.studies", "faithfulness_eval_study"),
-}
-
 
 def load_studies(config, wanted: list[str]) -> list:
-    """The studies asked for, or exit 2 when their module is not in this build yet."""
-    studies = []
-    for name in wanted:
-        module_name, factory = STUDIES[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            module = None
-        if module is None or not hasattr(module, factory):
-            fail(f"--{name} is not available yet in this build ({module_name}.{factory} is missing)")
-        studies.append(getattr(module, factory)(config))
-    return studies
+    """The opt-in studies of issue 6, each an evaluation.Study made from the config."""
+    from medgemma_tui.studies import faithfulness_eval_study, robustness_eval_study
+
+    factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study}
+    return [factories[name](config) for name in wanted]
 
 
 def resolve_inputs(config, model, data, images):

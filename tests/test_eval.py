@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from medgemma_tui.export.tree import read_results
 from medgemma_tui.resources import fixtures_dir
 from tests.test_tree import demo_subset_csv, eval_config, one_torch_thread, run_tree  # noqa: F401 (autouse)
 
@@ -171,20 +172,15 @@ def test_missing_config_file_exits_2(tmp_path):
     assert result.exit_code == 2 and "config file not found" in result.stderr
 
 
-@pytest.mark.parametrize("study", ["robustness", "faithfulness"])
-def test_studies_not_built_yet_exit_2_saying_so(tmp_path, study):
-    import importlib
-
-    from cli.eval import STUDIES
-
-    module, factory = STUDIES[study]
-    try:
-        if hasattr(importlib.import_module(module), factory):
-            pytest.skip(f"the {study} study exists now")
-    except ModuleNotFoundError:
-        pass
-    result = invoke("--export", str(tmp_path / "out"), f"--{study}")
-    assert result.exit_code == 2 and "not available yet" in result.stderr
+def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, demo_loader):
+    out = tmp_path / "out"
+    result = invoke("--export", str(out), "--limit", "1", "--robustness", "--faithfulness", "--json")
+    assert result.exit_code == 0, result.output
+    key = read_results(out).keys[0]
+    study = json.loads((out / "robustness" / f"{key}.json").read_text())
+    assert "perturbations" in json.dumps(study) and "faithfulness" in json.dumps(study)
+    summary = json.loads((out / "analysis" / "summary.json").read_text())
+    assert "robustness" in json.dumps(summary) and "faithfulness" in json.dumps(summary)
 
 
 # ---- interrupted runs ----------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ without the model (``ResultsReader.summary()``, ``write_analysis``).
 - Hard-positive groups are the rows sharing (image_path, baseline_question) with at least two finished
   variants. ``hard_positive_answer_consistency``: share of those groups whose parsed labels all agree;
   ``mean_js_variants``: mean over groups of the mean pairwise Jensen-Shannon divergence (nats) of their
-  grids.
+  grids; the rest (Pearson, top-10% IoU, against the original, per strategy) comes from
+  ``analysis.consistency``. ``analysis/variants.csv`` has one row per variant against its original.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Callable
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES, js_divergence
+from medgemma_tui.analysis.consistency import Consistency, consistency_tables
+from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
 from medgemma_tui.export.tree import SHARE_NAMES, ResultsTree, jsonable, read_rows, write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -36,10 +37,6 @@ DIFFUSE_FINDINGS = frozenset({
     "cardiomegaly", "enlarged cardiac silhouette", "enlarged heart", "edema", "pulmonary edema", "emphysema",
     "fibrosis", "interstitial", "no finding", "normal", "support devices",
 })
-HARD_POSITIVE_COLUMNS = ("image_path", "baseline_question", "variants", "labels", "consistent",
-                         "agree_with_original", "mean_js", "mean_js_vs_original", "keys")
-BY_STRATEGY_COLUMNS = ("strategy", "rows", "scored", "accuracy", "flip_rate", "mean_js_vs_original",
-                       "raw_strategies")
 
 
 def finished(rows: pd.DataFrame) -> pd.DataFrame:
@@ -83,84 +80,6 @@ def pointing_game(done: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def mean_pairwise_js(grids: list[np.ndarray]) -> float:
-    pairs = list(itertools.combinations(grids, 2))
-    return float(np.mean([js_divergence(a, b) for a, b in pairs])) if pairs else math.nan
-
-
-def hard_positive_groups(rows: pd.DataFrame, load_grid: GridLoader) -> pd.DataFrame:
-    """One row per (image_path, baseline_question) with at least two finished variants."""
-    import pandas as pd
-
-    done = finished(rows)
-    out = []
-    if done.empty:
-        return pd.DataFrame(columns=HARD_POSITIVE_COLUMNS)
-    for (image, baseline), group in done.groupby(["image_path", "baseline_question"], sort=False):
-        if len(group) < 2:
-            continue
-        group = group.sort_values(["variant_index", "row"])
-        grids = [load_grid(k) for k in group["key"]]
-        labels = group["answer_label"].tolist()
-        original = group[group["variant_index"] == 0]
-        agree = js_original = math.nan
-        if not original.empty:
-            first = original.index[0]
-            reference = grids[list(group.index).index(first)]
-            others = [(label, grid) for idx, label, grid in zip(group.index, labels, grids, strict=True)
-                      if idx != first]
-            agree = float(np.mean([label == original.at[first, "answer_label"] for label, _ in others]))
-            js_original = float(np.mean([js_divergence(reference, grid) for _, grid in others]))
-        out.append({
-            "image_path": image,
-            "baseline_question": baseline,
-            "variants": len(group),
-            "labels": ";".join(labels),
-            "consistent": len(set(labels)) == 1,
-            "agree_with_original": agree,
-            "mean_js": mean_pairwise_js(grids),
-            "mean_js_vs_original": js_original,
-            "keys": ";".join(group["key"]),
-        })
-    return pd.DataFrame(out, columns=HARD_POSITIVE_COLUMNS)
-
-
-def by_strategy(rows: pd.DataFrame, load_grid: GridLoader) -> pd.DataFrame:
-    """Per strategy kind (a row with a combined strategy counts for each kind it names)."""
-    import pandas as pd
-
-    done = finished(rows)
-    if done.empty:
-        return pd.DataFrame(columns=BY_STRATEGY_COLUMNS)
-    originals = {}
-    for _, row in done[done["variant_index"] == 0].iterrows():
-        originals.setdefault((row["image_path"], row["baseline_question"]), row)
-    per_kind: dict[str, list] = {}
-    for _, row in done.iterrows():
-        for kind in str(row["strategy_kinds"] or "original").split("+"):
-            per_kind.setdefault(kind, []).append(row)
-    out = []
-    for kind, members in sorted(per_kind.items()):
-        scored = [bool(r["correct"]) for r in members if r["correct"] is not None and not _is_na(r["correct"])]
-        flips, js = [], []
-        for r in members:
-            base = originals.get((r["image_path"], r["baseline_question"]))
-            if base is None or base["key"] == r["key"]:
-                continue
-            flips.append(r["answer_label"] != base["answer_label"])
-            js.append(js_divergence(load_grid(base["key"]), load_grid(r["key"])))
-        out.append({
-            "strategy": kind,
-            "rows": len(members),
-            "scored": len(scored),
-            "accuracy": float(np.mean(scored)) if scored else math.nan,
-            "flip_rate": float(np.mean(flips)) if flips else math.nan,
-            "mean_js_vs_original": float(np.mean(js)) if js else math.nan,
-            "raw_strategies": " | ".join(sorted({str(r["strategy"]) for r in members if str(r["strategy"])})),
-        })
-    return pd.DataFrame(out, columns=BY_STRATEGY_COLUMNS)
-
-
 def _is_na(value) -> bool:
     import pandas as pd
 
@@ -168,8 +87,8 @@ def _is_na(value) -> bool:
 
 
 def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] | None = None,
-              groups: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The numbers of ``analysis/summary.json``."""
+              consistency: Consistency | None = None) -> dict[str, Any]:
+    """The numbers of ``analysis/summary.json``; hard-positive consistency from ``analysis.consistency``."""
     done = finished(rows)
     correct = done["correct"].dropna() if "correct" in done else []
     summary: dict[str, Any] = {
@@ -185,13 +104,9 @@ def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] 
                     if name in done},
     }
     summary.update(pointing_game(done))
-    if groups is None:
-        groups = hard_positive_groups(rows, load_grid)
-    if not groups.empty:
-        summary["hard_positive_groups"] = len(groups)
-        summary["hard_positive_answer_consistency"] = float(groups["consistent"].astype(bool).mean())
-        summary["hard_positive_agree_with_original"] = mean_or_none(groups["agree_with_original"])
-        summary["mean_js_variants"] = mean_or_none(groups["mean_js"])
+    if consistency is None:
+        consistency = consistency_tables(rows, load_grid)
+    summary.update(consistency.summary)
     if counts:
         summary["run"] = {k: v for k, v in counts.items() if k != "skipped"}
     return summary
@@ -211,13 +126,14 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
             grids[key] = np.load(tree.grid_path(key))
         return grids[key]
 
-    groups = hard_positive_groups(rows, load_grid)
-    strategies = by_strategy(rows, load_grid)
-    summary = summarise(rows, load_grid, counts, groups)
+    consistency = consistency_tables(rows, load_grid)
+    summary = summarise(rows, load_grid, counts, consistency)
+    strategies = consistency.strategies
     folder = tree.analysis_dir
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv_atomic(groups, folder / "hard_positives.csv")
+    write_csv_atomic(consistency.groups, folder / "hard_positives.csv")
     write_csv_atomic(strategies, folder / "by_strategy.csv")
+    write_csv_atomic(consistency.comparisons, folder / "variants.csv")
     summary.update(study_summary(tree, rows))
     if plots:
         summary["plots"] = write_plots(tree, rows, strategies)
