@@ -16,7 +16,6 @@ EXIT_INTERRUPTED = 130
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Errors a user causes with their input; each carries a one-line message."""
     from medgemma_tui.config import ConfigError
-
     from medgemma_tui.data.images import ImageError
     from medgemma_tui.data.schema import DatasetError
     from medgemma_tui.model.loading import ModelLoadError

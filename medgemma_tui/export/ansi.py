@@ -9,7 +9,6 @@ from rich.text import Text
 
 from medgemma_tui.colormaps import get_colormap, scale
 
-
 SHADES = " .:-=+*#%@"  # for output without colour (a pipe, a log file)
 
 
