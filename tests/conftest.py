@@ -11,6 +11,13 @@ from PIL import Image
 REAL_CXR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cxr"
 
 
+def pytest_configure(config):
+    """One torch thread: the demo model's ops are tiny, and two threads on two shared cores thrash."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def demo_model():
     from medgemma_tui.model.loading import load_model
