@@ -66,6 +66,7 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
         alpha=config.visualization.overlay_alpha,
         view=config.analysis.map_view,
         keys=dict(config.app.keys),
+        config=config,
     )
     app.run()
 

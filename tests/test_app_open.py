@@ -110,3 +110,31 @@ def test_color_flag_is_applied_before_textual_starts(monkeypatch):
     assert os.environ["TEXTUAL_COLOR_SYSTEM"] == "256" and "COLORTERM" not in os.environ
     apply_color("truecolor")
     assert os.environ["TEXTUAL_COLOR_SYSTEM"] == "truecolor" and os.environ["COLORTERM"] == "truecolor"
+
+
+def test_robustness_screen_tables_a_tree_study_with_its_flips(tree, results):
+    import json
+
+    from rich.console import Console
+
+    from medgemma_tui.app.screens.robustness import RobustnessScreen
+
+    key = results[1][0].sample.key
+    study = {"robustness": {"question": "Is there an effusion?", "reference": {"answer_label": "yes"},
+                            "flip_rate": 0.5, "mean_js": 0.01, "max_js": 0.02,
+                            "perturbations": [
+                                {"name": "noise", "strength": 8.0, "parameter": "sigma", "answer_label": "yes",
+                                 "flip": False, "js": 0.0, "pearson": 1.0, "top_iou": 1.0},
+                                {"name": "rotation", "strength": 3.0, "parameter": "degrees", "answer_label": "no",
+                                 "flip": True, "js": 0.02, "pearson": 0.8, "top_iou": 0.5,
+                                 "metric_deltas": {"inside_lungs_ratio": -0.1}}]}}
+    (tree / "robustness").mkdir(exist_ok=True)
+    (tree / "robustness" / f"{key}.json").write_text(json.dumps(study))
+    console = Console(record=True, width=120)
+    console.print(RobustnessScreen(key, tree).body())
+    text = console.export_text()
+    assert "flip rate 0.50" in text
+    rotation = next(line for line in text.splitlines() if line.strip().startswith("rotation"))
+    assert "FLIP" in rotation and "-0.100" in rotation
+    missing = RobustnessScreen(results[1][1].sample.key, tree).body()
+    assert "not available" in missing.plain

@@ -54,9 +54,11 @@ class MedtuiApp(App):
         keys: dict[str, str] | None = None,
         autorun: bool = True,
         export_dir: str = "medtui-results",
+        config=None,
     ) -> None:
         super().__init__()
         self.session = session
+        self.config = config  # medgemma_tui.config.Config: figures and colours of exports, as for eval
         self.state = st.ViewState(colormap=colormap, alpha=alpha, view=view)
         self.current_key: str | None = None
         self.frames = FrameMaker()
@@ -242,7 +244,7 @@ class MedtuiApp(App):
         def report(done: int, total: int, key: str) -> None:
             self.post_message(Progress("export", done, total, key, None))
 
-        written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report)
+        written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report, self.config)
         self.post_message(JobEnded("export", f"exported {written} sample(s) to {out_dir}"))
 
     def run_keys(self, keys: list[str], job: str = "run all") -> None:
@@ -348,14 +350,17 @@ class MedtuiApp(App):
         self._job_started = time.perf_counter() if text else None
         self._show_job()
 
-    def _show_job(self) -> None:
-        screen = self.inspector()
-        if screen is None or not screen.is_mounted:
-            return
+    def job_line(self) -> str:
+        """The running job, with its elapsed time while it has no progress of its own."""
         text = self._job_text
         if text and self._job_started is not None and text.endswith("…"):
             text = f"{text} {time.perf_counter() - self._job_started:.0f}s"
-        screen.show_job(text)
+        return text
+
+    def _show_job(self) -> None:
+        screen = self.inspector()
+        if screen is not None and screen.is_mounted:
+            screen.show_job(self.job_line())
 
     def _tick(self) -> None:
         if self._job_text:

@@ -37,6 +37,8 @@ class Item:
     truth: str  # ground truth as written ("" when unknown)
     group: tuple[str, str]  # (image, baseline question): the hard-positive group
     sample: Any = None  # data.schema.Sample in a live session
+    answer_label: str = ""  # known before the record is read (a tree's CSV row)
+    correct: bool | None = None
 
 
 @dataclass
@@ -107,6 +109,8 @@ class Session:
                     question=question,
                     truth=_cell(row, "ground_truth", ""),
                     group=(_cell(row, "image_path", key), _cell(row, "baseline_question", question) or question),
+                    answer_label=_cell(row, "answer_label", ""),
+                    correct=_flag(row.get("correct")),
                 )
             )
         return cls(items=items, source=str(out_dir), model_source=None, tree=tree)
@@ -293,6 +297,15 @@ def _cell(row, name: str, default):
     if value is None or isinstance(value, float) and math.isnan(value):
         return default
     return str(value) if isinstance(default, str) else value
+
+
+def _flag(value) -> bool | None:
+    """A CSV's ``correct`` cell (True, False, or missing) as a bool or None."""
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return None
+    return bool(value)
 
 
 def _int(value) -> int:

@@ -46,6 +46,7 @@ class InspectScreen(Screen):
 
     def on_mount(self) -> None:
         self.redraw()
+        self.show_job(self.app.job_line())
         self.call_after_refresh(self.focus_start)
 
     def focus_start(self) -> None:

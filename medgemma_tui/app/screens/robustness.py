@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.console import Group
 from rich.pretty import Pretty
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -54,9 +56,41 @@ class RobustnessScreen(Screen):
         if path is None:
             return Text(NOT_AVAILABLE)
         try:
-            return Pretty(json.loads(path.read_text()))
+            data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             return Text(f"{path}: unreadable ({exc})", style="red")
+        study = data.get("robustness", data)
+        if not isinstance(study, dict) or not isinstance(study.get("perturbations"), list):
+            return Pretty(data)  # a layout this screen does not know: shown as written
+        return study_view(study)
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _num(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "n/a"
+
+
+def study_view(study: dict):
+    """The perturbations of one sample against its original: answer flips and how far the map moved."""
+    reference = study.get("reference", {})
+    head = Text()
+    head.append(f"{study.get('question', '')}\n", style="bold")
+    head.append(f"original answer: {reference.get('answer_label', '?')}")
+    if study.get("flip_rate") is not None:
+        head.append(f" · flip rate {_num(study['flip_rate'], 2)}", style="bold")
+    head.append(f" · mean JS {_num(study.get('mean_js'), 4)} · max JS {_num(study.get('max_js'), 4)}")
+    if study.get("map", {}).get("description"):
+        head.append(f"\nmaps compared: {study['map']['description']}", style="dim")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("perturbation", "strength", "answer", "flip", "JS", "pearson", "top-10% IoU", "Δ inside lungs"):
+        table.add_column(name, justify="left" if name in ("perturbation", "answer") else "right")
+    for p in study["perturbations"]:
+        flip = Text("FLIP", style="bold red") if p.get("flip") else Text("·", style="dim")
+        strength = f"{p.get('strength', '')} {p.get('parameter', '')}".strip()
+        delta = p.get("metric_deltas", {}).get("inside_lungs_ratio")
+        table.add_row(str(p.get("name", "?")), strength, str(p.get("answer_label", "?")), flip, _num(p.get("js"), 4),
+                      _num(p.get("pearson")), _num(p.get("top_iou")), _num(delta))
+    note = Text("The tree keeps the perturbed maps' comparisons, not the maps themselves.", style="dim")
+    return Group(head, Text(""), table, Text(""), note)

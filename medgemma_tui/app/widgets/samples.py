@@ -16,10 +16,10 @@ STATUS_STYLE = {DONE: "green", FAILED: "red", RUNNING: "yellow"}
 
 def row_cells(session: Session, key: str) -> list:
     item, entry = session.item(key), session.entries[key]
-    answer = correct = ""
+    answer, verdict = item.answer_label, item.correct
     if entry.analysis is not None:
-        answer = entry.analysis.answer_label
-        correct = {True: "✓", False: "✗", None: ""}[entry.analysis.correct]
+        answer, verdict = entry.analysis.answer_label, entry.analysis.correct
+    correct = {True: "✓", False: "✗", None: ""}[verdict]
     status = Text(entry.status, style=STATUS_STYLE.get(entry.status, "dim"))
     return [key, str(item.variant), item.truth, answer, correct, status, item.strategy, item.study]
 
