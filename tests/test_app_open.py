@@ -68,13 +68,12 @@ def test_open_shows_a_tree_without_a_model(tree, results):
 
 
 def test_export_writes_a_tree_that_open_reads_back(results, tmp_path):
-    from medgemma_tui.app.session import DONE, Session, export_keys
+    from medgemma_tui.app.session import Session, export_keys
 
     dataset, done = results
     session = Session.from_dataset(dataset, model_source=None)
     for result in done:
-        session.entries[result.sample.key].status = DONE
-        session.entries[result.sample.key].analysis = result.analysis
+        session.finish(result.sample.key, result.analysis)
     reports = []
     written = export_keys(session, session.done(), tmp_path / "out", lambda: False,
                           lambda d, t, k: reports.append((d, t)))
@@ -83,6 +82,25 @@ def test_export_writes_a_tree_that_open_reads_back(results, tmp_path):
     assert [i.key for i in reopened.items] == session.done()
     entry = reopened.run(reopened.items[0].key)
     np.testing.assert_allclose(entry.analysis.grid, done[0].analysis.grid, atol=1e-6)
+
+
+def test_only_the_most_recent_records_stay_in_memory_and_summaries_stay_for_all(results):
+    from medgemma_tui.app.session import DONE, Session
+
+    dataset, done = results
+    session = Session.from_dataset(dataset, model_source=None, keep=1)
+    first, second = (r.sample.key for r in done)
+    session.pinned = first  # on screen
+    session.finish(first, done[0].analysis)
+    session.finish(second, done[1].analysis)
+    assert session.entries[first].analysis is not None  # pinned, so the other one went
+    session.pinned = second
+    session.finish(second, done[1].analysis)
+    session.finish(first, done[0].analysis)
+    assert session.entries[second].analysis is not None and session.entries[first].analysis is None
+    assert session.entries[first].status == DONE
+    assert session.entries[first].summary.answer_label == done[0].analysis.answer_label
+    assert len(session.dataset_values("entropy")) == 2
 
 
 def test_open_on_a_missing_tree_fails_in_one_line(tmp_path):

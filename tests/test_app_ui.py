@@ -63,8 +63,7 @@ def make_session(dataset, analyses, done: int = RUN) -> Session:
     """The demo dataset with the first ``done`` samples already analysed; no model (nothing loads)."""
     session = Session.from_dataset(dataset, model_source=None)
     for key in list(analyses)[:done]:
-        session.entries[key].status = DONE
-        session.entries[key].analysis = analyses[key]
+        session.finish(key, analyses[key])
     return session
 
 
@@ -175,9 +174,7 @@ async def test_the_ui_answers_keys_while_a_sample_runs_in_a_worker(dataset, anal
 
     def slow_run(k):
         release.wait(10)
-        entry = session.entries[k]
-        entry.status, entry.analysis = DONE, analyses[k]
-        return entry
+        return session.finish(k, analyses[k])
 
     monkeypatch.setattr(session, "run", slow_run)
     app = MedtuiApp(session)
@@ -226,9 +223,7 @@ async def test_run_all_reports_progress_and_cancel_stops_after_the_current_sampl
 
     def slow_run(k):
         time.sleep(0.15)
-        session.entries[k].status = DONE
-        session.entries[k].analysis = analyses[list(analyses)[0]]
-        return session.entries[k]
+        return session.finish(k, analyses[list(analyses)[0]])
 
     monkeypatch.setattr(session, "run", slow_run)
     app = MedtuiApp(session)

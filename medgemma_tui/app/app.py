@@ -184,19 +184,22 @@ class MedtuiApp(App):
         if analysis is None:
             return
         self.current_key = key
+        self.session.pinned = key
+        self.session.touch(key)
         self.state = st.show_record(self.state.with_(cursor=None), analysis.record)
         self.redraw()
 
     # ---- samples ----------------------------------------------------------------------------------
     def highlight_sample(self, key: str) -> None:
-        """Moving through the table shows finished samples at once."""
-        if key != self.current_key and self.session.entries[key].status == DONE:
+        """Moving through the table shows finished samples at once (those whose record is in memory)."""
+        entry = self.session.entries[key]
+        if key != self.current_key and entry.status == DONE and entry.analysis is not None:
             self.show_sample(key)
 
     def select_sample(self, key: str) -> None:
         """Enter on a sample: show it, or run it first."""
         entry = self.session.entries[key]
-        if entry.status == DONE:
+        if entry.status == DONE and entry.analysis is not None:
             self.show_sample(key)
         elif entry.status == RUNNING:
             self.notify(f"{key} is running…", timeout=2)

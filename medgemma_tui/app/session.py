@@ -41,16 +41,36 @@ class Item:
     correct: bool | None = None
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What the table, the variants screen and the dataset charts need of a finished sample (a few KB)."""
+
+    answer_label: str
+    correct: bool | None
+    metrics: dict[str, float]
+    grid: np.ndarray  # the default map
+    xray: np.ndarray | None  # the film as the model saw it
+
+    @classmethod
+    def of(cls, analysis: SampleAnalysis) -> Summary:
+        return cls(analysis.answer_label, analysis.correct, dict(analysis.metrics), analysis.grid,
+                   analysis.record.xray)
+
+
 @dataclass
 class Entry:
     status: str = NOT_RUN
-    analysis: SampleAnalysis | None = None
+    analysis: SampleAnalysis | None = None  # dropped for all but the most recent samples (memory)
+    summary: Summary | None = None  # kept for every finished sample
     error: str | None = None
     seconds: float | None = None
 
     @property
     def record(self) -> AttentionRecord | None:
         return None if self.analysis is None else self.analysis.record
+
+    def finish(self, analysis: SampleAnalysis) -> None:
+        self.analysis, self.summary, self.status, self.error = analysis, Summary.of(analysis), DONE, None
 
 
 @dataclass
@@ -65,11 +85,18 @@ class Session:
     tree: Any = None  # export.tree reader in tree mode
     loaded: Any = None  # model.loading.LoadedModel once loaded
     entries: dict[str, Entry] = field(default_factory=dict)
+    keep: int = 32  # finished samples whose whole record stays in memory (MedGemma: ~25 MB each)
+    pinned: str | None = None  # the sample on screen: never dropped
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _model_ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    _recent: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         for item in self.items:
             self.entries.setdefault(item.key, Entry())
+        for entry in self.entries.values():
+            if entry.analysis is not None and entry.summary is None:
+                entry.finish(entry.analysis)
 
     # ---- building ---------------------------------------------------------------------------------
     @classmethod
@@ -124,7 +151,7 @@ class Session:
         ]
         session = cls(items=items, source=source, model_source=None)
         for key, analysis in records.items():
-            session.entries[key] = Entry(status=DONE, analysis=analysis)
+            session.finish(key, analysis)
         return session
 
     # ---- facts ------------------------------------------------------------------------------------
@@ -152,6 +179,27 @@ class Session:
     def done(self) -> list[str]:
         return [i.key for i in self.items if self.entries[i.key].status == DONE]
 
+    def finish(self, key: str, analysis: SampleAnalysis) -> Entry:
+        """Record a finished sample; drop the records of the oldest beyond ``keep`` (their summaries stay)."""
+        entry = self.entries[key]
+        entry.finish(analysis)
+        if key in self._recent:
+            self._recent.remove(key)
+        self._recent.append(key)
+        while len(self._recent) > self.keep:
+            old = next((k for k in self._recent if k != self.pinned), None)
+            if old is None:
+                break
+            self._recent.remove(old)
+            self.entries[old].analysis = None
+        return entry
+
+    def touch(self, key: str) -> None:
+        """A sample was shown: it becomes the most recent."""
+        if key in self._recent:
+            self._recent.remove(key)
+            self._recent.append(key)
+
     # ---- blocking work (worker threads only) ------------------------------------------------------
     def load_model(self) -> str:
         """Load the model; returns one line saying what was loaded."""
@@ -161,8 +209,11 @@ class Session:
             return ""
         source = None if self.model_source in (None, "demo") else self.model_source
         start = time.perf_counter()
-        with self._model_lock:
-            self.loaded = load_model(source, device=self.device, dtype=self.dtype)
+        try:
+            with self._model_lock:
+                self.loaded = load_model(source, device=self.device, dtype=self.dtype)
+        finally:
+            self._model_ready.set()  # a run waiting for the model goes on (and fails clearly if it did not load)
         info = self.loaded.info
         return (f"{info.name_or_path} on {info.device} ({info.dtype}): {info.num_layers} layers, "
                 f"{info.num_heads} heads, loaded in {time.perf_counter() - start:.1f}s")
@@ -173,20 +224,23 @@ class Session:
         entry.status, entry.error = RUNNING, None
         start = time.perf_counter()
         try:
-            entry.analysis = self._run_tree(key) if self.is_tree else self._run_live(key)
+            analysis = self._run_tree(key) if self.is_tree else self._run_live(key)
         except BaseException as exc:
             entry.status, entry.error = FAILED, str(exc).strip().splitlines()[0] if str(exc).strip() else type(
                 exc
             ).__name__
             raise
-        entry.status, entry.seconds = DONE, time.perf_counter() - start
+        self.finish(key, analysis)
+        entry.seconds = time.perf_counter() - start
         return entry
 
     def _run_live(self, key: str) -> SampleAnalysis:
         from medgemma_tui.runner import run_sample
 
+        if self.loaded is None and self.needs_model:
+            self._model_ready.wait()
         if self.loaded is None:
-            raise RuntimeError("the model is not loaded yet")
+            raise RuntimeError("the model did not load")
         with self._model_lock:
             result = run_sample(self.loaded, self.item(key).sample, max_new_tokens=self.max_new_tokens,
                                 terms=self.terms)
@@ -231,7 +285,7 @@ class Session:
     # ---- across samples ---------------------------------------------------------------------------
     def dataset_values(self, metric: str) -> np.ndarray:
         """One metric of every finished sample (NaNs dropped), for the distribution chart."""
-        values = [self.entries[k].analysis.metrics.get(metric, math.nan) for k in self.done()]
+        values = [self.entries[k].summary.metrics.get(metric, math.nan) for k in self.done()]
         arr = np.asarray(values, dtype=np.float64)
         return arr[np.isfinite(arr)]
 
@@ -273,8 +327,10 @@ def export_keys(session: Session, keys: list[str], out_dir: Path, cancelled: Cal
                 break
             report(i, len(keys), key)
             entry, item = session.entries[key], session.item(key)
-            if entry.analysis is None or item.sample is None:
+            if item.sample is None or entry.status != DONE:
                 continue
+            if entry.analysis is None:  # its record was dropped to save memory: answer it again
+                entry = session.run(key)
             film = load_image(item.sample.image)
             tree.write_sample(SampleResult(sample=item.sample, film=film, analysis=entry.analysis), config)
             written += 1

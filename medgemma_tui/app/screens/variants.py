@@ -28,12 +28,13 @@ def variant_tiles(session: Session, keys: list[str]) -> list[Tile]:
     tiles = []
     for key in keys:
         item, entry = session.item(key), session.entries[key]
-        if entry.analysis is None:
+        summary = entry.summary if entry.status == DONE else None
+        if summary is None:
             tiles.append(Tile(key=key, label=f"v{item.variant} {entry.status}", grid=None, note=item.strategy))
             continue
-        mark = {True: " ✓", False: " ✗", None: ""}[entry.analysis.correct]
-        tiles.append(Tile(key=key, label=f"v{item.variant} {entry.analysis.answer_label}{mark}",
-                          grid=entry.analysis.grid, note=item.strategy or "original", film=entry.record.xray))
+        mark = {True: " ✓", False: " ✗", None: ""}[summary.correct]
+        tiles.append(Tile(key=key, label=f"v{item.variant} {summary.answer_label}{mark}",
+                          grid=summary.grid, note=item.strategy or "original", film=summary.xray))
     return tiles
 
 
@@ -42,13 +43,13 @@ def consistency_text(session: Session, keys: list[str]) -> Text:
     text = Text()
     if not done:
         return Text("No variant has run yet: press r to run the group.", style="dim")
-    labels = [session.entries[k].analysis.answer_label for k in done]
+    labels = [session.entries[k].summary.answer_label for k in done]
     majority, count = Counter(labels).most_common(1)[0]
     text.append(f"answers agree: {count}/{len(done)} say {majority!r}", style="bold")
     if len(done) < len(keys):
         text.append(f"  ({len(keys) - len(done)} not run: r runs them)", style="dim")
     if len(done) > 1:
-        grids = [session.entries[k].analysis.grid for k in done]
+        grids = [session.entries[k].summary.grid for k in done]
         pairs = [js_divergence(grids[i], grids[j]) for i in range(len(done)) for j in range(i + 1, len(done))]
         text.append(f"\nmean pairwise JS divergence {sum(pairs) / len(pairs):.4f} nats (0 = same map, ln 2 = disjoint)")
     return text
@@ -63,7 +64,7 @@ def js_table(session: Session, keys: list[str]) -> Table:
     for a in done:
         cells = []
         for b in done:
-            value = js_divergence(session.entries[a].analysis.grid, session.entries[b].analysis.grid)
+            value = js_divergence(session.entries[a].summary.grid, session.entries[b].summary.grid)
             cells.append("·" if a == b else f"{value:.3f}")
         table.add_row(f"v{session.item(a).variant}", *cells)
     return table
@@ -75,7 +76,7 @@ def questions_table(session: Session, keys: list[str]) -> Table:
         table.add_column(name, overflow="fold")
     for key in keys:
         item, entry = session.item(key), session.entries[key]
-        answer = entry.analysis.answer_label if entry.analysis else entry.status
+        answer = entry.summary.answer_label if entry.status == DONE and entry.summary else entry.status
         table.add_row(str(item.variant), item.strategy or "original", item.question, answer, item.truth)
     return table
 

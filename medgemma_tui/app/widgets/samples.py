@@ -17,8 +17,8 @@ STATUS_STYLE = {DONE: "green", FAILED: "red", RUNNING: "yellow"}
 def row_cells(session: Session, key: str) -> list:
     item, entry = session.item(key), session.entries[key]
     answer, verdict = item.answer_label, item.correct
-    if entry.analysis is not None:
-        answer, verdict = entry.analysis.answer_label, entry.analysis.correct
+    if entry.summary is not None and entry.status == DONE:
+        answer, verdict = entry.summary.answer_label, entry.summary.correct
     correct = {True: "✓", False: "✗", None: ""}[verdict]
     status = Text(entry.status, style=STATUS_STYLE.get(entry.status, "dim"))
     return [key, str(item.variant), item.truth, answer, correct, status, item.strategy, item.study]
@@ -29,7 +29,7 @@ def matches(session: Session, key: str, query: str) -> bool:
         return True
     item = session.item(key)
     entry = session.entries[key]
-    answer = entry.analysis.answer_label if entry.analysis is not None else ""
+    answer = entry.summary.answer_label if entry.summary is not None else item.answer_label
     haystack = " ".join((key, item.study, item.strategy, item.question, item.truth, answer, entry.status)).lower()
     return all(word in haystack for word in query.lower().split())
 
