@@ -140,6 +140,8 @@ async def test_browsing_finished_samples_and_the_paint_keys(dataset, analyses):
         colormap = app.state.colormap
         await pilot.press("c")
         assert app.state.colormap != colormap
+        await pilot.press("z")
+        assert app.state.scale == "range" and app.paint().scale == "range"
         app.screen.query_one("#xray").focus()
         await pilot.press("down", "right")
         assert app.state.cursor == (9, 9)

@@ -121,7 +121,7 @@ class MedtuiApp(App):
         background = hex_to_rgb(self.current_theme.background if self.current_theme else None)
         s = self.state
         return Paint(colormap=s.colormap, alpha=s.alpha, overlay=s.overlay, masks=s.masks, cursor=s.cursor,
-                     colors=self.color_mode(), background=background)
+                     colors=self.color_mode(), background=background, scale=s.scale)
 
     def tile_paint(self, blend: bool = False) -> Paint:
         return Paint(colormap=self.state.colormap, alpha=self.state.alpha, overlay="blend" if blend else "map",

@@ -28,6 +28,8 @@ INSPECT_BINDINGS = [
             tooltip="Cycle the map view (answer, gated, layer-weighted, rollout, question)", id="view"),
     Binding("o", "overlay", "Overlay",
             tooltip="Cycle heatmap over the film / heatmap alone / film alone", id="overlay", show=False),
+    Binding("z", "scale", "Scale", tooltip="Colours over 0..max or over the map's own min..max", id="scale",
+            show=False),
     Binding("m", "masks", "Masks", tooltip="Body and lung outlines", id="masks", show=False),
     Binding("c", "colormap", "Colormap", tooltip="Next heatmap colormap", id="colormap", show=False),
     Binding("plus", "alpha(0.1)", "Alpha+", id="alpha_up", show=False),

@@ -42,6 +42,7 @@ class ViewState:
     colormap: str = "magma"
     alpha: float = 0.45
     cursor: tuple[int, int] | None = None  # (grid row, grid column) of the cell cursor
+    scale: str = "max"  # colours over 0..max, or over the map's own min..max ("range")
 
     def with_(self, **changes) -> ViewState:
         return replace(self, **changes)
@@ -151,6 +152,10 @@ def cycle_view(state: ViewState, record: AttentionRecord, step: int = 1) -> View
 
 def cycle_overlay(state: ViewState) -> ViewState:
     return state.with_(overlay=OVERLAYS[(OVERLAYS.index(state.overlay) + 1) % len(OVERLAYS)])
+
+
+def toggle_scale(state: ViewState) -> ViewState:
+    return state.with_(scale="range" if state.scale == "max" else "max")
 
 
 def toggle_masks(state: ViewState) -> ViewState:

@@ -126,6 +126,9 @@ class InspectScreen(Screen):
     def action_overlay(self) -> None:
         self.app.set_state(st.cycle_overlay(self.app.state))
 
+    def action_scale(self) -> None:
+        self.app.set_state(st.toggle_scale(self.app.state), charts=False)
+
     def action_masks(self) -> None:
         if not self.app.state.masks and self.app.picture_masks() is None:
             self.notify("No anatomy masks for this sample.", severity="warning")

@@ -92,10 +92,12 @@ class ColorBar(Widget):
         base = self.rich_style
         if y != 0 or self.frame is None:
             return Strip.blank(width, base)
-        top = float(self.frame.grid.max())
-        right = f" {top:.4f} max cell"
-        bar_width = max(0, min(32, width - len(right) - 2))
-        segments = [Segment("0 ", base), *colorbar_segments(self.paint.colormap, bar_width, self.paint.colors)]
+        grid = self.frame.grid
+        top, low = float(grid.max()), float(grid.min())
+        left = f"{low:.4f} " if self.paint.scale == "range" else "0 "
+        right = f" {top:.4f} max" + ("" if self.paint.scale == "range" else f" (min {low:.4f})")
+        bar_width = max(0, min(32, width - len(left) - len(right) - 2))
+        segments = [Segment(left, base), *colorbar_segments(self.paint.colormap, bar_width, self.paint.colors)]
         segments.append(Segment(right, base))
         segments.append(Segment(f"  {self.paint.colormap}", base + Style(dim=True)))
         return Strip(segments).crop(0, width).extend_cell_length(width, base)
