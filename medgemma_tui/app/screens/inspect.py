@@ -80,7 +80,9 @@ class InspectScreen(Screen):
         self.query_one(ChartsPanel).show(self.app.current_frame(), self.app.dataset_series())
 
     def show_job(self, text: str) -> None:
-        self.query_one("#job", Static).update(text)  # auto width: a layout pass
+        job = self.query_one("#job", Static)
+        job.display = bool(text)
+        job.update(text)  # auto width: a layout pass
 
     def show_status(self) -> None:
         self.query_one("#status", Static).update(self.app.status_text(), layout=False)
