@@ -38,10 +38,10 @@ def print_human(figures: dict) -> None:
         f"median of {figures['repeats']} after a warm-up"
     )
     table = Table(box=None, pad_edge=False)
-    for column in ("variant", "median s", "MiB above load", "what"):
+    for column in ("variant", "median s", "cpu s", "MiB above load", "what"):
         table.add_column(column, justify="left" if column in ("variant", "what") else "right")
     for name, what in figures["variants"].items():
-        table.add_row(name, f"{figures['seconds_median'][name]:.3f}",
+        table.add_row(name, f"{figures['seconds_median'][name]:.3f}", f"{figures['cpu_seconds_median'][name]:.3f}",
                       f"{figures['bytes_above_load'][name] / MIB:.0f}", what)
     console.print(table)
     verdicts = target_verdicts(figures)

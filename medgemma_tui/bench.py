@@ -247,6 +247,7 @@ class Workload:
         self.suppress = forbidden_tokens(loaded.config)
         record = extract_record(loaded, image, question, max_new_tokens=new_tokens)
         self.record = record
+        self.answers: dict[str, list[int]] = {}  # the answer each generating variant made last
         # prompt + every answer token: the sequence the forwards and the old re-run read
         self.sequence = self._with_answer(self._prompt_inputs(), torch_tensor(record.answer_ids, loaded.device))
 
@@ -293,8 +294,10 @@ class Workload:
     def plain_generate(self):
         inputs = self._prompt_inputs()
         with attention_paths(self.model, "sdpa", "sdpa"):
-            return self.model.generate(**inputs, max_new_tokens=self.new_tokens, do_sample=False,
-                                       suppress_tokens=self.suppress)
+            sequences = self.model.generate(**inputs, max_new_tokens=self.new_tokens, do_sample=False,
+                                            suppress_tokens=self.suppress)
+        self.answers["plain_generate"] = sequences[0, inputs["input_ids"].shape[1]:].tolist()
+        return sequences
 
     # ours
     def capture_forward(self):
@@ -307,7 +310,9 @@ class Workload:
     def our_sample(self):
         from medgemma_tui.engine.extract import extract_record
 
-        return extract_record(self.loaded, self.image, self.question, max_new_tokens=self.new_tokens)
+        record = extract_record(self.loaded, self.image, self.question, max_new_tokens=self.new_tokens)
+        self.answers["our_sample"] = record.answer_ids.tolist()
+        return record
 
     # the old way: eager everywhere, output_attentions
     def old_forward(self):
@@ -320,9 +325,16 @@ class Workload:
             generated = self.model.generate(**inputs, max_new_tokens=self.new_tokens, do_sample=False,
                                             suppress_tokens=self.suppress, output_attentions=True,
                                             return_dict_in_generate=True)
-            prompt_length = inputs["input_ids"].shape[1]
-            rerun = self._with_answer(inputs, generated.sequences[:, prompt_length:])
-            return generated, self.model(**rerun, output_attentions=True, use_cache=False)
+            answer = generated.sequences[:, inputs["input_ids"].shape[1]:]
+            rerun = self.model(**self._with_answer(inputs, answer), output_attentions=True, use_cache=False)
+        self.answers["old_sample"] = answer[0].tolist()
+        return generated, rerun
+
+    def answer_notes(self) -> list[str]:
+        """Where a variant answered differently from the record (eager and SDPA round differently)."""
+        expected = self.record.answer_ids.tolist()
+        return [f"{name} generated {answer}, the record {expected} (same length, so the same work)"
+                for name, answer in self.answers.items() if answer != expected]
 
     def variants(self) -> list[Variant]:
         return [
@@ -354,10 +366,19 @@ def synchronizer(device) -> Callable[[], None]:
     return lambda: None
 
 
+@dataclass
+class Timings:
+    seconds: dict[str, list[float]]  # wall clock, per run
+    cpu_seconds: dict[str, list[float]]  # this process's CPU time (all threads), per run
+    peak_bytes: dict[str, int]  # during the last round's run
+    settled_bytes: dict[str, int]  # just before it
+
+
 def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryProbe,
-                  progress: Callable[[str], None]) -> tuple[dict[str, list[float]], dict[str, int], dict[str, int]]:
-    """Seconds of each run after one warm-up each; each variant's peak memory in the last round, and
-    what was resident (allocated) just before that run.
+                  progress: Callable[[str], None]) -> Timings:
+    """Wall and CPU seconds of each run after one warm-up each; each variant's peak memory in the last
+    round, and what was resident (allocated) just before that run. CPU seconds are steadier than wall
+    seconds on a machine shared with other work.
 
     Rounds interleave the variants, so a burst of load from elsewhere lands on all of them rather than
     on one. Before every run the garbage of the last one is collected, outside the timer.
@@ -367,6 +388,7 @@ def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryP
         progress(f"warm-up {variant.name}")
         variant.run()
     seconds: dict[str, list[float]] = {v.name: [] for v in variants}
+    cpu_seconds: dict[str, list[float]] = {v.name: [] for v in variants}
     peaks: dict[str, int] = {}
     settled: dict[str, int] = {}
     for round_ in range(repeats):
@@ -378,13 +400,14 @@ def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryP
             if last:
                 settled[variant.name] = memory.current()
                 memory.start()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             variant.run()
             sync()
             seconds[variant.name].append(time.perf_counter() - start)
+            cpu_seconds[variant.name].append(time.process_time() - cpu_start)
             if last:
                 peaks[variant.name] = memory.stop()
-    return seconds, peaks, settled
+    return Timings(seconds, cpu_seconds, peaks, settled)
 
 
 def _status_kib(field_name: str) -> int:
@@ -554,6 +577,7 @@ class BenchResult:
     sequence_length: int
     what: dict[str, str]
     seconds: dict[str, list[float]]
+    cpu_seconds: dict[str, list[float]]
     memory_method: str
     rss_after_load_bytes: int
     peak_bytes: dict[str, int]  # peak during the run (resident on CPU, allocated on CUDA)
@@ -591,6 +615,8 @@ class BenchResult:
             "eval_samples_per_s": self.eval.samples_per_s if self.eval else None,
             "seconds_median": {name: m(name) for name in self.seconds},
             "seconds": self.seconds,
+            "cpu_seconds_median": {name: statistics.median(v) for name, v in self.cpu_seconds.items()},
+            "cpu_seconds": self.cpu_seconds,
             "bytes_above_load": {name: self.above_load(name) for name in self.peak_bytes},
             "bytes_above_settled": {name: self.peak_bytes[name] - self.settled_bytes[name]
                                     for name in self.peak_bytes},
@@ -663,9 +689,10 @@ def run_bench(
     with torch.no_grad(), answer_length(loaded.model, new_tokens):
         workload = Workload(loaded, bench_image(), BENCH_QUESTION, new_tokens)
         variants = workload.variants()
-        seconds, peaks, settled = time_variants(variants, repeats, loaded.device, memory, progress)
+        timings = time_variants(variants, repeats, loaded.device, memory, progress)
     record = workload.record
     what = {v.name: v.what for v in variants}
+    notes = workload.answer_notes()
     progress("app redraw")
     nav_ms, nav_method = measure_nav(record, nav_keys) if nav_keys else (None, "not measured (--nav-keys 0)")
     del workload, variants, loaded
@@ -681,16 +708,18 @@ def run_bench(
         prompt_length=record.prompt_length,
         sequence_length=record.prompt_length + len(record.answer_ids),
         what=what,
-        seconds=seconds,
+        seconds=timings.seconds,
+        cpu_seconds=timings.cpu_seconds,
         memory_method=memory.method,
         rss_after_load_bytes=baseline,
-        peak_bytes=peaks,
-        settled_bytes=settled,
+        peak_bytes=timings.peak_bytes,
+        settled_bytes=timings.settled_bytes,
         nav_ms=nav_ms,
         nav_method=nav_method,
         eval=evaluation,
         load_average={"before": load_before, "after": list(os.getloadavg())},
         machine=machine_info(record.model.device),
+        notes=notes,
     )
     result.wall_s = time.perf_counter() - started
     return result
