@@ -110,6 +110,10 @@ async def test_keys_walk_layers_heads_tokens_views_and_the_status_line_follows(d
         assert app.state.row == first
         await pilot.press("v")
         assert app.state.view == "gated" and status(app).endswith("view gated")
+        app.set_state(app.state.with_(view="gradcam"))  # e.g. from the palette: this record has no Grad-CAM
+        assert app.state.view == "gated" and app.is_running
+        await pilot.pause()
+        assert any("needs maps computed with the model" in n.message for n in app._notifications)
 
 
 @synchronously

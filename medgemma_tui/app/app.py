@@ -165,6 +165,14 @@ class MedtuiApp(App):
 
     # ---- state changes ----------------------------------------------------------------------------
     def set_state(self, state: st.ViewState, charts: bool = True) -> None:
+        """Show ``state``; a state the record cannot show is refused with one line, the old one kept."""
+        analysis = self.current_analysis()
+        if analysis is not None:
+            try:
+                self.frames.frame(analysis, state)
+            except ValueError as exc:
+                self.notify(str(exc), severity="warning", timeout=4)
+                return
         self.state = state
         self.redraw(charts)
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medgemma_tui.analysis.views import VIEWS, MapSpec, content_answer_rows
+from medgemma_tui.analysis.views import MapSpec, content_answer_rows
+from medgemma_tui.analysis.views import available_views as views_of
 from medgemma_tui.engine.record import AttentionRecord
 
 HEAD_MODES = ("mean", "group", "head")
@@ -75,11 +76,8 @@ def is_answer_row(record: AttentionRecord, row: int) -> bool:
 
 # ---- views ----------------------------------------------------------------------------------------
 def available_views(record: AttentionRecord) -> tuple[str, ...]:
-    """Views this record can show: rollout needs the layer-mean matrices; relative needs a generic record."""
-    views = [v for v in VIEWS if v != "relative"]
-    if record.layer_mean_attn is None:
-        views.remove("rollout")
-    return tuple(views)
+    """Views this record can show (rollout needs the layer-mean matrices; model views their maps)."""
+    return tuple(views_of(record))
 
 
 def map_spec(state: ViewState, record: AttentionRecord) -> MapSpec:
