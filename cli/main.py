@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.app import open_command, tui_command
+from cli.app import app_options, open_command, tui_command
 from cli.bench import bench_command
 from cli.check import check_command
 from cli.eval import eval_command
@@ -12,17 +12,16 @@ from cli.eval import eval_command
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medgemma-tui")
+@app_options
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, config_path, color, theme, colormap) -> None:
     """Where does MedGemma look? Attention capture and analysis for chest X-ray VQA.
 
-    With no command, opens the terminal app on the embedded demo bundle.
+    With no command, opens the terminal app on the embedded demo bundle; the options below apply to it
+    (`medtui tui --help` for real data).
     """
     if ctx.invoked_subcommand is None:
-        tui = main.get_command(ctx, "tui")
-        if tui is None:
-            raise click.UsageError("the app is not available in this build; try `medtui check --help`")
-        ctx.invoke(tui)
+        ctx.invoke(tui_command, config_path=config_path, color=color, theme=theme, colormap=colormap)
 
 
 main.add_command(bench_command)
