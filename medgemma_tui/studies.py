@@ -136,6 +136,8 @@ def robustness_study(
             "first_token": token,
             **compared,
             "share_deltas": {k: shares[k] - reference_shares[k] for k in SHARE_NAMES},
+            # the perturbed map itself, so a viewer can draw it beside the original (16x16 floats)
+            "grid": np.round(np.asarray(perturbed.grid, dtype=np.float64), 6).tolist(),
             "seconds": time.perf_counter() - t0,
         })
     flips = [e["flip"] for e in entries]
@@ -149,6 +151,7 @@ def robustness_study(
             "answer_label": analysis.answer_label,
             "correct": analysis.correct,
             "first_token": ref_token,
+            "grid": np.round(reference_grid, 6).tolist(),
         },
         "perturbations": entries,
         "flip_rate": float(np.mean(flips)) if flips else None,
