@@ -13,6 +13,7 @@ Columns (header names match case-insensitively, surrounding spaces ignored):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -162,7 +163,7 @@ def load_dataset(csv_path: str | os.PathLike[str], images_root: str | os.PathLik
         raise DatasetError(f"{path}: empty CSV (a header but no rows)")
 
     raw = [_read_row(frame, row, where, path, root) for row in range(len(frame))]
-    keys = _unique_keys([_base_key(r) for r in raw])
+    keys = _unique_keys([_base_key(r, tag) for r, tag in zip(raw, _question_tags(raw), strict=True)])
     samples = tuple(Sample(key=key, **fields) for key, fields in zip(keys, raw, strict=True))
     return Dataset(samples=samples, path=path, images_root=root, columns=columns)
 
@@ -283,7 +284,25 @@ def _safe(text: str, limit: int = 48) -> str:
     return text[:limit].rstrip("._-")
 
 
-def _base_key(fields: dict) -> str:
+def _question_tags(raw: list[dict]) -> list[str]:
+    """A short stable tag of the baseline question, only for films asked more than one baseline question.
+
+    Keys stay ``study_dicom_vN`` where that is unambiguous; a film with two questions gets
+    ``study_dicom_q{hash}_vN`` so its variants never collide, whatever the row order.
+    """
+    questions: dict[tuple[str, str, str], set[str]] = {}
+    for r in raw:
+        film = (r["study_id"], r["dicom_id"], r["image_path"])
+        questions.setdefault(film, set()).add(r["baseline_question"].strip().lower())
+    tags = []
+    for r in raw:
+        film = (r["study_id"], r["dicom_id"], r["image_path"])
+        baseline = r["baseline_question"].strip().lower()
+        tags.append("q" + hashlib.sha1(baseline.encode()).hexdigest()[:6] if len(questions[film]) > 1 else "")
+    return tags
+
+
+def _base_key(fields: dict, question_tag: str = "") -> str:
     study = fields["study_id"]
     if study.isdigit():
         study = f"s{study}"  # MIMIC-CXR's own folder name for a study
@@ -292,7 +311,7 @@ def _base_key(fields: dict) -> str:
         dicom = dicom[:8]  # five 8-hex groups: the first is unique in practice; collisions get _r{row}
     if not study and not dicom:
         dicom = Path(fields["image_path"]).stem
-    parts = [p for p in (_safe(study), _safe(dicom)) if p]
+    parts = [p for p in (_safe(study), _safe(dicom), question_tag) if p]
     index = fields["variant_index"]
     parts.append(f"v{index}" if index >= 0 else f"vm{-index}")
     return "_".join(parts)
