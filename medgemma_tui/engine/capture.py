@@ -86,14 +86,17 @@ class CaptureSession:
     # layer -> blocks of head-mean rows of calls with rows not kept: (positions, [q, W] float32)
     mean_blocks: dict[int, list[tuple[list[int], torch.Tensor]]] = field(default_factory=dict)
     calls: int = 0
-    # the position_ids tensor of the forward pass under way and its values: every layer of one
-    # forward pass gets the same tensor, so reading it (a device sync on a GPU) happens once a step
-    _positions_of: tuple[torch.Tensor, list[int]] | None = field(default=None, repr=False)
+    # the position_ids tensor of the forward pass under way, its values and the indices of the rows
+    # kept: every layer of one forward pass gets the same tensor, so reading it (a device sync on a
+    # GPU) and choosing the rows happen once a step, not once a layer
+    _positions_of: tuple[torch.Tensor, list[int], list[int]] | None = field(default=None, repr=False)
 
-    def _positions(self, query_positions: torch.Tensor) -> list[int]:
+    def _positions(self, query_positions: torch.Tensor) -> tuple[list[int], list[int]]:
         if self._positions_of is None or self._positions_of[0] is not query_positions:
-            self._positions_of = (query_positions, query_positions.tolist())
-        return self._positions_of[1]
+            positions = query_positions.tolist()
+            kept = [i for i, pos in enumerate(positions) if self._kept(pos)]
+            self._positions_of = (query_positions, positions, kept)
+        return self._positions_of[1], self._positions_of[2]
 
     def _kept(self, pos: int) -> bool:
         return pos in self.keep_positions or (self.keep_from is not None and pos >= self.keep_from)
@@ -101,7 +104,7 @@ class CaptureSession:
     def observe(self, layer_idx: int, probs: torch.Tensor, query_positions: torch.Tensor) -> None:
         """probs: [H, q, K] fp32 for one sequence; query_positions: [q] ascending sequence positions."""
         self.calls += 1
-        positions = self._positions(query_positions)
+        positions, kept = self._positions(query_positions)
         keys = probs.shape[-1]
         first_key = positions[-1] + 1 - keys  # the cache holds the most recent `keys` positions
         if first_key < 0:
@@ -110,7 +113,6 @@ class CaptureSession:
         # so every row of the block spans positions 0..last
         if first_key > 0:
             probs = torch.nn.functional.pad(probs, (first_key, 0))  # [H, q, last + 1]
-        kept = [i for i, pos in enumerate(positions) if self._kept(pos)]
         if kept:
             rows = probs if len(kept) == len(positions) else probs[:, kept, :]
             self.head_blocks.setdefault(layer_idx, []).append(
