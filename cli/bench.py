@@ -25,6 +25,12 @@ def json_safe(value):
     return value
 
 
+def shown(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "" if value is None else "n/a"
+    return f"{value:.3f}"
+
+
 def print_human(figures: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -45,16 +51,17 @@ def print_human(figures: dict) -> None:
                       f"{figures['bytes_above_load'][name] / MIB:.0f}", what)
     console.print(table)
     verdicts = target_verdicts(figures)
-    ratios = Table(box=None, pad_edge=False, show_header=False)
+    ratios = Table(box=None, pad_edge=False)
+    for column in ("figure", "value", "within rounds", "cpu s", "target"):
+        ratios.add_column(column, justify="left" if column in ("figure", "target") else "right")
     for name in ("capture_over_forward", "sample_over_generate", "old_sample_over_ours", "old_forward_over_forward",
                  "capture_mem_over_old", "nav_redraw_ms_p50", "nav_redraw_ms_p95", "eval_samples_per_s"):
-        value = figures[name]
-        shown = "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
-        ratios.add_row(name, shown, verdicts.get(name, ""))
+        ratios.add_row(name, shown(figures[name]), shown(figures["paired_ratios"].get(name)),
+                       shown(figures["cpu_ratios"].get(name)), verdicts.get(name, ""))
     console.print(ratios)
     console.print(f"[dim]memory: {figures['memory_method']}; load average before/after: "
                   f"{figures['load_average']['before'][0]:.2f} / {figures['load_average']['after'][0]:.2f}; "
-                  f"{figures['wall_s']:.0f}s in all[/dim]")
+                  f"{figures['machine']['torch_threads']} torch threads; {figures['wall_s']:.0f}s in all[/dim]")
     for note in figures["notes"]:
         console.print(f"[dim]note: {note}[/dim]")
 
@@ -74,9 +81,11 @@ def print_human(figures: dict) -> None:
               help="Navigation keys timed in the app's redraw (0 skips it).")
 @click.option("--eval-samples", type=click.IntRange(0, 10_000), default=16, show_default=True,
               help="Rows of the demo CSV in the demo eval (0 skips it).")
+@click.option("--threads", type=click.IntRange(1, 512), default=None,
+              help="torch CPU threads (default: torch's choice, one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @reports_errors
-def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, as_json):
+def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, threads, as_json):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
     from medgemma_tui.bench import run_bench
 
@@ -86,7 +95,8 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
     result = run_bench(shape=shape, device=device, dtype=dtype, repeats=repeats, new_tokens=new_tokens,
-                       nav_keys=nav_keys, eval_samples=eval_samples, progress=progress)
+                       nav_keys=nav_keys, eval_samples=eval_samples, threads=threads,
+                       progress=progress)
     figures = result.figures()
     if as_json:
         sys.stdout.write(json.dumps(json_safe(figures)) + "\n")

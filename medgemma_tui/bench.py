@@ -30,7 +30,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,6 +235,9 @@ class Variant:
     name: str
     what: str
     run: Callable[[], Any]
+    # entered before the timer starts and left after it stops: switching attention functions walks
+    # every module, which is not the variant's work
+    setup: Callable[[], Any] = nullcontext
 
 
 class Workload:
@@ -286,16 +289,20 @@ class Workload:
             keep_from=record.prompt_length - 1,
         )
 
-    # the floors
+    def on_sdpa(self):
+        return attention_paths(self.model, "sdpa", "sdpa")
+
+    def on_eager(self):
+        return attention_paths(self.model, "eager", "eager")
+
+    # the floors (run under on_sdpa)
     def plain_forward(self):
-        with attention_paths(self.model, "sdpa", "sdpa"):
-            return self.model(**self.sequence, use_cache=False)
+        return self.model(**self.sequence, use_cache=False)
 
     def plain_generate(self):
         inputs = self._prompt_inputs()
-        with attention_paths(self.model, "sdpa", "sdpa"):
-            sequences = self.model.generate(**inputs, max_new_tokens=self.new_tokens, do_sample=False,
-                                            suppress_tokens=self.suppress)
+        sequences = self.model.generate(**inputs, max_new_tokens=self.new_tokens, do_sample=False,
+                                        suppress_tokens=self.suppress)
         self.answers["plain_generate"] = sequences[0, inputs["input_ids"].shape[1]:].tolist()
         return sequences
 
@@ -314,19 +321,17 @@ class Workload:
         self.answers["our_sample"] = record.answer_ids.tolist()
         return record
 
-    # the old way: eager everywhere, output_attentions
+    # the old way (run under on_eager): eager everywhere, output_attentions
     def old_forward(self):
-        with attention_paths(self.model, "eager", "eager"):
-            return self.model(**self.sequence, output_attentions=True, use_cache=False)
+        return self.model(**self.sequence, output_attentions=True, use_cache=False)
 
     def old_sample(self):
         inputs = self._prompt_inputs()
-        with attention_paths(self.model, "eager", "eager"):
-            generated = self.model.generate(**inputs, max_new_tokens=self.new_tokens, do_sample=False,
-                                            suppress_tokens=self.suppress, output_attentions=True,
-                                            return_dict_in_generate=True)
-            answer = generated.sequences[:, inputs["input_ids"].shape[1]:]
-            rerun = self.model(**self._with_answer(inputs, answer), output_attentions=True, use_cache=False)
+        generated = self.model.generate(**inputs, max_new_tokens=self.new_tokens, do_sample=False,
+                                        suppress_tokens=self.suppress, output_attentions=True,
+                                        return_dict_in_generate=True)
+        answer = generated.sequences[:, inputs["input_ids"].shape[1]:]
+        rerun = self.model(**self._with_answer(inputs, answer), output_attentions=True, use_cache=False)
         self.answers["old_sample"] = answer[0].tolist()
         return generated, rerun
 
@@ -338,14 +343,16 @@ class Workload:
 
     def variants(self) -> list[Variant]:
         return [
-            Variant("plain_forward", "one forward over prompt + answer, SDPA everywhere", self.plain_forward),
+            Variant("plain_forward", "one forward over prompt + answer, SDPA everywhere", self.plain_forward,
+                    self.on_sdpa),
             Variant("capture_forward", "the same forward capturing every question and answer row",
                     self.capture_forward),
-            Variant("old_forward", "the same forward, eager everywhere, output_attentions=True", self.old_forward),
-            Variant("plain_generate", "prompt + greedy generate, SDPA everywhere", self.plain_generate),
+            Variant("old_forward", "the same forward, eager everywhere, output_attentions=True", self.old_forward,
+                    self.on_eager),
+            Variant("plain_generate", "prompt + greedy generate, SDPA everywhere", self.plain_generate, self.on_sdpa),
             Variant("our_sample", "extract_record: prompt, generate with in-flight capture, record", self.our_sample),
             Variant("old_sample", "prompt + eager generate(output_attentions) + eager re-run of the sequence",
-                    self.old_sample),
+                    self.old_sample, self.on_eager),
         ]
 
 
@@ -377,36 +384,40 @@ class Timings:
 def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryProbe,
                   progress: Callable[[str], None]) -> Timings:
     """Wall and CPU seconds of each run after one warm-up each; each variant's peak memory in the last
-    round, and what was resident (allocated) just before that run. CPU seconds are steadier than wall
-    seconds on a machine shared with other work.
+    round, and what was resident (allocated) just before that run. Where CPU seconds fall well below
+    wall seconds, the run waited for a core that other work held.
 
     Rounds interleave the variants, so a burst of load from elsewhere lands on all of them rather than
-    on one. Before every run the garbage of the last one is collected, outside the timer.
+    on one, and a ratio can also be taken within each round (``paired_ratios``). Before every run the
+    garbage of the last one is collected, outside the timer.
     """
     sync = synchronizer(device)
     for variant in variants:
         progress(f"warm-up {variant.name}")
-        variant.run()
+        with variant.setup():
+            variant.run()
     seconds: dict[str, list[float]] = {v.name: [] for v in variants}
     cpu_seconds: dict[str, list[float]] = {v.name: [] for v in variants}
     peaks: dict[str, int] = {}
     settled: dict[str, int] = {}
     for round_ in range(repeats):
         last = round_ == repeats - 1
-        for variant in variants:
+        # odd rounds run backwards, so no variant always runs right after the same neighbour
+        for variant in variants if round_ % 2 == 0 else variants[::-1]:
             progress(f"round {round_ + 1}/{repeats}: {variant.name}")
             _return_free_heap()
-            sync()
-            if last:
-                settled[variant.name] = memory.current()
-                memory.start()
-            start, cpu_start = time.perf_counter(), time.process_time()
-            variant.run()
-            sync()
-            seconds[variant.name].append(time.perf_counter() - start)
-            cpu_seconds[variant.name].append(time.process_time() - cpu_start)
-            if last:
-                peaks[variant.name] = memory.stop()
+            with variant.setup():
+                sync()
+                if last:
+                    settled[variant.name] = memory.current()
+                    memory.start()
+                start, cpu_start = time.perf_counter(), time.process_time()
+                variant.run()
+                sync()
+                seconds[variant.name].append(time.perf_counter() - start)
+                cpu_seconds[variant.name].append(time.process_time() - cpu_start)
+                if last:
+                    peaks[variant.name] = memory.stop()
     return Timings(seconds, cpu_seconds, peaks, settled)
 
 
@@ -593,6 +604,9 @@ class BenchResult:
     def median_s(self, name: str) -> float:
         return statistics.median(self.seconds[name])
 
+    def paired(self, num: str, den: str) -> list[float]:
+        return [a / b for a, b in zip(self.seconds[num], self.seconds[den], strict=True)]
+
     def above_load(self, name: str) -> int:
         return self.peak_bytes[name] - self.rss_after_load_bytes
 
@@ -604,16 +618,18 @@ class BenchResult:
             "shape": self.shape,
             "device": self.device,
             "dtype": self.dtype,
-            "capture_over_forward": m("capture_forward") / m("plain_forward"),
-            "sample_over_generate": m("our_sample") / m("plain_generate"),
-            "old_sample_over_ours": m("old_sample") / m("our_sample"),
-            "old_forward_over_forward": m("old_forward") / m("plain_forward"),
+            **{name: m(num) / m(den) for name, (num, den) in TIME_RATIOS.items()},
             "capture_mem_over_old": self.above_load("our_sample") / self.above_load("old_sample"),
             "capture_forward_mem_over_old": self.above_load("capture_forward") / self.above_load("old_forward"),
             "nav_redraw_ms_p50": percentile(nav, 50) if nav else None,
             "nav_redraw_ms_p95": percentile(nav, 95) if nav else None,
             "eval_samples_per_s": self.eval.samples_per_s if self.eval else None,
             "seconds_median": {name: m(name) for name in self.seconds},
+            # the same ratios within each round, and from CPU seconds: checks on a noisy machine
+            "paired_ratios": {name: statistics.median(self.paired(*pair)) for name, pair in TIME_RATIOS.items()},
+            "paired_ratio_rounds": {name: self.paired(*pair) for name, pair in TIME_RATIOS.items()},
+            "cpu_ratios": {name: statistics.median(self.cpu_seconds[num]) / statistics.median(self.cpu_seconds[den])
+                           for name, (num, den) in TIME_RATIOS.items()},
             "seconds": self.seconds,
             "cpu_seconds_median": {name: statistics.median(v) for name, v in self.cpu_seconds.items()},
             "cpu_seconds": self.cpu_seconds,
@@ -640,6 +656,15 @@ class BenchResult:
             "wall_s": self.wall_s,
             "notes": self.notes,
         }
+
+
+# named ratio -> (numerator, denominator) variants
+TIME_RATIOS = {
+    "capture_over_forward": ("capture_forward", "plain_forward"),
+    "sample_over_generate": ("our_sample", "plain_generate"),
+    "old_sample_over_ours": ("old_sample", "our_sample"),
+    "old_forward_over_forward": ("old_forward", "plain_forward"),
+}
 
 
 def machine_info(device: str) -> dict[str, Any]:
@@ -675,11 +700,14 @@ def run_bench(
     new_tokens: int = BENCH_NEW_TOKENS,
     nav_keys: int = 200,
     eval_samples: int = 16,
+    threads: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> BenchResult:
     """Every variant on one sequence, then the app's redraw and the demo eval."""
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     started = time.perf_counter()
     load_before = list(os.getloadavg())
     progress(f"loading {shape}")
