@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -87,10 +89,10 @@ def test_gqa_group_maps_are_the_means_of_their_two_heads(demo_record):
 
 
 def test_one_hot_attention_on_token_k_lands_in_cell_k_div_16_k_mod_16(demo_record):
-    record = demo_record
     for k in (0, 15, 16, 37, 255):
-        record.image_attn = np.zeros_like(record.image_attn)
-        record.image_attn[..., k] = 1.0
+        one_hot = np.zeros_like(demo_record.image_attn)
+        one_hot[..., k] = 1.0
+        record = dataclasses.replace(demo_record, image_attn=one_hot)  # the shared record stays untouched
         grid = compute_view(record, MapSpec()).grid
         assert np.unravel_index(grid.argmax(), grid.shape) == (k // 16, k % 16)
 
