@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 import torch
 
 CAPTURE_ATTENTION = "medtui_capture"
+# probabilities with fewer entries than this (a decode step's rows: heads x cached keys) are computed
+# on one CPU thread; torch's own grain size for splitting an op across threads
+SMALL_PROBS = 32768
 
 _active_session: contextvars.ContextVar[CaptureSession | None] = contextvars.ContextVar(
     "medtui_capture_session", default=None
@@ -155,6 +158,25 @@ class CaptureSession:
 
 
 @contextmanager
+def one_cpu_thread(tensor: torch.Tensor, entries: int):
+    """Run a small CPU computation on one thread.
+
+    A decode step's rows are a few thousand entries: split across threads, the op waits for every
+    worker to wake, and on cores shared with other work a worker may be descheduled for a whole
+    time slice (measured on 2 busy cores: 15 ms for a 0.05 ms matmul). One thread does it at once.
+    """
+    threads = torch.get_num_threads()
+    if tensor.is_cuda or entries >= SMALL_PROBS or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
 def capturing(session: CaptureSession):
     token = _active_session.set(session)
     try:
@@ -188,7 +210,8 @@ def capture_attention_forward(
     position_ids = kwargs.get("position_ids")
     if position_ids is None:
         raise RuntimeError("capture needs position_ids from the decoder layer (transformers >= 5)")
-    with torch.no_grad():
+    entries = query.shape[1] * query.shape[2] * key.shape[2]  # H x q x K
+    with torch.no_grad(), one_cpu_thread(query, entries):
         probs = attention_probs_fp32(query[:1], key[:1], attention_mask, scaling, kwargs.get("softcap"))
-    session.observe(layer_idx, probs[0], position_ids[0])
+        session.observe(layer_idx, probs[0], position_ids[0])
     return output, None
