@@ -79,7 +79,7 @@ def print_human(figures: dict) -> None:
               help="Answer length, the same for every variant.")
 @click.option("--nav-keys", type=click.IntRange(0, 10_000), default=200, show_default=True,
               help="Navigation keys timed in the app's redraw (0 skips it).")
-@click.option("--eval-samples", type=click.IntRange(0, 10_000), default=16, show_default=True,
+@click.option("--eval-samples", type=click.IntRange(0, 10_000), default=8, show_default=True,
               help="Rows of the demo CSV in the demo eval (0 skips it).")
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="torch CPU threads (default: torch's choice, one per core).")

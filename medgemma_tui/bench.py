@@ -699,7 +699,7 @@ def run_bench(
     repeats: int = 3,
     new_tokens: int = BENCH_NEW_TOKENS,
     nav_keys: int = 200,
-    eval_samples: int = 16,
+    eval_samples: int = 8,
     threads: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> BenchResult:
