@@ -59,8 +59,10 @@ def print_human(figures: dict) -> None:
         ratios.add_row(name, shown(figures[name]), shown(figures["paired_ratios"].get(name)),
                        shown(figures["cpu_ratios"].get(name)), verdicts.get(name, ""))
     console.print(ratios)
-    console.print(f"[dim]memory: {figures['memory_method']}; load average before/after: "
-                  f"{figures['load_average']['before'][0]:.2f} / {figures['load_average']['after'][0]:.2f}; "
+    load = figures["load_average"]
+    rounds = " ".join(f"{x:.1f}" for x in load["rounds"])
+    console.print(f"[dim]memory: {figures['memory_method']}; 1-min load average before {load['before'][0]:.2f}, "
+                  f"at each round {rounds} (this run's own threads count), after {load['after'][0]:.2f}; "
                   f"{figures['machine']['torch_threads']} torch threads; {figures['wall_s']:.0f}s in all[/dim]")
     for note in figures["notes"]:
         console.print(f"[dim]note: {note}[/dim]")

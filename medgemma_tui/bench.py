@@ -379,6 +379,7 @@ class Timings:
     cpu_seconds: dict[str, list[float]]  # this process's CPU time (all threads), per run
     peak_bytes: dict[str, int]  # during the last round's run
     settled_bytes: dict[str, int]  # just before it
+    round_load: list[float]  # the machine's 1-minute load average as each round began
 
 
 def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryProbe,
@@ -400,8 +401,10 @@ def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryP
     cpu_seconds: dict[str, list[float]] = {v.name: [] for v in variants}
     peaks: dict[str, int] = {}
     settled: dict[str, int] = {}
+    round_load: list[float] = []
     for round_ in range(repeats):
         last = round_ == repeats - 1
+        round_load.append(os.getloadavg()[0])
         # odd rounds run backwards, so no variant always runs right after the same neighbour
         for variant in variants if round_ % 2 == 0 else variants[::-1]:
             progress(f"round {round_ + 1}/{repeats}: {variant.name}")
@@ -418,7 +421,7 @@ def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryP
                 cpu_seconds[variant.name].append(time.process_time() - cpu_start)
                 if last:
                     peaks[variant.name] = memory.stop()
-    return Timings(seconds, cpu_seconds, peaks, settled)
+    return Timings(seconds, cpu_seconds, peaks, settled, round_load)
 
 
 def _status_kib(field_name: str) -> int:
@@ -745,7 +748,7 @@ def run_bench(
         nav_ms=nav_ms,
         nav_method=nav_method,
         eval=evaluation,
-        load_average={"before": load_before, "after": list(os.getloadavg())},
+        load_average={"before": load_before, "rounds": timings.round_load, "after": list(os.getloadavg())},
         machine=machine_info(record.model.device),
         notes=notes,
     )
