@@ -27,18 +27,19 @@ def demo_model():
 
 @pytest.fixture(scope="session")
 def short_window_model(demo_model):
-    """The demo's twin with a 64-token sliding window, far shorter than a VQA sequence (fact 8)."""
-    import sys
+    """The demo's twin (random weights) with a 64-token sliding window, far shorter than a VQA sequence (fact 8)."""
+    import copy
+
+    import torch
+    from transformers import Gemma3ForConditionalGeneration
 
     from medgemma_tui.engine.capture import CAPTURE_ATTENTION
     from medgemma_tui.model.loading import LoadedModel, model_info
-    from medgemma_tui.resources import fixtures_dir
 
-    sys.path.insert(0, str(fixtures_dir()))
-    import demo_bundle
-
-    config = demo_bundle.build_config(demo_model.processor.tokenizer, sliding_window=64)
-    model = demo_bundle.build_model(config, seed=1)
+    config = copy.deepcopy(demo_model.model.config)
+    config.text_config.sliding_window = 64
+    torch.manual_seed(1)
+    model = Gemma3ForConditionalGeneration(config).eval()
     model.set_attn_implementation({"text_config": CAPTURE_ATTENTION, "vision_config": "sdpa"})
     return LoadedModel(model=model, processor=demo_model.processor, info=model_info(model, "short-window"),
                        source="short-window")

@@ -108,12 +108,12 @@ def test_check_shows_any_view_and_says_how_it_was_made(view, says):
 
 def test_check_reads_the_default_map_from_the_config(tmp_path):
     config = tmp_path / "medtui.toml"
-    config.write_text('[analysis]\nmap_view = "gated"\nlayers = [0, 2]\n')
+    config.write_text('[analysis]\nmap_view = "gated"\nlayers = [1, 2]\n')
     result = run_check(str(DEMO_FILM), "-q", "Is there a nodule?", "--json", "--max-new-tokens", "3",
                        "--config", str(config))
     assert result.exit_code == 0, result.output
     described = json.loads(result.stdout)["map"]
-    assert described.startswith("gated") and "layers 0-1" in described
+    assert described.startswith("gated") and "layer 1," in described
 
 
 def test_check_names_an_unknown_config_key(tmp_path):
