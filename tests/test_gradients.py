@@ -268,8 +268,10 @@ def test_unknown_map_names_are_refused(seeing_model, film, seeing_record):
 # ---- targets, refusals and the model left as it was -----------------------------------------------
 def test_target_row_skips_end_tokens_as_the_views_do(demo_record):
     end = demo_record.extra["end_token_ids"][0]
+    assert len(demo_record.answer_ids) >= 2
+    content = next(int(i) for i in demo_record.answer_ids if int(i) not in demo_record.extra["end_token_ids"])
     first_is_end = replace(demo_record, answer_ids=demo_record.answer_ids.copy())
-    first_is_end.answer_ids[0] = end
+    first_is_end.answer_ids[0], first_is_end.answer_ids[1] = end, content
     all_end = replace(demo_record, answer_ids=np.full_like(demo_record.answer_ids, end))
     for record, k in ((demo_record, None), (first_is_end, 1), (all_end, 0)):
         row = first_content_row(record)
