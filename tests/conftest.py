@@ -1,14 +1,10 @@
-"""Shared fixtures: the demo model loads once per session; real films are read from ../shared."""
+"""Shared fixtures: the demo model loads once per session; a synthetic film; its record."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-REAL_CXR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cxr"
 
 
 def pytest_configure(config):
@@ -58,10 +54,3 @@ def demo_record(demo_model, film):
     from medgemma_tui.engine.extract import extract_record
 
     return extract_record(demo_model, film, "Is there a pleural effusion in the left lung?", max_new_tokens=8)
-
-
-def real_film(name: str) -> Path:
-    path = REAL_CXR / name
-    if not path.exists():
-        pytest.skip(f"real film {name} not available at {REAL_CXR}")
-    return path

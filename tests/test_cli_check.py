@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from medgemma_tui.resources import demo_images_dir
-from tests.conftest import real_film
+from tests.support import real_film
 
 DEMO_FILM = demo_images_dir() / "p0001.png"
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from cli.main import main
 from medgemma_tui.export.tree import read_results
 from medgemma_tui.resources import fixtures_dir
-from tests.test_tree import demo_subset_csv, eval_config, one_torch_thread, run_tree  # noqa: F401 (autouse)
+from tests.support import demo_subset_csv, eval_config, run_tree
 
 KILL_ROWS = (0, 5, 20, 41)
 

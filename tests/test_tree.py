@@ -4,64 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from medgemma_tui.resources import demo_dataset_csv, fixtures_dir
+from medgemma_tui.resources import fixtures_dir
+from tests.support import demo_subset_csv, eval_config, run_tree
 
 # demo.csv data rows: two variants of one nodule film (with a box), and a question about another film
 FULL_ROWS = (5, 6, 60)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine a second one mostly spins (10x the CPU per sample)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def demo_subset_csv(folder: Path, rows: tuple[int, ...], name: str = "subset.csv", edit=None) -> Path:
-    """A CSV of some demo.csv data rows (0-based), image paths kept relative to the fixtures folder."""
-    lines = demo_dataset_csv().read_text(encoding="utf-8").splitlines()
-    chosen = [lines[0]] + [lines[r + 1] for r in rows]
-    if edit is not None:
-        chosen = edit(chosen)
-    path = folder / name
-    path.write_text("\n".join(chosen) + "\n", encoding="utf-8")
-    return path
-
-
-def eval_config(folder: Path, full: bool = True, tokens: int = 4, extra: str = "") -> Path:
-    """A small TOML config: few answer tokens, and the slow full figure only when asked for."""
-    path = folder / "medtui.toml"
-    path.write_text(
-        f"[model]\nname_or_path = \"demo\"\ndevice = \"cpu\"\ndtype = \"fp32\"\n"
-        f"[decoding]\nmax_new_tokens = {tokens}\n"
-        f"[visualization]\nsave_full = {'true' if full else 'false'}\ncolormap = \"viridis\"\n{extra}",
-        encoding="utf-8",
-    )
-    return path
-
-
-def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None = None, plots: bool = False,
-             **kwargs):
-    from medgemma_tui.config import load_config
-    from medgemma_tui.data.schema import load_dataset
-    from medgemma_tui.evaluation import run_evaluation
-    from medgemma_tui.export.tree import ResultsTree
-
-    samples = list(load_dataset(csv, fixtures_dir()).samples)[:limit]
-    tree = ResultsTree(out)
-    with tree.locked():
-        counts = run_evaluation(loaded, samples, tree, load_config(config_path), analysis_plots=plots, **kwargs)
-    return counts, samples
 
 
 @pytest.fixture(scope="module")

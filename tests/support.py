@@ -1,0 +1,55 @@
+"""Helpers the tests share as plain functions (fixtures live in conftest.py): real films, CSV subsets, eval runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medgemma_tui.resources import demo_dataset_csv, fixtures_dir
+
+REAL_CXR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cxr"
+
+
+def real_film(name: str) -> Path:
+    path = REAL_CXR / name
+    if not path.exists():
+        pytest.skip(f"real film {name} not available at {REAL_CXR}")
+    return path
+
+
+def demo_subset_csv(folder: Path, rows: tuple[int, ...], name: str = "subset.csv", edit=None) -> Path:
+    """A CSV of some demo.csv data rows (0-based), image paths kept relative to the fixtures folder."""
+    lines = demo_dataset_csv().read_text(encoding="utf-8").splitlines()
+    chosen = [lines[0]] + [lines[r + 1] for r in rows]
+    if edit is not None:
+        chosen = edit(chosen)
+    path = folder / name
+    path.write_text("\n".join(chosen) + "\n", encoding="utf-8")
+    return path
+
+
+def eval_config(folder: Path, full: bool = True, tokens: int = 4, extra: str = "") -> Path:
+    """A small TOML config: few answer tokens, and the slow full figure only when asked for."""
+    path = folder / "medtui.toml"
+    path.write_text(
+        f"[model]\nname_or_path = \"demo\"\ndevice = \"cpu\"\ndtype = \"fp32\"\n"
+        f"[decoding]\nmax_new_tokens = {tokens}\n"
+        f"[visualization]\nsave_full = {'true' if full else 'false'}\ncolormap = \"viridis\"\n{extra}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None = None, plots: bool = False,
+             **kwargs):
+    from medgemma_tui.config import load_config
+    from medgemma_tui.data.schema import load_dataset
+    from medgemma_tui.evaluation import run_evaluation
+    from medgemma_tui.export.tree import ResultsTree
+
+    samples = list(load_dataset(csv, fixtures_dir()).samples)[:limit]
+    tree = ResultsTree(out)
+    with tree.locked():
+        counts = run_evaluation(loaded, samples, tree, load_config(config_path), analysis_plots=plots, **kwargs)
+    return counts, samples
