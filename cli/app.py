@@ -12,6 +12,7 @@ import os
 import click
 
 from cli.errors import fail, reports_errors
+from medgemma_tui.config import GRAPHICS_MODES
 
 COLOR_CHOICES = ("auto", "truecolor", "256")
 TEXTUAL_COLOR = {"truecolor": "truecolor", "256": "256", "16": "standard"}
@@ -39,6 +40,10 @@ def app_options(command):
     command = click.option("--color", "color", type=click.Choice(COLOR_CHOICES), default=None,
                            help="Colour system. 'auto' detects; over SSH use truecolor if your terminal has it "
                            "(COLORTERM is not forwarded), else 256.")(command)
+    command = click.option("--graphics", type=click.Choice(GRAPHICS_MODES), default=None,
+                           help="Draw the X-ray through a terminal graphics protocol, sharper than half-blocks: "
+                           "'auto' asks the terminal, or name it (sixel: xterm, foot, WezTerm, iTerm2, tmux with "
+                           "sixel; kitty). Default: the config's, else off.")(command)
     command = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                            help="A medtui TOML config ([app], [visualization], [model], [data] ...).")(command)
     return command
@@ -50,9 +55,13 @@ def load_settings(config_path: str | None):
     return load_config(config_path)
 
 
-def launch(session, config, color: str | None, theme: str | None, colormap: str | None) -> None:
-    """Apply the colour mode, then import textual and run the app until the user quits."""
+def launch(session, config, color: str | None, theme: str | None, colormap: str | None,
+           graphics: str | None = None) -> None:
+    """Apply the colour mode, ask the terminal about graphics, then import textual and run the app."""
     apply_color(color or config.app.color)
+    from medgemma_tui.app.graphics import prepare
+
+    drawing = prepare(graphics or config.app.graphics)  # before Textual owns the terminal
     from medgemma_tui.app.app import MedtuiApp
     from medgemma_tui.colormaps import available
 
@@ -67,6 +76,7 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
         view=config.analysis.map_view,
         keys=dict(config.app.keys),
         config=config,
+        graphics=drawing,
     )
     app.run()
 
@@ -82,7 +92,7 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None)
 @app_options
 @reports_errors
-def tui_command(model, data, images, device, dtype, config_path, color, theme, colormap):
+def tui_command(model, data, images, device, dtype, config_path, color, graphics, theme, colormap):
     """Open the app: pick a sample, see where the model looks, walk layers, heads and tokens."""
     from medgemma_tui.app.session import Session
     from medgemma_tui.data.schema import load_dataset
@@ -106,14 +116,14 @@ def tui_command(model, data, images, device, dtype, config_path, color, theme, c
         max_new_tokens=config.decoding.max_new_tokens,
         terms=terms,
     )
-    launch(session, config, color, theme, colormap)
+    launch(session, config, color, theme, colormap, graphics)
 
 
 @click.command("open")
 @click.argument("out", type=click.Path(file_okay=False))
 @app_options
 @reports_errors
-def open_command(out, config_path, color, theme, colormap):
+def open_command(out, config_path, color, graphics, theme, colormap):
     """Open a results tree written by `medtui eval --export OUT` (no model needed)."""
     from medgemma_tui.app.session import Session
 
@@ -121,4 +131,4 @@ def open_command(out, config_path, color, theme, colormap):
     session = Session.from_tree(out)
     if not session.items:
         fail(f"{out} holds no finished samples")
-    launch(session, config, color, theme, colormap)
+    launch(session, config, color, theme, colormap, graphics)

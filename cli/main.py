@@ -14,14 +14,15 @@ from cli.eval import eval_command
 @click.version_option(package_name="medgemma-tui")
 @app_options
 @click.pass_context
-def main(ctx: click.Context, config_path, color, theme, colormap) -> None:
+def main(ctx: click.Context, config_path, color, graphics, theme, colormap) -> None:
     """Where does MedGemma look? Attention capture and analysis for chest X-ray VQA.
 
     With no command, opens the terminal app on the embedded demo bundle; the options below apply to it
     (`medtui tui --help` for real data).
     """
     if ctx.invoked_subcommand is None:
-        ctx.invoke(tui_command, config_path=config_path, color=color, theme=theme, colormap=colormap)
+        ctx.invoke(tui_command, config_path=config_path, color=color, graphics=graphics, theme=theme,
+                   colormap=colormap)
 
 
 main.add_command(bench_command)

@@ -268,12 +268,14 @@ class VisualizationConfig:
 
 
 COLOR_MODES = ("auto", "truecolor", "256", "16", "none")
+GRAPHICS_MODES = ("off", "auto", "sixel", "kitty")  # how the app draws the X-ray (app/graphics.py)
 
 
 @dataclass(frozen=True)
 class AppConfig:
     theme: str = _option("medtui-dark", _text)
     color: str = _option("auto", _choice(*COLOR_MODES))
+    graphics: str = _option("off", _choice(*GRAPHICS_MODES))  # the X-ray through sixel / kitty graphics
     keys: dict[str, str] = _option({}, _key_table)  # binding id -> key, e.g. {"quit": "ctrl+q"}
 
 

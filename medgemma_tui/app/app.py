@@ -22,6 +22,7 @@ from medgemma_tui.analysis.sample import SampleAnalysis
 from medgemma_tui.app import state as st
 from medgemma_tui.app.bindings import APP_BINDINGS, binding_ids
 from medgemma_tui.app.frame import Frame, FrameMaker
+from medgemma_tui.app.graphics import Graphics
 from medgemma_tui.app.messages import JobEnded, ModelReady, Progress, SampleFinished, SampleStarted
 from medgemma_tui.app.picture import Paint
 from medgemma_tui.app.screens.export import ExportScreen
@@ -55,9 +56,11 @@ class MedtuiApp(App):
         autorun: bool = True,
         export_dir: str = "medtui-results",
         config=None,
+        graphics: Graphics | None = None,
     ) -> None:
         super().__init__()
         self.session = session
+        self.graphics = graphics or Graphics()  # how the X-ray is drawn (app.graphics.prepare, before the app starts)
         self.config = config  # medgemma_tui.config.Config: figures and colours of exports, as for eval
         self.state = st.ViewState(colormap=colormap, alpha=alpha, view=view)
         self.current_key: str | None = None
@@ -86,6 +89,8 @@ class MedtuiApp(App):
             self.notify(f"[app.keys]: unknown binding ids {', '.join(unknown)} (see ? for the ids)",
                         severity="warning")
         self.set_keymap({k: v for k, v in self.key_overrides.items() if k not in unknown})
+        if self.graphics.note:
+            self.notify(self.graphics.note, severity="warning")
         self.push_screen(InspectScreen())
         self.set_interval(0.5, self._tick)
         if self.session.needs_model:

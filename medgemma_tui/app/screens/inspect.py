@@ -14,7 +14,7 @@ from medgemma_tui.app.widgets.charts import ChartsPanel
 from medgemma_tui.app.widgets.metrics import MetricsPanel
 from medgemma_tui.app.widgets.samples import SamplesPanel
 from medgemma_tui.app.widgets.tokens import TokenBar
-from medgemma_tui.app.widgets.xray import CellInfo, ColorBar, XrayView
+from medgemma_tui.app.widgets.xray import CellInfo, ColorBar, SharpXrayView, XrayView
 
 CHART_DELAY_S = 0.08  # charts follow the picture once the keys pause
 
@@ -34,7 +34,8 @@ class InspectScreen(Screen):
                 yield Static("", id="title")
                 yield ColorBar(id="colorbar")
                 yield CellInfo(id="cell")
-                yield XrayView(id="xray")
+                graphics = app.graphics
+                yield SharpXrayView(graphics.renderer, id="xray") if graphics.sharp else XrayView(id="xray")
             with VerticalScroll(id="side"):
                 yield TokenBar(id="tokens")
                 yield MetricsPanel(id="metrics")

@@ -13,7 +13,8 @@ from textual.widgets import Static
 
 from medgemma_tui.app.bindings import CURSOR_BINDINGS
 from medgemma_tui.app.frame import Frame, cell_text
-from medgemma_tui.app.picture import Paint, background_style, colorbar_segments, fit, picture_strips
+from medgemma_tui.app.graphics import PICTURE_SIDE, image_widget
+from medgemma_tui.app.picture import Paint, background_style, colorbar_segments, compose, fit, picture_strips
 
 
 class XrayView(Widget, can_focus=True):
@@ -71,6 +72,50 @@ class XrayView(Widget, can_focus=True):
 
     def action_cursor(self, drow: int, dcol: int) -> None:
         self.post_message(self.CursorMoved(drow, dcol))
+
+
+class SharpXrayView(XrayView):
+    """The same picture drawn through a terminal graphics protocol (``--graphics``): the composed pixels
+    at ``PICTURE_SIDE`` go to a textual-image widget, which sizes them to the pane from the cell size."""
+
+    DEFAULT_CSS = """
+    SharpXrayView { width: 1fr; height: 1fr; align: center top; }
+    SharpXrayView > .xray-image { width: auto; height: 1fr; }
+    """
+
+    def __init__(self, renderer: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.renderer = renderer
+        self._pictures: LRUCache[tuple, tuple[object, object]] = LRUCache(16)
+
+    def compose(self):
+        yield image_widget(self.renderer, classes="xray-image")
+
+    def picture(self):
+        """The PIL image on show: cached by all it depends on but the pane's size (the protocol scales)."""
+        from PIL import Image
+
+        if self.frame is None:
+            return None
+        key = self.cache_key()[:-2]
+        hit = self._pictures.get(key)
+        if hit is None:
+            rgb = compose(self.frame.record.xray, self.frame.grid, self.paint, PICTURE_SIDE, self.masks)
+            hit = self._pictures[key] = (self.frame, Image.fromarray(rgb))
+        return hit[1]
+
+    def show(self, frame: Frame | None, paint: Paint, masks: dict | None) -> None:
+        self.frame, self.paint, self.masks = frame, paint, masks
+        image = self.query_one(".xray-image")
+        picture = self.picture()
+        if image.image is not picture:
+            image.image = picture
+
+    def picture_rows(self) -> int:
+        return self.query_one(".xray-image").size.height
+
+    def render_line(self, y: int) -> Strip:
+        return Strip.blank(self.size.width, background_style(self.paint))
 
 
 class ColorBar(Widget):
