@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = [
     "STUDY_KEYS",
     "robustness_study",
+    "perturbation_of",
+    "perturbed_films",
     "faithfulness_study",
     "robustness_eval_study",
     "faithfulness_eval_study",
@@ -160,6 +162,47 @@ def robustness_study(
         "max_js": float(np.max(js)) if js else None,
         "seconds": time.perf_counter() - started,
     })
+
+
+def perturbation_of(entry: Mapping[str, Any]) -> Perturbation | None:
+    """The ``Perturbation`` one entry of a study's ``perturbations`` was made with (None without a name
+    or strength)."""
+    name, strength = entry.get("name"), entry.get("strength")
+    if not isinstance(name, str) or strength is None:
+        return None
+    return Perturbation(name, strength, str(entry.get("parameter", "")))
+
+
+def perturbed_films(study: Mapping[str, Any], xray: np.ndarray) -> list[np.ndarray | None]:
+    """Each perturbation of a ``robustness_study`` dict re-applied to ``xray``, in the study's order.
+
+    ``xray`` is the film as the model saw it (``record.xray``, uint8 [H, W], square): it is made RGB,
+    as the processor gets it, perturbed with the entry's own seed (``pixels`` inside
+    ``anatomy_masks(xray).body``), and returned gray (every perturbation keeps a gray film gray).
+    The study perturbed the film itself, before the processor resized it, so these are pictures of what
+    each perturbation does, not the exact pixels the model was given; pad and crop leave a square film
+    as it is. None for an entry this version cannot re-apply (an unknown name or a bad strength).
+    """
+    from medgemma_tui.analysis.masks import anatomy_masks
+
+    film = np.asarray(xray, dtype=np.uint8)
+    rgb = np.repeat(film[..., None], 3, axis=-1)
+    body = None
+    films: list[np.ndarray | None] = []
+    for entry in study.get("perturbations") or []:
+        perturbation = perturbation_of(entry)
+        if perturbation is None:
+            films.append(None)
+            continue
+        if perturbation.name == "pixels" and body is None:
+            body = anatomy_masks(film).body
+        try:
+            pixels = perturbation.apply(rgb, int(entry.get("seed") or 0), body)
+        except (KeyError, TypeError, ValueError):
+            films.append(None)
+            continue
+        films.append(np.ascontiguousarray(pixels[..., 0]))
+    return films
 
 
 def first_answer_token(record: AttentionRecord) -> dict[str, Any]:
