@@ -15,6 +15,8 @@ from textual.strip import Strip
 from medgemma_tui.app.bindings import TILE_BINDINGS
 from medgemma_tui.app.picture import Paint, background_style, picture_strips
 
+ALERT = Style(bold=True, color="red")
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -23,6 +25,7 @@ class Tile:
     grid: np.ndarray | None  # None: nothing to draw yet (e.g. a variant not run)
     note: str = ""
     film: np.ndarray | None = None
+    alert: str = ""  # drawn in bold red at the end of the note line, e.g. an answer flip
 
 
 class TileGrid(ScrollView, can_focus=True):
@@ -94,6 +97,16 @@ class TileGrid(ScrollView, can_focus=True):
             self._cache[key] = strips
         return strips
 
+    def _note(self, tile: Tile, base: Style) -> list[Segment]:
+        """The note line: the note, then the alert (if any) in bold red, cut to the tile's width."""
+        alert = tile.alert[: self.side]
+        if not alert:
+            return [Segment(tile.note[: self.side].ljust(self.side), base)]
+        room = self.side - len(alert)
+        note = tile.note[: max(0, room - 1)]
+        note = f"{note} " if note else note
+        return [Segment(note, base), Segment(alert, base + ALERT), Segment(" " * (room - len(note)), base)]
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         bg = background_style(self.paint)
@@ -111,10 +124,11 @@ class TileGrid(ScrollView, can_focus=True):
                     segments.append(Segment(" " * self.side, bg))
                 else:
                     segments.extend(self._picture(tile)[inner])
-            elif inner < self.side // 2 + 2:
-                text = tile.label if inner == self.side // 2 else tile.note
-                style = base + Style(reverse=True) if chosen and inner == self.side // 2 else base
-                segments.append(Segment(text[: self.side].ljust(self.side), style))
+            elif inner == self.side // 2:
+                style = base + Style(reverse=True) if chosen else base
+                segments.append(Segment(tile.label[: self.side].ljust(self.side), style))
+            elif inner == self.side // 2 + 1:
+                segments.extend(self._note(tile, base))
             else:
                 segments.append(Segment(" " * self.side, base))
             segments.append(Segment("  ", base))
