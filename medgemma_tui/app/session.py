@@ -87,6 +87,7 @@ class Session:
     entries: dict[str, Entry] = field(default_factory=dict)
     keep: int = 32  # finished samples whose whole record stays in memory (MedGemma: ~25 MB each)
     pinned: str | None = None  # the sample on screen: never dropped
+    robustness: dict[str, dict] = field(default_factory=dict)  # key -> robustness study run here (live)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _model_ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _recent: list[str] = field(default_factory=list, repr=False)
@@ -252,6 +253,40 @@ class Session:
         boxes = [tuple(b) for b in meta.get("bbox_boxes", [])] or None
         return analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
                               ground_truth=self.item(key).truth or None, terms=self.terms)
+
+    def run_robustness(self, key: str, config) -> dict:
+        """The robustness study of one live sample, as ``medtui eval --robustness`` makes it; kept per key.
+
+        ``config`` (a ``medgemma_tui.config.Config``) gives the perturbations (``[robustness]``); the
+        perturbed films are answered with this session's ``max_new_tokens`` and terms, like the sample
+        itself. The sample's record in memory is the reference (it is answered first when there is none).
+        Holds the model lock throughout: one answer and capture per perturbation.
+        """
+        from medgemma_tui.analysis.perturbations import from_config
+        from medgemma_tui.data.images import load_image
+        from medgemma_tui.runner import SampleResult, run_sample
+        from medgemma_tui.studies import robustness_study
+
+        item = self.item(key)
+        if self.is_tree or not self.needs_model or item.sample is None:
+            raise RuntimeError("the robustness study needs a live session with a model")
+        config = config.with_overrides({"robustness.enabled": True, "decoding.max_new_tokens": self.max_new_tokens,
+                                        "analysis.terms": self.terms})
+        if not from_config(config.robustness):
+            raise ValueError("the config's [robustness] section turns every perturbation off")
+        if self.loaded is None:
+            self._model_ready.wait()
+        if self.loaded is None:
+            raise RuntimeError("the model did not load")
+        with self._model_lock:
+            entry = self.entries[key]
+            if entry.status == DONE and entry.analysis is not None:
+                result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis)
+            else:
+                result = run_sample(self.loaded, item.sample, max_new_tokens=self.max_new_tokens, terms=self.terms)
+            study = robustness_study(self.loaded, result.film, result, config)
+        self.robustness[key] = study
+        return study
 
     def run_many(
         self,
