@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from medgemma_tui.analysis.perturbations import from_config
 from medgemma_tui.analysis.sample import SampleAnalysis
 from medgemma_tui.app import state as st
 from medgemma_tui.app.bindings import APP_BINDINGS, binding_ids
@@ -35,6 +36,7 @@ from medgemma_tui.app.session import DONE, RUNNING, Session
 from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, load_themes
 from medgemma_tui.app.widgets.samples import SamplesPanel
 from medgemma_tui.colormaps import available as available_colormaps
+from medgemma_tui.config import Config
 
 DATASET_METRIC = "inside_lungs_ratio"
 
@@ -74,6 +76,7 @@ class MedtuiApp(App):
         self._wanted_theme = theme
         self._masks_cache: dict[int, tuple[SampleAnalysis, dict | None]] = {}
         self._wanted_key: str | None = None  # the sample the user asked for, shown when it finishes
+        self._robustness_key: str | None = None  # the sample whose robustness study runs (live)
 
     # ---- start ------------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -263,6 +266,14 @@ class MedtuiApp(App):
         written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report, self.config)
         self.post_message(JobEnded("export", f"exported {written} sample(s) to {out_dir}"))
 
+    @work(thread=True, group="robustness", exit_on_error=False, name="robustness study")
+    def robustness_worker(self, key: str, config: Config) -> None:
+        study = self.session.run_robustness(key, config)
+        entries = study.get("perturbations") or []
+        flips = sum(bool(e.get("flip")) for e in entries)
+        self.post_message(JobEnded("robustness", f"robustness of {key}: {len(entries)} perturbations, "
+                                   f"{flips} answer flip(s), {study.get('seconds', 0.0):.1f}s"))
+
     def run_keys(self, keys: list[str], job: str = "run all") -> None:
         if not keys:
             self.notify("Nothing to run: every sample has run.")
@@ -326,6 +337,7 @@ class MedtuiApp(App):
     def on_job_ended(self, message: JobEnded) -> None:
         self.set_job("")
         self.notify(message.text, severity=message.severity, timeout=6)
+        self.show_robustness()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where a failure becomes a message: one line, the app stays up."""
@@ -348,6 +360,7 @@ class MedtuiApp(App):
         self.failure = message
         self.set_job("")
         self.notify(message, title="error", severity="error", timeout=10)
+        self.show_robustness()
         screen = self.inspector()
         if screen is not None and screen.is_mounted:
             screen.show_status()
@@ -407,8 +420,37 @@ class MedtuiApp(App):
         self.push_screen(VariantsScreen(self.current_key))
 
     def open_robustness(self) -> None:
-        root = Path(self.session.source) if self.session.is_tree else None
-        self.push_screen(RobustnessScreen(self.current_key, root))
+        session, key = self.session, self.current_key
+        root = Path(session.source) if session.is_tree else None
+        summary = session.entries[key].summary if key is not None else None
+        live = session.needs_model and not session.is_tree
+        self.push_screen(RobustnessScreen(key, root, film=None if summary is None else summary.xray,
+                                          kept=session.robustness, can_run=live))
+
+    def run_robustness(self, key: str) -> None:
+        """Run the robustness study of a live sample in a worker (one at a time: each holds the model)."""
+        running = self.robustness_job()
+        if running is not None:
+            self.notify(f"The robustness study of {running} is running; one at a time.", timeout=3)
+            return
+        config = self.config if self.config is not None else Config()
+        count = len(from_config(config.robustness))
+        self._robustness_key = key
+        self.set_job(f"robustness study of {key}…")
+        self.notify(f"Running the robustness study of {key}: {count} perturbed films, each answered again…",
+                    timeout=4)
+        self.robustness_worker(key, config)
+
+    def robustness_job(self) -> str | None:
+        """The sample whose robustness study is running, if one is."""
+        running = any(w.group == "robustness" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                      for w in self.workers)
+        return self._robustness_key if running else None
+
+    def show_robustness(self) -> None:
+        """A robustness screen on top shows what there is now (a study finished or failed)."""
+        if isinstance(self.screen, RobustnessScreen) and self.screen.is_mounted:
+            self.screen.show()
 
     def open_export(self) -> None:
         if self.session.is_tree:

@@ -39,7 +39,8 @@ INSPECT_BINDINGS = [
     Binding("G", "gallery", "Heads", tooltip="Head gallery: every layer x head", id="gallery"),
     Binding("V", "variants", "Variants", tooltip="The hard-positive group side by side", id="variants"),
     Binding("R", "robustness", "Robustness",
-            tooltip="Perturbed films against the original (from eval)", id="robustness", show=False),
+            tooltip="Perturbed films and their maps against the original (from eval, or run here)", id="robustness",
+            show=False),
     Binding("e", "export", "Export",
             tooltip="Export this sample or every finished one to a results tree", id="export", show=False),
     Binding("x", "run_all", "Run all", tooltip="Run every sample that has not run", id="run_all"),
@@ -77,10 +78,17 @@ VARIANT_BINDINGS = [
     Binding("r", "run_group", "Run the group", id="variants_run"),
 ]
 
+ROBUSTNESS_BINDINGS = [
+    Binding("escape", "close", "Back", id="robustness_close"),
+    Binding("r", "run_study", "Run the study",
+            tooltip="Run the robustness study of this sample with the loaded model (live sessions)",
+            id="robustness_run"),
+]
+
 
 def all_bindings() -> list[Binding]:
     return [*APP_BINDINGS, *INSPECT_BINDINGS, *CURSOR_BINDINGS, *FILTER_BINDINGS, *GALLERY_BINDINGS,
-            *TILE_BINDINGS, *VARIANT_BINDINGS, *CLOSE_BINDINGS, *HELP_BINDINGS]
+            *TILE_BINDINGS, *VARIANT_BINDINGS, *ROBUSTNESS_BINDINGS, *CLOSE_BINDINGS, *HELP_BINDINGS]
 
 
 def binding_ids() -> set[str]:

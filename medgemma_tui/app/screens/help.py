@@ -17,6 +17,7 @@ from medgemma_tui.app.bindings import (
     GALLERY_BINDINGS,
     HELP_BINDINGS,
     INSPECT_BINDINGS,
+    ROBUSTNESS_BINDINGS,
     TILE_BINDINGS,
     VARIANT_BINDINGS,
 )
@@ -28,6 +29,7 @@ SECTIONS = (
     ("Picture (when focused)", CURSOR_BINDINGS),
     ("Head gallery", GALLERY_BINDINGS + TILE_BINDINGS),
     ("Variants", VARIANT_BINDINGS),
+    ("Robustness", ROBUSTNESS_BINDINGS),
     ("Other screens", CLOSE_BINDINGS + HELP_BINDINGS),
 )
 

@@ -1,15 +1,24 @@
-"""Perturbed films and their maps against the original, with answer flips: read from a results tree.
+"""Perturbed films and their maps against the original, with answer flips.
 
-The robustness study itself (perturbing films, re-asking, comparing) belongs to the evaluation
-(``medtui eval --robustness``); this screen only shows what it wrote. With nothing written it says
-so, rather than inventing anything.
+The study (perturbing the film, asking again, comparing the maps) is ``studies.robustness_study``, the
+core of ``medtui eval --robustness``. A results tree's study is read from ``robustness/{key}.json``;
+in a live session (a model loaded) the screen offers to run the same study for the sample on screen
+(``r``: a worker calls ``Session.run_robustness``, which keeps the result in memory per sample).
+With nothing to show the screen says so, rather than inventing anything.
+
+Tiles: the original film with its map, then each perturbation's film with its own map. The study keeps
+each map (16x16) but not the perturbed films: those are the perturbations re-applied, with the study's
+seed, to the film as the model saw it (``studies.perturbed_films``).
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from rich.console import Group
 from rich.pretty import Pretty
 from rich.table import Table
@@ -19,7 +28,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from medgemma_tui.app.bindings import CLOSE_BINDINGS
+from medgemma_tui.app.bindings import ROBUSTNESS_BINDINGS
+from medgemma_tui.app.widgets.tiles import Tile, TileGrid
+from medgemma_tui.studies import perturbation_of, perturbed_films
+
+TILE_SIDE = 20  # pixels: a tile is 20 columns by 10 rows of picture, plus its caption
 
 NOT_AVAILABLE = (
     "Robustness results are not available for this sample.\n\n"
@@ -30,6 +43,14 @@ NOT_AVAILABLE = (
     "and press R on a sample: its robustness/{key}.json is shown here."
 )
 
+LIVE_OFFER = (
+    "No robustness study has run for this sample yet.\n\n"
+    "Press r to run it now with the loaded model: the film is perturbed as the config's [robustness]\n"
+    "section says, each perturbed film is answered and captured again, and its map and answer are\n"
+    "compared with the original's (what medtui eval --robustness writes). It takes one answer per\n"
+    "perturbation; the app stays usable meanwhile."
+)
+
 
 def robustness_file(tree_root: Path | None, key: str) -> Path | None:
     if tree_root is None:
@@ -38,36 +59,200 @@ def robustness_file(tree_root: Path | None, key: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def read_study(path: Path) -> tuple[dict | None, object | None]:
+    """(the study, None), or (None, what to show instead: why it cannot be read, or a layout not known)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return None, Text(f"{path}: unreadable ({exc})", style="red")
+    study = data.get("robustness", data) if isinstance(data, dict) else data
+    if not isinstance(study, dict) or not isinstance(study.get("perturbations"), list):
+        return None, Pretty(data)  # a layout this screen does not know: shown as written
+    return study, None
+
+
 class RobustnessScreen(Screen):
-    BINDINGS = CLOSE_BINDINGS
+    BINDINGS = ROBUSTNESS_BINDINGS
+    DEFAULT_CSS = """
+    RobustnessScreen #robustness-maps { height: 13; }
+    RobustnessScreen #robustness-details { height: 1fr; }
+    RobustnessScreen #robustness-body { padding: 1 2; }
+    """
 
-    def __init__(self, key: str | None, tree_root: Path | None, **kwargs) -> None:
+    def __init__(
+        self,
+        key: str | None,
+        tree_root: Path | None,
+        film: np.ndarray | None = None,
+        kept: Mapping[str, dict] | None = None,
+        can_run: bool = False,
+        **kwargs,
+    ) -> None:
+        """``film``: the sample's film as the model saw it (``record.xray``); ``kept``: the studies run in
+        this session, by key; ``can_run``: a model is at hand to run the study here."""
         super().__init__(**kwargs)
-        self.key, self.tree_root = key, tree_root
+        self.key, self.tree_root, self.film = key, tree_root, film
+        self.kept = kept if kept is not None else {}
+        self.can_run = can_run
+        self.study: dict | None = None  # once found, kept: a study does not change
+        self._started: float | None = None  # when r started the study from this screen
 
+    # ---- what there is to show ----------------------------------------------------------------------
+    def find(self) -> tuple[dict | None, object | None]:
+        """(the study, None) or (None, the text to show instead)."""
+        if self.study is not None:
+            return self.study, None
+        if self.key is None:
+            return None, Text("No sample is shown yet.")
+        if self.key in self.kept:
+            self.study = self.kept[self.key]
+            return self.study, None
+        path = robustness_file(self.tree_root, self.key)
+        if path is not None:
+            self.study, instead = read_study(path)
+            return self.study, instead
+        if self.can_run:
+            return None, self.offer()
+        return None, Text(NOT_AVAILABLE)
+
+    def running(self) -> bool:
+        return self.is_mounted and self.app.robustness_job() == self.key
+
+    def offer(self) -> Text:
+        if self.running():
+            elapsed = "" if self._started is None else f" {time.perf_counter() - self._started:.0f}s"
+            return Text(f"Running the robustness study of {self.key}…{elapsed}\n\n"
+                        "The tiles and the table appear here when it ends.", style="bold")
+        return Text(LIVE_OFFER)
+
+    def body(self):
+        study, instead = self.find()
+        return study_view(study) if study is not None else instead
+
+    # ---- screen -------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(Text("Robustness", style="bold"), id="robustness-title")
-        with VerticalScroll():
+        yield TileGrid(side=TILE_SIDE, id="robustness-maps")
+        with VerticalScroll(id="robustness-details"):
             yield Static(self.body(), id="robustness-body")
         yield Footer()
 
-    def body(self):
-        path = robustness_file(self.tree_root, self.key) if self.key else None
-        if path is None:
-            return Text(NOT_AVAILABLE)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            return Text(f"{path}: unreadable ({exc})", style="red")
-        study = data.get("robustness", data)
-        if not isinstance(study, dict) or not isinstance(study.get("perturbations"), list):
-            return Pretty(data)  # a layout this screen does not know: shown as written
-        return study_view(study)
+    def on_mount(self) -> None:
+        self.show()
+        self.set_interval(0.5, self._tick)
+
+    def show(self) -> None:
+        """Draw what there is now: tiles and table once a study exists, else why not (or that it runs)."""
+        had = self.study
+        study, instead = self.find()
+        grid = self.query_one(TileGrid)
+        fresh = study is not None and (study is not had or not grid.tiles)
+        if fresh:
+            grid.set_tiles(study_tiles(study, self.film), self.app.tile_paint(blend=True))
+        grid.display = bool(grid.tiles)
+        self._fit_tiles()
+        self.query_one("#robustness-title", Static).update(self.title_text(study))
+        self.query_one("#robustness-body", Static).update(study_view(study) if study is not None else instead)
+        self.refresh_bindings()
+        if fresh and grid.tiles:
+            grid.focus()  # arrows walk the tiles
+
+    def title_text(self, study: dict | None) -> Text:
+        title = Text()
+        title.append("Robustness ", style="bold")
+        title.append(f"{self.key or ''}")
+        if study is None:
+            return title
+        entries = study["perturbations"]
+        title.append(f" · {len(entries)} perturbations · arrows move · esc back")
+        title.append("\n" + films_caption(entries, self.film is not None), style="dim")
+        return title
+
+    def _fit_tiles(self) -> None:
+        """The tiles take the rows they need, at most half the screen (they scroll past that)."""
+        grid = self.query_one(TileGrid)
+        if not grid.tiles or not self.size.height:
+            return
+        per_row = max(1, self.size.width // grid.tile_width)
+        rows = -(-len(grid.tiles) // per_row)
+        grid.styles.height = max(grid.tile_height, min(rows * grid.tile_height, self.size.height // 2))
+
+    def on_resize(self) -> None:
+        self._fit_tiles()
+
+    def _tick(self) -> None:
+        if self.study is None and self.running():
+            self.query_one("#robustness-body", Static).update(self.offer())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run_study":
+            return self.can_run and self.key is not None and self.study is None
+        return True
+
+    def action_run_study(self) -> None:
+        if self.running():
+            self.notify("The robustness study of this sample is running.", timeout=2)
+            return
+        self._started = time.perf_counter()
+        self.app.run_robustness(self.key)
+        self.show()
 
     def action_close(self) -> None:
         self.dismiss(None)
 
 
+# ---- tiles --------------------------------------------------------------------------------------------
+def _grid(value) -> np.ndarray | None:
+    try:
+        grid = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return grid if grid.ndim == 2 and grid.size and np.all(np.isfinite(grid)) else None
+
+
+def strength_text(entry: Mapping) -> str:
+    """``noise 8``, ``contrast 0.8``, ``pad`` (the square modes carry their name as the strength)."""
+    name, strength = str(entry.get("name", "?")), entry.get("strength")
+    if strength is None or strength == name:
+        return name
+    return f"{name} {strength:g}" if isinstance(strength, int | float) else f"{name} {strength}"
+
+
+def study_tiles(study: Mapping, film: np.ndarray | None) -> list[Tile]:
+    """The original film with its map, then each perturbation's film with its own map.
+
+    Captions: the perturbation and strength; the answer label, JS against the original, and a red FLIP
+    where the answer's label changed. A study written without its maps (before they were kept) gives
+    no tiles; one map missing gives a blank tile.
+    """
+    entries = study.get("perturbations") or []
+    reference = study.get("reference") or {}
+    grids = [_grid(reference.get("grid")), *(_grid(e.get("grid")) for e in entries)]
+    if all(g is None for g in grids):
+        return []
+    films = perturbed_films(study, film) if film is not None else [None] * len(entries)
+    tiles = [Tile(key="original", label="original", grid=grids[0], film=film,
+                  note=f"{reference.get('answer_label', '?')} · reference")]
+    for i, (entry, grid, pixels) in enumerate(zip(entries, grids[1:], films, strict=True)):
+        js = entry.get("js")
+        note = str(entry.get("answer_label", "?")) + (f" JS {js:.3f}" if isinstance(js, int | float) else "")
+        tiles.append(Tile(key=i, label=strength_text(entry), grid=grid, note=note,
+                          film=pixels if pixels is not None else film, alert="FLIP" if entry.get("flip") else ""))
+    return tiles
+
+
+def films_caption(entries: list, have_film: bool) -> str:
+    if not have_film:
+        return "The film is not at hand: the tiles show the maps alone."
+    text = ("Films: each perturbation re-applied, with the study's seed, to the film as the model saw it; "
+            "maps: the model's on each perturbed film.")
+    framed = sorted({e["name"] for e in entries if (p := perturbation_of(e)) is not None and p.changes_frame})
+    if framed:
+        text += f" {' and '.join(framed)} {'leaves' if len(framed) == 1 else 'leave'} this square film as it is."
+    return text
+
+
+# ---- the table ----------------------------------------------------------------------------------------
 def _num(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "n/a"
 
@@ -92,5 +277,4 @@ def study_view(study: dict):
         delta = p.get("metric_deltas", {}).get("inside_lungs_ratio")
         table.add_row(str(p.get("name", "?")), strength, str(p.get("answer_label", "?")), flip, _num(p.get("js"), 4),
                       _num(p.get("pearson")), _num(p.get("top_iou")), _num(delta))
-    note = Text("The tree keeps the perturbed maps' comparisons, not the maps themselves.", style="dim")
-    return Group(head, Text(""), table, Text(""), note)
+    return Group(head, Text(""), table)
