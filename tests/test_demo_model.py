@@ -114,13 +114,6 @@ def test_rebuilt_right_reading_is_the_tool_default_map(figures):
     assert figures.largest_map_difference < 1e-5
 
 
-# The shipped weights (0.880 accuracy, 0.923 consistency on this subset) fall short of issue 8's two
-# answer bars; strict xfail keeps the bars in force: the day a model meets them these fail until the
-# marks go.
-SHORT_OF_THE_BAR = pytest.mark.xfail(strict=True, reason="issue 8 open: the shipped demo weights miss this bar")
-
-
-@SHORT_OF_THE_BAR
 def test_demo_model_answers_right(figures):
     accuracy = float(np.mean(figures.correct))
     assert accuracy >= ACCURACY_BAR, f"accuracy {accuracy:.3f} on {figures.rows} held-out rows"
@@ -133,7 +126,6 @@ def test_default_map_points_at_the_finding(figures):
     assert chance < 0.1
 
 
-@SHORT_OF_THE_BAR
 def test_hard_positive_variants_get_the_same_answer(figures):
     whole = [labels for (image_path, _), labels in figures.labels.items()
              if film_number(image_path) < FILMS_ALL_VARIANTS]  # the groups with every variant run
