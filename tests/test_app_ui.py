@@ -246,6 +246,33 @@ async def test_run_all_reports_progress_and_cancel_stops_after_the_current_sampl
         assert statuses.count(NOT_RUN) > 0  # queued samples went back to "not run"
 
 
+
+@synchronously
+async def test_a_cancelled_run_counts_as_running_until_its_thread_has_tidied_up(dataset, analyses, monkeypatch):
+    """Textual marks a cancelled worker CANCELLED at once; its thread still finishes the current sample and
+    puts the queued ones back to "not run". Until then the app must not say the job is over."""
+    session = make_session(dataset, analyses, done=1)
+    release, started = threading.Event(), threading.Event()
+
+    def blocked_run(k):
+        started.set()
+        release.wait(10)
+        return session.finish(k, analyses[list(analyses)[0]])
+
+    monkeypatch.setattr(session, "run", blocked_run)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        await pilot.press("x")
+        await wait_for(pilot, started.is_set)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.job_running()  # the thread is still inside the first sample
+        release.set()
+        await wait_for(pilot, lambda: not app.job_running())
+        statuses = [session.entries[i.key].status for i in session.items]
+        assert statuses.count(DONE) == 2 and statuses.count(NOT_RUN) == len(statuses) - 2
+
 # ---- screens -----------------------------------------------------------------------------------------
 @synchronously
 async def test_head_gallery_sorts_and_enter_shows_the_chosen_head(dataset, analyses):

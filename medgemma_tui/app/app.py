@@ -8,8 +8,10 @@ in memory.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,8 @@ class MedtuiApp(App):
         self._wanted_theme = theme
         self._masks_cache: dict[int, tuple[SampleAnalysis, dict | None]] = {}
         self._wanted_key: str | None = None  # the sample the user asked for, shown when it finishes
+        self._jobs_alive = 0  # batch / export threads whose body has not returned (cancelled ones too)
+        self._jobs_lock = threading.Lock()
         self._robustness_key: str | None = None  # the sample whose robustness study runs (live)
 
     # ---- start ------------------------------------------------------------------------------------
@@ -237,8 +241,24 @@ class MedtuiApp(App):
         finally:
             self.post_message(SampleFinished(key))
 
+    @contextmanager
+    def _job_thread(self):
+        """Counts a batch or export thread as running until its body returns: a cancelled Textual worker
+        reports CANCELLED at once, while its thread finishes the current sample and tidies up."""
+        with self._jobs_lock:
+            self._jobs_alive += 1
+        try:
+            yield
+        finally:
+            with self._jobs_lock:
+                self._jobs_alive -= 1
+
     @work(thread=True, exclusive=True, group="batch", exit_on_error=False, name="run")
     def run_batch(self, keys: list[str], job: str) -> None:
+        with self._job_thread():
+            self._run_batch(keys, job)
+
+    def _run_batch(self, keys: list[str], job: str) -> None:
         worker = get_current_worker()
         start = time.perf_counter()
 
@@ -263,7 +283,9 @@ class MedtuiApp(App):
         def report(done: int, total: int, key: str) -> None:
             self.post_message(Progress("export", done, total, key, None))
 
-        written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report, self.config)
+        with self._job_thread():
+            written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report,
+                                  self.config)
         self.post_message(JobEnded("export", f"exported {written} sample(s) to {out_dir}"))
 
     @work(thread=True, group="robustness", exit_on_error=False, name="robustness study")
@@ -285,6 +307,8 @@ class MedtuiApp(App):
         self.run_keys(self.session.pending(), "run all")
 
     def job_running(self) -> bool:
+        if self._jobs_alive:
+            return True
         return any(w.group in ("batch", "export") and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
                    for w in self.workers)
 
