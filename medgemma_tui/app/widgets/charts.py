@@ -72,6 +72,7 @@ def layer_chart(frame: Frame, width: int, height: int) -> Text:
             figure.draw(mark)
         figure.ruler("y").lim(0, 1)
         figure.ruler("x").lim(0, max(1, record.num_layers - 1))
+        figure.ruler("x").ticks(x[:: max(1, math.ceil(len(x) / 8))])  # layer numbers, not fractions
 
     return _plotext_text(build)
 
