@@ -67,6 +67,18 @@ def make_session(dataset, analyses, done: int = RUN) -> Session:
     return session
 
 
+def session_with_stand_in_runs(dataset, analyses, monkeypatch, before_each) -> Session:
+    """One sample done; running any other calls ``before_each`` and then finishes it with the first record."""
+    session = make_session(dataset, analyses, done=1)
+
+    def stand_in_run(key):
+        before_each()
+        return session.finish(key, analyses[list(analyses)[0]])
+
+    monkeypatch.setattr(session, "run", stand_in_run)
+    return session
+
+
 async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
     start = time.monotonic()
     while not condition():
@@ -225,13 +237,7 @@ async def test_a_failure_shows_one_clear_message_and_the_app_stays_up(dataset, a
 
 @synchronously
 async def test_run_all_reports_progress_and_cancel_stops_after_the_current_sample(dataset, analyses, monkeypatch):
-    session = make_session(dataset, analyses, done=1)
-
-    def slow_run(k):
-        time.sleep(0.15)
-        return session.finish(k, analyses[list(analyses)[0]])
-
-    monkeypatch.setattr(session, "run", slow_run)
+    session = session_with_stand_in_runs(dataset, analyses, monkeypatch, lambda: time.sleep(0.15))
     app = MedtuiApp(session)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.current_key is not None)
@@ -246,20 +252,17 @@ async def test_run_all_reports_progress_and_cancel_stops_after_the_current_sampl
         assert statuses.count(NOT_RUN) > 0  # queued samples went back to "not run"
 
 
-
 @synchronously
 async def test_a_cancelled_run_counts_as_running_until_its_thread_has_tidied_up(dataset, analyses, monkeypatch):
     """Textual marks a cancelled worker CANCELLED at once; its thread still finishes the current sample and
     puts the queued ones back to "not run". Until then the app must not say the job is over."""
-    session = make_session(dataset, analyses, done=1)
     release, started = threading.Event(), threading.Event()
 
-    def blocked_run(k):
+    def blocked():
         started.set()
         release.wait(10)
-        return session.finish(k, analyses[list(analyses)[0]])
 
-    monkeypatch.setattr(session, "run", blocked_run)
+    session = session_with_stand_in_runs(dataset, analyses, monkeypatch, blocked)
     app = MedtuiApp(session)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.current_key is not None)
