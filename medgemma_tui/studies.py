@@ -77,6 +77,7 @@ def robustness_study(
     result: SampleResult,
     config: Config,
     perturbations: Iterable[Perturbation] | None = None,
+    on_record: Callable[[Perturbation, AttentionRecord], None] | None = None,
 ) -> dict[str, Any]:
     """The sample's film under each perturbation, against the unperturbed run in ``result``.
 
@@ -120,6 +121,8 @@ def robustness_study(
         pixels = perturbation.apply(rgb, rob.seed, masks.body)
         record = extract_record(loaded, Image.fromarray(pixels), sample.question,
                                 max_new_tokens=config.decoding.max_new_tokens)
+        if on_record is not None:  # e.g. the app keeps each perturbed film as the model was given it
+            on_record(perturbation, record)
         perturbed = analyse_record(record, ground_truth=sample.answer, spec=spec, terms=terms)
         frame = square_box(width, height, perturbation.name) if perturbation.changes_frame else (0, 0, width, height)
         compared = compare_maps(reference_grid, perturbed.grid, frame, (width, height), masks, boxes)

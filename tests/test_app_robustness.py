@@ -170,9 +170,16 @@ async def test_live_r_runs_the_study_in_a_worker_and_the_screen_then_shows_tiles
     gate = threading.Event()
     real = studies.robustness_study
 
-    def gated(*args, **kwargs):
+    given = []  # the perturbed films the model was given, as the study's records hold them
+
+    def gated(*args, on_record=None, **kwargs):
         gate.wait(10)
-        return real(*args, **kwargs)
+
+        def keep(perturbation, record):
+            given.append(record.xray)
+            on_record(perturbation, record)
+
+        return real(*args, on_record=keep, **kwargs)
 
     monkeypatch.setattr(studies, "robustness_study", gated)
     session = live_session(dataset, results, demo_model)
@@ -195,6 +202,10 @@ async def test_live_r_runs_the_study_in_a_worker_and_the_screen_then_shows_tiles
         gate.set()
         await wait_for(pilot, lambda: len(screen_tiles(app)) == 3)
         assert [t.label for t in screen_tiles(app)] == ["original", "brightness 40", "crop"]
+        assert len(given) == 2  # each tile shows the very film its perturbed run was given
+        for tile, film in zip(screen_tiles(app)[1:], given, strict=True):
+            np.testing.assert_array_equal(tile.film, film)
+        assert "as the model was given it" in str(app.screen.query_one("#robustness-title").render())
         assert key in session.robustness and "original answer:" in body(app)
         assert not app.screen.check_action("run_study", ())
         assert any(f"robustness of {key}: 2 perturbations" in n.message for n in app._notifications)

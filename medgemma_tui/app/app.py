@@ -449,7 +449,7 @@ class MedtuiApp(App):
         summary = session.entries[key].summary if key is not None else None
         live = session.needs_model and not session.is_tree
         self.push_screen(RobustnessScreen(key, root, film=None if summary is None else summary.xray,
-                                          kept=session.robustness, can_run=live))
+                                          kept=session.robustness, films=session.robustness_films, can_run=live))
 
     def run_robustness(self, key: str) -> None:
         """Run the robustness study of a live sample in a worker (one at a time: each holds the model)."""

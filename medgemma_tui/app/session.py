@@ -88,6 +88,7 @@ class Session:
     keep: int = 32  # finished samples whose whole record stays in memory (MedGemma: ~25 MB each)
     pinned: str | None = None  # the sample on screen: never dropped
     robustness: dict[str, dict] = field(default_factory=dict)  # key -> robustness study run here (live)
+    robustness_films: dict[str, list] = field(default_factory=dict)  # key -> its perturbed films as the model saw them
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _model_ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _recent: list[str] = field(default_factory=list, repr=False)
@@ -284,7 +285,10 @@ class Session:
                 result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis)
             else:
                 result = run_sample(self.loaded, item.sample, max_new_tokens=self.max_new_tokens, terms=self.terms)
-            study = robustness_study(self.loaded, result.film, result, config)
+            films: list[np.ndarray | None] = []
+            study = robustness_study(self.loaded, result.film, result, config,
+                                     on_record=lambda perturbation, record: films.append(record.xray))
+        self.robustness_films[key] = films
         self.robustness[key] = study
         return study
 

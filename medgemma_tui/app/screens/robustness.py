@@ -6,9 +6,10 @@ in a live session (a model loaded) the screen offers to run the same study for t
 (``r``: a worker calls ``Session.run_robustness``, which keeps the result in memory per sample).
 With nothing to show the screen says so, rather than inventing anything.
 
-Tiles: the original film with its map, then each perturbation's film with its own map. The study keeps
-each map (16x16) but not the perturbed films: those are the perturbations re-applied, with the study's
-seed, to the film as the model saw it (``studies.perturbed_films``).
+Tiles: the original film with its map, then each perturbation's film with its own map. A study run in
+this session shows the perturbed films as the model was given them. A tree's study keeps each map
+(16x16) but not the perturbed films: those are the perturbations re-applied, with the study's seed, to
+the film as the model saw it (``studies.perturbed_films``).
 """
 
 from __future__ import annotations
@@ -85,14 +86,17 @@ class RobustnessScreen(Screen):
         tree_root: Path | None,
         film: np.ndarray | None = None,
         kept: Mapping[str, dict] | None = None,
+        films: Mapping[str, list] | None = None,
         can_run: bool = False,
         **kwargs,
     ) -> None:
         """``film``: the sample's film as the model saw it (``record.xray``); ``kept``: the studies run in
-        this session, by key; ``can_run``: a model is at hand to run the study here."""
+        this session, by key, and ``films`` their perturbed films as the model saw them;
+        ``can_run``: a model is at hand to run the study here."""
         super().__init__(**kwargs)
         self.key, self.tree_root, self.film = key, tree_root, film
         self.kept = kept if kept is not None else {}
+        self.films = films if films is not None else {}
         self.can_run = can_run
         self.study: dict | None = None  # once found, kept: a study does not change
         self._started: float | None = None  # when r started the study from this screen
@@ -148,7 +152,7 @@ class RobustnessScreen(Screen):
         grid = self.query_one(TileGrid)
         fresh = study is not None and (study is not had or not grid.tiles)
         if fresh:
-            grid.set_tiles(study_tiles(study, self.film), self.app.tile_paint(blend=True))
+            grid.set_tiles(study_tiles(study, self.film, self.exact_films()), self.app.tile_paint(blend=True))
         grid.display = bool(grid.tiles)
         self._fit_tiles()
         self.query_one("#robustness-title", Static).update(self.title_text(study))
@@ -165,8 +169,15 @@ class RobustnessScreen(Screen):
             return title
         entries = study["perturbations"]
         title.append(f" · {len(entries)} perturbations · arrows move · esc back")
-        title.append("\n" + films_caption(entries, self.film is not None), style="dim")
+        title.append("\n" + films_caption(entries, self.film is not None, self.exact_films() is not None),
+                     style="dim")
         return title
+
+    def exact_films(self) -> list | None:
+        """The perturbed films the model was given, where the study ran in this session."""
+        films = self.films.get(self.key) if self.key is not None else None
+        entries = (self.study or {}).get("perturbations") or []
+        return films if films is not None and len(films) == len(entries) else None
 
     def _fit_tiles(self) -> None:
         """The tiles take the rows they need, at most half the screen (they scroll past that)."""
@@ -218,8 +229,11 @@ def strength_text(entry: Mapping) -> str:
     return f"{name} {strength:g}" if isinstance(strength, int | float) else f"{name} {strength}"
 
 
-def study_tiles(study: Mapping, film: np.ndarray | None) -> list[Tile]:
+def study_tiles(study: Mapping, film: np.ndarray | None, exact: list | None = None) -> list[Tile]:
     """The original film with its map, then each perturbation's film with its own map.
+
+    ``exact``: the perturbed films as the model was given them (a study run in this session), one per
+    perturbation; without them each perturbation is re-applied to ``film`` (``perturbed_films``).
 
     Captions: the perturbation and strength; the answer label, JS against the original, and a red FLIP
     where the answer's label changed. A study written without its maps (before they were kept) gives
@@ -230,7 +244,10 @@ def study_tiles(study: Mapping, film: np.ndarray | None) -> list[Tile]:
     grids = [_grid(reference.get("grid")), *(_grid(e.get("grid")) for e in entries)]
     if all(g is None for g in grids):
         return []
-    films = perturbed_films(study, film) if film is not None else [None] * len(entries)
+    if exact is not None and len(exact) == len(entries):
+        films = list(exact)
+    else:
+        films = perturbed_films(study, film) if film is not None else [None] * len(entries)
     tiles = [Tile(key="original", label="original", grid=grids[0], film=film,
                   note=f"{reference.get('answer_label', '?')} · reference")]
     for i, (entry, grid, pixels) in enumerate(zip(entries, grids[1:], films, strict=True)):
@@ -241,7 +258,9 @@ def study_tiles(study: Mapping, film: np.ndarray | None) -> list[Tile]:
     return tiles
 
 
-def films_caption(entries: list, have_film: bool) -> str:
+def films_caption(entries: list, have_film: bool, exact: bool = False) -> str:
+    if exact:
+        return "Films: each perturbed film as the model was given it; maps: the model's on each."
     if not have_film:
         return "The film is not at hand: the tiles show the maps alone."
     text = ("Films: each perturbation re-applied, with the study's seed, to the film as the model saw it; "
