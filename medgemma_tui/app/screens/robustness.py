@@ -244,7 +244,7 @@ def study_tiles(study: Mapping, film: np.ndarray | None, exact: list | None = No
     grids = [_grid(reference.get("grid")), *(_grid(e.get("grid")) for e in entries)]
     if all(g is None for g in grids):
         return []
-    if exact is not None and len(exact) == len(entries):
+    if exact is not None:  # one per perturbation (the zip below holds it to that)
         films = list(exact)
     else:
         films = perturbed_films(study, film) if film is not None else [None] * len(entries)

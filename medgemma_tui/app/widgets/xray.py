@@ -14,7 +14,7 @@ from textual.widgets import Static
 from medgemma_tui.app.bindings import CURSOR_BINDINGS
 from medgemma_tui.app.frame import Frame, cell_text
 from medgemma_tui.app.graphics import PICTURE_SIDE, image_widget
-from medgemma_tui.app.picture import Paint, background_style, colorbar_segments, compose, fit, picture_strips
+from medgemma_tui.app.picture import Paint, background_style, colorbar_segments, compose, picture_strips
 
 
 class XrayView(Widget, can_focus=True):
@@ -39,12 +39,17 @@ class XrayView(Widget, can_focus=True):
         self.frame, self.paint, self.masks = frame, paint, masks
         self.refresh()
 
-    def cache_key(self) -> tuple:
+    def picture_key(self) -> tuple:
+        """Everything the picture's pixels depend on (the record by id, its view, the paint, masks)."""
         frame = self.frame
         record_id = None if frame is None else id(frame.record)
         spec = None if frame is None else frame.spec
         masks = self.paint.masks and self.masks is not None
-        return (record_id, spec, self.paint, masks, self.size.width, self.size.height)
+        return (record_id, spec, self.paint, masks)
+
+    def cache_key(self) -> tuple:
+        """The strips' key: the picture's, and the pane's size they are cut to."""
+        return (*self.picture_key(), self.size.width, self.size.height)
 
     def strips(self) -> list[Strip]:
         key = self.cache_key()
@@ -60,9 +65,6 @@ class XrayView(Widget, can_focus=True):
         # the value keeps the record alive, so its id in the key cannot be reused while cached
         self._cache[key] = (self.frame, strips)
         return strips
-
-    def picture_rows(self) -> int:
-        return fit(self.size.width, self.size.height) // 2
 
     def render_line(self, y: int) -> Strip:
         strips = self.strips()
@@ -97,7 +99,7 @@ class SharpXrayView(XrayView):
 
         if self.frame is None:
             return None
-        key = self.cache_key()[:-2]
+        key = self.picture_key()
         hit = self._pictures.get(key)
         if hit is None:
             rgb = compose(self.frame.record.xray, self.frame.grid, self.paint, PICTURE_SIDE, self.masks)
@@ -110,9 +112,6 @@ class SharpXrayView(XrayView):
         picture = self.picture()
         if image.image is not picture:
             image.image = picture
-
-    def picture_rows(self) -> int:
-        return self.query_one(".xray-image").size.height
 
     def render_line(self, y: int) -> Strip:
         return Strip.blank(self.size.width, background_style(self.paint))
