@@ -8,6 +8,8 @@ import sys
 
 import click
 
+from medgemma_tui.errors import MedtuiError, first_line
+
 EXIT_FAILED = 1  # the command ran and some of its work failed
 EXIT_USAGE = 2  # bad usage or input: nothing was run
 EXIT_INTERRUPTED = 130
@@ -15,22 +17,12 @@ EXIT_INTERRUPTED = 130
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Errors a user causes with their input; each carries a one-line message."""
-    from medgemma_tui.config import ConfigError
-    from medgemma_tui.data.images import ImageError
-    from medgemma_tui.data.schema import DatasetError
-    from medgemma_tui.model.loading import ModelLoadError
-
-    return (ConfigError, ImageError, DatasetError, ModelLoadError, FileNotFoundError)
+    return (MedtuiError, FileNotFoundError)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"medtui: error: {message}", err=True)
     sys.exit(code)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def reports_errors(command):
@@ -45,10 +37,10 @@ def reports_errors(command):
         except click.exceptions.Exit:
             raise
         except user_error_types() as exc:
-            fail(one_line(exc), EXIT_USAGE)
+            fail(first_line(exc), EXIT_USAGE)
         except Exception as exc:  # the one catch-all: a bug must not show the user a traceback
             if os.environ.get("MEDTUI_DEBUG"):
                 raise
-            fail(f"{type(exc).__name__}: {one_line(exc)} (set MEDTUI_DEBUG=1 for the traceback)", EXIT_FAILED)
+            fail(f"{type(exc).__name__}: {first_line(exc)} (set MEDTUI_DEBUG=1 for the traceback)", EXIT_FAILED)
 
     return wrapper
