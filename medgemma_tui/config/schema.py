@@ -1,0 +1,215 @@
+"""What a run configuration is: its sections, their keys with defaults and checks, and ``Config``.
+
+Sections: [model] [data] [decoding] [analysis] [robustness] [faithfulness] [visualization] [app]
+(with [app.keys]). Every key has a default, so an empty file (or no file) is a valid configuration;
+``fixtures/medtui.example.toml`` lists every key with a comment. Unknown sections and keys are errors
+that name them; so are wrong types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medgemma_tui.config.checks import (
+    ConfigError,
+    _choice,
+    _describe,
+    _device,
+    _flag,
+    _integer,
+    _key_table,
+    _layers,
+    _model_source,
+    _number,
+    _option,
+    _optional_path,
+    _optional_text,
+    _row,
+    _text,
+    _text_list,
+    _Where,
+)
+from medgemma_tui.json_values import jsonable
+
+DEFAULT_MODEL = "demo"  # the embedded demo bundle, for every command alike
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name_or_path: str = _option(DEFAULT_MODEL, _model_source)  # hub id, local folder, or "demo"
+    device: str = _option("auto", _device)  # auto | cpu | cuda | cuda:N
+    dtype: str = _option("auto", _choice("auto", "bf16", "fp16", "fp32", aliases={
+        "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}))
+    revision: str | None = _option(None, _optional_text)  # hub branch, tag or commit; None = default
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    csv: Path | None = _option(None, _optional_path)  # the dataset CSV
+    images: Path | None = _option(None, _optional_path)  # images root; None = the CSV's folder
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    max_new_tokens: int = _option(24, _integer(1))
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    terms: tuple[str, ...] | None = _option(None, _text_list(allow_none=True))  # None = default lexicon
+    map_view: str = _option("answer", _text)
+    layers: str | tuple[int, int] = _option("all", _layers)  # "all" or (start, end), end exclusive
+    default_row: str | int = _option("first_answer", _row)  # first_answer | answer | question | row index
+
+    @property
+    def layer_span(self) -> tuple[int, int] | None:
+        """None for all layers, else (start, end) with end exclusive (analysis.views.MapSpec.layers)."""
+        return None if self.layers == "all" else self.layers
+
+
+PREPROCESSING = ("pad", "crop", "resize")
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    enabled: bool = _option(False, _flag)
+    noise_sigma: float = _option(8.0, _number(0))  # Gaussian noise, on the 0-255 scale
+    contrast: float = _option(0.8, _number(0, low_open=True))  # factor about the mean
+    brightness: float = _option(20.0, _number())  # offset on the 0-255 scale
+    blur_sigma: float = _option(1.5, _number(0))  # Gaussian blur, pixels
+    rotation_deg: float = _option(3.0, _number(0, 180))
+    pixels_changed: int = _option(20, _integer(0))  # pixels set at random (sparse perturbation)
+    seed: int = _option(0, _integer(0))
+    preprocessing: tuple[str, ...] = _option(("pad", "crop"), _text_list(PREPROCESSING))
+
+
+FAITHFULNESS_BASELINES = ("mean", "zero", "blur")
+
+
+@dataclass(frozen=True)
+class FaithfulnessConfig:
+    enabled: bool = _option(False, _flag)
+    steps: int = _option(8, _integer(1))  # deletion / insertion steps
+    baseline: str = _option("mean", _choice(*FAITHFULNESS_BASELINES))  # what removed cells become
+    seed: int = _option(0, _integer(0))
+
+
+@dataclass(frozen=True)
+class VisualizationConfig:
+    colormap: str = _option("magma", _text)
+    overlay_alpha: float = _option(0.45, _number(0, 1))
+    save_overlays: bool = _option(True, _flag)
+    save_full: bool = _option(True, _flag)
+    save_masks: bool = _option(True, _flag)
+
+
+COLOR_MODES = ("auto", "truecolor", "256", "16", "none")
+GRAPHICS_MODES = ("off", "auto", "sixel", "kitty")  # how the app draws the X-ray (app/graphics.py)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    theme: str = _option("medtui-dark", _text)
+    color: str = _option("auto", _choice(*COLOR_MODES))
+    graphics: str = _option("off", _choice(*GRAPHICS_MODES))  # the X-ray through sixel / kitty graphics
+    keys: dict[str, str] = _option({}, _key_table)  # binding id -> key, e.g. {"quit": "ctrl+q"}
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "decoding": DecodingConfig,
+    "analysis": AnalysisConfig,
+    "robustness": RobustnessConfig,
+    "faithfulness": FaithfulnessConfig,
+    "visualization": VisualizationConfig,
+    "app": AppConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
+    visualization: VisualizationConfig = field(default_factory=VisualizationConfig)
+    app: AppConfig = field(default_factory=AppConfig)
+    source: Path | None = field(default=None, compare=False)  # the TOML file, if any
+    # "section.key" names the file itself set (defaults do not count), e.g. to tell a config that
+    # chose MedGemma from one that only set [analysis]
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def sets(self, dotted: str) -> bool:
+        """Whether the config file itself set ``section.key``."""
+        return dotted in self.explicit
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None = None, /, **dotted: Any) -> Config:
+        """A new Config with "section.key" values replaced, checked like the file's values.
+
+        ``{"app.keys.quit": "ctrl+q"}`` sets one key binding and keeps the others. Paths are taken as
+        given (relative to the current directory), not resolved against the config file.
+        """
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in {**dict(overrides or {}), **dotted}.items():
+            section, _, key = name.partition(".")
+            cls = _section_class(section, "overrides", name)
+            if section == "app" and key.startswith("keys."):
+                binding = key[len("keys."):]
+                current = changes.get("app", {}).get("keys", self.app.keys)
+                value = {**current, binding: value}
+                key = "keys"
+            spec = _field_named(cls, key, section, "overrides")
+            check = spec.metadata["check"]
+            changes.setdefault(section, {})[key] = check(value, _Where(f"{section}.{key}", "overrides", None))
+        updated = {section: dataclasses.replace(getattr(self, section), **values)
+                   for section, values in changes.items()}
+        return dataclasses.replace(self, **updated)
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """Plain JSON-able dict, {section: {key: value}} (paths as strings, tuples as lists)."""
+        return {section: {spec.name: jsonable(getattr(getattr(self, section), spec.name))
+                          for spec in dataclasses.fields(cls)}
+                for section, cls in SECTIONS.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], label: str = "run.json") -> Config:
+        """The inverse of to_json (reads the config block of a results tree's run.json)."""
+        return _build(data, label, base=None)
+
+
+def _build(data: Mapping[str, Any], label: str, base: Path | None) -> Config:
+    sections: dict[str, Any] = {}
+    for section, table in data.items():
+        cls = _section_class(section, label)
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"'{section}' in {label} must be a table [{section}], got {_describe(table)}")
+        values = {}
+        for key, value in table.items():
+            spec = _field_named(cls, key, section, label)
+            values[key] = spec.metadata["check"](value, _Where(f"{section}.{key}", label, base))
+        sections[section] = cls(**values)
+    return Config(**sections)
+
+
+def _section_class(section: str, label: str, dotted: str | None = None) -> type:
+    if section not in SECTIONS:
+        known = ", ".join(SECTIONS)
+        if dotted is not None:
+            raise ConfigError(f"unknown key '{dotted}' in {label} (known sections: {known})")
+        raise ConfigError(f"unknown section '[{section}]' in {label} (known: {known})")
+    return SECTIONS[section]
+
+
+def _field_named(cls: type, key: str, section: str, label: str) -> dataclasses.Field:
+    for spec in dataclasses.fields(cls):
+        if spec.name == key:
+            return spec
+    known = ", ".join(spec.name for spec in dataclasses.fields(cls))
+    raise ConfigError(f"unknown key '{section}.{key}' in {label} (known: {known})")
