@@ -19,51 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from medgemma_tui.model.info import ModelInfo
+
 SHARE_NAMES = ("bos", "image", "text")
-
-
-@dataclass
-class ModelInfo:
-    name_or_path: str
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    grid: tuple[int, int]
-    layer_types: list[str]
-    dtype: str = "float32"
-    device: str = "cpu"
-    revision: str | None = None
-
-    @property
-    def heads_per_group(self) -> int:
-        return self.num_heads // self.num_kv_heads
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name_or_path": self.name_or_path,
-            "layers": self.num_layers,
-            "heads": self.num_heads,
-            "kv_heads": self.num_kv_heads,
-            "grid": list(self.grid),
-            "layer_types": list(self.layer_types),
-            "dtype": self.dtype,
-            "device": self.device,
-            "revision": self.revision,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ModelInfo:
-        return cls(
-            name_or_path=d["name_or_path"],
-            num_layers=int(d["layers"]),
-            num_heads=int(d["heads"]),
-            num_kv_heads=int(d["kv_heads"]),
-            grid=tuple(d["grid"]),
-            layer_types=list(d.get("layer_types", [])),
-            dtype=d.get("dtype", "float32"),
-            device=d.get("device", "cpu"),
-            revision=d.get("revision"),
-        )
 
 
 @dataclass
@@ -155,3 +113,15 @@ class AttentionRecord:
             raise ValueError(f"shares shape {self.shares.shape} is not {(*self.image_attn.shape[:3], 3)}")
         if len(self.query_kind) != q or len(self.query_answer_index) != q:
             raise ValueError("query_kind / query_answer_index length differs from query_positions")
+
+
+def first_answer_token(record: AttentionRecord) -> dict[str, Any]:
+    """The first answer token that is not an end token (the one the default map's row produced)."""
+    rows = record.content_answer_rows
+    index = int(record.query_answer_index[rows[0]]) if len(rows) else 0
+    return {
+        "index": index,
+        "id": int(record.answer_ids[index]),
+        "text": record.answer_tokens[index],
+        "logprob": float(record.answer_logprobs[index]),
+    }

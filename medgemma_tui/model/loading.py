@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medgemma_tui.engine.record import ModelInfo
+from medgemma_tui.errors import MedtuiError
+from medgemma_tui.model.info import ModelInfo, model_info
 from medgemma_tui.resources import demo_model_dir
 
 DEMO = "demo"
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(MedtuiError, RuntimeError):
     """A model could not be loaded; the message is one line for the user."""
 
 
@@ -124,32 +125,16 @@ def resolve_hub_id(repo_id: str, revision: str | None) -> Path:
         raise ModelLoadError(f"cannot download {repo_id!r}: {str(exc).strip().splitlines()[0]}") from None
 
 
-def model_info(model, source: str, revision: str | None = None) -> ModelInfo:
-    text = model.config.get_text_config()
-    side = int(round(model.config.mm_tokens_per_image**0.5))
-    return ModelInfo(
-        name_or_path=source,
-        num_layers=text.num_hidden_layers,
-        num_heads=text.num_attention_heads,
-        num_kv_heads=text.num_key_value_heads,
-        grid=(side, side),
-        layer_types=list(getattr(text, "layer_types", None) or ["full_attention"] * text.num_hidden_layers),
-        dtype=str(model.dtype).removeprefix("torch."),
-        device=str(model.device),
-        revision=revision,
-    )
-
-
 def load_model(
     source: str | os.PathLike | None = None,
     device: str = "auto",
     dtype: str = "auto",
     revision: str | None = None,
 ) -> LoadedModel:
-    """Load model + processor for capture. ``source`` None or "demo" is the embedded demo bundle."""
-    from medgemma_tui.engine.capture import CAPTURE_ATTENTION, register_capture_attention
+    """Load model + processor on SDPA attention. ``source`` None or "demo" is the embedded demo bundle.
 
-    register_capture_attention()
+    The engine switches the text decoder to its capture function (``engine.loading.load_for_capture``).
+    """
     source = DEMO if source in (None, "", DEMO) else str(source)
     path = demo_model_dir() if source == DEMO else Path(source).expanduser()
     local = source == DEMO or path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1
@@ -179,9 +164,6 @@ def load_model(
         raise ModelLoadError(f"cannot load model {source!r}: {first}") from None
     if type(model).__name__ != "Gemma3ForConditionalGeneration":
         raise ModelLoadError(f"{source!r} is a {type(model).__name__}; medtui needs Gemma3ForConditionalGeneration")
-    # the text decoder runs through the capture function (SDPA unless a capture is active);
-    # the SigLIP tower stays on plain SDPA
-    model.set_attn_implementation({"text_config": CAPTURE_ATTENTION, "vision_config": "sdpa"})
     model.to(device)
     model.eval()
     return LoadedModel(model=model, processor=processor, info=model_info(model, source, revision), source=source)

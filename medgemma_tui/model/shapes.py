@@ -1,0 +1,135 @@
+"""Random-weight models of MedGemma-4b's geometry, for the bench: nothing is downloaded.
+
+``medgemma-lite`` keeps MedGemma-4b's widths, heads, window and image size on a few text layers, one
+vision layer and the demo tokenizer's vocabulary; ``medgemma-4b`` is the full config (for a GPU host);
+``demo`` is the shipped demo bundle. The sizes are the public model card's; only this module and the
+demo bundle's builder name them.
+"""
+
+from __future__ import annotations
+
+from medgemma_tui.model.info import model_info
+from medgemma_tui.model.loading import LoadedModel, load_model, resolve_device, resolve_dtype
+from medgemma_tui.resources import demo_model_dir
+
+SHAPES = ("demo", "medgemma-lite", "medgemma-4b")
+SHAPE_SEED = 0
+
+# MedGemma-4b-it, from its model card. The lite shape keeps every width and cuts the depth.
+MEDGEMMA_TEXT = {
+    "hidden_size": 2560,
+    "intermediate_size": 10240,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "query_pre_attn_scalar": 256,
+    "sliding_window": 1024,
+    "max_position_embeddings": 131072,
+    "rope_parameters": {
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+        "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1_000_000.0},
+    },
+}
+MEDGEMMA_VISION = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_attention_heads": 16,
+    "image_size": 896,
+    "patch_size": 14,
+    "vision_use_head": False,
+}
+MEDGEMMA_TOKENS_PER_IMAGE = 256  # 64x64 patches, average-pooled 4x4 to a 16x16 grid
+MEDGEMMA_SLIDING_PER_GLOBAL = 5  # layers 5, 11, 17, ... are global
+MEDGEMMA_4B_DEPTH = {"text_layers": 34, "vision_layers": 27, "vocab_size": 262208}
+# 2 sliding + 1 global text layers and one SigLIP layer: about a minute for the whole bench on 2 cores
+MEDGEMMA_LITE_DEPTH = {"text_layers": 3, "vision_layers": 1, "vocab_size": None}  # None: the tokenizer's
+
+
+def medgemma_layer_types(text_layers: int) -> list[str]:
+    """5 sliding : 1 global, as MedGemma; a cut-down stack still ends on a global layer."""
+    period = MEDGEMMA_SLIDING_PER_GLOBAL + 1
+    types = ["full_attention" if (i + 1) % period == 0 else "sliding_attention" for i in range(text_layers)]
+    if "full_attention" not in types:
+        types[-1] = "full_attention"
+    return types
+
+
+def medgemma_config(demo_config, text_layers: int, vision_layers: int, vocab_size: int):
+    """MedGemma-4b's widths at the given depth, with the demo bundle's special tokens."""
+    from transformers import Gemma3Config, Gemma3TextConfig, SiglipVisionConfig
+
+    demo_text = demo_config.get_text_config()
+    text = Gemma3TextConfig(
+        vocab_size=vocab_size,
+        num_hidden_layers=text_layers,
+        layer_types=medgemma_layer_types(text_layers),
+        pad_token_id=demo_text.pad_token_id,
+        bos_token_id=demo_text.bos_token_id,
+        eos_token_id=demo_text.eos_token_id,
+        **MEDGEMMA_TEXT,
+    )
+    vision = SiglipVisionConfig(num_hidden_layers=vision_layers, **MEDGEMMA_VISION)
+    return Gemma3Config(
+        text_config=text.to_dict(),
+        vision_config=vision.to_dict(),
+        mm_tokens_per_image=MEDGEMMA_TOKENS_PER_IMAGE,
+        image_token_index=demo_config.image_token_index,
+        boi_token_index=demo_config.boi_token_index,
+        eoi_token_index=demo_config.eoi_token_index,
+        eos_token_id=demo_config.eos_token_id,
+        bos_token_id=demo_config.bos_token_id,
+        pad_token_id=demo_config.pad_token_id,
+    )
+
+
+def medgemma_processor(demo_processor):
+    """The demo processor's tokenizer and chat template with MedGemma's 896 px image processor."""
+    from transformers import Gemma3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    side = MEDGEMMA_VISION["image_size"]
+    image_processor = Gemma3ImageProcessorPil(
+        size={"height": side, "width": side},
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+        do_pan_and_scan=False,
+    )
+    return Gemma3Processor(
+        image_processor=image_processor,
+        tokenizer=demo_processor.tokenizer,
+        chat_template=demo_processor.chat_template,
+        image_seq_length=MEDGEMMA_TOKENS_PER_IMAGE,
+    )
+
+
+def load_shape(shape: str, device: str = "auto", dtype: str = "auto"):
+    """A ``LoadedModel`` for ``shape`` on SDPA, as ``load_model`` gives a real one (the engine then
+    prepares it for capture, ``engine.loading.prepare_for_capture``)."""
+    if shape == "demo":
+        return load_model("demo", device=device, dtype=dtype)
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}: expected one of {', '.join(SHAPES)}")
+    import torch
+    from transformers import AutoConfig, AutoProcessor, Gemma3ForConditionalGeneration, GenerationConfig
+
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    processor = medgemma_processor(AutoProcessor.from_pretrained(demo_model_dir()))
+    demo_config = AutoConfig.from_pretrained(demo_model_dir())
+    depth = MEDGEMMA_4B_DEPTH if shape == "medgemma-4b" else MEDGEMMA_LITE_DEPTH
+    vocab_size = depth["vocab_size"] or demo_config.get_text_config().vocab_size
+    config = medgemma_config(demo_config, depth["text_layers"], depth["vision_layers"], vocab_size)
+    torch.manual_seed(SHAPE_SEED)
+    with torch.device(device):  # initialise where it will run: the full model's random init is slow on a CPU
+        model = Gemma3ForConditionalGeneration._from_config(config, dtype=torch_dtype, attn_implementation="sdpa")
+    model.generation_config = GenerationConfig(
+        do_sample=False,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+    )
+    model.eval()
+    source = f"bench:{shape}"
+    return LoadedModel(model=model, processor=processor, info=model_info(model, source), source=source)
+
+
