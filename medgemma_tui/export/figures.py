@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medgemma_tui.colormaps import get_colormap, scale
-from medgemma_tui.export.tree import atomic_file
+from medgemma_tui.export.atomic import atomic_file
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from medgemma_tui.runner import SampleResult
+    from medgemma_tui.analysis.result import SampleResult
 
 ORIENTATION = "image left = patient's right (PA view)"
 FIGURE_MAX_SIDE = 1024  # films are shown downsampled in the multi-panel figure; the overlay PNG is full size

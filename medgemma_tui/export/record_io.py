@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from medgemma_tui.engine.record import AttentionRecord, ModelInfo
+from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.export.atomic import atomic_path
+from medgemma_tui.model.info import ModelInfo
 
 FORMAT = "medtui-record/1"
 ARRAYS = (
@@ -29,14 +30,6 @@ ARRAYS = (
     "question_attn",
     "shares",
 )
-
-
-def atomic_path(path: Path):
-    """A temporary sibling of ``path`` to write to, then ``os.replace`` onto it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def save_record(record: AttentionRecord, path: str | os.PathLike) -> Path:

@@ -25,9 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medgemma_tui.analysis.averages import finite_mean
 from medgemma_tui.analysis.consistency import Consistency, consistency_tables
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
-from medgemma_tui.export.tree import SHARE_NAMES, ResultsTree, jsonable, read_rows, write_bytes_atomic
+from medgemma_tui.errors import first_line
+from medgemma_tui.export import figures
+from medgemma_tui.export.atomic import write_bytes_atomic
+from medgemma_tui.export.columns import SHARE_NAMES, read_rows
+from medgemma_tui.export.study_tables import summarise_studies
+from medgemma_tui.export.tree import ResultsTree
+from medgemma_tui.json_values import jsonable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,14 +50,6 @@ def finished(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["error"] == ""] if "error" in rows and not rows.empty else rows
 
 
-def mean_or_none(values) -> float | None:
-    import pandas as pd
-
-    values = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype(float)
-    values = values[np.isfinite(values)]
-    return float(values.mean()) if len(values) else None
-
-
 def is_focal(finding: str) -> bool:
     return finding.strip().lower() not in DIFFUSE_FINDINGS
 
@@ -64,17 +63,17 @@ def pointing_game(done: pd.DataFrame) -> dict[str, Any]:
         return {}
     focal = boxed[boxed["finding"].astype(str).map(is_focal)] if "finding" in boxed else boxed
     out = {
-        "pointing_game": mean_or_none(focal["pointing_hit"]),
-        "pointing_game_chance": mean_or_none(focal["box_area_fraction"]),
+        "pointing_game": finite_mean(focal["pointing_hit"]),
+        "pointing_game_chance": finite_mean(focal["box_area_fraction"]),
         "pointing_game_n": len(focal),
-        "pointing_game_overall": mean_or_none(boxed["pointing_hit"]),
-        "pointing_game_overall_chance": mean_or_none(boxed["box_area_fraction"]),
+        "pointing_game_overall": finite_mean(boxed["pointing_hit"]),
+        "pointing_game_overall_chance": finite_mean(boxed["box_area_fraction"]),
         "pointing_game_overall_n": len(boxed),
     }
     if "finding" in boxed:
         out["pointing_game_by_finding"] = {
-            str(finding or "(none)"): {"hit_rate": mean_or_none(part["pointing_hit"]),
-                                       "chance": mean_or_none(part["box_area_fraction"]), "n": len(part)}
+            str(finding or "(none)"): {"hit_rate": finite_mean(part["pointing_hit"]),
+                                       "chance": finite_mean(part["box_area_fraction"]), "n": len(part)}
             for finding, part in boxed.groupby("finding", sort=True)
         }
     return out
@@ -100,7 +99,7 @@ def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] 
         "scored": len(correct),
         "answer_labels": {str(k): int(v) for k, v in done["answer_label"].value_counts().items()}
         if "answer_label" in done else {},
-        "metrics": {name: mean_or_none(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES, *BOX_METRIC_NAMES)
+        "metrics": {name: finite_mean(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES, *BOX_METRIC_NAMES)
                     if name in done},
     }
     summary.update(pointing_game(done))
@@ -136,24 +135,22 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     write_csv_atomic(consistency.comparisons, folder / "variants.csv")
     summary.update(study_summary(tree, rows))
     if plots:
-        summary["plots"] = write_plots(tree, rows, strategies)
+        summary["plots"], failed = write_plots(tree, rows, strategies)
+        if failed:
+            summary["plot_errors"] = failed
     text = json.dumps(jsonable(summary), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     write_bytes_atomic(folder / "summary.json", text.encode("utf-8"))
     return summary
 
 
 def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> dict[str, Any]:
-    """Robustness and faithfulness (issue 6) from the finished rows' ``robustness/{key}.json``, when present.
+    """Robustness and faithfulness from the finished rows' ``robustness/{key}.json``, when present.
 
     Writes ``analysis/robustness.csv`` and ``analysis/faithfulness.csv``; returns the summary sections.
     """
     paths = [tree.robustness_path(k) for k in (finished(rows)["key"] if not rows.empty else [])]
     paths = [p for p in paths if p.exists()]
     if not paths:
-        return {}
-    try:
-        from medgemma_tui.studies import summarise_studies
-    except ImportError:
         return {}
     tables = summarise_studies(json.loads(p.read_text(encoding="utf-8")) for p in paths)
     if not tables.robustness.empty:
@@ -163,9 +160,9 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> dict[str, Any]:
     return dict(tables.summary)
 
 
-def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame) -> list[str]:
-    from medgemma_tui.export import figures
-
+def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """The dataset plots; returns the names written and, by name, the one-line error of each plot that
+    failed (a failing plot never costs the rest of the analysis)."""
     folder = tree.analysis_dir
     summaries, layer_types, cells = [], None, None
     for key in finished(rows)["key"] if not rows.empty else []:
@@ -177,9 +174,18 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame)
         layer_types = layer_types or meta.get("model", {}).get("layer_types")
         shape = meta.get("map", {}).get("grid_shape")
         cells = cells or (int(np.prod(shape)) if shape else None)
-    written = [
-        figures.plot_metric_distributions(rows, folder / "metric_distributions.png"),
-        figures.plot_accuracy_by_strategy(strategies, folder / "accuracy_by_strategy.png"),
-        figures.plot_layer_profile(summaries, folder / "layer_profile.png", layer_types, cells),
-    ]
-    return [p.name for p in written if p is not None]
+    plots = {
+        "metric_distributions.png": lambda path: figures.plot_metric_distributions(rows, path),
+        "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path),
+        "layer_profile.png": lambda path: figures.plot_layer_profile(summaries, path, layer_types, cells),
+    }
+    written, failed = [], {}
+    for name, plot in plots.items():
+        try:
+            path = plot(folder / name)
+        except Exception as exc:  # one plot's failure is reported in summary.json; the others still come
+            failed[name] = f"{type(exc).__name__}: {first_line(exc)}"
+            continue
+        if path is not None:
+            written.append(path.name)
+    return written, failed

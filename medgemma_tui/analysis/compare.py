@@ -1,0 +1,83 @@
+"""One map against another over the part of the film both cover: JS, Pearson, top-10% IoU, metric deltas.
+
+Used by the robustness study (a perturbed film's map against the original's); ``regrid`` moves a map's
+mass from one frame of the film onto another by area (a crop, a padded square).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from medgemma_tui.analysis.grounding import boxes_to_grid
+from medgemma_tui.analysis.masks import mask_to_grid
+from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES, js_divergence, map_metrics, pearson, top_iou
+
+TOP_FRACTION = 0.1
+
+
+def compare_maps(
+    reference: np.ndarray,
+    perturbed: np.ndarray,
+    frame: tuple[int, int, int, int],
+    film_size: tuple[int, int],
+    masks=None,
+    boxes=(),
+) -> dict[str, Any]:
+    """JS, Pearson, top-10% IoU and metric deltas of a perturbed map against the reference map.
+
+    ``reference`` covers the whole film (``film_size`` = (width, height)); ``perturbed`` covers
+    ``frame`` = (x0, y0, x1, y1) in film pixels (the film itself, a padded square around it or a
+    cropped square inside it). Both are area-resampled onto the same grid over the film's part inside
+    the frame, renormalised, and compared there; masks and boxes are cut to that region.
+    """
+    width, height = film_size
+    region = (max(frame[0], 0), max(frame[1], 0), min(frame[2], width), min(frame[3], height))
+    shape = np.asarray(reference).shape
+    ref = regrid(reference, (0, 0, width, height), region, shape)
+    new_raw = regrid(perturbed, frame, region, shape)
+    total = float(np.asarray(perturbed, dtype=np.float64).sum())
+    inside = float(new_raw.sum())
+    x0, y0, x1, y1 = region
+    body = lungs = box = None
+    if masks is not None:
+        body = mask_to_grid(masks.body[y0:y1, x0:x1], shape)
+        lungs = mask_to_grid(masks.lungs[y0:y1, x0:x1], shape)
+    if boxes:
+        box = boxes_to_grid([(bx - x0, by - y0, bw, bh) for bx, by, bw, bh in boxes], (x1 - x0, y1 - y0), shape)
+    before = map_metrics(ref, body, lungs, box)
+    after = map_metrics(new_raw, body, lungs, box)
+    names = [n for n in (*METRIC_NAMES, *BOX_METRIC_NAMES) if n in before]
+    return {
+        "compared_on": "film" if region == (0, 0, width, height) else "centre square",
+        "region": list(region),
+        "mass_outside_film": 1.0 - inside / total if total > 0 else None,
+        "js": js_divergence(ref, new_raw),
+        "pearson": pearson(ref, new_raw),
+        "top_iou": top_iou(ref, new_raw, TOP_FRACTION),
+        "metrics": {n: after[n] for n in names},
+        "metric_deltas": {n: after[n] - before[n] for n in names},
+    }
+
+
+def regrid(grid: np.ndarray, src: tuple[float, float, float, float], dst: tuple[float, float, float, float],
+           shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Mass of a map over box ``src`` redistributed onto a ``shape`` grid over box ``dst`` (by area).
+
+    Boxes are (x0, y0, x1, y1) in the same pixel coordinates; each source cell gives each target cell
+    the share of its area they overlap (mass outside ``dst`` is dropped). Identical boxes and shapes
+    return the map unchanged.
+    """
+    g = np.asarray(grid, dtype=np.float64)
+    rows, cols = shape or g.shape
+    ry = _overlap(np.linspace(src[1], src[3], g.shape[0] + 1), np.linspace(dst[1], dst[3], rows + 1))
+    rx = _overlap(np.linspace(src[0], src[2], g.shape[1] + 1), np.linspace(dst[0], dst[2], cols + 1))
+    return ry @ g @ rx.T
+
+
+def _overlap(src_edges: np.ndarray, dst_edges: np.ndarray) -> np.ndarray:
+    """[dst, src]: the fraction of each source interval that falls in each target interval."""
+    lo = np.maximum(dst_edges[:-1, None], src_edges[None, :-1])
+    hi = np.minimum(dst_edges[1:, None], src_edges[None, 1:])
+    return np.clip(hi - lo, 0.0, None) / np.diff(src_edges)[None, :]

@@ -1,0 +1,83 @@
+"""Files written whole or not at all: a temporary sibling, then one rename onto the name.
+
+A kill at any moment leaves the old file or the new one, never half of either; a temporary file a
+killed run left behind is named ``.{name}.*.tmp`` and removed by the next run that takes the tree's
+lock. Files get the mode any other tool's output gets under the user's umask (``mkstemp`` alone would
+leave them 0600, unreadable to collaborators on a shared host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medgemma_tui.json_values import jsonable
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where /proc allows (Linux), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_path(path: Path) -> Path:
+    """A temporary sibling of ``path`` to write to, then ``os.replace`` onto it (mode 0666 less the umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; when the block succeeds it replaces ``path`` in one rename."""
+    tmp = atomic_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False, ensure_ascii=False)
+    write_bytes_atomic(path, (text + "\n").encode("utf-8"))
+
+
+def save_png_atomic(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_file(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)

@@ -1,0 +1,99 @@
+"""A results tree read back: rows, records, maps and metadata, without the model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medgemma_tui.export.columns import read_rows
+from medgemma_tui.export.layout import CSV_NAME
+from medgemma_tui.export.tree import ResultsTree
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from medgemma_tui.config import Config
+    from medgemma_tui.engine.record import AttentionRecord
+
+
+class ResultsReader:
+    """A results tree read back: rows, records, maps and metadata, without the model."""
+
+    def __init__(self, out_dir: str | os.PathLike[str]):
+        self.tree = ResultsTree(out_dir)
+        self.root = self.tree.root
+        self.rows = read_rows(self.tree.csv_path)
+
+    @property
+    def keys(self) -> list[str]:
+        """Keys of the finished rows (those with a record), in CSV order."""
+        if self.rows.empty:
+            return []
+        done = self.rows[self.rows["error"] == ""]
+        return [k for k in done["key"].tolist() if self.tree.record_path(k).exists()]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.rows[self.rows["error"] != ""] if not self.rows.empty else self.rows
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.tree.read_run()
+
+    @property
+    def config(self) -> Config | None:
+        block = self.run.get("config")
+        if not block:
+            return None
+        from medgemma_tui.config import Config
+
+        return Config.from_json(block, label=str(self.tree.run_path))
+
+    def row(self, key: str) -> dict[str, Any]:
+        match = self.rows[self.rows["key"] == key]
+        if match.empty:
+            raise KeyError(key)
+        return match.iloc[0].to_dict()
+
+    def load_record(self, key: str) -> AttentionRecord:
+        from medgemma_tui.export.record_io import load_record
+
+        path = self.tree.record_path(key)
+        if not path.exists():
+            raise KeyError(f"no record for {key!r} in {self.root}")
+        return load_record(path)
+
+    def load_meta(self, key: str) -> dict[str, Any]:
+        path = self.tree.meta_path(key)
+        if not path.exists():
+            raise KeyError(f"no metadata for {key!r} in {self.root}")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def load_grid(self, key: str) -> np.ndarray:
+        path = self.tree.grid_path(key)
+        if not path.exists():
+            raise KeyError(f"no grid for {key!r} in {self.root}")
+        return np.load(path)
+
+    def summary(self) -> dict[str, Any]:
+        """``analysis/summary.json`` when the run wrote it, else computed from the rows now."""
+        path = self.tree.analysis_dir / "summary.json"
+        if path.exists():
+            return json.loads(path.read_text(encoding="utf-8"))
+        from medgemma_tui.export.summary import summarise
+
+        return summarise(self.rows, self.load_grid)
+
+
+def read_results(out_dir: str | os.PathLike[str]) -> ResultsReader:
+    """Open a results tree written by ``medtui eval`` or ``medtui check --export``."""
+    root = Path(out_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results tree not found: {root}")
+    if not (root / CSV_NAME).exists():
+        raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
+    return ResultsReader(root)
