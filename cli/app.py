@@ -89,7 +89,8 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Images root (default: the CSV's "
               "folder).")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N].")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None)
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
+              help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
 @app_options
 @reports_errors
 def tui_command(model, data, images, device, dtype, config_path, color, graphics, theme, colormap):
@@ -99,7 +100,8 @@ def tui_command(model, data, images, device, dtype, config_path, color, graphics
     from medgemma_tui.resources import demo_dataset_csv
 
     config = load_settings(config_path)
-    source = model or (config.model.name_or_path if config.source is not None else "demo")
+    overrides = {"model.name_or_path": model, "model.device": device, "model.dtype": dtype}
+    config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     csv_path = data or config.data.csv
     images_root = images or config.data.images
     if csv_path is None:
@@ -107,15 +109,7 @@ def tui_command(model, data, images, device, dtype, config_path, color, graphics
         if not os.path.exists(csv_path):
             fail(f"the demo dataset is missing ({csv_path}); pass --data CSV --images ROOT")
     dataset = load_dataset(csv_path, images_root)
-    terms = list(config.analysis.terms) if config.analysis.terms else None
-    session = Session.from_dataset(
-        dataset,
-        model_source=source,
-        device=device or config.model.device,
-        dtype=dtype or config.model.dtype,
-        max_new_tokens=config.decoding.max_new_tokens,
-        terms=terms,
-    )
+    session = Session.from_dataset(dataset, model_source=config.model.name_or_path, config=config)
     launch(session, config, color, theme, colormap, graphics)
 
 

@@ -10,19 +10,9 @@ import time
 import click
 
 from cli.errors import reports_errors
+from medgemma_tui.json_values import jsonable
 
 MIB = 1024 * 1024
-
-
-def json_safe(value):
-    """JSON has no NaN or infinity: an undefined figure is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def shown(value) -> str:
@@ -35,7 +25,7 @@ def print_human(figures: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from medgemma_tui.bench import target_verdicts
+    from medgemma_tui.bench.run import target_verdicts
 
     console = Console()
     console.print(
@@ -89,7 +79,8 @@ def print_human(figures: dict) -> None:
 @reports_errors
 def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, threads, as_json):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
-    from medgemma_tui.bench import run_bench
+    from medgemma_tui.app.bench import measure_nav_redraw
+    from medgemma_tui.bench.run import run_bench
 
     started = time.perf_counter()
 
@@ -97,10 +88,10 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
     result = run_bench(shape=shape, device=device, dtype=dtype, repeats=repeats, new_tokens=new_tokens,
-                       nav_keys=nav_keys, eval_samples=eval_samples, threads=threads,
+                       nav_keys=nav_keys, eval_samples=eval_samples, threads=threads, nav_measure=measure_nav_redraw,
                        progress=progress)
     figures = result.figures()
     if as_json:
-        sys.stdout.write(json.dumps(json_safe(figures)) + "\n")
+        sys.stdout.write(json.dumps(jsonable(figures)) + "\n")
     else:
         print_human(figures)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
-import time
 
 import click
 
 from cli.errors import fail, reports_errors
 from cli.options import model_options
 from medgemma_tui.analysis.views import VIEWS
-
-
-def finite(value):
-    """JSON has no NaN: metrics that are undefined for this sample are null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+from medgemma_tui.json_values import jsonable
 
 
 def check_payload(image_path, analysis, timings, verify=None) -> dict:
@@ -32,7 +24,7 @@ def check_payload(image_path, analysis, timings, verify=None) -> dict:
         "image_token_span": list(record.image_token_span),
         "map": analysis.view.description,
         "grid": [[float(v) for v in row] for row in analysis.grid],
-        "metrics": {k: finite(float(v)) for k, v in analysis.metrics.items()},
+        "metrics": jsonable({k: float(v) for k, v in analysis.metrics.items()}),
         "gating": analysis.gating.to_json(),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
     }
@@ -75,7 +67,8 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("-q", "--question", required=True, help="The yes/no question to ask about the image.")
 @model_options
-@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=24, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=None,
+              help="Longest answer, in tokens (default: the config's decoding.max_new_tokens, 24).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @click.option("--verify-eager", is_flag=True, help="Also run the eager output_attentions reference and compare.")
 @click.option("--colormap", default=None, help="Heatmap colours (default: the config's, magma).")
@@ -89,57 +82,31 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap, view,
                   config_path, export_dir):
     """Answer QUESTION about IMAGE and show where the answer looked."""
-    from medgemma_tui.analysis.sample import analyse_record
-    from medgemma_tui.analysis.views import MODEL_VIEWS
     from medgemma_tui.config import load_config
-    from medgemma_tui.data.images import load_image
-    from medgemma_tui.engine.extract import extract_record
-    from medgemma_tui.evaluation import map_spec
-    from medgemma_tui.model.loading import load_model
+    from medgemma_tui.engine.loading import load_for_capture
+    from medgemma_tui.pipeline.check import check_image, export_check
+    from medgemma_tui.pipeline.sample import RowSettings
 
     if not question.strip():
         fail("the question is empty")
     config = load_config(config_path)
-    spec = map_spec(config)
-    if view is not None:
-        spec = spec.with_(view=view)
-    colormap = colormap or config.visualization.colormap
-    model = model or (config.model.name_or_path if config.sets("model.name_or_path") else None)
-    device = device if device != "auto" else config.model.device
-    dtype = dtype if dtype != "auto" else config.model.dtype
-    timings = {}
-    t = time.perf_counter()
-    film = load_image(image)
-    timings["load_image"] = time.perf_counter() - t
-    t = time.perf_counter()
-    loaded = load_model(model, device=device, dtype=dtype)
-    timings["load_model"] = time.perf_counter() - t
-    t = time.perf_counter()
-    record = extract_record(loaded, film.rgb, question, max_new_tokens=max_new_tokens, image_path=str(image))
-    timings["answer_and_capture"] = time.perf_counter() - t
-    if spec.view in MODEL_VIEWS:
-        from medgemma_tui.engine.gradients import add_model_views
+    overrides = {"model.name_or_path": model, "decoding.max_new_tokens": max_new_tokens,
+                 "analysis.map_view": view, "visualization.colormap": colormap,
+                 "model.device": None if device == "auto" else device,
+                 "model.dtype": None if dtype == "auto" else dtype}
+    config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
+    settings = RowSettings.from_config(config)
 
-        t = time.perf_counter()
-        add_model_views(loaded, film.rgb, record, which=(MODEL_VIEWS[spec.view],))
-        timings["model_view"] = time.perf_counter() - t
-    t = time.perf_counter()
-    analysis = analyse_record(record, pixels=film.pixels, spec=spec, terms=config.analysis.terms)
-    timings["analysis"] = time.perf_counter() - t
-    verify = None
-    if verify_eager:
-        from medgemma_tui.engine.reference import verify_against_eager
+    def load():
+        return load_for_capture(config.model.name_or_path, device=config.model.device, dtype=config.model.dtype,
+                                revision=config.model.revision)
 
-        t = time.perf_counter()
-        verify = verify_against_eager(loaded, film.rgb, record)
-        timings["verify_eager"] = time.perf_counter() - t
-    payload = check_payload(image, analysis, timings, verify)
+    checked = check_image(load, image, question, settings, verify_eager=verify_eager)
+    analysis = checked.result.analysis
+    payload = check_payload(image, analysis, checked.timings, checked.verify)
     if export_dir:
-        from medgemma_tui.export.tree import export_check
-
-        payload["export"] = str(export_check(export_dir, image, question, film, analysis, loaded, timings, colormap,
-                                             config))
+        payload["export"] = str(export_check(export_dir, checked, config))
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
-        print_human(payload, analysis, colormap)
+        print_human(payload, analysis, config.visualization.colormap)

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import click
 
-from cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, fail, reports_errors
+from cli.errors import EXIT_INTERRUPTED, fail, reports_errors
 
 
 def load_studies(config, wanted: list[str]) -> list:
-    """The opt-in studies of issue 6, each an evaluation.Study made from the config."""
-    from medgemma_tui.studies import faithfulness_eval_study, robustness_eval_study
+    """The opt-in studies, each a ``pipeline.batch.Study`` made from the config."""
+    from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study
+    from medgemma_tui.pipeline.studies.robustness import robustness_eval_study
 
     factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study}
     return [factories[name](config) for name in wanted]
@@ -36,11 +37,7 @@ def resolve_inputs(config, model, data, images):
         csv = demo_dataset_csv()  # its image_path values are relative to its own folder
         if not csv.exists():
             fail(f"the demo dataset is not installed ({csv}); give --data CSV")
-    if model is None:
-        if config.sets("model.name_or_path") or not demo_data:
-            model = config.model.name_or_path
-        else:
-            model = "demo"
+    model = model or config.model.name_or_path
     return model, csv, root, demo_data and model == "demo"
 
 
@@ -133,6 +130,8 @@ def print_summary(counts, as_json: bool) -> None:
         "failed": counts.failed,
         "selected": counts.selected,
         "accuracy": counts.accuracy,
+        "scored": counts.scored,
+        "analysis_error": counts.analysis_error,
         "wall_s": round(counts.wall_s, 3),
         "out": counts.out,
         "interrupted": counts.interrupted,
@@ -141,10 +140,12 @@ def print_summary(counts, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
         return
-    accuracy = "n/a" if counts.accuracy is None else f"{counts.accuracy:.3f}"
+    accuracy = "n/a" if counts.accuracy is None else f"{counts.accuracy:.3f} over {counts.scored} scored rows"
     state = "interrupted" if counts.interrupted else "finished"
     click.echo(f"{state}: {counts.done} done, {counts.skipped} skipped, {counts.failed} failed "
                f"in {format_seconds(counts.wall_s)}; accuracy {accuracy}")
+    if counts.analysis_error:
+        click.echo(f"analysis/ could not be written: {counts.analysis_error}", err=True)
     for failure in counts.failures[:10]:
         click.echo(f"  failed {failure['key']}: {failure['error']}")
     if len(counts.failures) > 10:
@@ -156,8 +157,8 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--export", "out", required=True, type=click.Path(file_okay=False), metavar="OUT",
               help="The results tree to write (created; a re-run completes it).")
 @click.option("--model", default=None, metavar="M",
-              help="A local model folder, a hub id (google/medgemma-4b-it) or 'demo'. Default: the config's, "
-                   "or the demo model when no dataset is given.")
+              help="A local model folder, a hub id (google/medgemma-4b-it) or 'demo'. Default: the config's "
+                   "[model] name_or_path, else the demo model.")
 @click.option("--data", default=None, type=click.Path(dir_okay=False), metavar="CSV",
               help="The dataset CSV (MIMIC-CXR hard-positive schema). Default: the config's, else the demo.")
 @click.option("--images", default=None, type=click.Path(file_okay=False), metavar="ROOT",
@@ -179,8 +180,8 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
-    from medgemma_tui.evaluation import pending_samples, run_evaluation, terminate_as_interrupt
-    from medgemma_tui.export.tree import ResultsTree, TreeBusyError
+    from medgemma_tui.export.tree import ResultsTree
+    from medgemma_tui.pipeline.evaluation import pending_samples, run_evaluation
 
     started = time.perf_counter()
     config = load_config(config_path)
@@ -199,13 +200,13 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     tree = ResultsTree(out)
     show = BarProgress() if sys.stderr.isatty() else PlainProgress()
     try:
-        with tree.locked(), terminate_as_interrupt():
-            from medgemma_tui.model.loading import load_model
+        with tree.locked():
+            from medgemma_tui.engine.loading import load_for_capture
 
             t = time.perf_counter()
             loaded = None  # nothing left to run: no model needed to rewrite analysis/
             if pending_samples(samples, tree, resume):
-                loaded = load_model(model, device=config.model.device, dtype=config.model.dtype,
+                loaded = load_for_capture(model, device=config.model.device, dtype=config.model.dtype,
                                     revision=config.model.revision)
             load_s = time.perf_counter() - t
             run_info = {
@@ -218,8 +219,6 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
             }
             counts = run_evaluation(loaded, samples, tree, config, resume=resume, progress=show,
                                     studies=studies, run_info=run_info)
-    except TreeBusyError as exc:
-        fail(str(exc), EXIT_USAGE)
     finally:
         show.close()
     counts.wall_s = time.perf_counter() - started

@@ -19,8 +19,13 @@ from typing import Any
 import numpy as np
 
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
+from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import SampleAnalysis, analyse_record
+from medgemma_tui.config import Config
+from medgemma_tui.data.images import load_image
 from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.pipeline.batch import run_batch
+from medgemma_tui.pipeline.sample import RowSettings, answer_row
 
 NOT_RUN, QUEUED, RUNNING, DONE, FAILED = "not run", "queued", "running", "done", "failed"
 
@@ -78,11 +83,8 @@ class Session:
     items: list[Item]
     source: str  # what the header says: "demo", a CSV path, or a tree
     model_source: str | None = None  # None: tree mode, no model needed
-    device: str = "auto"
-    dtype: str = "auto"
-    max_new_tokens: int = 24
-    terms: list[str] | None = None
-    tree: Any = None  # export.tree reader in tree mode
+    config: Config = field(default_factory=Config)  # the map spec, terms, decoding: as for ``eval``
+    tree: Any = None  # export.reader.ResultsReader in tree mode
     loaded: Any = None  # model.loading.LoadedModel once loaded
     entries: dict[str, Entry] = field(default_factory=dict)
     keep: int = 32  # finished samples whose whole record stays in memory (MedGemma: ~25 MB each)
@@ -120,9 +122,10 @@ class Session:
         return cls(items=items, source=str(dataset.path), model_source=model_source, **options)
 
     @classmethod
-    def from_tree(cls, out_dir: str | Path) -> Session:
-        """The finished samples of a results tree written by ``medtui eval`` (no model needed)."""
-        from medgemma_tui.export.tree import read_results
+    def from_tree(cls, out_dir: str | Path, config: Config | None = None) -> Session:
+        """The finished samples of a results tree written by ``medtui eval`` (no model needed), analysed
+        under ``config``, by default the config the tree was written with (its ``run.json``)."""
+        from medgemma_tui.export.reader import read_results
 
         tree = read_results(out_dir)
         items = []
@@ -142,7 +145,8 @@ class Session:
                     correct=_flag(row.get("correct")),
                 )
             )
-        return cls(items=items, source=str(out_dir), model_source=None, tree=tree)
+        config = config if config is not None else (tree.config or Config())
+        return cls(items=items, source=str(out_dir), model_source=None, tree=tree, config=config)
 
     @classmethod
     def with_records(cls, records: dict[str, SampleAnalysis], source: str = "records") -> Session:
@@ -157,6 +161,11 @@ class Session:
         return session
 
     # ---- facts ------------------------------------------------------------------------------------
+    @property
+    def settings(self) -> RowSettings:
+        """How a row is answered and analysed: from the config, as ``eval`` and ``check`` read it."""
+        return RowSettings.from_config(self.config)
+
     @property
     def needs_model(self) -> bool:
         return self.model_source is not None
@@ -205,15 +214,17 @@ class Session:
     # ---- blocking work (worker threads only) ------------------------------------------------------
     def load_model(self) -> str:
         """Load the model; returns one line saying what was loaded."""
-        from medgemma_tui.model.loading import load_model
+        from medgemma_tui.engine.loading import load_for_capture
 
         if not self.needs_model or self.loaded is not None:
             return ""
         source = None if self.model_source in (None, "demo") else self.model_source
+        model = self.config.model
         start = time.perf_counter()
         try:
             with self._model_lock:
-                self.loaded = load_model(source, device=self.device, dtype=self.dtype)
+                self.loaded = load_for_capture(source, device=model.device, dtype=model.dtype,
+                                               revision=model.revision)
         finally:
             self._model_ready.set()  # a run waiting for the model goes on (and fails clearly if it did not load)
         info = self.loaded.info
@@ -237,54 +248,51 @@ class Session:
         return entry
 
     def _run_live(self, key: str) -> SampleAnalysis:
-        from medgemma_tui.runner import run_sample
+        return self._answer(self.item(key).sample).analysis
 
+    def _answer(self, sample) -> SampleResult:
+        """One row through the pipeline, under the model lock."""
         if self.loaded is None and self.needs_model:
             self._model_ready.wait()
         if self.loaded is None:
             raise RuntimeError("the model did not load")
         with self._model_lock:
-            result = run_sample(self.loaded, self.item(key).sample, max_new_tokens=self.max_new_tokens,
-                                terms=self.terms)
-        return result.analysis
+            return answer_row(self.loaded, sample, self.settings)
 
     def _run_tree(self, key: str) -> SampleAnalysis:
         record = self.tree.load_record(key)
         meta = _load_meta(self.tree, key)
         boxes = [tuple(b) for b in meta.get("bbox_boxes", [])] or None
+        settings = self.settings
         return analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
-                              ground_truth=self.item(key).truth or None, terms=self.terms)
+                              ground_truth=self.item(key).truth or None, spec=settings.spec,
+                              terms=settings.term_list)
 
-    def run_robustness(self, key: str, config) -> dict:
+    def run_robustness(self, key: str, config: Config | None = None) -> dict:
         """The robustness study of one live sample, as ``medtui eval --robustness`` makes it; kept per key.
 
-        ``config`` (a ``medgemma_tui.config.Config``) gives the perturbations (``[robustness]``); the
-        perturbed films are answered with this session's ``max_new_tokens`` and terms, like the sample
-        itself. The sample's record in memory is the reference (it is answered first when there is none).
-        Holds the model lock throughout: one answer and capture per perturbation.
+        ``config`` (default: the session's) gives the perturbations (``[robustness]``); the perturbed
+        films are answered with the session's decoding and terms, like the sample itself. The sample's
+        record in memory is the reference (it is answered first when there is none). Holds the model
+        lock throughout: one answer and capture per perturbation.
         """
         from medgemma_tui.analysis.perturbations import from_config
-        from medgemma_tui.data.images import load_image
-        from medgemma_tui.runner import SampleResult, run_sample
-        from medgemma_tui.studies import robustness_study
+        from medgemma_tui.pipeline.studies.robustness import robustness_study
 
         item = self.item(key)
         if self.is_tree or not self.needs_model or item.sample is None:
             raise RuntimeError("the robustness study needs a live session with a model")
-        config = config.with_overrides({"robustness.enabled": True, "decoding.max_new_tokens": self.max_new_tokens,
-                                        "analysis.terms": self.terms})
+        config = (config or self.config).with_overrides({
+            "robustness.enabled": True, "decoding.max_new_tokens": self.config.decoding.max_new_tokens,
+            "analysis.terms": self.config.analysis.terms})
         if not from_config(config.robustness):
             raise ValueError("the config's [robustness] section turns every perturbation off")
-        if self.loaded is None:
-            self._model_ready.wait()
-        if self.loaded is None:
-            raise RuntimeError("the model did not load")
+        entry = self.entries[key]
+        if entry.status == DONE and entry.analysis is not None:
+            result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis)
+        else:
+            result = self._answer(item.sample)
         with self._model_lock:
-            entry = self.entries[key]
-            if entry.status == DONE and entry.analysis is not None:
-                result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis)
-            else:
-                result = run_sample(self.loaded, item.sample, max_new_tokens=self.max_new_tokens, terms=self.terms)
             films: list[np.ndarray | None] = []
             study = robustness_study(self.loaded, result.film, result, config,
                                      on_record=lambda perturbation, record: films.append(record.xray))
@@ -298,28 +306,32 @@ class Session:
         cancelled: Callable[[], bool],
         report: Callable[[int, int, str, Entry | None], None],
     ) -> tuple[int, int]:
-        """Run ``keys`` in order until cancelled; ``report(done, total, key, entry)`` after each.
-
-        One sample failing does not stop the others. Returns (finished, failed).
-        """
+        """Run ``keys`` in order until cancelled, through the pipeline's batch runner (the one ``eval``
+        uses); ``report(done, total, key, entry)`` before and after each. One sample failing does not stop
+        the others. Returns (finished, failed)."""
         for key in keys:
             self.entries[key].status = QUEUED
-        finished = failed = 0
-        for i, key in enumerate(keys):
-            if cancelled():
-                break
-            report(i, len(keys), key, None)
-            try:
-                entry = self.run(key)
-                finished += 1
-            except Exception:
-                entry = self.entries[key]
-                failed += 1
-            report(i + 1, len(keys), key, entry)
+        position = {key: i for i, key in enumerate(keys)}
+        session = self
+
+        def run_one(loaded, item: Item, settings) -> Entry:
+            report(position[item.key], len(keys), item.key, None)
+            return session.run(item.key)
+
+        class Reporter:  # the batch runner's sink: the entries are already up to date; tell the screen
+            def finished(self, entry: Entry) -> None:
+                key = next(k for k, e in session.entries.items() if e is entry)
+                report(position[key] + 1, len(keys), key, entry)
+
+            def failed(self, item: Item, error: str) -> None:
+                report(position[item.key] + 1, len(keys), item.key, session.entries[item.key])
+
+        counts = run_batch(self.loaded, [self.item(k) for k in keys], self.settings, Reporter(),
+                           should_stop=cancelled, answer=run_one)
         for key in keys:
             if self.entries[key].status == QUEUED:
                 self.entries[key].status = NOT_RUN
-        return finished, failed
+        return counts.done, counts.failed
 
     # ---- across samples ---------------------------------------------------------------------------
     def dataset_values(self, metric: str) -> np.ndarray:
@@ -348,33 +360,29 @@ def tree_masks(tree, key: str, record: AttentionRecord) -> AnatomyMasks | None:
 
 
 def export_keys(session: Session, keys: list[str], out_dir: Path, cancelled: Callable[[], bool],
-                report: Callable[[int, int, str], None], config=None) -> int:
-    """Write finished live samples into the standard results tree at ``out_dir``; returns how many.
-
-    ``config`` (a ``medgemma_tui.config.Config``) chooses the figures and colours, as for ``eval``."""
-    from medgemma_tui.data.images import load_image
+                report: Callable[[int, int, str], None], config: Config | None = None) -> int:
+    """Write finished live samples into a complete results tree at ``out_dir`` (rows, files, ``run.json``,
+    ``analysis/``) through the writer ``eval`` uses; returns how many. ``config`` defaults to the session's."""
     from medgemma_tui.export.tree import ResultsTree
-    from medgemma_tui.runner import SampleResult
+    from medgemma_tui.pipeline.evaluation import write_results
 
     if session.is_tree:
         raise RuntimeError(f"these samples already live in a results tree ({session.source})")
+    config = config or session.config
+    results = []
+    for key in keys:
+        entry, item = session.entries[key], session.item(key)
+        if item.sample is None or entry.status != DONE:
+            continue
+        if entry.analysis is None:  # its record was dropped to save memory: answer it again
+            entry = session.run(key)
+        results.append(SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis))
     tree = ResultsTree(out_dir)
-    written = 0
+    run_info = {"command": "medtui (app export)", "dataset": {"csv": session.source, "rows": len(session.items)}}
     with tree.locked():
-        for i, key in enumerate(keys):
-            if cancelled():
-                break
-            report(i, len(keys), key)
-            entry, item = session.entries[key], session.item(key)
-            if item.sample is None or entry.status != DONE:
-                continue
-            if entry.analysis is None:  # its record was dropped to save memory: answer it again
-                entry = session.run(key)
-            film = load_image(item.sample.image)
-            tree.write_sample(SampleResult(sample=item.sample, film=film, analysis=entry.analysis), config)
-            written += 1
-    report(len(keys), len(keys), "")
-    return written
+        counts = write_results(results, tree, config, session.loaded, run_info, should_stop=cancelled,
+                               report=report)
+    return counts.done
 
 
 def _load_meta(tree, key: str) -> dict:

@@ -31,7 +31,7 @@ from textual.widgets import Footer, Static
 
 from medgemma_tui.app.bindings import ROBUSTNESS_BINDINGS
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
-from medgemma_tui.studies import perturbation_of, perturbed_films
+from medgemma_tui.pipeline.studies.robustness import perturbation_of, perturbed_films
 
 TILE_SIDE = 20  # pixels: a tile is 20 columns by 10 rows of picture, plus its caption
 

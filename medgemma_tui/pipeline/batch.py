@@ -1,0 +1,172 @@
+"""The one batch runner: rows through ``sample.answer_row`` into a sink, with progress, a stop flag and
+per-row failure isolation. ``medtui eval`` (through ``evaluation.run_evaluation``), the app's run and
+run-all, and the bench all run rows here.
+
+A failing row (missing or unreadable image, an empty question, an inference error, CUDA out of
+memory) goes to the sink's ``failed`` with a one-line error and the run goes on. Ctrl-C or SIGTERM
+(``interrupts.interrupts_noted``) or the caller's ``should_stop`` stops the run between two rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from medgemma_tui.analysis.result import SampleResult
+from medgemma_tui.data.schema import Sample
+from medgemma_tui.errors import MedtuiError, first_line
+from medgemma_tui.model.loading import LoadedModel
+from medgemma_tui.pipeline.interrupts import InterruptFlag
+from medgemma_tui.pipeline.sample import RowSettings, answer_row
+
+# A study run on each answered row before it reaches the sink (robustness, faithfulness): it may add
+# to ``result.analysis.extras``; an exception fails the row like any other.
+Study = Callable[[LoadedModel, SampleResult], None]
+
+
+class Sink(Protocol):
+    """Where finished and failed rows go: a results tree, the app's memory."""
+
+    def finished(self, result: SampleResult) -> None: ...
+
+    def failed(self, sample: Sample, error: str) -> None: ...
+
+
+@dataclass
+class Progress:
+    """One step of a run: ``event`` is "start", "sample" (one row finished or failed), "analysis" (writing
+    analysis/) or "finish"."""
+
+    event: str
+    total: int  # rows this run will process (after skipping)
+    index: int  # rows processed so far in this run
+    done: int
+    failed: int
+    skipped: int
+    elapsed_s: float
+    key: str | None = None
+    error: str | None = None
+    sample_s: float | None = None
+
+    @property
+    def rate(self) -> float | None:
+        """Rows per second so far."""
+        return self.index / self.elapsed_s if self.index and self.elapsed_s > 0 else None
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.rate
+        return (self.total - self.index) / rate if rate else None
+
+
+@dataclass
+class BatchCounts:
+    selected: int  # rows in scope
+    done: int = 0  # finished in this run
+    failed: int = 0  # failed in this run
+    skipped: int = 0  # already finished before this run
+    interrupted: bool = False
+    sample_times: list[float] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line for the CSV's ``error`` column."""
+    from medgemma_tui.data.images import ImageError
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, ImageError):
+        return f"image: {text}"
+    if isinstance(exc, MedtuiError):
+        return text
+    if is_cuda_oom(exc):
+        return f"CUDA out of memory: {text[:200]}"
+    return f"{type(exc).__name__}: {first_line(exc)[:300]}"
+
+
+def is_cuda_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or (
+        isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+    )
+
+
+def free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_batch(
+    loaded: LoadedModel | None,
+    samples: Sequence[Sample],
+    settings: RowSettings,
+    sink: Sink,
+    *,
+    studies: Sequence[Study] = (),
+    progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    interrupted: InterruptFlag | None = None,
+    skipped: int = 0,
+    answer: Callable[[LoadedModel, Sample, RowSettings], SampleResult] | None = None,
+) -> BatchCounts:
+    """Answer ``samples`` in order into ``sink``; returns the counts (``interrupted`` when stopped early).
+
+    ``answer`` is how a row is answered (default ``sample.answer_row``; the app passes its own, which
+    also reads rows from a tree).
+
+    ``interrupted`` is the flag of ``interrupts_noted``: an exception raised while it is set is the
+    interrupt surfacing through torch, not a failure of the row.
+    """
+    counts = BatchCounts(selected=len(samples) + skipped, skipped=skipped)
+    if answer is None:
+        if samples and loaded is None:
+            raise ValueError(f"{len(samples)} rows left to run and no model given")
+        answer = answer_row
+    started = time.perf_counter()
+
+    def report(event: str, key: str | None = None, error: str | None = None, sample_s: float | None = None):
+        if progress is not None:
+            progress(Progress(event, len(samples), counts.done + counts.failed, counts.done, counts.failed,
+                              counts.skipped, time.perf_counter() - started, key, error, sample_s))
+
+    report("start")
+    try:
+        for sample in samples:
+            if (should_stop is not None and should_stop()) or interrupted:
+                counts.interrupted = True
+                break
+            t0 = time.perf_counter()
+            error = None
+            try:
+                result = answer(loaded, sample, settings)
+                for study in studies:
+                    study(loaded, result)
+                sink.finished(result)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                if interrupted:  # Ctrl-C surfaced as another exception inside torch: stop, record nothing
+                    raise KeyboardInterrupt from exc
+                error = failure_message(exc)
+                if is_cuda_oom(exc):
+                    free_accelerator_memory()
+                sink.failed(sample, error)
+                counts.failed += 1
+                counts.failures.append({"key": sample.key, "error": error})
+            else:
+                counts.done += 1
+            elapsed = time.perf_counter() - t0
+            counts.sample_times.append(elapsed)
+            report("sample", sample.key, error, elapsed)
+    except KeyboardInterrupt:
+        counts.interrupted = True
+    return counts

@@ -1,0 +1,91 @@
+"""One dataset row through the whole chain: film -> answer and record -> model views -> analysis.
+
+``RowSettings`` is everything the config decides about a row (the map spec, the gating terms, the
+decoding), built in one place from a ``Config`` so every front end reads the same keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from medgemma_tui.analysis.result import SampleResult
+from medgemma_tui.analysis.sample import DEFAULT_SPEC, analyse_record
+from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
+from medgemma_tui.data.images import LoadedImage, load_image
+from medgemma_tui.data.schema import Sample
+from medgemma_tui.engine.extract import extract_record
+from medgemma_tui.errors import MedtuiError
+from medgemma_tui.model.loading import LoadedModel
+
+if TYPE_CHECKING:
+    from medgemma_tui.config import Config
+
+
+class SampleError(MedtuiError):
+    """A row that cannot be answered as it stands (an empty question, no image path)."""
+
+
+@dataclass(frozen=True)
+class RowSettings:
+    """How a row is answered and analysed."""
+
+    spec: MapSpec = DEFAULT_SPEC
+    terms: tuple[str, ...] | None = None
+    max_new_tokens: int = 24
+
+    @classmethod
+    def from_config(cls, config: Config) -> RowSettings:
+        """The map of ``grids/`` and the overlay from ``[analysis]``, the decoding from ``[decoding]``."""
+        analysis = config.analysis
+        spec = DEFAULT_SPEC.with_(view=analysis.map_view, rows=analysis.default_row, layers=analysis.layer_span)
+        terms = tuple(analysis.terms) if analysis.terms else None
+        return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens)
+
+    def with_view(self, view: str | None) -> RowSettings:
+        if view is None:
+            return self
+        return RowSettings(self.spec.with_(view=view), self.terms, self.max_new_tokens)
+
+    @property
+    def term_list(self) -> list[str] | None:
+        return list(self.terms) if self.terms else None
+
+
+def check_row(sample: Sample) -> None:
+    """Raise ``SampleError`` for a row the model cannot be asked."""
+    problem = getattr(sample, "problem", None)
+    if problem:
+        raise SampleError(problem)
+    if not str(sample.question).strip():
+        raise SampleError("the question is empty")
+
+
+def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film: LoadedImage | None = None
+               ) -> SampleResult:
+    """Answer one row and analyse it; the views that need the model again are computed first."""
+    check_row(sample)
+    film = film if film is not None else load_image(sample.image)
+    record = answer_film(loaded, sample, film, settings)
+    return analyse_row(sample, film, record, settings, loaded)
+
+
+def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings):
+    """The answer to the row's question about ``film`` and its attention record."""
+    return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
+                          image_path=str(sample.image))
+
+
+def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
+                loaded: LoadedModel | None = None) -> SampleResult:
+    """The analysis of an answered row; a model view (gradient, relative) asks ``loaded`` for its map."""
+    if settings.spec.view in MODEL_VIEWS and MODEL_VIEWS[settings.spec.view] not in record.maps:
+        if loaded is None:
+            raise SampleError(f"the {settings.spec.view} view needs the model, and none is loaded")
+        from medgemma_tui.engine.gradients import add_model_views
+
+        add_model_views(loaded, film.rgb, record, [MODEL_VIEWS[settings.spec.view]])
+    analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
+                              ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
+                              terms=settings.term_list)
+    return SampleResult(sample=sample, film=film, analysis=analysis)
