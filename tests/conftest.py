@@ -16,9 +16,9 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def demo_model():
-    from medgemma_tui.model.loading import load_model
+    from medgemma_tui.engine.loading import load_for_capture
 
-    return load_model(None, device="cpu", dtype="fp32")
+    return load_for_capture(None, device="cpu", dtype="fp32")
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,8 @@ def short_window_model(demo_model):
     from transformers import Gemma3ForConditionalGeneration
 
     from medgemma_tui.engine.capture import CAPTURE_ATTENTION
-    from medgemma_tui.model.loading import LoadedModel, model_info
+    from medgemma_tui.model.info import model_info
+    from medgemma_tui.model.loading import LoadedModel
 
     config = copy.deepcopy(demo_model.model.config)
     config.text_config.sliding_window = 64

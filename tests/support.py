@@ -45,11 +45,21 @@ def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None 
              **kwargs):
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
-    from medgemma_tui.evaluation import run_evaluation
     from medgemma_tui.export.tree import ResultsTree
+    from medgemma_tui.pipeline.evaluation import run_evaluation
 
     samples = list(load_dataset(csv, fixtures_dir()).samples)[:limit]
     tree = ResultsTree(out)
     with tree.locked():
         counts = run_evaluation(loaded, samples, tree, load_config(config_path), analysis_plots=plots, **kwargs)
     return counts, samples
+
+
+def run_sample(loaded, sample, max_new_tokens: int = 24, spec=None, terms=None):
+    """One row through the pipeline with the given decoding, map and terms (the config's keys)."""
+    from medgemma_tui.pipeline.sample import RowSettings, answer_row
+
+    settings = RowSettings(max_new_tokens=max_new_tokens, terms=tuple(terms) if terms else None)
+    if spec is not None:
+        settings = RowSettings(spec, settings.terms, max_new_tokens)
+    return answer_row(loaded, sample, settings)

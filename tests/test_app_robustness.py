@@ -25,8 +25,8 @@ from medgemma_tui.app.session import Session
 from medgemma_tui.app.widgets.tiles import ALERT, Tile, TileGrid
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import load_dataset
+from medgemma_tui.pipeline.studies.robustness import perturbed_films, robustness_study
 from medgemma_tui.resources import demo_dataset_csv
-from medgemma_tui.studies import perturbed_films, robustness_study
 
 TOKENS = 6  # as demo_results answered the samples
 # two perturbations in the live tests: brightness (+40) and the centre crop
@@ -158,14 +158,15 @@ async def test_a_trees_study_shows_the_original_and_each_perturbed_film_with_fli
 # ---- live: run the study here ------------------------------------------------------------------------
 def live_session(dataset, results, demo_model) -> Session:
     session = make_session(dataset, {r.sample.key: r.analysis for r in results}, done=1)
-    session.model_source, session.loaded, session.max_new_tokens = "demo", demo_model, TOKENS
+    session.model_source, session.loaded = "demo", demo_model
+    session.config = session.config.with_overrides({"decoding.max_new_tokens": TOKENS})
     return session
 
 
 @synchronously
 async def test_live_r_runs_the_study_in_a_worker_and_the_screen_then_shows_tiles(dataset, results, demo_model,
                                                                                  monkeypatch):
-    import medgemma_tui.studies as studies
+    import medgemma_tui.pipeline.studies.robustness as studies
 
     gate = threading.Event()
     real = studies.robustness_study
@@ -216,7 +217,7 @@ async def test_live_r_runs_the_study_in_a_worker_and_the_screen_then_shows_tiles
 @synchronously
 async def test_a_failing_study_shows_one_clear_message_and_the_app_stays_up(dataset, results, demo_model,
                                                                           monkeypatch):
-    import medgemma_tui.studies as studies
+    import medgemma_tui.pipeline.studies.robustness as studies
 
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA out of memory")

@@ -11,7 +11,8 @@ import pytest
 
 from medgemma_tui.app import state as st
 from medgemma_tui.app.picture import HALF, Paint, half_block_strips, picture_strips, xterm256
-from medgemma_tui.engine.record import AttentionRecord, ModelInfo
+from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.model.info import ModelInfo
 
 LAYERS, HEADS, KV, N = 34, 8, 4, 256
 

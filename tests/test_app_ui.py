@@ -36,7 +36,7 @@ _RESULTS: dict[int, tuple] = {}
 
 def demo_results(loaded) -> tuple:
     """The first RUN demo samples run for real, once per test process (test_app_open shares them)."""
-    from medgemma_tui.runner import run_sample
+    from tests.support import run_sample
 
     if id(loaded) not in _RESULTS:
         samples = list(load_dataset(demo_dataset_csv()))[:RUN]

@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -48,13 +49,27 @@ def test_bench_times_every_variant_once_per_repeat(demo_figures):
         assert demo_figures["seconds_median"][name] == runs[0]
 
 
-def test_bench_ratios_are_ratios_of_the_raw_medians(demo_figures):
-    m = demo_figures["seconds_median"]
-    assert demo_figures["sample_over_generate"] == pytest.approx(m["our_sample"] / m["plain_generate"])
-    assert demo_figures["old_sample_over_ours"] == pytest.approx(m["old_sample"] / m["our_sample"])
-    assert demo_figures["capture_over_forward"] == pytest.approx(m["capture_forward"] / m["plain_forward"])
-    above = demo_figures["bytes_above_load"]
-    assert demo_figures["capture_mem_over_old"] == pytest.approx(above["our_sample"] / above["old_sample"])
+def test_bench_ratios_are_medians_over_rounds_and_memory_above_the_load_on_known_values():
+    from medgemma_tui.bench.run import BenchResult
+
+    names = ("plain_forward", "capture_forward", "old_forward", "plain_generate", "our_sample", "old_sample")
+    seconds = {name: [1.0, 2.0, 3.0] for name in names}
+    seconds["our_sample"] = [2.0, 4.0, 9.0]  # median 4, against plain_generate's 2: 2.0; paired [2, 2, 3]: 2.0
+    seconds["old_sample"] = [12.0, 12.0, 12.0]  # median 12 over our 4: 3.0
+    peaks = {name: 1000 for name in names}
+    peaks["our_sample"], peaks["old_sample"] = 1100, 1500  # 100 and 500 above the 1000 loaded
+    result = BenchResult(
+        shape="demo", device="cpu", dtype="float32", repeats=3, new_tokens=3, prompt_length=10, sequence_length=13,
+        what={}, seconds=seconds, cpu_seconds=seconds, memory_method="test", rss_after_load_bytes=1000,
+        peak_bytes=peaks, settled_bytes=peaks, nav_ms=[float(v) for v in range(1, 101)], nav_method="test",
+        eval=None, load_average={}, machine={})
+    figures = result.figures()
+    assert figures["sample_over_generate"] == pytest.approx(2.0)
+    assert figures["paired_ratios"]["sample_over_generate"] == pytest.approx(2.0)
+    assert figures["old_sample_over_ours"] == pytest.approx(3.0)
+    assert figures["capture_mem_over_old"] == pytest.approx(100 / 500)
+    assert figures["nav_redraw_ms_p50"] == pytest.approx(50.5)
+    assert figures["nav_redraw_ms_p95"] == pytest.approx(95.05)
 
 
 def test_bench_memory_is_a_peak_above_the_loaded_model(demo_figures):
@@ -72,9 +87,10 @@ def test_bench_runs_every_variant_on_one_sequence(demo_figures):
     assert demo_figures["sequence_length"] == demo_figures["prompt_length"] + 3
 
 
-def test_bench_redraw_percentiles_are_ordered(demo_figures):
-    assert len(demo_figures["nav_redraw_ms"]) == 16
-    assert demo_figures["nav_redraw_ms_p50"] <= demo_figures["nav_redraw_ms_p95"]
+def test_bench_redraw_figures_are_the_percentiles_of_the_measured_redraws(demo_figures):
+    redraws = demo_figures["nav_redraw_ms"]
+    assert len(redraws) == 16 and all(ms > 0 for ms in redraws)
+    assert demo_figures["nav_redraw_ms_p95"] == pytest.approx(float(np.percentile(redraws, 95)))
 
 
 def test_bench_reports_the_machine_and_its_load(demo_figures):
@@ -86,7 +102,7 @@ def test_bench_reports_the_machine_and_its_load(demo_figures):
 def test_medgemma_shapes_keep_the_model_card_widths():
     from transformers import AutoConfig
 
-    from medgemma_tui.bench import MEDGEMMA_4B_DEPTH, MEDGEMMA_LITE_DEPTH, medgemma_config
+    from medgemma_tui.model.shapes import MEDGEMMA_4B_DEPTH, MEDGEMMA_LITE_DEPTH, medgemma_config
     from medgemma_tui.resources import demo_model_dir
 
     demo = AutoConfig.from_pretrained(demo_model_dir())
@@ -112,5 +128,5 @@ def test_medgemma_shapes_keep_the_model_card_widths():
 
 
 def test_bench_command_never_imports_textual():
-    code = "import sys, cli.bench, medgemma_tui.bench; assert 'textual' not in sys.modules, 'textual imported'"
+    code = "import sys, cli.bench, medgemma_tui.bench.run; assert 'textual' not in sys.modules, 'textual imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

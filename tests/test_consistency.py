@@ -175,7 +175,7 @@ def one_thread():
 def test_a_group_whose_variants_are_identical_strings_has_js_0_and_full_consistency(demo_model, one_thread):
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.resources import demo_dataset_csv
-    from medgemma_tui.runner import run_sample
+    from tests.support import run_sample
 
     dataset = load_dataset(demo_dataset_csv())
     original = next(s for s in dataset if s.variant_index == 0 and s.bbox)

@@ -81,7 +81,7 @@ class Figures:
 
 @pytest.fixture(scope="module")
 def figures(demo_model) -> Figures:
-    from medgemma_tui.runner import run_sample
+    from tests.support import run_sample
 
     samples = subset()
     fig = Figures(len(samples), [], defaultdict(set), [], [], {name: [] for name in WRONG_READINGS}, 0.0)

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from medgemma_tui.export.tree import read_results
+from medgemma_tui.export.reader import read_results
 from medgemma_tui.resources import fixtures_dir
 from tests.support import demo_subset_csv, eval_config, run_tree
 
@@ -31,15 +31,15 @@ def invoke(*args: str):
 @pytest.fixture
 def demo_loader(demo_model, monkeypatch):
     """The CLI's model load returns the session's demo model (the load is tested elsewhere)."""
-    import medgemma_tui.model.loading as loading
+    import medgemma_tui.engine.loading as loading
 
-    monkeypatch.setattr(loading, "load_model", lambda *a, **k: demo_model)
+    monkeypatch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
     return demo_model
 
 
 def same_csv(a: Path, b: Path) -> None:
     """Equal text cells, and numbers equal to float precision, row by row."""
-    from medgemma_tui.export.tree import TEXT_COLUMNS, read_rows
+    from medgemma_tui.export.columns import TEXT_COLUMNS, read_rows
 
     left, right = read_rows(a), read_rows(b)
     assert list(left.columns) == list(right.columns)
@@ -71,10 +71,9 @@ def test_resume_skips_finished_keys_and_says_how_many(tmp_path, demo_model):
 def test_cuda_out_of_memory_is_recorded_the_cache_freed_and_the_run_goes_on(tmp_path, demo_model, monkeypatch):
     import torch
 
-    import medgemma_tui.evaluation as evaluation
-    import medgemma_tui.runner as runner
+    import medgemma_tui.pipeline.batch as batch
 
-    real = runner.run_sample
+    real = batch.answer_row
     freed = []
 
     def flaky(loaded, sample, *args, **kwargs):
@@ -82,25 +81,25 @@ def test_cuda_out_of_memory_is_recorded_the_cache_freed_and_the_run_goes_on(tmp_
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(loaded, sample, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "run_sample", flaky)
-    monkeypatch.setattr(evaluation, "free_accelerator_memory", lambda: freed.append(1))
+    monkeypatch.setattr(batch, "answer_row", flaky)
+    monkeypatch.setattr(batch, "free_accelerator_memory", lambda: freed.append(1))
     counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (1, 5)), tmp_path / "out",
                                eval_config(tmp_path, full=False, tokens=2))
     assert (counts.done, counts.failed, counts.exit_code) == (1, 1, 1) and freed == [1]
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     rows = read_results(tmp_path / "out").rows.set_index("key")
     assert rows.at[samples[0].key, "error"].startswith("CUDA out of memory")
     assert rows.at[samples[1].key, "error"] == ""
     # the failed row is tried again by the next run
-    monkeypatch.setattr(runner, "run_sample", real)
+    monkeypatch.setattr(batch, "answer_row", real)
     again, _ = run_tree(demo_model, demo_subset_csv(tmp_path, (1, 5)), tmp_path / "out",
                         eval_config(tmp_path, full=False, tokens=2))
     assert (again.done, again.skipped, again.retried, again.failed) == (1, 1, 1, 0)
 
 
 def test_views_that_need_the_model_again_get_their_maps(tmp_path, demo_model):
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     config = eval_config(tmp_path, full=False, tokens=2, extra="[analysis]\nmap_view = \"relative\"\n")
     counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (5,)), tmp_path / "out", config)
@@ -130,7 +129,7 @@ def test_missing_and_corrupt_images_are_recorded_and_the_others_done(tmp_path, d
     payload = json.loads(result.stdout)
     assert (payload["done"], payload["failed"], payload["skipped"]) == (1, 2, 0)
     assert payload["out"] == str(out) and payload["wall_s"] > 0 and "accuracy" in payload
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     rows = read_results(out).rows
     errors = dict(zip(rows["image_path"], rows["error"], strict=True))
@@ -224,7 +223,8 @@ def kill_after_first_row(process: subprocess.Popen, out: Path, sig: int) -> tupl
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_an_interrupted_run_resumes_to_the_same_csv_as_an_uninterrupted_one(tmp_path, demo_model, reference, sig):
-    from medgemma_tui.export.tree import ResultsTree, read_results
+    from medgemma_tui.export.reader import read_results
+    from medgemma_tui.export.tree import ResultsTree
 
     csv, config, expected = reference
     out = tmp_path / "out"
@@ -250,7 +250,7 @@ def test_an_interrupted_run_resumes_to_the_same_csv_as_an_uninterrupted_one(tmp_
 
 
 def test_a_finished_tree_is_resummarised_without_loading_the_model(tmp_path, reference, monkeypatch):
-    import medgemma_tui.model.loading as loading
+    import medgemma_tui.engine.loading as loading
 
     csv, config, expected = reference
     out = tmp_path / "out"
@@ -259,7 +259,7 @@ def test_a_finished_tree_is_resummarised_without_loading_the_model(tmp_path, ref
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded with nothing to run")
 
-    monkeypatch.setattr(loading, "load_model", no_model)
+    monkeypatch.setattr(loading, "load_for_capture", no_model)
     result = invoke("--export", str(out), "--data", str(csv), "--images", str(fixtures_dir()), "--config",
                     str(config), "--json")
     assert result.exit_code == 0, result.output

@@ -29,7 +29,8 @@ from medgemma_tui.engine.gradients import (
 )
 from medgemma_tui.engine.prompt import GENERIC_PROMPT, build_prompt
 from medgemma_tui.engine.reference import text_attention, verify_against_eager
-from medgemma_tui.model.loading import LoadedModel, model_info
+from medgemma_tui.model.info import model_info
+from medgemma_tui.model.loading import LoadedModel
 
 NUDGE_ATTENTION = "medtui_test_nudge"
 _nudge: dict[str, int | float] = {}  # layer, head, position, column, delta: one attention entry moved

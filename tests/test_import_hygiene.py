@@ -7,7 +7,7 @@ import sys
 
 HEADLESS = [
     "import cli.main",
-    "import medgemma_tui.engine.extract, medgemma_tui.analysis.sample, medgemma_tui.runner",
+    "import medgemma_tui.engine.extract, medgemma_tui.analysis.sample, medgemma_tui.pipeline.evaluation",
     "import medgemma_tui.export.record_io, medgemma_tui.data.schema, medgemma_tui.data.images",
 ]
 
@@ -31,19 +31,3 @@ def test_check_help_runs_without_textual_or_torch():
     )
     assert "textual" not in loaded
     assert "torch" not in loaded
-
-
-def test_core_modules_do_not_import_textual_in_their_source():
-    import re
-    from pathlib import Path
-
-    import medgemma_tui
-
-    imports_textual = re.compile(r"^\s*(from|import)\s+textual\b", re.MULTILINE)
-    root = Path(medgemma_tui.__file__).parent
-    offenders = [
-        str(p.relative_to(root))
-        for p in root.rglob("*.py")
-        if "app" not in p.relative_to(root).parts and imports_textual.search(p.read_text())
-    ]
-    assert offenders == []

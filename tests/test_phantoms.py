@@ -10,14 +10,12 @@ import pytest
 
 
 def _phantoms():
-    try:
-        from medgemma_tui.fixtures import phantoms
-    except ImportError:  # fixtures/ not importable as a package in this checkout: load it by path
-        path = Path(__file__).resolve().parents[1] / "fixtures" / "phantoms.py"
-        spec = importlib.util.spec_from_file_location("_medgemma_phantoms", path)
-        phantoms = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = phantoms
-        spec.loader.exec_module(phantoms)
+    """The phantom generator, a builder script in the repository (not installed): loaded by path."""
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "builders" / "phantoms.py"
+    spec = importlib.util.spec_from_file_location("_medgemma_phantoms", path)
+    phantoms = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = phantoms
+    spec.loader.exec_module(phantoms)
     return phantoms
 
 

@@ -11,17 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medgemma_tui.analysis.compare import regrid
 from medgemma_tui.analysis.perturbations import Perturbation, from_config
 from medgemma_tui.config import Config
-from medgemma_tui.studies import (
-    STUDY_KEYS,
-    faithfulness_eval_study,
-    faithfulness_study,
-    regrid,
-    robustness_eval_study,
-    robustness_study,
-    summarise_studies,
-)
+from medgemma_tui.export.study_tables import summarise_studies
+from medgemma_tui.pipeline.studies import STUDY_KEYS
+from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study, faithfulness_study
+from medgemma_tui.pipeline.studies.robustness import robustness_eval_study, robustness_study
 
 CONFIG = Config().with_overrides({"decoding.max_new_tokens": 3, "faithfulness.steps": 2})
 
@@ -59,7 +55,7 @@ def wide_result(seeing_model, tmp_path_factory):
     """One sample of the demo CSV on a wide (400 x 300) film, so pad and crop change the frame."""
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.resources import demo_dataset_csv
-    from medgemma_tui.runner import run_sample
+    from tests.support import run_sample
 
     sample = next(s for s in load_dataset(demo_dataset_csv()) if s.bbox)
     film = np.asarray(Image.open(sample.image).convert("L"))
@@ -171,12 +167,12 @@ def test_regrid_known_values():
 def test_eval_study_callables_store_their_sections(seeing_model, wide_result, faithfulness):
     result = copy.copy(wide_result)
     result.analysis = dataclasses.replace(wide_result.analysis, extras={})
-    faithfulness_eval_study(CONFIG)(seeing_model, result, None)
+    faithfulness_eval_study(CONFIG)(seeing_model, result)
     only_resize = CONFIG.with_overrides({
         "robustness.preprocessing": ["resize"], "robustness.noise_sigma": 0, "robustness.contrast": 1,
         "robustness.brightness": 0, "robustness.blur_sigma": 0, "robustness.rotation_deg": 0,
         "robustness.pixels_changed": 0})
-    robustness_eval_study(only_resize)(seeing_model, result, None)
+    robustness_eval_study(only_resize)(seeing_model, result)
     assert set(result.analysis.extras) == set(STUDY_KEYS)
     assert result.analysis.extras["faithfulness"]["deletion"]["map"] == pytest.approx(
         faithfulness["deletion"]["map"], abs=1e-6)

@@ -43,7 +43,7 @@ def test_full_tree_has_every_file_for_every_key(full_tree):
 
 
 def test_variants_do_not_overwrite_each_other(full_tree):
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     out, _, samples = full_tree
     reader = read_results(out)
@@ -60,8 +60,8 @@ def test_variants_do_not_overwrite_each_other(full_tree):
 
 def test_grid_files_are_16x16_float32_summing_to_one_and_match_the_record(full_tree):
     from medgemma_tui.analysis.views import compute_view
-    from medgemma_tui.evaluation import map_spec
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
+    from medgemma_tui.pipeline.sample import RowSettings
 
     out, _, _ = full_tree
     reader = read_results(out)
@@ -72,13 +72,13 @@ def test_grid_files_are_16x16_float32_summing_to_one_and_match_the_record(full_t
         row = reader.row(key)
         assert row["focus"] == pytest.approx(float(grid.max()), rel=1e-5)
         # the record on disk gives back the same map without the model
-        again = compute_view(reader.load_record(key), map_spec(reader.config)).grid
+        again = compute_view(reader.load_record(key), RowSettings.from_config(reader.config).spec).grid
         np.testing.assert_allclose(again, grid, atol=1e-6)
 
 
 def test_csv_rows_hold_inputs_answers_metrics_and_no_error(full_tree):
     from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     out, _, samples = full_tree
     rows = read_results(out).rows
@@ -94,7 +94,8 @@ def test_csv_rows_hold_inputs_answers_metrics_and_no_error(full_tree):
 
 
 def test_masks_and_overlay_have_the_films_resolution(full_tree):
-    from medgemma_tui.export.tree import ResultsTree, read_results
+    from medgemma_tui.export.reader import read_results
+    from medgemma_tui.export.tree import ResultsTree
 
     out, _, samples = full_tree
     tree = ResultsTree(out)
@@ -112,7 +113,7 @@ def test_masks_and_overlay_have_the_films_resolution(full_tree):
 
 
 def test_meta_holds_tokens_gating_span_and_layer_summary(full_tree):
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     out, _, samples = full_tree
     reader = read_results(out)
@@ -126,7 +127,7 @@ def test_meta_holds_tokens_gating_span_and_layer_summary(full_tree):
 
 
 def test_summary_and_run_json(full_tree):
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     out, _, _ = full_tree
     reader = read_results(out)
@@ -155,7 +156,7 @@ def test_a_row_enters_the_csv_only_after_all_its_files(tmp_path, demo_model, mon
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.export import figures
     from medgemma_tui.export.tree import ResultsTree
-    from medgemma_tui.runner import run_sample
+    from tests.support import run_sample
 
     sample = load_dataset(demo_subset_csv(tmp_path, (5,)), fixtures_dir())[0]
     result = run_sample(demo_model, sample, max_new_tokens=2)
@@ -193,7 +194,7 @@ def test_the_lock_refuses_a_second_writer_and_clears_stale_temporaries(tmp_path)
 
 
 def test_reader_of_a_missing_tree_says_so(tmp_path):
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
     with pytest.raises(FileNotFoundError, match="not a results tree"):
         read_results(tmp_path)
@@ -202,11 +203,11 @@ def test_reader_of_a_missing_tree_says_so(tmp_path):
 def test_check_export_writes_one_sample_as_a_tree(tmp_path, demo_model, monkeypatch):
     from click.testing import CliRunner
 
-    import medgemma_tui.model.loading as loading
+    import medgemma_tui.engine.loading as loading
     from cli.main import main
-    from medgemma_tui.export.tree import read_results
+    from medgemma_tui.export.reader import read_results
 
-    monkeypatch.setattr(loading, "load_model", lambda *a, **k: demo_model)
+    monkeypatch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
     film = fixtures_dir() / "phantoms" / "p0001.png"
     out = tmp_path / "one"
     result = CliRunner().invoke(main, ["check", str(film), "-q", "Is there a nodule?", "--max-new-tokens", "3",

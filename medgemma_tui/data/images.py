@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from medgemma_tui.errors import MedtuiError
+
 DICOM_MAGIC_OFFSET = 128
 DICOM_MAGIC = b"DICM"
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 
 
-class ImageError(ValueError):
+class ImageError(MedtuiError, ValueError):
     """An image that cannot be loaded; the message is one line naming the file and the problem."""
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from medgemma_tui.errors import MedtuiError
+
 Box = tuple[float, float, float, float]  # x, y, w, h in image pixels
 
 REQUIRED = ("image_path", "question", "answer")
@@ -66,7 +68,7 @@ _STRATEGY_WORDS: dict[str, tuple[str, ...]] = {
 _STRATEGY_SPLIT = re.compile(r"\s*(?:\+|,|&|/|;|\|)\s*|\s+and\s+|\s+with\s+")
 
 
-class DatasetError(ValueError):
+class DatasetError(MedtuiError, ValueError):
     """A dataset CSV that cannot be used; the message is one line."""
 
 

@@ -1,0 +1,95 @@
+"""One row through ``check``, ``eval`` and the app gives the same map and metrics under a config that
+changes the map view, the layers and the gating terms: the three front ends run one pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from medgemma_tui.app.session import Session
+from medgemma_tui.config import load_config
+from medgemma_tui.data.schema import load_dataset
+from medgemma_tui.export.reader import read_results
+from medgemma_tui.export.tree import ResultsTree
+from medgemma_tui.pipeline.evaluation import run_evaluation
+from medgemma_tui.resources import fixtures_dir
+from tests.support import demo_subset_csv, run_sample
+
+# not the defaults: the gated view, the last layer only, a term list of one finding
+CONFIG = """
+[model]
+name_or_path = "demo"
+device = "cpu"
+dtype = "fp32"
+[decoding]
+max_new_tokens = 3
+[analysis]
+map_view = "gated"
+layers = [1, 2]
+terms = ["pneumothorax"]
+[visualization]
+save_full = false
+"""
+COMPARED = ("entropy", "focus", "top10_mass", "gini", "inside_body_ratio", "inside_lungs_ratio", "left_fraction",
+            "com_row", "com_col", "bos_share", "image_share", "text_share")
+
+
+@pytest.fixture(scope="module")
+def three_ways(tmp_path_factory, demo_model):
+    import medgemma_tui.engine.loading as loading
+
+    folder = tmp_path_factory.mktemp("one-pipeline")
+    config_path = folder / "medtui.toml"
+    config_path.write_text(CONFIG, encoding="utf-8")
+    config = load_config(config_path)
+    csv = demo_subset_csv(folder, (0, 1))
+    sample = load_dataset(csv, fixtures_dir()).samples[0]
+
+    tree = ResultsTree(folder / "out")
+    with tree.locked():
+        run_evaluation(demo_model, [sample], tree, config, analysis_plots=False)
+    reader = read_results(folder / "out")
+    row = reader.row(sample.key)
+    by_eval = (reader.load_grid(sample.key), {name: float(row[name]) for name in COMPARED}, row["map_view"])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
+        out = CliRunner().invoke(main, ["check", str(sample.image), "-q", sample.question, "--config",
+                                        str(config_path), "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output)
+    by_check = (np.asarray(payload["grid"]), payload["metrics"], payload["map"])
+
+    session = Session.from_dataset(load_dataset(csv, fixtures_dir()), model_source=None, config=config)
+    session.loaded = demo_model
+    analysis = session.run(sample.key).analysis
+    by_app = (analysis.grid, analysis.metrics, analysis.view.spec.view)
+    return by_eval, by_check, by_app
+
+
+def test_check_eval_and_the_app_give_the_same_map_under_a_config(three_ways):
+    (eval_grid, _, eval_view), (check_grid, _, check_map), (app_grid, _, app_view) = three_ways
+    assert eval_view == app_view == "gated" and "gated" in check_map and "layer 1," in check_map
+    assert "no gated term" not in check_map
+    np.testing.assert_allclose(check_grid, eval_grid, atol=1e-6)
+    np.testing.assert_allclose(app_grid, eval_grid, atol=1e-6)
+
+
+def test_check_eval_and_the_app_give_the_same_metrics_under_a_config(three_ways):
+    (_, eval_metrics, _), (_, check_metrics, _), (_, app_metrics, _) = three_ways
+    for name in COMPARED:
+        assert check_metrics[name] == pytest.approx(eval_metrics[name], rel=1e-5, abs=1e-7), name
+        assert app_metrics[name] == pytest.approx(eval_metrics[name], rel=1e-5, abs=1e-7), name
+
+
+def test_the_config_changes_the_map(three_ways, demo_model, tmp_path):
+    """The agreement means something only because the configured map differs from the default one."""
+    (eval_grid, _, _), _, _ = three_ways
+    sample = load_dataset(demo_subset_csv(tmp_path, (0, 1)), fixtures_dir()).samples[0]
+    default = run_sample(demo_model, sample, max_new_tokens=3)
+    assert default.analysis.view.spec.view == "answer"
+    assert np.abs(default.analysis.grid - eval_grid).max() > 1e-3
