@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,21 @@ import pytest
 from medgemma_tui.resources import demo_dataset_csv, fixtures_dir
 
 REAL_CXR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cxr"
+
+
+BUILDERS = Path(__file__).resolve().parents[1] / "fixtures" / "builders"
+
+
+def builder(name: str):
+    """A script of fixtures/builders/ (the demo's builders, in the repository but not installed) as a module."""
+    module = f"_medtui_builder_{name}"
+    if module not in sys.modules:
+        sys.path.insert(0, str(BUILDERS))  # the builders import each other as sibling scripts
+        spec = importlib.util.spec_from_file_location(module, BUILDERS / f"{name}.py")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[module] = loaded
+        spec.loader.exec_module(loaded)
+    return sys.modules[module]
 
 
 def real_film(name: str) -> Path:

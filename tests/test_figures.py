@@ -69,18 +69,9 @@ def test_save_overlay_writes_the_films_own_resolution(tmp_path):
 
 
 def phantom(seed: int, finding: str | None):
-    import importlib.util
-    import sys
+    from tests.support import builder
 
-    from medgemma_tui.resources import fixtures_dir
-
-    name = "medtui_test_phantoms"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, fixtures_dir() / "phantoms.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].make_phantom(seed, finding, size=256)
+    return builder("phantoms").make_phantom(seed, finding, size=256)
 
 
 def stand_in_analysis(masks, grid: np.ndarray):

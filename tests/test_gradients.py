@@ -41,8 +41,11 @@ def seeing_model(demo_model):
     """The demo's twin that sees its image and pools: a random projector (a freshly built Gemma3's is zero,
     so its image tokens carry nothing), a quarter of the image tokens so the projector averages 2x2 patches
     into each cell of a smaller grid, and float64 so finite differences are sharp."""
-    from medgemma_tui.fixtures import demo_bundle
     from transformers import Gemma3Processor
+
+    from tests.support import builder
+
+    demo_bundle = builder("demo_bundle")
 
     demo = demo_model.processor
     config = demo_bundle.build_config(demo.tokenizer)

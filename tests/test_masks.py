@@ -1,7 +1,5 @@
 """Anatomy masks: against phantom ground truth, on real films, and under the usual film defects."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +13,9 @@ REAL_FILES = ["nih_00000001_000.png", "tbx11k_h0001.png", "tbx11k_tb0005.png", "
 
 
 def _phantoms():
-    try:
-        from medgemma_tui.fixtures import phantoms
-    except ImportError:  # fixtures/ not importable as a package in this checkout: load it by path
-        path = Path(__file__).resolve().parents[1] / "fixtures" / "phantoms.py"
-        spec = importlib.util.spec_from_file_location("_medgemma_phantoms", path)
-        phantoms = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = phantoms
-        spec.loader.exec_module(phantoms)
-    return phantoms
+    from tests.support import builder
+
+    return builder("phantoms")
 
 
 P = _phantoms()

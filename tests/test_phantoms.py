@@ -1,22 +1,15 @@
 """Synthetic chest films: deterministic, anatomically oriented, with consistent finding masks."""
 
-import importlib.util
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 
 def _phantoms():
-    """The phantom generator, a builder script in the repository (not installed): loaded by path."""
-    path = Path(__file__).resolve().parents[1] / "fixtures" / "builders" / "phantoms.py"
-    spec = importlib.util.spec_from_file_location("_medgemma_phantoms", path)
-    phantoms = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = phantoms
-    spec.loader.exec_module(phantoms)
-    return phantoms
+    from tests.support import builder
+
+    return builder("phantoms")
 
 
 P = _phantoms()

@@ -1,0 +1,149 @@
+"""How a run ends, whatever happens on the way: a failing plot, Ctrl-C inside torch, a model that will
+not load, files a collaborator must read, and the accuracy that says over how many rows it was scored."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from medgemma_tui.export.atomic import write_bytes_atomic
+from medgemma_tui.pipeline.batch import run_batch
+from medgemma_tui.pipeline.interrupts import InterruptFlag
+from medgemma_tui.pipeline.sample import RowSettings
+from tests.support import demo_subset_csv, eval_config, run_tree
+
+
+def test_a_failing_plot_leaves_the_summary_the_other_plots_and_a_true_status(tmp_path, demo_model, monkeypatch):
+    import medgemma_tui.export.figures as figures
+
+    def broken(*args, **kwargs):
+        raise ValueError("'xerr' must not contain negative values")
+
+    monkeypatch.setattr(figures, "plot_accuracy_by_strategy", broken)
+    counts, _ = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1)), tmp_path / "out",
+                         eval_config(tmp_path, full=False, tokens=2), plots=True)
+    summary = json.loads((tmp_path / "out" / "analysis" / "summary.json").read_text())
+    assert summary["plot_errors"] == {"accuracy_by_strategy.png": "ValueError: 'xerr' must not contain negative values"}
+    assert "metric_distributions.png" in summary["plots"]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["status"] == "done" and counts.exit_code == 0
+
+
+def test_an_analysis_that_fails_is_said_in_run_json_and_the_rows_stay(tmp_path, demo_model, monkeypatch):
+    import medgemma_tui.pipeline.evaluation as evaluation
+
+    def broken(*args, **kwargs):
+        raise KeyError("accuracy")
+
+    monkeypatch.setattr(evaluation, "write_analysis", broken)
+    counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (0,)), tmp_path / "out",
+                               eval_config(tmp_path, full=False, tokens=2))
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["status"] == "analysis failed" and counts.analysis_error == "KeyError: 'accuracy'"
+    assert counts.done == 1 and counts.exit_code == 1
+    assert samples[0].key in (tmp_path / "out" / "evaluation_results.csv").read_text()
+
+
+def test_ctrl_c_surfacing_inside_torch_as_another_error_stops_the_run_and_fails_no_row():
+    flag = InterruptFlag()
+    seen, failed, finished = [], [], []
+
+    class Sink:
+        def finished(self, result):
+            finished.append(result)
+
+        def failed(self, sample, error):
+            failed.append((sample, error))
+
+    class Row:
+        def __init__(self, key):
+            self.key = key
+
+    def answer(loaded, row, settings):
+        seen.append(row.key)
+        if row.key == "b":
+            flag.set()  # the signal arrived while torch ran: it surfaces as a RuntimeError
+            raise RuntimeError("Invalid affine transformation matrix")
+        return row.key
+
+    counts = run_batch(None, [Row("a"), Row("b"), Row("c")], RowSettings(), Sink(), answer=answer,
+                       interrupted=flag)
+    assert counts.interrupted and (counts.done, counts.failed) == (1, 0)
+    assert seen == ["a", "b"] and failed == [] and finished == ["a"]
+
+
+def test_the_same_error_without_an_interrupt_fails_that_row_and_the_run_goes_on():
+    failed = []
+
+    class Sink:
+        def finished(self, result):
+            pass
+
+        def failed(self, sample, error):
+            failed.append(error)
+
+    class Row:
+        def __init__(self, key):
+            self.key = key
+
+    def answer(loaded, row, settings):
+        if row.key == "b":
+            raise RuntimeError("Invalid affine transformation matrix")
+        return row.key
+
+    counts = run_batch(None, [Row("a"), Row("b"), Row("c")], RowSettings(), Sink(), answer=answer,
+                       interrupted=InterruptFlag())
+    assert not counts.interrupted and (counts.done, counts.failed) == (2, 1)
+    assert failed == ["RuntimeError: Invalid affine transformation matrix"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_bytes_atomic(tmp_path / "x.json", b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == mode
+
+
+def test_a_run_whose_model_fails_to_load_leaves_no_folder_behind(tmp_path, monkeypatch):
+    import medgemma_tui.engine.loading as loading
+    from medgemma_tui.model.loading import ModelLoadError
+
+    def no_model(*args, **kwargs):
+        raise ModelLoadError("cannot load model 'x': not a folder")
+
+    monkeypatch.setattr(loading, "load_for_capture", no_model)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["eval", "--export", str(out), "--limit", "1"])
+    assert result.exit_code == 2 and "cannot load model" in result.output
+    assert not out.exists()
+
+
+def test_without_model_flag_or_config_key_every_command_runs_the_demo(tmp_path, monkeypatch, demo_model):
+    import medgemma_tui.engine.loading as loading
+
+    asked = []
+
+    def record(source, *args, **kwargs):
+        asked.append(source)
+        return demo_model
+
+    monkeypatch.setattr(loading, "load_for_capture", record)
+    keys_only = tmp_path / "keys.toml"
+    keys_only.write_text('[app.keys]\nquit = "ctrl+q"\n[decoding]\nmax_new_tokens = 2\n[visualization]\n'
+                         'save_full = false\n', encoding="utf-8")
+    csv = demo_subset_csv(tmp_path, (0,))
+    from medgemma_tui.resources import fixtures_dir
+
+    result = CliRunner().invoke(main, ["eval", "--export", str(tmp_path / "out"), "--data", str(csv), "--images",
+                                       str(fixtures_dir()), "--config", str(keys_only)])
+    assert result.exit_code == 0, result.output
+    assert asked == ["demo"]
+    assert "over 1 scored rows" in result.output
