@@ -11,6 +11,7 @@ from PIL import Image
 from medgemma_tui.engine.capture import CaptureSession, capturing
 from medgemma_tui.engine.prompt import PromptInputs, build_prompt
 from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.engine.vision import VisionCache, with_features
 from medgemma_tui.model.loading import LoadedModel
 
 XRAY_MAX_SIDE = 512
@@ -61,8 +62,12 @@ def extract_record(
     max_new_tokens: int = 24,
     keep_layer_mean: bool = True,
     image_path: str | None = None,
+    vision: VisionCache | None = None,
 ) -> AttentionRecord:
-    """Greedy-generate the answer on the fast path and capture every question and answer row."""
+    """Greedy-generate the answer on the fast path and capture every question and answer row.
+
+    With ``vision``, the film's image features are computed once and reused by the next rows on the
+    same film (``engine.vision``)."""
     model, processor = loaded.model, loaded.processor
     t0 = time.perf_counter()
     prompt = build_prompt(processor, model.config, image, question)
@@ -78,7 +83,7 @@ def extract_record(
     t1 = time.perf_counter()
     with capturing(session):
         out = model.generate(
-            **inputs,
+            **with_features(model, inputs, vision),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             suppress_tokens=forbidden_tokens(model.config),

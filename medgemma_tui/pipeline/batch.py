@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from medgemma_tui.analysis.result import SampleResult
+from medgemma_tui.data.images import load_image
 from medgemma_tui.data.schema import Sample
+from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.interrupts import InterruptFlag
-from medgemma_tui.pipeline.sample import RowSettings, answer_row
+from medgemma_tui.pipeline.sample import RowSettings, answer_row, check_row
 
 # A study run on each answered row before it reaches the sink (robustness, faithfulness): it may add
 # to ``result.analysis.extras``; an exception fails the row like any other.
@@ -105,6 +107,33 @@ def free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
+class FilmAtHand:
+    """The film of the rows being answered: read from disk once and its vision pass computed once, for
+    every row on it in a row (``film_order`` puts them together); memory holds one film at a time."""
+
+    def __init__(self) -> None:
+        self.path = None
+        self.film = None
+        self.vision = VisionCache()
+
+    def answer(self, loaded: LoadedModel, sample: Sample, settings: RowSettings) -> SampleResult:
+        if sample.image != self.path:
+            self.path, self.film = sample.image, None
+            self.vision.clear()
+        if self.film is None:
+            check_row(sample)
+            self.film = load_image(sample.image)
+        return answer_row(loaded, sample, settings, film=self.film, vision=self.vision)
+
+
+def film_order(samples: Sequence[Sample]) -> list[Sample]:
+    """The rows grouped film by film, films in the order they first appear, rows in dataset order within."""
+    groups: dict[object, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.image, []).append(sample)
+    return [s for group in groups.values() for s in group]
+
+
 def run_batch(
     loaded: LoadedModel | None,
     samples: Sequence[Sample],
@@ -120,8 +149,8 @@ def run_batch(
 ) -> BatchCounts:
     """Answer ``samples`` in order into ``sink``; returns the counts (``interrupted`` when stopped early).
 
-    ``answer`` is how a row is answered (default ``sample.answer_row``; the app passes its own, which
-    also reads rows from a tree).
+    ``answer`` is how a row is answered (default: ``sample.answer_row`` with the film at hand reused,
+    ``FilmAtHand``; the app passes its own, which also reads rows from a tree).
 
     ``interrupted`` is the flag of ``interrupts_noted``: an exception raised while it is set is the
     interrupt surfacing through torch, not a failure of the row.
@@ -130,7 +159,7 @@ def run_batch(
     if answer is None:
         if samples and loaded is None:
             raise ValueError(f"{len(samples)} rows left to run and no model given")
-        answer = answer_row
+        answer = FilmAtHand().answer
     started = time.perf_counter()
 
     def report(event: str, key: str | None = None, error: str | None = None, sample_s: float | None = None):

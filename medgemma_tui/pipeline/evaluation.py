@@ -24,7 +24,7 @@ from medgemma_tui.export.run_json import environment, model_json, now
 from medgemma_tui.export.summary import write_analysis
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
-from medgemma_tui.pipeline.batch import Progress, Study, run_batch
+from medgemma_tui.pipeline.batch import Progress, Study, film_order, run_batch
 from medgemma_tui.pipeline.interrupts import interrupts_noted
 from medgemma_tui.pipeline.sample import RowSettings
 
@@ -131,7 +131,7 @@ def run_evaluation(
     """
     if not resume:
         tree.reset()
-    pending = pending_samples(samples, tree)
+    pending = film_order(pending_samples(samples, tree))
     if pending and loaded is None:
         raise ValueError(f"{len(pending)} samples left to run and no model given")
     counts = EvalCounts(selected=len(samples), skipped=len(samples) - len(pending), out=str(tree.root))

@@ -15,6 +15,7 @@ from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.engine.extract import extract_record
+from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError
 from medgemma_tui.model.loading import LoadedModel
 
@@ -61,19 +62,23 @@ def check_row(sample: Sample) -> None:
         raise SampleError("the question is empty")
 
 
-def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film: LoadedImage | None = None
-               ) -> SampleResult:
-    """Answer one row and analyse it; the views that need the model again are computed first."""
+def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film: LoadedImage | None = None,
+               vision: VisionCache | None = None) -> SampleResult:
+    """Answer one row and analyse it; the views that need the model again are computed first.
+
+    ``film`` and ``vision`` carry the film at hand from the previous row on the same image: the file
+    is not read again, and its vision pass is reused (``engine.vision``)."""
     check_row(sample)
     film = film if film is not None else load_image(sample.image)
-    record = answer_film(loaded, sample, film, settings)
+    record = answer_film(loaded, sample, film, settings, vision)
     return analyse_row(sample, film, record, settings, loaded)
 
 
-def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings):
+def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings,
+                vision: VisionCache | None = None):
     """The answer to the row's question about ``film`` and its attention record."""
     return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
-                          image_path=str(sample.image))
+                          image_path=str(sample.image), vision=vision)
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,

@@ -1,0 +1,76 @@
+"""One vision pass per film: a row answered with the film's reused image features has the same record as
+one answered from scratch, and a batch computes each film's features once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medgemma_tui.data.images import load_image
+from medgemma_tui.data.schema import load_dataset
+from medgemma_tui.engine.extract import extract_record
+from medgemma_tui.engine.vision import VisionCache
+from medgemma_tui.pipeline.batch import film_order, run_batch
+from medgemma_tui.pipeline.sample import RowSettings
+from medgemma_tui.resources import fixtures_dir
+from tests.support import demo_subset_csv
+
+QUESTIONS = ("Is there a nodule?", "Is there a pleural effusion in the left lung?", "Is the heart enlarged?")
+ARRAYS = ("input_ids", "answer_ids", "answer_logprobs", "query_positions", "image_attn", "question_attn", "shares",
+          "layer_mean_attn")
+
+
+def test_a_record_from_reused_features_equals_the_record_from_scratch(demo_model):
+    film = load_image(fixtures_dir() / "phantoms" / "p0003.png")
+    cache = VisionCache()
+    for question in QUESTIONS:
+        scratch = extract_record(demo_model, film.rgb, question, max_new_tokens=4)
+        reused = extract_record(demo_model, film.rgb, question, max_new_tokens=4, vision=cache)
+        assert reused.answer == scratch.answer
+        for name in ARRAYS:
+            np.testing.assert_allclose(getattr(reused, name), getattr(scratch, name), atol=1e-6, rtol=0,
+                                       err_msg=f"{question}: {name}")
+    assert (cache.misses, cache.hits) == (1, len(QUESTIONS) - 1)
+
+
+def test_another_film_is_a_new_vision_pass(demo_model):
+    cache = VisionCache()
+    for name in ("p0003.png", "p0004.png", "p0003.png"):
+        extract_record(demo_model, load_image(fixtures_dir() / "phantoms" / name).rgb, QUESTIONS[0], max_new_tokens=2,
+                       vision=cache)
+    assert (cache.misses, cache.hits) == (3, 0)  # one film kept at a time: coming back is a new pass
+
+
+def test_rows_are_scheduled_film_by_film_in_order_of_first_appearance():
+    class Row:
+        def __init__(self, key, image):
+            self.key, self.image = key, image
+
+    rows = [Row("a1", "a"), Row("b1", "b"), Row("a2", "a"), Row("c1", "c"), Row("b2", "b")]
+    assert [r.key for r in film_order(rows)] == ["a1", "a2", "b1", "b2", "c1"]
+
+
+def test_a_batch_computes_each_films_features_once(demo_model, tmp_path, monkeypatch):
+    calls = []
+    real = demo_model.model.get_image_features
+
+    def counted(pixel_values, **kwargs):
+        calls.append(1)
+        return real(pixel_values, **kwargs)
+
+    monkeypatch.setattr(demo_model.model, "get_image_features", counted)
+    samples = load_dataset(demo_subset_csv(tmp_path, tuple(range(10))), fixtures_dir()).samples
+    films = {s.image for s in samples}
+    assert len(films) < len(samples)  # several questions per film
+
+    class Sink:
+        done: list = []
+
+        def finished(self, result):
+            self.done.append(result)
+
+        def failed(self, sample, error):
+            pytest.fail(error)
+
+    counts = run_batch(demo_model, film_order(samples), RowSettings(max_new_tokens=2), Sink())
+    assert counts.done == len(samples) and len(calls) == len(films)
