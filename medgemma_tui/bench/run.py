@@ -19,6 +19,7 @@ from medgemma_tui.bench.demo_eval import EvalFigures, measure_demo_eval
 from medgemma_tui.bench.timing import MemoryProbe, _return_free_heap, percentile, time_variants
 from medgemma_tui.bench.workload import BENCH_NEW_TOKENS, BENCH_QUESTION, Workload, answer_length, bench_image
 from medgemma_tui.engine.loading import prepare_for_capture
+from medgemma_tui.engine.reference import verify_layers
 from medgemma_tui.model.shapes import load_shape
 
 # A measure of the app's redraw: (record, keys) -> milliseconds per redraw
@@ -78,6 +79,7 @@ class BenchResult:
     machine: dict[str, Any]
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    verify: dict[str, Any] | None = None  # the capture against eager: max_abs_diff and per-layer diffs
 
     def median_s(self, name: str) -> float:
         return statistics.median(self.seconds[name])
@@ -88,6 +90,18 @@ class BenchResult:
     def above_load(self, name: str) -> int:
         return self.peak_bytes[name] - self.rss_after_load_bytes
 
+    def ratios_run(self) -> list[tuple[str, tuple[str, str]]]:
+        """The time ratios whose two variants both ran (a shape may run fewer variants)."""
+        return [(name, pair) for name, pair in TIME_RATIOS.items() if all(v in self.seconds for v in pair)]
+
+    def ratio(self, num: str, den: str) -> float | None:
+        return self.median_s(num) / self.median_s(den) if num in self.seconds and den in self.seconds else None
+
+    def memory_ratio(self, num: str, den: str) -> float | None:
+        if num not in self.peak_bytes or den not in self.peak_bytes:
+            return None
+        return self.above_load(num) / self.above_load(den)
+
     def figures(self) -> dict[str, Any]:
         """The named figures, then the raw seconds and bytes they come from."""
         m = self.median_s
@@ -96,18 +110,20 @@ class BenchResult:
             "shape": self.shape,
             "device": self.device,
             "dtype": self.dtype,
-            **{name: m(num) / m(den) for name, (num, den) in TIME_RATIOS.items()},
-            "capture_mem_over_old": self.above_load("our_sample") / self.above_load("old_sample"),
-            "capture_forward_mem_over_old": self.above_load("capture_forward") / self.above_load("old_forward"),
+            **{name: self.ratio(num, den) for name, (num, den) in TIME_RATIOS.items()},
+            "capture_mem_over_old": self.memory_ratio("our_sample", "old_sample"),
+            "capture_forward_mem_over_old": self.memory_ratio("capture_forward", "old_forward"),
+            "max_abs_diff": None if self.verify is None else self.verify["max_abs_diff"],
+            "layers": None if self.verify is None else self.verify["layers"],
             "nav_redraw_ms_p50": percentile(nav, 50) if nav else None,
             "nav_redraw_ms_p95": percentile(nav, 95) if nav else None,
             "eval_samples_per_s": self.eval.samples_per_s if self.eval else None,
             "seconds_median": {name: m(name) for name in self.seconds},
             # the same ratios within each round, and from CPU seconds: checks on a noisy machine
-            "paired_ratios": {name: statistics.median(self.paired(*pair)) for name, pair in TIME_RATIOS.items()},
-            "paired_ratio_rounds": {name: self.paired(*pair) for name, pair in TIME_RATIOS.items()},
+            "paired_ratios": {name: statistics.median(self.paired(*pair)) for name, pair in self.ratios_run()},
+            "paired_ratio_rounds": {name: self.paired(*pair) for name, pair in self.ratios_run()},
             "cpu_ratios": {name: statistics.median(self.cpu_seconds[num]) / statistics.median(self.cpu_seconds[den])
-                           for name, (num, den) in TIME_RATIOS.items()},
+                           for name, (num, den) in self.ratios_run()},
             "seconds": self.seconds,
             "cpu_seconds_median": {name: statistics.median(v) for name, v in self.cpu_seconds.items()},
             "cpu_seconds": self.cpu_seconds,
@@ -135,6 +151,9 @@ class BenchResult:
             "notes": self.notes,
         }
 
+
+# shapes that run only some variants: the whole decoder on a CPU makes every eager variant minutes long
+SHAPE_VARIANTS = {"medgemma-4b-text": ("plain_generate", "our_sample")}
 
 # named ratio -> (numerator, denominator) variants
 TIME_RATIOS = {
@@ -196,10 +215,19 @@ def run_bench(
     with torch.no_grad(), answer_length(loaded.model, new_tokens):
         workload = Workload(loaded, bench_image(), BENCH_QUESTION, new_tokens)
         variants = workload.variants()
-        timings = time_variants(variants, repeats, loaded.device, memory, progress)
+        chosen = SHAPE_VARIANTS.get(shape)
+        if chosen is not None:
+            variants = [v for v in variants if v.name in chosen]
+        timings = time_variants(variants, repeats, loaded.device, memory, progress, warm_up=chosen is None)
+        progress("capture against eager")
+        verify = verify_layers(loaded, workload.image, workload.record)
     record = workload.record
     what = {v.name: v.what for v in variants}
     notes = workload.answer_notes()
+    if chosen is not None:
+        notes.append(f"shape {shape}: only {', '.join(chosen)} timed, without a warm-up round (every eager "
+                     "variant over the whole decoder takes minutes on a CPU); the capture is still checked "
+                     "against eager on every layer")
     progress("app redraw")
     nav_ms, nav_method = (measure_nav(record, nav_keys, nav_measure) if nav_keys
                           else (None, "not measured (--nav-keys 0)"))
@@ -228,6 +256,7 @@ def run_bench(
         load_average={"before": load_before, "rounds": timings.round_load, "after": list(os.getloadavg())},
         machine=machine_info(record.model.device),
         notes=notes,
+        verify=verify,
     )
     result.wall_s = time.perf_counter() - started
     return result

@@ -34,7 +34,7 @@ class Timings:
 
 
 def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryProbe,
-                  progress: Callable[[str], None]) -> Timings:
+                  progress: Callable[[str], None], warm_up: bool = True) -> Timings:
     """Wall and CPU seconds of each run after one warm-up each; each variant's peak memory in the last
     round, and what was resident (allocated) just before that run. Where CPU seconds fall well below
     wall seconds, the run waited for a core that other work held.
@@ -44,7 +44,7 @@ def time_variants(variants: list[Variant], repeats: int, device, memory: MemoryP
     garbage of the last one is collected, outside the timer.
     """
     sync = synchronizer(device)
-    for variant in variants:
+    for variant in variants if warm_up else ():
         progress(f"warm-up {variant.name}")
         with variant.setup():
             variant.run()

@@ -69,3 +69,19 @@ def max_abs_diff(record: AttentionRecord, reference: dict[str, np.ndarray]) -> d
 
 def verify_against_eager(loaded: LoadedModel, image, record: AttentionRecord) -> dict[str, float]:
     return max_abs_diff(record, record_from_reference(record, eager_attentions(loaded, image, record)))
+
+
+def layer_diffs(record: AttentionRecord, reference: dict[str, np.ndarray]) -> list[float]:
+    """Per decoder layer, the largest difference of the captured rows (image, question, shares) from eager."""
+    out = []
+    for layer in range(record.model.num_layers):
+        diffs = [float(np.abs(getattr(record, name)[:, layer] - reference[name][:, layer]).max())
+                 for name in ("image_attn", "question_attn", "shares") if getattr(record, name) is not None]
+        out.append(max(diffs))
+    return out
+
+
+def verify_layers(loaded: LoadedModel, image, record: AttentionRecord) -> dict[str, object]:
+    """``verify_against_eager`` with the difference of every layer: ``max_abs_diff`` and ``layers``."""
+    reference = record_from_reference(record, eager_attentions(loaded, image, record))
+    return {**max_abs_diff(record, reference), "layers": layer_diffs(record, reference)}

@@ -12,7 +12,7 @@ from medgemma_tui.model.info import model_info
 from medgemma_tui.model.loading import LoadedModel, load_model, resolve_device, resolve_dtype
 from medgemma_tui.resources import demo_model_dir
 
-SHAPES = ("demo", "medgemma-lite", "medgemma-4b")
+SHAPES = ("demo", "medgemma-lite", "medgemma-4b-text", "medgemma-4b")
 SHAPE_SEED = 0
 
 # MedGemma-4b-it, from its model card. The lite shape keeps every width and cuts the depth.
@@ -41,6 +41,9 @@ MEDGEMMA_VISION = {
 MEDGEMMA_TOKENS_PER_IMAGE = 256  # 64x64 patches, average-pooled 4x4 to a 16x16 grid
 MEDGEMMA_SLIDING_PER_GLOBAL = 5  # layers 5, 11, 17, ... are global
 MEDGEMMA_4B_DEPTH = {"text_layers": 34, "vision_layers": 27, "vocab_size": 262208}
+# the whole decoder (every text fact of the model card) behind one SigLIP layer at 896 px: the real
+# geometry of the capture on a CPU, where the 27-layer tower alone takes minutes per film
+MEDGEMMA_4B_TEXT_DEPTH = {"text_layers": 34, "vision_layers": 1, "vocab_size": 262208}
 # 2 sliding + 1 global text layers and one SigLIP layer: about a minute for the whole bench on 2 cores
 MEDGEMMA_LITE_DEPTH = {"text_layers": 3, "vision_layers": 1, "vocab_size": None}  # None: the tokenizer's
 
@@ -116,12 +119,18 @@ def load_shape(shape: str, device: str = "auto", dtype: str = "auto"):
     torch_dtype = resolve_dtype(dtype, device)
     processor = medgemma_processor(AutoProcessor.from_pretrained(demo_model_dir()))
     demo_config = AutoConfig.from_pretrained(demo_model_dir())
-    depth = MEDGEMMA_4B_DEPTH if shape == "medgemma-4b" else MEDGEMMA_LITE_DEPTH
+    depth = {"medgemma-4b": MEDGEMMA_4B_DEPTH, "medgemma-4b-text": MEDGEMMA_4B_TEXT_DEPTH}.get(shape,
+                                                                                          MEDGEMMA_LITE_DEPTH)
     vocab_size = depth["vocab_size"] or demo_config.get_text_config().vocab_size
     config = medgemma_config(demo_config, depth["text_layers"], depth["vision_layers"], vocab_size)
     torch.manual_seed(SHAPE_SEED)
-    with torch.device(device):  # initialise where it will run: the full model's random init is slow on a CPU
+    from transformers.initialization import no_init_weights
+
+    # allocate without transformers' per-parameter init (minutes for the full model on a CPU), where it
+    # will run, then fill every parameter at once
+    with torch.device(device), no_init_weights():
         model = Gemma3ForConditionalGeneration._from_config(config, dtype=torch_dtype, attn_implementation="sdpa")
+    fill_random(model, SHAPE_SEED)
     model.generation_config = GenerationConfig(
         do_sample=False,
         bos_token_id=config.bos_token_id,
@@ -133,3 +142,27 @@ def load_shape(shape: str, device: str = "auto", dtype: str = "auto"):
     return LoadedModel(model=model, processor=processor, info=model_info(model, source), source=source)
 
 
+def fill_random(model, seed: int, std: float = 0.02) -> None:
+    """Random weights at the scale of a trained model, in one in-place pass per parameter.
+
+    Linear, embedding and convolution weights ~ N(0, std); biases 0; LayerNorm (SigLIP) weights 1;
+    Gemma's RMSNorm weights 0 (it scales by ``1 + weight``). Buffers (the rotary frequencies) are left
+    as the model computed them.
+    """
+    import torch
+
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            kind = type(module).__name__
+            for name, param in module.named_parameters(recurse=False):
+                if name == "bias":
+                    param.zero_()
+                elif kind == "LayerNorm":
+                    param.fill_(1.0)
+                elif "RMSNorm" in kind:
+                    param.zero_()
+                elif param.ndim >= 2:
+                    param.normal_(0.0, std, generator=generator)
+                else:
+                    param.zero_()
