@@ -7,7 +7,8 @@ Every loader ends in the same two views of the film:
 
 Mapping to 8 bits: 8-bit data is kept as stored; deeper data (16-bit PNG, 12/16-bit DICOM) is stretched
 from its own minimum to its maximum, unless a DICOM carries a VOI LUT or a window, which then decides.
-MONOCHROME1 DICOM (bright = low values) is inverted so bone is always bright.
+MONOCHROME1 DICOM (bright = low values) is inverted so bone is always bright. An alpha channel (RGBA,
+LA, a palette with transparency) is dropped: the stored colour is the film.
 """
 
 from __future__ import annotations
@@ -99,30 +100,35 @@ def _load_pillow(source: Path) -> LoadedImage:
 
 def _views_from_pillow(im: Image.Image) -> tuple[np.ndarray, Image.Image]:
     mode = im.mode
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in im.info):
+        im = _drop_alpha(im)
+        mode = im.mode
     if mode == "L":
         pixels = np.array(im, dtype=np.uint8)
         return pixels, _gray_to_rgb(pixels)
-    if mode in ("1", "LA", "La"):
-        if mode != "1":
-            im = _flatten_alpha(im.convert("RGBA")).convert("L")
+    if mode == "1":
         pixels = np.array(im.convert("L"), dtype=np.uint8)
         return pixels, _gray_to_rgb(pixels)
     if mode.startswith("I") or mode == "F":
         # 16-bit ("I;16", "I;16B") or 32-bit integer / float gray: stretch to 8 bits.
         pixels = _stretch(np.asarray(im))
         return pixels, _gray_to_rgb(pixels)
-    if mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in im.info):
-        rgb = _flatten_alpha(im.convert("RGBA"))
-    else:  # RGB, P, CMYK, YCbCr, LAB, HSV
-        rgb = im.convert("RGB")
+    rgb = im.convert("RGB")  # RGB, P, CMYK, YCbCr, LAB, HSV
     pixels = np.array(rgb.convert("L"), dtype=np.uint8)
     return pixels, rgb
 
 
-def _flatten_alpha(rgba: Image.Image) -> Image.Image:
-    """Composite over black: transparent parts of a film are no tissue."""
-    background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
+def _drop_alpha(im: Image.Image) -> Image.Image:
+    """The colour (or gray) channels as stored, the alpha channel dropped.
+
+    An exported film with an alpha channel (a half-transparent PNG from a viewer or a converter) still
+    stores the film in its colour channels; compositing over a background would dim it by the alpha.
+    Premultiplied modes (``La``, ``RGBa``) are converted back to straight colour first (Pillow's
+    ``Image.convert``), a palette image is expanded through its palette.
+    """
+    if im.mode in ("LA", "La"):
+        return (im if im.mode == "LA" else im.convert("LA")).getchannel("L")
+    return im.convert("RGBA").convert("RGB")
 
 
 # --- DICOM -----------------------------------------------------------------------------------------
