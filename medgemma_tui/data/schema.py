@@ -202,7 +202,8 @@ def load_dataset(csv_path: str | os.PathLike[str], images_root: str | os.PathLik
         raise DatasetError(f"{path}: empty CSV (a header but no rows)")
 
     raw = [_read_row(row, line, cells, columns, where, root) for row, (line, cells) in enumerate(body)]
-    keys = _unique_keys([_base_key(r, tag) for r, tag in zip(raw, _question_tags(raw), strict=True)])
+    keys = _unique_keys([_base_key(r, tag) for r, tag in zip(raw, _question_tags(raw), strict=True)],
+                        [bool(r["problem"]) for r in raw])
     samples = tuple(Sample(key=key, **fields) for key, fields in zip(keys, raw, strict=True))
     if all(sample.problem for sample in samples):
         first = samples[0]
@@ -416,11 +417,13 @@ def _question_tags(raw: list[dict]) -> list[str]:
 
     questions: dict[tuple[str, str, str], set[str]] = {}
     for r in raw:
-        questions.setdefault(film(r), set()).add(r["baseline_question"].strip().lower())
+        if not r["problem"]:  # a bad row never changes the keys of the good ones
+            questions.setdefault(film(r), set()).add(r["baseline_question"].strip().lower())
     tags = []
     for r in raw:
         baseline = r["baseline_question"].strip().lower()
-        tags.append("q" + hashlib.sha1(baseline.encode()).hexdigest()[:6] if len(questions[film(r)]) > 1 else "")
+        asked = questions.get(film(r), set())
+        tags.append("q" + hashlib.sha1(baseline.encode()).hexdigest()[:6] if len(asked | {baseline}) > 1 else "")
     return tags
 
 
@@ -439,12 +442,17 @@ def _base_key(fields: dict, question_tag: str = "") -> str:
     return "_".join(parts)
 
 
-def _unique_keys(bases: list[str]) -> list[str]:
-    """The first row with a key keeps it; later rows with the same key get _r{row} appended."""
+def _unique_keys(bases: list[str], bad: list[bool] | None = None) -> list[str]:
+    """The first row with a key keeps it; later rows with the same key get _r{row} appended.
+
+    Good rows come first, so a bad row never takes the key a good row has once the bad one is fixed.
+    """
+    bad = bad or [False] * len(bases)
     taken = set(bases)
     seen: set[str] = set()
-    keys: list[str] = []
-    for row, base in enumerate(bases):
+    keys: list[str] = [""] * len(bases)
+    for row in sorted(range(len(bases)), key=lambda r: (bad[r], r)):
+        base = bases[row]
         key = base
         if key in seen:
             key = f"{base}_r{row}"
@@ -452,7 +460,7 @@ def _unique_keys(bases: list[str]) -> list[str]:
                 key += "x"
         seen.add(key)
         taken.add(key)
-        keys.append(key)
+        keys[row] = key
     return keys
 
 

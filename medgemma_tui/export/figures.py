@@ -507,7 +507,7 @@ def plot_metric_distributions(rows: pd.DataFrame, path: Path, formats: str | Seq
         ax.set_title(f"{name}\n{subtitle}", fontsize=11, parse_math=False)
         ax.tick_params(labelsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(5))
-        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(4, integer=not split))  # whole rows, or shares of a group
         ax.grid(axis="y", alpha=0.25)
     for ax in axes[len(panels):]:
         ax.axis("off")
