@@ -409,9 +409,10 @@ def test_a_film_asked_two_baseline_questions_keeps_readable_distinct_keys_whatev
 
 
 def test_a_bad_row_never_changes_the_keys_of_the_good_rows(tmp_path):
-    good = ["1,d,a.png,Is there a nodule?,yes,0", "1,d,a.png,Is a nodule seen?,yes,1"]
-    bad = ["1,d,a.png,,yes,0", "1,d,a.png,Is there a mass?,no,zero"]
-    header = "study_id,dicom_id,image_path,question,answer,variant_index"
+    nodule = "Is there a nodule?"
+    good = [f"1,d,a.png,{nodule},yes,0,{nodule}", f"1,d,a.png,Is a nodule seen?,yes,1,{nodule}"]
+    bad = ["1,d,a.png,,yes,0,", "1,d,a.png,Is there a mass?,no,zero,Is there a mass?"]
+    header = "study_id,dicom_id,image_path,question,answer,variant_index,baseline_question"
     clean = load_dataset(write_csv(tmp_path, "\n".join([header, *good]), "clean.csv"))
     messy = load_dataset(write_csv(tmp_path, "\n".join([header, bad[0], good[0], bad[1], good[1]]), "messy.csv"))
     assert [s.key for s in clean] == ["s1_d_v0", "s1_d_v1"]
