@@ -181,7 +181,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.export.tree import ResultsTree
-    from medgemma_tui.pipeline.evaluation import pending_samples, run_evaluation
+    from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
 
     started = time.perf_counter()
     config = load_config(config_path)
@@ -196,6 +196,11 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     studies = load_studies(config, wanted)
     dataset = load_dataset(csv, root)
     samples = list(dataset.samples[:limit] if limit else dataset.samples)
+    bad = [s for s in samples if s.problem]
+    if bad:
+        click.echo(f"medtui eval: {len(bad)} bad row(s) will be recorded as failed, the others run:", err=True)
+        for sample in bad[:5]:
+            click.echo(f"  line {sample.line}: {sample.problem}", err=True)
 
     tree = ResultsTree(out)
     show = BarProgress() if sys.stderr.isatty() else PlainProgress()
@@ -205,7 +210,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
 
             t = time.perf_counter()
             loaded = None  # nothing left to run: no model needed to rewrite analysis/
-            if pending_samples(samples, tree, resume):
+            if model_needed(samples, tree, resume):
                 loaded = load_for_capture(model, device=config.model.device, dtype=config.model.dtype,
                                     revision=config.model.revision)
             load_s = time.perf_counter() - t

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,3 +138,216 @@ def test_dataset_plots_are_written(tmp_path):
     types = ["sliding_attention"] * 5 + ["full_attention"]
     assert figures.plot_layer_profile(summaries, tmp_path / "l.png", types, 256).exists()
     assert figures.plot_layer_profile([], tmp_path / "none.png") is None
+
+
+# ---- formats and resolution -------------------------------------------------------------------------------
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-", "svg": b"<?xml"}
+
+
+def small_figure():
+    figure = figures.new_figure(4.0, 3.0)
+    ax = figure.subplots()
+    ax.imshow(np.arange(64, dtype=float).reshape(8, 8), cmap="gray")
+    ax.set_title("t")
+    return figure
+
+
+def test_save_figure_writes_every_format_asked_for_beside_the_png(tmp_path):
+    first = figures.save_figure(small_figure(), tmp_path / "k_full.png", formats=["png", "pdf", "svg"], dpi=300)
+    assert first == tmp_path / "k_full.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k_full.pdf", "k_full.png", "k_full.svg"]
+    for fmt, magic in MAGIC.items():
+        assert (tmp_path / f"k_full.{fmt}").read_bytes().startswith(magic)
+    with Image.open(first) as image:
+        assert image.size == (1200, 900)  # 4 x 3 inches at 300 dpi
+        assert image.mode == "RGB"
+        assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+
+
+def test_figure_format_and_dpi_defaults_and_names():
+    assert figures.check_formats(None) == ("png",)
+    assert figures.check_formats(["SVG", ".pdf", "svg"]) == ("svg", "pdf")
+    assert figures.check_dpi(None) == 150
+    assert figures.figure_paths(Path("v/k_full.png"), ["png", "pdf"]) == [Path("v/k_full.png"), Path("v/k_full.pdf")]
+
+
+def test_a_figure_saved_at_the_default_dpi_has_its_inches_times_150_pixels(tmp_path):
+    path = figures.save_figure(small_figure(), tmp_path / "d.png")
+    with Image.open(path) as image:
+        assert image.size == (600, 450)
+    assert [p.name for p in tmp_path.iterdir()] == ["d.png"]
+
+
+@pytest.mark.parametrize(("formats", "dpi"), [(["png", "eps"], 150), ([], 150), (["png"], 0), (["png"], math.nan)])
+def test_unknown_formats_and_impossible_dpi_are_refused_before_any_file(tmp_path, formats, dpi):
+    with pytest.raises(ValueError):
+        figures.save_figure(small_figure(), tmp_path / "x.png", formats=formats, dpi=dpi)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_format_that_fails_leaves_no_file_of_that_figure(tmp_path, monkeypatch):
+    figure = small_figure()
+    real = figure.savefig
+
+    def savefig(target, **kwargs):
+        if kwargs.get("format") == "svg":
+            raise OSError("disk full")
+        return real(target, **kwargs)
+
+    monkeypatch.setattr(figure, "savefig", savefig)
+    with pytest.raises(OSError):
+        figures.save_figure(figure, tmp_path / "x.png", formats=["png", "pdf", "svg"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_full_figure_passes_formats_and_dpi(tmp_path):
+    from types import SimpleNamespace
+
+    from medgemma_tui.analysis.masks import AnatomyMasks
+
+    p = phantom(3, "nodule")
+    masks = AnatomyMasks(body=p.masks["body"], lung_right=p.masks["lung_right"], lung_left=p.masks["lung_left"])
+    result = SimpleNamespace(film=SimpleNamespace(pixels=p.image), analysis=stand_in_analysis(masks, one_hot(4, 3)),
+                             sample=SimpleNamespace(bbox=(p.box,), answer="yes", key="s1_d_v0"))
+    first = figures.save_full_figure(tmp_path / "s1_d_v0_full.png", result, formats=("png", "pdf"), dpi=100)
+    assert first.name == "s1_d_v0_full.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s1_d_v0_full.pdf", "s1_d_v0_full.png"]
+    with Image.open(first) as image:
+        assert image.size == (1550, 1020)  # the figure's 15.5 x 10.2 inches at 100 dpi
+
+
+# ---- dataset plots: what they count ------------------------------------------------------------------------
+def scored_rows(n: int, wrong: int, boxed: int) -> pd.DataFrame:
+    correct = np.ones(n, dtype=bool)
+    correct[:wrong] = False
+    auroc = np.full(n, math.nan)
+    auroc[n - boxed:] = 0.7  # box metrics only on boxed rows, the last ones
+    return pd.DataFrame({"key": [f"k{i}" for i in range(n)], "error": [""] * n,
+                         "correct": pd.array(correct, dtype="boolean"),
+                         "entropy_norm": np.linspace(0, 1, n), "auroc": auroc})
+
+
+def test_each_distribution_panel_counts_its_own_rows():
+    rows = scored_rows(416, wrong=15, boxed=256)
+    rows.loc[0, "error"] = "image not found"  # a failed row counts nowhere
+    done, panels = figures.distribution_panels(rows)
+    assert len(done) == 415
+    counts = {p.name: (len(p.values), len(p.correct), len(p.wrong)) for p in panels}
+    assert counts == {"entropy_norm": (415, 401, 14), "auroc": (256, 256, 0)}
+
+
+def test_rows_not_scored_are_in_no_group_of_a_panel():
+    rows = scored_rows(6, wrong=2, boxed=0)
+    rows["correct"] = pd.array([False, True, pd.NA, True, pd.NA, True], dtype="boolean")
+    _, panels = figures.distribution_panels(rows)
+    assert [(len(p.values), len(p.correct), len(p.wrong)) for p in panels] == [(6, 3, 1)]
+
+
+def by_strategy(kinds, scored, accuracy, raw=None):
+    table = pd.DataFrame({"strategy": kinds, "rows": scored, "scored": scored, "accuracy": accuracy})
+    if raw is not None:
+        table["raw_strategies"] = raw
+    return table
+
+
+def test_the_original_is_the_first_bar_labelled_baseline_and_the_kinds_follow_best_first():
+    table = by_strategy(["original", "phrasing_variation", "synonym_replacement", "voice_change"],
+                        [10, 8, 6, 4], [0.8, 0.5, 1.0, 0.75])
+    bars = figures.strategy_bars(table)
+    assert list(bars["label"]) == ["original (baseline)", "synonym replacement", "voice change", "phrasing variation"]
+    assert list(bars["scored"]) == [10, 6, 4, 8]
+
+
+@pytest.mark.parametrize(("accuracy", "n", "low", "high"), [(1.0, 6, 0.6097, 1.0), (0.0, 11, 0.0, 0.2588),
+                                                            (1.0, 31, 0.8897, 1.0), (0.0, 31, 0.0, 0.1103)])
+def test_intervals_of_all_correct_and_all_wrong_groups_never_cross_the_point(accuracy, n, low, high):
+    errors = figures.interval_errors(np.array([accuracy]), np.array([n]))
+    assert (errors >= 0).all()
+    assert accuracy - errors[0, 0] == pytest.approx(low, abs=1e-4)
+    assert accuracy + errors[1, 0] == pytest.approx(high, abs=1e-4)
+
+
+def test_accuracy_plot_draws_all_correct_and_all_wrong_groups(tmp_path):
+    # n = 6 all correct and n = 11 all wrong are the sizes where the Wilson bound misses the point by 1e-16
+    table = by_strategy(["original", "voice_change", "register_shift"], [6, 6, 11], [1.0, 1.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = figures.plot_accuracy_by_strategy(table, tmp_path / "a.png")
+    assert path == tmp_path / "a.png" and path.stat().st_size > 0
+
+
+def test_variants_naming_several_kinds_are_counted_once():
+    table = by_strategy(
+        ["original", "phrasing_variation", "synonym_replacement", "clause_reordering", "voice_change"],
+        [10, 80, 70, 60, 40], [0.9, 0.9, 0.9, 0.9, 0.9],
+        raw=["", "phrasing variation (60) | phrasing variation + voice change (20)",
+             "synonym replacement (40) | synonym replacement + clause reordering (30)",
+             "clause reordering (30) | synonym replacement + clause reordering (30)",
+             "voice change (20) | phrasing variation + voice change (20)"])
+    # 80 + 70 + 60 + 40 = 250 bar rows; 20 + 30 variants are in two bars each: 200 variants, 50 in several
+    assert figures.multi_kind_variants(table) == (50, 200)
+
+
+# ---- dataset plots: degenerate inputs ------------------------------------------------------------------------
+def all_nan_rows(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"key": [f"k{i}" for i in range(n)], "error": [""] * n,
+                         "correct": pd.array([pd.NA] * n, dtype="boolean"),
+                         "entropy_norm": [math.nan] * n, "auroc": [math.inf] * n})
+
+
+@pytest.mark.parametrize("case", ["empty", "no columns", "all nan", "all failed"])
+def test_metric_distributions_of_nothing_to_draw_is_none_and_no_file(tmp_path, case):
+    rows = {"empty": pd.DataFrame({"key": [], "error": []}), "no columns": pd.DataFrame(),
+            "all nan": all_nan_rows(4), "all failed": scored_rows(3, 1, 0).assign(error="boom")}[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert figures.plot_metric_distributions(rows, tmp_path / "m.png") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metric_distributions_of_one_row_is_drawn_whole(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = figures.plot_metric_distributions(scored_rows(1, 0, 1), tmp_path / "m.png")
+    with Image.open(path) as image:
+        image.load()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]
+
+
+@pytest.mark.parametrize("table", [
+    pd.DataFrame(), by_strategy([], [], []), by_strategy(["original"], [0], [math.nan]),
+    by_strategy(["voice_change"], [3], [math.nan]),
+])
+def test_accuracy_plot_of_nothing_scored_is_none_and_no_file(tmp_path, table):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert figures.plot_accuracy_by_strategy(table, tmp_path / "a.png") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("summaries", [
+    [], [None, {}], [{"image_share": [], "entropy": []}],
+    [{"image_share": [math.nan] * 4, "entropy": [math.nan] * 4}], [{"image_share": [0.5, 0.4]}],
+])
+def test_layer_profile_of_nothing_to_draw_is_none_and_no_file(tmp_path, summaries):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert figures.plot_layer_profile(summaries, tmp_path / "l.png") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_layer_profile_of_one_layer_and_one_sample_is_drawn(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = figures.plot_layer_profile([{"image_share": [0.3], "entropy": [4.0]}], tmp_path / "l.png")
+    assert path is not None and path.exists()
+
+
+def test_a_plot_that_fails_warns_and_leaves_no_file(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no font")
+
+    monkeypatch.setattr(figures, "new_figure", broken)
+    with pytest.warns(UserWarning, match="plot_metric_distributions: not drawn .*no font"):
+        assert figures.plot_metric_distributions(scored_rows(5, 1, 0), tmp_path / "m.png") is None
+    assert list(tmp_path.iterdir()) == []

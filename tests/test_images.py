@@ -134,17 +134,59 @@ def test_large_16bit_png_loads_quickly(tmp_path):
     assert elapsed < 2.0, f"4000x4000 16-bit PNG took {elapsed:.2f}s"
 
 
-def test_rgba_png_is_flattened_over_black(tmp_path):
-    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
-    rgba[..., :3] = 255
-    rgba[0, :, 3] = 0  # transparent white row -> black
-    rgba[1:, :, 3] = 255
+def film_ramp(height: int = 8, width: int = 16) -> np.ndarray:
+    return np.tile(np.linspace(10, 250, width).round().astype(np.uint8), (height, 1))
+
+
+@pytest.mark.parametrize("alpha", [128, 0, 255])
+def test_rgba_png_keeps_the_film_at_full_brightness_whatever_its_alpha(tmp_path, alpha):
+    gray = film_ramp()
+    rgba = np.stack([gray, gray, gray, np.full_like(gray, alpha)], axis=-1)
     path = tmp_path / "alpha.png"
-    Image.fromarray(rgba).save(path)
+    Image.fromarray(rgba, "RGBA").save(path)
     image = load_image(path)
     assert_consistent(image)
-    assert image.pixels[0].tolist() == [0, 0, 0, 0]
-    assert image.pixels[1:].min() == 255
+    np.testing.assert_array_equal(image.pixels, gray)
+    np.testing.assert_array_equal(np.asarray(image.rgb), rgba[..., :3])
+
+
+def test_rgba_png_with_mixed_alpha_keeps_every_pixels_colour(tmp_path):
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+    rgba[..., :3] = (200, 100, 50)
+    rgba[..., 3] = np.array([0, 64, 128, 255], dtype=np.uint8)[:, None]
+    path = tmp_path / "mixed.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    image = load_image(path)
+    assert (np.asarray(image.rgb) == (200, 100, 50)).all()
+    # ITU-R 601 luma, Pillow's L conversion: (200*299 + 100*587 + 50*114) / 1000 = 124.4
+    assert (image.pixels == 124).all()
+
+
+def test_gray_png_with_alpha_keeps_the_film_at_full_brightness(tmp_path):
+    gray = film_ramp()
+    la = np.stack([gray, np.full_like(gray, 128)], axis=-1)
+    path = tmp_path / "la.png"
+    Image.fromarray(la, "LA").save(path)
+    image = load_image(path)
+    assert_consistent(image)
+    np.testing.assert_array_equal(image.pixels, gray)
+    np.testing.assert_array_equal(np.asarray(image.rgb), np.repeat(gray[..., None], 3, axis=-1))
+
+
+def test_palette_png_with_transparency_keeps_its_palette_values(tmp_path):
+    gray = film_ramp()
+    palette_image = Image.fromarray(gray).convert("P")
+    indices = np.asarray(palette_image)
+    path = tmp_path / "trns.png"
+    # every palette entry half transparent, the darkest one fully transparent
+    alphas = bytes([0 if i == indices.min() else 128 for i in range(256)])
+    palette_image.save(path, transparency=alphas)
+    with Image.open(path) as check:
+        assert check.mode == "P" and "transparency" in check.info
+    image = load_image(path)
+    assert_consistent(image)
+    np.testing.assert_array_equal(image.pixels, np.asarray(palette_image.convert("L")))
+    np.testing.assert_array_equal(image.pixels, gray)
 
 
 def test_palette_png_loads_as_its_gray_values(tmp_path):

@@ -147,3 +147,39 @@ def test_without_model_flag_or_config_key_every_command_runs_the_demo(tmp_path, 
     assert result.exit_code == 0, result.output
     assert asked == ["demo"]
     assert "over 1 scored rows" in result.output
+
+
+def test_an_empty_question_fails_its_row_and_the_others_run(tmp_path, monkeypatch, demo_model):
+    import medgemma_tui.engine.loading as loading
+    from medgemma_tui.export.reader import read_results
+    from medgemma_tui.resources import fixtures_dir
+
+    monkeypatch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
+
+    def empty_second(lines):
+        cells = lines[2].split(",")
+        cells[3] = ""
+        return [lines[0], lines[1], ",".join(cells)]
+
+    csv = demo_subset_csv(tmp_path, (0, 1), edit=empty_second)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["eval", "--export", str(out), "--data", str(csv), "--images",
+                                       str(fixtures_dir()), "--config", str(eval_config(tmp_path, full=False,
+                                                                                        tokens=2))])
+    assert result.exit_code == 1, result.output
+    assert "1 bad row(s) will be recorded as failed" in result.output
+    rows = read_results(out).rows
+    errors = sorted(rows["error"].tolist())
+    assert errors[0] == "" and errors[1].startswith("bad row: ") and "question" in errors[1]
+
+
+def test_figures_come_in_every_configured_format(tmp_path, demo_model):
+    from medgemma_tui.export.reader import read_results
+
+    config = eval_config(tmp_path, full=True, tokens=2, extra='formats = ["png", "pdf"]\ndpi = 72\n')
+    counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (0,)), tmp_path / "out", config)
+    assert counts.done == 1
+    key = samples[0].key
+    assert (tmp_path / "out" / "visualizations" / f"{key}_full.pdf").read_bytes().startswith(b"%PDF")
+    files = read_results(tmp_path / "out").load_meta(key)["files"]
+    assert files["full"].endswith("_full.png") and files["full_pdf"].endswith("_full.pdf")

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from medgemma_tui.data.schema import DatasetError, Sample, load_dataset, normalise_strategy, parse_bbox
+from medgemma_tui.data.schema import (
+    NO_WORDS,
+    YES_WORDS,
+    DatasetError,
+    Sample,
+    load_dataset,
+    normalise_answer,
+    normalise_strategy,
+    parse_bbox,
+)
 
 HEADER = "study_id,dicom_id,image_path,question,answer,baseline_question,question_variant,variant_index,strategy"
 DICOM_A = "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014"
@@ -55,6 +64,7 @@ def test_reads_every_field_and_resolves_images_against_the_csv_folder(tmp_path):
     assert first.question_variant == "hard_positive_1"
     assert first.variant_index == 1
     assert first.strategy == "synonym replacement"
+    assert first.problem is None and first.line == 3
     assert first.strategy_kinds == ("synonym_replacement",)
     assert first.bbox == () and first.finding == "" and first.extra == {}
     assert dataset[2].question == "Pleural effusion, is it there?"
@@ -189,13 +199,13 @@ def test_bbox_column_is_parsed_per_row(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["1,2,3", "a,b,c,d", "1,2,3,4,5", "1,2,-3,4", "1,2,nan,4"])
-def test_unparseable_bbox_names_row_and_value(tmp_path, value):
+def test_unparseable_bbox_fails_that_row_only_naming_the_value(tmp_path, value):
     path = write_csv(tmp_path, f'image_path,question,answer,bbox\nx.png,Q?,yes,"1,2,3,4"\ny.png,Q?,yes,"{value}"\n')
-    with pytest.raises(DatasetError) as info:
-        load_dataset(path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert "row 1" in message and repr(value) in message and "bbox" in message
+    good, bad = load_dataset(path)
+    assert good.problem is None and good.bbox == ((1.0, 2.0, 3.0, 4.0),)
+    assert bad.bbox == ()
+    assert "\n" not in bad.problem
+    assert bad.problem.startswith("unparseable bbox") and repr(value) in bad.problem
 
 
 # --- strategy ------------------------------------------------------------------------------------------
@@ -275,14 +285,112 @@ def test_header_only_csv_is_empty(tmp_path):
     assert_dataset_error(path, "empty CSV", "no rows")
 
 
-def test_bad_variant_index_names_row_and_value(tmp_path):
+def test_bad_variant_index_fails_that_row_only_naming_the_value(tmp_path):
     path = write_csv(tmp_path, "image_path,question,answer,variant_index\nx.png,Q?,yes,0\nx.png,R?,yes,two\n")
-    assert_dataset_error(path, "row 1", "variant_index", "'two'")
+    good, bad = load_dataset(path)
+    assert good.problem is None
+    assert bad.problem == "'variant_index' must be a whole number, got 'two'"
+    assert good.key != bad.key
 
 
-def test_empty_question_names_row(tmp_path):
+def test_a_csv_whose_only_row_is_bad_names_the_row_and_the_problem(tmp_path):
     path = write_csv(tmp_path, "image_path,question,answer\nx.png,,yes\n")
-    assert_dataset_error(path, "row 0", "empty 'question'")
+    assert_dataset_error(path, "no row can run", "row 0 (line 2)", "empty 'question'")
+
+
+def test_an_empty_question_fails_that_row_only_and_the_others_load(tmp_path):
+    path = write_csv(tmp_path, "image_path,question,answer\na.png,Is there edema?,yes\nb.png,,no\n"
+                               "c.png,Any mass?,no\n")
+    dataset = load_dataset(path)
+    assert [s.problem for s in dataset] == [None, "empty 'question'", None]
+    assert [s.image_path for s in dataset.problems] == ["b.png"]
+    assert [s.key for s in dataset] == ["a_v0", "b_v0", "c_v0"]
+    assert dataset[1].line == 3 and dataset[1].row == 1
+
+
+def test_an_empty_image_path_fails_that_row_with_a_key_of_its_own(tmp_path):
+    path = write_csv(tmp_path, "image_path,question,answer\na.png,Q?,yes\n,Q?,no\n ,R?,no\n")
+    dataset = load_dataset(path)
+    assert [s.problem for s in dataset] == [None, "empty 'image_path'", "empty 'image_path'"]
+    assert [s.key for s in dataset] == ["a_v0", "row1_v0", "row2_v0"]
+    (tmp_path / "a.png").write_bytes(b"")
+    assert dataset.missing_images() == []  # a row that cannot run is not also a missing image
+
+
+def test_a_row_with_more_cells_than_the_header_fails_alone_and_a_short_row_is_padded(tmp_path):
+    path = write_csv(tmp_path, "image_path,question,answer,finding\na.png,Q?,yes,mass,oops\nb.png,Q?,no\n")
+    long, short = load_dataset(path)
+    assert long.problem == "5 cells where the header has 4 (1 too many: a delimiter inside an unquoted cell?)"
+    assert short.problem is None and (short.answer, short.finding) == ("no", "")
+
+
+def test_every_problem_of_a_row_is_named(tmp_path):
+    path = write_csv(tmp_path, "image_path,question,answer,variant_index\nok.png,Q?,yes,0\n,,yes,1.5\n")
+    assert load_dataset(path)[1].problem == (
+        "empty 'image_path'; empty 'question'; 'variant_index' must be a whole number, got '1.5'")
+
+
+def test_a_csv_that_is_not_utf8_says_so(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("image_path,question,answer\nx.png,Épanchement ?,yes\n".encode("latin-1"))
+    assert_dataset_error(path, "not UTF-8", "0xc9", "save the CSV as UTF-8")
+
+
+# --- delimiters and headers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_semicolon_tab_and_pipe_csvs_read_like_comma_ones(tmp_path, delimiter):
+    header = delimiter.join(["image_path", "question", "answer", "bbox", "strategy"])
+    row = delimiter.join(["x.png", '"Is there a mass, or a nodule?"', "Yes", '"1,2,3,4;5,6,7,8"', "voice change"])
+    dataset = load_dataset(write_csv(tmp_path, f"{header}\n{row}\n"))
+    assert dataset.delimiter == delimiter
+    sample = dataset[0]
+    assert sample.problem is None
+    assert (sample.image_path, sample.question, sample.answer) == ("x.png", "Is there a mass, or a nodule?", "yes")
+    assert sample.bbox == ((1.0, 2.0, 3.0, 4.0), (5.0, 6.0, 7.0, 8.0))
+    assert sample.strategy_kinds == ("voice_change",)
+
+
+def test_a_header_naming_no_known_column_says_how_it_was_split(tmp_path):
+    path = write_csv(tmp_path, "img;q;truth\nx.png;Q?;yes\n")
+    assert_dataset_error(path, "missing column 'image_path'", "'img', 'q', 'truth'", "read as semicolon-separated")
+
+
+def test_a_byte_order_mark_and_spaced_header_names_are_read(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffImage Path;Question;Ground-Truth\r\nx.png;Q?;No\r\n".encode())
+    sample = load_dataset(path)[0]
+    assert (sample.image_path, sample.question, sample.answer) == ("x.png", "Q?", "no")
+
+
+# --- answers and strategies as stored -----------------------------------------------------------------
+
+
+def test_yes_and_no_spellings_are_normalised_and_other_answers_are_kept_unscored(tmp_path):
+    path = write_csv(tmp_path, "image_path,question,answer\n"
+                               "a.png,Q?,Yes\nb.png,Q?,NO\nc.png,Q?, yes \nd.png,Q?,maybe\ne.png,Q?,\n"
+                               "f.png,,yes\n")
+    dataset = load_dataset(path)
+    assert [s.answer for s in dataset] == ["yes", "no", "yes", "maybe", "", "yes"]
+    assert [s.is_scored for s in dataset] == [True, True, True, False, False, False]
+    assert dataset.scored_count == 3
+
+
+def test_answer_spellings_match_what_the_scorer_reads_as_yes_and_no():
+    from medgemma_tui.analysis.answers import normalise_truth
+
+    words = sorted(YES_WORDS | NO_WORDS) + ["Maybe", "uncertain", "", "Yes.", " TRUE "]
+    assert [normalise_answer(w) if normalise_answer(w) in ("yes", "no") else None for w in words] == [
+        normalise_truth(w) for w in words]
+
+
+def test_strategy_is_stored_cleaned(tmp_path):
+    path = write_csv(tmp_path, "image_path,question,answer,variant_index,strategy\n"
+                               "a.png,Q?,yes,1, Synonym_Replacement  +  Clause-Reordering \n")
+    sample = load_dataset(path)[0]
+    assert sample.strategy == "synonym replacement + clause reordering"
+    assert sample.strategy_kinds == ("synonym_replacement", "clause_reordering")
 
 
 def test_a_film_asked_two_baseline_questions_keeps_readable_distinct_keys_whatever_the_row_order(tmp_path):
@@ -298,3 +406,15 @@ def test_a_film_asked_two_baseline_questions_keeps_readable_distinct_keys_whatev
     assert len(set(keys.values())) == 3
     assert all(k.startswith("s1_d_q") and "_r" not in k for k in keys.values())
     assert keys == {s.question: s.key for s in load_dataset(second)}
+
+
+def test_a_bad_row_never_changes_the_keys_of_the_good_rows(tmp_path):
+    nodule = "Is there a nodule?"
+    good = [f"1,d,a.png,{nodule},yes,0,{nodule}", f"1,d,a.png,Is a nodule seen?,yes,1,{nodule}"]
+    bad = ["1,d,a.png,,yes,0,", "1,d,a.png,Is there a mass?,no,zero,Is there a mass?"]
+    header = "study_id,dicom_id,image_path,question,answer,variant_index,baseline_question"
+    clean = load_dataset(write_csv(tmp_path, "\n".join([header, *good]), "clean.csv"))
+    messy = load_dataset(write_csv(tmp_path, "\n".join([header, bad[0], good[0], bad[1], good[1]]), "messy.csv"))
+    assert [s.key for s in clean] == ["s1_d_v0", "s1_d_v1"]
+    assert [s.key for s in messy if s.problem is None] == ["s1_d_v0", "s1_d_v1"]
+    assert len({s.key for s in messy}) == 4

@@ -98,6 +98,9 @@ class FaithfulnessConfig:
     seed: int = _option(0, _integer(0))
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg")  # what matplotlib writes for export.figures
+
+
 @dataclass(frozen=True)
 class VisualizationConfig:
     colormap: str = _option("magma", _text)
@@ -105,6 +108,8 @@ class VisualizationConfig:
     save_overlays: bool = _option(True, _flag)
     save_full: bool = _option(True, _flag)
     save_masks: bool = _option(True, _flag)
+    formats: tuple[str, ...] = _option(("png",), _text_list(FIGURE_FORMATS))  # of every figure: png, pdf, svg
+    dpi: float = _option(150.0, _number(10, 1200))  # resolution of the raster figures (300 for print)
 
 
 COLOR_MODES = ("auto", "truecolor", "256", "16", "none")

@@ -7,20 +7,20 @@ Every loader ends in the same two views of the film:
 
 Mapping to 8 bits: 8-bit data is kept as stored; deeper data (16-bit PNG, 12/16-bit DICOM) is stretched
 from its own minimum to its maximum, unless a DICOM carries a VOI LUT or a window, which then decides.
-MONOCHROME1 DICOM (bright = low values) is inverted so bone is always bright.
+MONOCHROME1 DICOM (bright = low values) is inverted so bone is always bright. An alpha channel (RGBA,
+LA, a palette with transparency) is dropped: the stored colour is the film.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medgemma_tui.errors import MedtuiError
+from medgemma_tui.errors import MedtuiError, first_line
 
 DICOM_MAGIC_OFFSET = 128
 DICOM_MAGIC = b"DICM"
@@ -59,7 +59,7 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
         with source.open("rb") as handle:
             head = handle.read(DICOM_MAGIC_OFFSET + len(DICOM_MAGIC))
     except OSError as exc:
-        raise ImageError(f"{source}: cannot read file ({_one_line(exc)})") from exc
+        raise ImageError(f"{source}: cannot read file ({first_line(exc)})") from exc
     if not head:
         raise ImageError(f"{source}: file is empty")
     if head[DICOM_MAGIC_OFFSET:] == DICOM_MAGIC:
@@ -92,39 +92,44 @@ def _load_pillow(source: Path) -> LoadedImage:
             f"{source}: not a recognised image (expected PNG, JPEG or DICOM content)"
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{source}: image too large to decode safely ({_one_line(exc)})") from exc
+        raise ImageError(f"{source}: image too large to decode safely ({first_line(exc)})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{source}: truncated or corrupt image ({_one_line(exc)})") from exc
+        raise ImageError(f"{source}: truncated or corrupt image ({first_line(exc)})") from exc
     return LoadedImage(pixels=pixels, rgb=rgb, size=(pixels.shape[1], pixels.shape[0]), source=source,
                        kind=kind)
 
 
 def _views_from_pillow(im: Image.Image) -> tuple[np.ndarray, Image.Image]:
     mode = im.mode
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in im.info):
+        im = _drop_alpha(im)
+        mode = im.mode
     if mode == "L":
         pixels = np.array(im, dtype=np.uint8)
         return pixels, _gray_to_rgb(pixels)
-    if mode in ("1", "LA", "La"):
-        if mode != "1":
-            im = _flatten_alpha(im.convert("RGBA")).convert("L")
+    if mode == "1":
         pixels = np.array(im.convert("L"), dtype=np.uint8)
         return pixels, _gray_to_rgb(pixels)
     if mode.startswith("I") or mode == "F":
         # 16-bit ("I;16", "I;16B") or 32-bit integer / float gray: stretch to 8 bits.
         pixels = _stretch(np.asarray(im))
         return pixels, _gray_to_rgb(pixels)
-    if mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in im.info):
-        rgb = _flatten_alpha(im.convert("RGBA"))
-    else:  # RGB, P, CMYK, YCbCr, LAB, HSV
-        rgb = im.convert("RGB")
+    rgb = im.convert("RGB")  # RGB, P, CMYK, YCbCr, LAB, HSV
     pixels = np.array(rgb.convert("L"), dtype=np.uint8)
     return pixels, rgb
 
 
-def _flatten_alpha(rgba: Image.Image) -> Image.Image:
-    """Composite over black: transparent parts of a film are no tissue."""
-    background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
+def _drop_alpha(im: Image.Image) -> Image.Image:
+    """The colour (or gray) channels as stored, the alpha channel dropped.
+
+    An exported film with an alpha channel (a half-transparent PNG from a viewer or a converter) still
+    stores the film in its colour channels; compositing over a background would dim it by the alpha.
+    Premultiplied modes (``La``, ``RGBa``) are converted back to straight colour first (Pillow's
+    ``Image.convert``), a palette image is expanded through its palette.
+    """
+    if im.mode in ("LA", "La"):
+        return (im if im.mode == "LA" else im.convert("LA")).getchannel("L")
+    return im.convert("RGBA").convert("RGB")
 
 
 # --- DICOM -----------------------------------------------------------------------------------------
@@ -137,9 +142,9 @@ def _load_dicom(source: Path, *, force: bool) -> LoadedImage:
     try:
         ds = pydicom.dcmread(source, force=force)
     except InvalidDicomError as exc:
-        raise ImageError(f"{source}: not a valid DICOM file ({_one_line(exc)})") from exc
+        raise ImageError(f"{source}: not a valid DICOM file ({first_line(exc)})") from exc
     except Exception as exc:  # pydicom raises many types on damaged headers
-        raise ImageError(f"{source}: corrupt DICOM header ({_one_line(exc)})") from exc
+        raise ImageError(f"{source}: corrupt DICOM header ({first_line(exc)})") from exc
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         if force:
             raise ImageError(f"{source}: not a DICOM file with an image (no 'DICM' marker, no pixel data)")
@@ -155,7 +160,7 @@ def _load_dicom(source: Path, *, force: bool) -> LoadedImage:
     except Exception as exc:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", None) or str(syntax or "unknown transfer syntax")
-        raise ImageError(f"{source}: cannot decode DICOM pixel data ({name}): {_one_line(exc)}") from exc
+        raise ImageError(f"{source}: cannot decode DICOM pixel data ({name}): {first_line(exc)}") from exc
 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
@@ -268,8 +273,3 @@ def _to_uint8_colour(arr: np.ndarray) -> np.ndarray:
 
 def _gray_to_rgb(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(pixels).convert("RGB")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = re.sub(r"\s+", " ", str(exc)).strip()
-    return text or type(exc).__name__

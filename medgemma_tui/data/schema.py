@@ -1,6 +1,8 @@
 """The dataset CSV (MIMIC-CXR hard-positive schema): samples, keys, variant groups, strategy kinds.
 
-Columns (header names match case-insensitively, surrounding spaces ignored):
+The delimiter (comma, semicolon, tab or pipe) is detected from the header; the file is UTF-8 (a byte
+order mark is allowed). Header names match case-insensitively, surrounding spaces ignored, inner spaces
+and hyphens read as ``_`` ("Image Path" is ``image_path``). Columns:
 
 - required: ``image_path`` (relative to the images root), ``question``, ``answer``
   (also accepted: ``ground_truth``, ``label``, ``correct_answer``);
@@ -9,11 +11,17 @@ Columns (header names match case-insensitively, surrounding spaces ignored):
   ``strategy`` ("");
 - optional: ``bbox`` (``x,y,w,h`` in image pixels, boxes separated by ``;``) and ``finding``;
 - anything else is kept, as text, in ``Sample.extra``.
+
+Values: ``answer`` spellings of yes and no (``Yes``, ``NO``, `` yes ``, ``true``, ``1``) become
+``yes``/``no``; other values (``maybe``) are kept and the row is not scored. ``strategy`` is stored
+cleaned (``clean_strategy``). A bad row is kept with ``Sample.problem`` set (see ``load_dataset``).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import math
 import os
 import re
@@ -21,9 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-from medgemma_tui.errors import MedtuiError
+from medgemma_tui.errors import MedtuiError, first_line
 
 Box = tuple[float, float, float, float]  # x, y, w, h in image pixels
 
@@ -85,10 +91,17 @@ class Sample:
     baseline_question: str
     question_variant: str
     variant_index: int
-    strategy: str  # free text as written
+    strategy: str  # as written, in lower case with '_'/'-' as spaces (clean_strategy)
     bbox: tuple[Box, ...] = ()
     finding: str = ""
     extra: dict[str, str] = field(default_factory=dict, hash=False)
+    line: int = 0  # 1-based line of the CSV file where the row starts (0: not from a file)
+    problem: str | None = None  # why the row cannot run ("empty 'question'"); None for a good row
+
+    @property
+    def is_scored(self) -> bool:
+        """Whether the row can count in the accuracy: it can run and its ground truth is yes or no."""
+        return self.problem is None and self.answer in ("yes", "no")
 
     @property
     def is_original(self) -> bool:
@@ -112,6 +125,7 @@ class Dataset:
     path: Path
     images_root: Path
     columns: tuple[str, ...]  # the CSV header as written
+    delimiter: str = ","  # as detected
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -137,12 +151,29 @@ class Dataset:
                 for group, members in found.items()}
 
     def missing_images(self) -> list[Sample]:
-        return [sample for sample in self.samples if not sample.image.is_file()]
+        """Rows that can run but whose image file is not there."""
+        return [sample for sample in self.samples if sample.problem is None and not sample.image.is_file()]
+
+    @property
+    def problems(self) -> tuple[Sample, ...]:
+        """Rows that cannot run (``Sample.problem`` says why); a run records each as a failed row."""
+        return tuple(sample for sample in self.samples if sample.problem)
+
+    @property
+    def scored_count(self) -> int:
+        """How many rows can count in the accuracy (yes/no ground truth, no problem)."""
+        return sum(sample.is_scored for sample in self.samples)
 
 
 def load_dataset(csv_path: str | os.PathLike[str], images_root: str | os.PathLike[str] | None = None
                  ) -> Dataset:
-    """Read the CSV; images_root defaults to the CSV's folder."""
+    """Read the CSV; images_root defaults to the CSV's folder.
+
+    Raises DatasetError for a file that cannot be used at all (not found, not UTF-8, no header, a
+    required column missing, no rows, or no row that can run). A bad row (an empty question or
+    image_path, a variant_index that is not a whole number, an unparseable bbox, more cells than the
+    header) is kept as a Sample whose ``problem`` says what is wrong, so a run fails that row only.
+    """
     path = Path(csv_path)
     if not path.exists():
         raise DatasetError(f"dataset CSV not found: {path}")
@@ -150,34 +181,99 @@ def load_dataset(csv_path: str | os.PathLike[str], images_root: str | os.PathLik
         raise DatasetError(f"dataset CSV is a directory: {path}")
     root = Path(images_root) if images_root is not None else path.parent
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            skipinitialspace=True)
-    except pd.errors.EmptyDataError as exc:
-        raise DatasetError(f"{path}: empty CSV (no header, no rows)") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot parse CSV ({_one_line(exc)})") from exc
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                           "save the CSV as UTF-8") from exc
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read CSV ({_one_line(exc)})") from exc
+        raise DatasetError(f"{path}: cannot read CSV ({first_line(exc)})") from exc
+    if not text.strip():
+        raise DatasetError(f"{path}: empty CSV (no header, no rows)")
 
-    columns = tuple(str(name) for name in frame.columns)
-    where = _resolve_columns(columns, path)
-    if frame.empty:
+    delimiter = detect_delimiter(text)
+    try:
+        lines = [(number, cells) for number, cells in _records(text, delimiter) if any(c.strip() for c in cells)]
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: cannot parse CSV ({first_line(exc)})") from exc
+    if not lines:
+        raise DatasetError(f"{path}: empty CSV (no header, no rows)")
+    columns = _unique_names([cell.strip() for cell in lines[0][1]])
+    where = _resolve_columns(columns, path, delimiter)
+    body = lines[1:]
+    if not body:
         raise DatasetError(f"{path}: empty CSV (a header but no rows)")
 
-    raw = [_read_row(frame, row, where, path, root) for row in range(len(frame))]
-    keys = _unique_keys([_base_key(r, tag) for r, tag in zip(raw, _question_tags(raw), strict=True)])
+    raw = [_read_row(row, line, cells, columns, where, root) for row, (line, cells) in enumerate(body)]
+    keys = _unique_keys([_base_key(r, tag) for r, tag in zip(raw, _question_tags(raw), strict=True)],
+                        [bool(r["problem"]) for r in raw])
     samples = tuple(Sample(key=key, **fields) for key, fields in zip(keys, raw, strict=True))
-    return Dataset(samples=samples, path=path, images_root=root, columns=columns)
+    if all(sample.problem for sample in samples):
+        first = samples[0]
+        raise DatasetError(f"{path}: no row can run; row {first.row} (line {body[0][0]}): {first.problem}")
+    return Dataset(samples=samples, path=path, images_root=root, columns=columns, delimiter=delimiter)
+
+
+# --- delimiter ----------------------------------------------------------------------------------------
+
+DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def detect_delimiter(text: str) -> str:
+    """The delimiter of a CSV's text: the one whose header cells name the most known columns.
+
+    Spreadsheets write ``;`` where the decimal mark is a comma, and tab-separated exports are common;
+    the header is the one line whose content is known, so it decides. A header naming no known column
+    falls back to ``csv.Sniffer`` (Python documentation, ``csv`` module), then to a comma.
+    """
+    header = next(iter(text.splitlines()), "")
+    scores = {d: sum(_norm(c) in _KNOWN_NAMES for c in next(csv.reader([header], delimiter=d), []))
+              for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: scores[d])  # ties keep the earlier, a comma first
+    if scores[best] > 0:
+        return best
+    try:
+        return csv.Sniffer().sniff(text[:8192], delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        return ","
+
+
+def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number of the record's first line, its cells) for each record of the CSV."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=False)
+    line = 1
+    for cells in reader:
+        yield line, cells
+        line = reader.line_num + 1
+
+
+def _unique_names(names: list[str]) -> tuple[str, ...]:
+    """Header names with repeats told apart as ``name.1``, ``name.2`` (as pandas does)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}.{count}")
+    return tuple(out)
 
 
 # --- columns ----------------------------------------------------------------------------------------
 
 
-def _resolve_columns(columns: tuple[str, ...], path: Path) -> dict[str, str]:
+def _norm(name: str) -> str:
+    """A header name as matched: case, surrounding spaces, inner spaces or hyphens do not matter."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+_KNOWN_NAMES = frozenset({*KNOWN, *(a for aliases in ALIASES.values() for a in aliases)})
+
+
+def _resolve_columns(columns: tuple[str, ...], path: Path, delimiter: str = ",") -> dict[str, str]:
     """Canonical name -> the CSV's own header for it; names match case-insensitively."""
     by_norm: dict[str, str] = {}
     for name in columns:
-        by_norm.setdefault(name.strip().lower(), name)
+        by_norm.setdefault(_norm(name), name)
     where: dict[str, str] = {}
     for canonical in KNOWN:
         for candidate in (canonical, *ALIASES.get(canonical, ())):
@@ -188,65 +284,91 @@ def _resolve_columns(columns: tuple[str, ...], path: Path) -> dict[str, str]:
         if canonical not in where:
             aliases = ALIASES.get(canonical, ())
             also = f"also accepted: {', '.join(aliases)}; " if aliases else ""
-            found = ", ".join(columns) if columns else "none"
-            raise DatasetError(f"{path}: missing column '{canonical}' ({also}columns found: {found})")
+            found = ", ".join(repr(c) for c in columns) if columns else "none"
+            read = f"; read as {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated"
+            raise DatasetError(f"{path}: missing column '{canonical}' ({also}columns found: {found}{read})")
     return where
 
 
-def _read_row(frame: pd.DataFrame, row: int, where: dict[str, str], path: Path, root: Path) -> dict:
-    record = frame.iloc[row]
+def _read_row(row: int, line: int, cells: list[str], columns: tuple[str, ...], where: dict[str, str],
+              root: Path) -> dict:
+    problems: list[str] = []
+    if len(cells) > len(columns):
+        extra_cells = len(cells) - len(columns)
+        problems.append(f"{len(cells)} cells where the header has {len(columns)} "
+                        f"({extra_cells} too many: a delimiter inside an unquoted cell?)")
+    values = dict(zip(columns, [*cells, *[""] * (len(columns) - len(cells))], strict=False))
 
-    def cell(canonical: str) -> str | None:
+    def cell(canonical: str) -> str:
         name = where.get(canonical)
-        return None if name is None else str(record[name]).strip()
+        return "" if name is None else values[name].strip()
 
-    def place() -> str:
-        return f"{path}: row {row} (line {row + 2})"
-
-    image_path = cell("image_path") or ""
-    question = cell("question") or ""
+    image_path = cell("image_path")
+    question = cell("question")
     if not image_path:
-        raise DatasetError(f"{place()}: empty 'image_path'")
+        problems.append("empty 'image_path'")
     if not question:
-        raise DatasetError(f"{place()}: empty 'question'")
+        problems.append("empty 'question'")
 
     index_text = cell("variant_index")
-    if not index_text:
-        variant_index = 0
-    else:
+    variant_index = 0
+    if index_text:
         try:
             number = float(index_text)
         except ValueError:
             number = math.nan
-        if not number.is_integer():
-            raise DatasetError(f"{place()}: 'variant_index' must be a whole number, got {index_text!r}")
-        variant_index = int(number)
+        if number.is_integer():
+            variant_index = int(number)
+        else:
+            problems.append(f"'variant_index' must be a whole number, got {index_text!r}")
 
     variant = cell("question_variant") or ("original" if variant_index == 0 else "hard_positive")
-    bbox_text = cell("bbox") or ""
+    bbox_text = cell("bbox")
     try:
         boxes = parse_bbox(bbox_text)
     except ValueError as exc:
-        raise DatasetError(f"{place()}: unparseable bbox {bbox_text!r} ({exc})") from exc
+        boxes = ()
+        problems.append(f"unparseable bbox {bbox_text!r} ({exc})")
 
     used = set(where.values())
-    extra = {str(name): str(record[name]) for name in frame.columns if name not in used}
+    extra = {name: values[name] for name in columns if name not in used}
     return {
         "row": row,
-        "study_id": cell("study_id") or "",
-        "dicom_id": cell("dicom_id") or "",
+        "study_id": cell("study_id"),
+        "dicom_id": cell("dicom_id"),
         "image_path": image_path,
         "image": root / image_path,
         "question": question,
-        "answer": cell("answer") or "",
+        "answer": normalise_answer(cell("answer")),
         "baseline_question": cell("baseline_question") or question,
         "question_variant": variant,
         "variant_index": variant_index,
-        "strategy": cell("strategy") or "",
+        "strategy": clean_strategy(cell("strategy")),
         "bbox": boxes,
-        "finding": cell("finding") or "",
+        "finding": cell("finding"),
         "extra": extra,
+        "line": line,
+        "problem": "; ".join(problems) or None,
     }
+
+
+# --- answers ------------------------------------------------------------------------------------------
+
+# The spellings the scorer (analysis.answers.normalise_truth) reads as yes and no.
+YES_WORDS = frozenset({"yes", "y", "true", "t", "1", "positive", "pos", "present", "1.0"})
+NO_WORDS = frozenset({"no", "n", "false", "f", "0", "negative", "neg", "absent", "0.0"})
+
+
+def normalise_answer(text: str | None) -> str:
+    """A ground-truth cell as ``"yes"`` or ``"no"`` when it spells one (``Yes``, `` NO ``, ``1``,
+    ``true.``); anything else (``maybe``, ``uncertain``, empty) as written, stripped: kept, not scored."""
+    value = (text or "").strip()
+    key = value.strip(".!").strip().lower()
+    if key in YES_WORDS:
+        return "yes"
+    if key in NO_WORDS:
+        return "no"
+    return value
 
 
 # --- bbox ---------------------------------------------------------------------------------------------
@@ -292,15 +414,18 @@ def _question_tags(raw: list[dict]) -> list[str]:
     Keys stay ``study_dicom_vN`` where that is unambiguous; a film with two questions gets
     ``study_dicom_q{hash}_vN`` so its variants never collide, whatever the row order.
     """
+    def film(r: dict) -> tuple[str, str, str]:
+        return (r["study_id"], r["dicom_id"], r["image_path"] or f"row {r['row']}")  # no path: its own film
+
     questions: dict[tuple[str, str, str], set[str]] = {}
     for r in raw:
-        film = (r["study_id"], r["dicom_id"], r["image_path"])
-        questions.setdefault(film, set()).add(r["baseline_question"].strip().lower())
+        if not r["problem"]:  # a bad row never changes the keys of the good ones
+            questions.setdefault(film(r), set()).add(r["baseline_question"].strip().lower())
     tags = []
     for r in raw:
-        film = (r["study_id"], r["dicom_id"], r["image_path"])
         baseline = r["baseline_question"].strip().lower()
-        tags.append("q" + hashlib.sha1(baseline.encode()).hexdigest()[:6] if len(questions[film]) > 1 else "")
+        asked = questions.get(film(r), set())
+        tags.append("q" + hashlib.sha1(baseline.encode()).hexdigest()[:6] if len(asked | {baseline}) > 1 else "")
     return tags
 
 
@@ -312,19 +437,24 @@ def _base_key(fields: dict, question_tag: str = "") -> str:
     if _MIMIC_DICOM_ID.match(dicom.lower()):
         dicom = dicom[:8]  # five 8-hex groups: the first is unique in practice; collisions get _r{row}
     if not study and not dicom:
-        dicom = Path(fields["image_path"]).stem
+        dicom = Path(fields["image_path"]).stem or f"row{fields['row']}"
     parts = [p for p in (_safe(study), _safe(dicom), question_tag) if p]
     index = fields["variant_index"]
     parts.append(f"v{index}" if index >= 0 else f"vm{-index}")
     return "_".join(parts)
 
 
-def _unique_keys(bases: list[str]) -> list[str]:
-    """The first row with a key keeps it; later rows with the same key get _r{row} appended."""
+def _unique_keys(bases: list[str], bad: list[bool] | None = None) -> list[str]:
+    """The first row with a key keeps it; later rows with the same key get _r{row} appended.
+
+    Good rows come first, so a bad row never takes the key a good row has once the bad one is fixed.
+    """
+    bad = bad or [False] * len(bases)
     taken = set(bases)
     seen: set[str] = set()
-    keys: list[str] = []
-    for row, base in enumerate(bases):
+    keys: list[str] = [""] * len(bases)
+    for row in sorted(range(len(bases)), key=lambda r: (bad[r], r)):
+        base = bases[row]
         key = base
         if key in seen:
             key = f"{base}_r{row}"
@@ -332,11 +462,16 @@ def _unique_keys(bases: list[str]) -> list[str]:
                 key += "x"
         seen.add(key)
         taken.add(key)
-        keys.append(key)
+        keys[row] = key
     return keys
 
 
 # --- strategy -----------------------------------------------------------------------------------------
+
+
+def clean_strategy(text: str | None) -> str:
+    """A strategy cell as stored: lower case, ``_``/``-`` as spaces, spaces collapsed, stripped."""
+    return re.sub(r"\s+", " ", re.sub(r"[_\-]+", " ", text or "")).strip().lower()
 
 
 def normalise_strategy(text: str | None) -> tuple[str, ...]:
@@ -346,7 +481,7 @@ def normalise_strategy(text: str | None) -> tuple[str, ...]:
     ("Synonym replacement + clause reordering") -> every kind it names, plus "other" for any part
     that names none.
     """
-    cleaned = re.sub(r"[_\-]+", " ", (text or "")).strip().lower()
+    cleaned = clean_strategy(text)
     if not cleaned or cleaned in ("nan", "n/a", "na"):
         return ("original",)
     kinds: set[str] = set()
@@ -361,7 +496,3 @@ def normalise_strategy(text: str | None) -> tuple[str, ...]:
     if len(kinds) > 1:
         kinds.discard("original")
     return tuple(kind for kind in STRATEGY_KINDS if kind in kinds) or ("original",)
-
-
-def _one_line(exc: BaseException) -> str:
-    return re.sub(r"\s+", " ", str(exc)).strip() or type(exc).__name__

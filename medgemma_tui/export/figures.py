@@ -9,9 +9,12 @@ headless core starts fast, nothing touches a global backend, and the app's worke
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 ORIENTATION = "image left = patient's right (PA view)"
 FIGURE_MAX_SIDE = 1024  # films are shown downsampled in the multi-panel figure; the overlay PNG is full size
 DPI = 120
+# Films are resampled to the panel's pixels when drawn; bilinear costs about a third of lanczos in Agg
+# and looks the same at these scales (matplotlib's ``imshow`` interpolation gallery).
+FILM_INTERPOLATION = "bilinear"
 # pale lines over gray films and dark maps: colour-blind safe (Okabe-Ito)
 BOX_COLOR = "#56B4E9"
 BODY_COLOR = "#F0E442"
@@ -74,6 +80,11 @@ def save_overlay(path: Path, pixels: np.ndarray, grid: np.ndarray, colormap: str
 
 
 # ---- matplotlib plumbing --------------------------------------------------------------------------------
+FORMATS = ("png", "pdf", "svg")
+DEFAULT_FORMATS = ("png",)
+FIGURE_DPI = 150  # raster output (the PNG, and the films embedded in a PDF or SVG); 300 for print
+
+
 def new_figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -83,11 +94,84 @@ def new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def save_figure(figure: Figure, path: Path) -> Path:
+def check_formats(formats: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Figure formats in lower case, each once, in the order given; ValueError names an unknown one."""
+    if formats is None:
+        return DEFAULT_FORMATS
+    if isinstance(formats, str):
+        formats = [formats]
+    out: list[str] = []
+    for fmt in formats:
+        name = str(fmt).strip().lower().lstrip(".")
+        if name not in FORMATS:
+            raise ValueError(f"unknown figure format {fmt!r} (known: {', '.join(FORMATS)})")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError(f"no figure format given (known: {', '.join(FORMATS)})")
+    return tuple(out)
+
+
+def check_dpi(dpi: float | None) -> float:
+    if dpi is None:
+        return float(FIGURE_DPI)
+    if not isinstance(dpi, int | float) or isinstance(dpi, bool) or not math.isfinite(dpi) or not 10 <= dpi <= 1200:
+        raise ValueError(f"figure dpi must be a number from 10 to 1200, got {dpi!r}")
+    return float(dpi)
+
+
+def figure_paths(path: Path, formats: str | Sequence[str] | None = None) -> list[Path]:
+    """The files one figure is written to: ``path`` with each format's suffix (``x_full.png``, ``x_full.pdf``)."""
     path = Path(path)
-    with atomic_file(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI, facecolor="white")
-    return path
+    return [path.with_suffix(f".{fmt}") for fmt in check_formats(formats)]
+
+
+def save_figure(figure: Figure, path: Path, formats: str | Sequence[str] | None = None,
+                dpi: float | None = None) -> Path:
+    """Write the figure in each format beside ``path`` (see ``figure_paths``); return the first file.
+
+    Each file is written atomically; when one format fails, the files of this call are removed, so a
+    figure is there in every format asked for or in none.
+    """
+    formats = check_formats(formats)
+    dpi = check_dpi(dpi)
+    paths = figure_paths(path, formats)
+    written: list[Path] = []
+    try:
+        for fmt, target in zip(formats, paths, strict=True):
+            with atomic_file(target) as tmp:
+                if fmt == "png":
+                    _write_png(figure, tmp, dpi)
+                else:
+                    # no creation date: the same figure gives the same bytes (matplotlib savefig metadata)
+                    metadata = {"CreationDate": None} if fmt == "pdf" else {"Date": None}
+                    figure.savefig(tmp, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
+            written.append(target)
+    except BaseException:
+        for target in written:
+            target.unlink(missing_ok=True)
+        raise
+    return paths[0]
+
+
+def _write_png(figure: Figure, target: Path, dpi: float) -> None:
+    """One Agg draw, saved as an RGB PNG by Pillow.
+
+    ``savefig`` would draw again and encode four channels; the figure is opaque (a white patch), so the
+    alpha channel carries nothing and Pillow's fast zlib level keeps the encode short (Pillow
+    documentation, PNG ``compress_level``; the file is about 15% larger than at the default level 6).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    figure.set_dpi(dpi)
+    figure.patch.set_facecolor("white")
+    figure.patch.set_alpha(1.0)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(target, format="PNG", compress_level=1,
+                                                             dpi=(dpi, dpi))
 
 
 def mpl_colormap(name: str):
@@ -135,7 +219,7 @@ def draw_boxes(ax, boxes: Sequence[Sequence[float]], sx: float = 1.0, sy: float 
 
 def film_axes(ax, pixels: np.ndarray, width: int, height: int, title: str) -> None:
     ax.imshow(display_film(pixels), cmap="gray", vmin=0, vmax=255, extent=(0, width, height, 0),
-              interpolation="lanczos")
+              interpolation=FILM_INTERPOLATION)
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_xticks([])
@@ -276,7 +360,8 @@ def full_figure(
     # (e) the overlay
     ax = axes[1, 1]
     small = display_film(pixels)
-    ax.imshow(overlay_image(small, grid, colormap, alpha), extent=(0, width, height, 0), interpolation="lanczos")
+    ax.imshow(overlay_image(small, grid, colormap, alpha), extent=(0, width, height, 0),
+              interpolation=FILM_INTERPOLATION)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"overlay ({colormap}, alpha {alpha:g})", fontsize=11)
@@ -299,13 +384,15 @@ def full_figure(
     return figure
 
 
-def save_full_figure(path: Path, result: SampleResult, colormap: str = "magma", alpha: float = 0.45) -> Path:
-    """``visualizations/{key}_full.png`` for one finished sample."""
+def save_full_figure(path: Path, result: SampleResult, colormap: str = "magma", alpha: float = 0.45,
+                     formats: str | Sequence[str] | None = None, dpi: float | None = None) -> Path:
+    """``visualizations/{key}_full.png`` for one finished sample (and ``.pdf`` / ``.svg`` beside it when
+    ``formats`` asks for them); returns the first file written."""
     figure = full_figure(
         result.film.pixels, result.analysis, boxes=list(result.sample.bbox),
         ground_truth=result.sample.answer or None, title=result.sample.key, colormap=colormap, alpha=alpha,
     )
-    return save_figure(figure, path)
+    return save_figure(figure, path, formats, dpi)
 
 
 # ---- dataset plots ---------------------------------------------------------------------------------------
@@ -316,41 +403,131 @@ DISTRIBUTION_METRICS = (
 )
 
 
-def plot_metric_distributions(rows: pd.DataFrame, path: Path) -> Path | None:
-    """Histograms of the main metrics over finished rows, split by correct and wrong answers."""
+CORRECT_COLOR = "#009E73"
+WRONG_COLOR = "#D55E00"
+
+
+def _quiet(plot: Callable[..., Path | None]) -> Callable[..., Path | None]:
+    """A dataset plot never stops a run: a failure is a warning and no file (the writes are atomic)."""
+
+    @functools.wraps(plot)
+    def guarded(*args, **kwargs) -> Path | None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # numpy on all-NaN slices
+                return plot(*args, **kwargs)
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of one plot leaves the others and summary.json
+            warnings.warn(f"{plot.__name__}: not drawn ({type(exc).__name__}: {exc})", stacklevel=2)
+            return None
+
+    return guarded
+
+
+def _finite(values) -> np.ndarray:
     import pandas as pd
+
+    array = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
+    return array[np.isfinite(array)]
+
+
+def _correct_mask(done: pd.DataFrame, want: bool) -> np.ndarray:
+    if "correct" not in done:
+        return np.zeros(len(done), dtype=bool)
+    text = done["correct"].astype(str).str.strip().str.lower()
+    return text.isin(("true", "1", "1.0") if want else ("false", "0", "0.0")).to_numpy()
+
+
+@dataclass(frozen=True)
+class DistributionPanel:
+    name: str
+    values: np.ndarray  # the finite values of the metric over the finished rows
+    correct: np.ndarray  # those of rows answered correctly
+    wrong: np.ndarray  # those of rows answered wrongly (rows not scored are in neither)
+
+
+def distribution_panels(rows: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[DistributionPanel]]:
+    """The finished rows and one panel per metric of DISTRIBUTION_METRICS that has a finite value there."""
+    if rows is None or rows.empty:
+        return rows, []
+    done = rows[rows["error"].fillna("").astype(str) == ""] if "error" in rows else rows
+    right, wrong = _correct_mask(done, True), _correct_mask(done, False)
+    panels = []
+    for name in DISTRIBUTION_METRICS:
+        if name not in done:
+            continue
+        values = _finite(done[name])
+        if len(values):
+            panels.append(DistributionPanel(name, values, _finite(done[name][right]), _finite(done[name][wrong])))
+    return done, panels
+
+
+@_quiet
+def plot_metric_distributions(rows: pd.DataFrame, path: Path, formats: str | Sequence[str] | None = None,
+                              dpi: float | None = None) -> Path | None:
+    """Histograms of the main metrics over finished rows, correct and wrong answers apart.
+
+    Each panel counts its own rows (a metric undefined on a row, such as a box metric on a row without
+    a box, leaves it out), shows each group as a share of that group so a small wrong group stays
+    visible beside a large correct one, and marks each group's median. Metrics with no finite value
+    are left out; None (and no file) when no metric has one.
+    """
     from matplotlib.ticker import MaxNLocator
 
-    done = rows[rows["error"] == ""] if "error" in rows else rows
-    names = [n for n in DISTRIBUTION_METRICS if n in done and pd.to_numeric(done[n], errors="coerce").notna().any()]
-    if done.empty or not names:
+    done, panels = distribution_panels(rows)
+    if not panels:
         return None
-    ncols = 4
-    nrows = math.ceil(len(names) / ncols)
-    figure = new_figure(14, 2.7 * nrows + 0.8)
-    axes = np.atleast_2d(figure.subplots(nrows, ncols, gridspec_kw={"hspace": 0.55, "wspace": 0.3}))
-    correct = done["correct"] if "correct" in done else pd.Series([pd.NA] * len(done), index=done.index)
-    for ax, name in zip(axes.ravel(), names, strict=False):
-        values = pd.to_numeric(done[name], errors="coerce")
-        finite = values[np.isfinite(values)]
-        bins = np.histogram_bin_edges(finite, bins=min(20, max(5, len(finite) // 2))) if len(finite) else 10
-        split = [("correct", correct == True, "#009E73"), ("wrong", correct == False, "#D55E00")]  # noqa: E712
-        split = [(label, mask.fillna(False).astype(bool), c) for label, mask, c in split]
-        if all(mask.any() for _, mask, _ in split):
-            for label, mask, colour in split:
-                ax.hist(values[mask].dropna(), bins=bins, alpha=0.6, color=colour, label=f"{label} ({mask.sum()})")
-            ax.legend(fontsize=7)
+    split = any(len(p.correct) for p in panels) and any(len(p.wrong) for p in panels)
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    figure = new_figure(4.6 * ncols, 3.3 * nrows + 1.3)
+    axes = np.atleast_1d(figure.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax, panel in zip(axes, panels, strict=False):
+        name, values = panel.name, panel.values
+        bins = np.histogram_bin_edges(values, bins=int(np.clip(np.sqrt(len(values)), 5, 25)))
+        if split:
+            counts = []
+            for label, group, colour in (("correct", panel.correct, CORRECT_COLOR),
+                                         ("wrong", panel.wrong, WRONG_COLOR)):
+                counts.append(f"{label} {len(group)}")
+                if len(group):
+                    ax.hist(group, bins=bins, weights=np.full(len(group), 1 / len(group)), histtype="stepfilled",
+                            alpha=0.45, color=colour, lw=0)
+                    ax.hist(group, bins=bins, weights=np.full(len(group), 1 / len(group)), histtype="step",
+                            color=colour, lw=1.4)
+                    ax.axvline(float(np.median(group)), color=colour, ls="--", lw=1.3)
+            ax.set_ylabel("share of the group", fontsize=10)
+            subtitle = f"n = {len(values)}: " + ", ".join(counts)
         else:
-            ax.hist(finite, bins=bins, color=ACCENT, alpha=0.85)
-        ax.set_title(f"{name}  (mean {finite.mean():.3f}, n={len(finite)})" if len(finite) else name, fontsize=9)
-        ax.tick_params(labelsize=7.5)
-        ax.xaxis.set_major_locator(MaxNLocator(4))
-        ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))
-        ax.set_ylabel("samples", fontsize=7.5)
-    for ax in axes.ravel()[len(names):]:
+            ax.hist(values, bins=bins, color=ACCENT, alpha=0.85)
+            ax.axvline(float(np.median(values)), color="black", ls="--", lw=1.3)
+            ax.set_ylabel("rows", fontsize=10)
+            subtitle = f"n = {len(values)}"
+        ax.set_title(f"{name}\n{subtitle}", fontsize=11, parse_math=False)
+        ax.tick_params(labelsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(4, integer=not split))  # whole rows, or shares of a group
+        ax.grid(axis="y", alpha=0.25)
+    for ax in axes[len(panels):]:
         ax.axis("off")
-    figure.suptitle(f"Metric distributions over {len(done)} finished samples", fontsize=12)
-    return save_figure(figure, path)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if split:
+        handles = [Patch(fc=CORRECT_COLOR, alpha=0.6, label="correct answer"),
+                   Patch(fc=WRONG_COLOR, alpha=0.6, label="wrong answer"),
+                   Line2D([], [], color="0.3", ls="--", label="median of the group")]
+    else:
+        handles = [Patch(fc=ACCENT, alpha=0.85, label="all finished rows"),
+                   Line2D([], [], color="black", ls="--", label="median")]
+    figure.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=10, frameon=False,
+                  bbox_to_anchor=(0.5, 1 - 0.55 / figure.get_figheight()))
+    figure.suptitle(f"Metric distributions over {len(done)} finished rows", fontsize=13,
+                    y=1 - 0.15 / figure.get_figheight())
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / figure.get_figheight(),
+                           top=1 - 1.35 / figure.get_figheight(), hspace=0.62, wspace=0.3)
+    return save_figure(figure, path, formats, dpi)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -363,41 +540,143 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (centre - half, centre + half)
 
 
-def plot_accuracy_by_strategy(table: pd.DataFrame, path: Path) -> Path | None:
-    """Accuracy per paraphrase strategy kind with 95% Wilson intervals (``table`` from summary.by_strategy)."""
-    scored = table[table["scored"] > 0] if not table.empty else table
-    if scored.empty:
+def multi_kind_variants(table: pd.DataFrame) -> tuple[int, int]:
+    """(variant rows naming several kinds, variant rows) behind a by_strategy table.
+
+    Read from ``raw_strategies`` ("text (n) | text (n)"): a text naming several kinds appears, with the
+    same count, in each of its kinds' rows, so it is counted once here.
+    """
+    import re
+
+    from medgemma_tui.data.schema import normalise_strategy
+
+    if "raw_strategies" not in table:
+        return (0, int(table.loc[table["strategy"] != "original", "rows"].sum()) if "rows" in table else 0)
+    texts: dict[str, int] = {}
+    for cell in table.loc[table["strategy"] != "original", "raw_strategies"].fillna("").astype(str):
+        for part in cell.split(" | "):
+            match = re.fullmatch(r"(.*) \((\d+)\)", part.strip())
+            if match:
+                texts[match.group(1)] = int(match.group(2))
+    several = sum(n for text, n in texts.items() if len(normalise_strategy(text)) > 1)
+    if "rows" not in table:
+        return (several, sum(texts.values()))
+    kind_rows = int(table.loc[table["strategy"] != "original", "rows"].sum())
+    overcount = sum(n * (len(normalise_strategy(text)) - 1) for text, n in texts.items())
+    return (several, max(kind_rows - overcount, several))
+
+
+def interval_errors(accuracy: np.ndarray, scored: np.ndarray) -> np.ndarray:
+    """[2, n] distances from each accuracy down and up to its 95% Wilson bounds, never negative.
+
+    At 0 or 1 the bound and the point meet, and the floating-point difference can be -1e-17, which
+    matplotlib's ``errorbar`` rejects ("'xerr' must not contain negative values").
+    """
+    successes = np.rint(accuracy * scored).astype(int)
+    bounds = np.array([wilson_interval(int(k), int(n)) for k, n in zip(successes, scored, strict=True)]).reshape(-1, 2)
+    return np.clip(np.stack([accuracy - bounds[:, 0], bounds[:, 1] - accuracy]), 0.0, None)
+
+
+def strategy_bars(table: pd.DataFrame | None) -> pd.DataFrame:
+    """The bars of the accuracy plot, top to bottom: ``original (baseline)`` first, then the paraphrase
+    kinds from the most to the least accurate; only kinds with scored rows. Columns: strategy, label,
+    scored, accuracy, low, high (the 95% Wilson bounds, never on the wrong side of the accuracy)."""
+    import pandas as pd
+
+    columns = ["strategy", "label", "scored", "accuracy", "low", "high"]
+    if table is None or table.empty or not {"strategy", "scored", "accuracy"} <= set(table.columns):
+        return pd.DataFrame(columns=columns)
+    scored = pd.to_numeric(table["scored"], errors="coerce").fillna(0)
+    accuracy = pd.to_numeric(table["accuracy"], errors="coerce")
+    keep = (scored > 0) & accuracy.between(0, 1)
+    frame = pd.DataFrame({"strategy": table["strategy"].astype(str), "scored": scored.astype(int),
+                          "accuracy": accuracy.astype(float)})[keep]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    baseline = frame[frame["strategy"] == "original"]
+    kinds = frame[frame["strategy"] != "original"].sort_values(["accuracy", "strategy"], ascending=[False, True])
+    bars = pd.concat([baseline, kinds], ignore_index=True)
+    bars["label"] = ["original (baseline)" if s == "original" else s.replace("_", " ") for s in bars["strategy"]]
+    acc = bars["accuracy"].to_numpy(dtype=float)
+    errors = interval_errors(acc, bars["scored"].to_numpy(dtype=int))
+    bars["low"], bars["high"] = acc - errors[0], acc + errors[1]
+    return bars[columns]
+
+
+@_quiet
+def plot_accuracy_by_strategy(table: pd.DataFrame, path: Path, formats: str | Sequence[str] | None = None,
+                              dpi: float | None = None) -> Path | None:
+    """Accuracy per paraphrase strategy kind with 95% Wilson intervals (``table`` from summary.by_strategy).
+
+    The original questions are the baseline, not a strategy: their bar comes first, in gray, and their
+    accuracy is a dashed line across the paraphrase bars. A variant naming several kinds counts in each
+    of their bars; the figure says how many do. None (and no file) when no kind has a scored row.
+    """
+    bars = strategy_bars(table)
+    if bars.empty:
         return None
-    scored = scored.sort_values("accuracy")
-    figure = new_figure(8.5, 1.2 + 0.45 * len(scored))
+    acc = bars["accuracy"].to_numpy(dtype=float)
+    errors = np.stack([acc - bars["low"].to_numpy(dtype=float), bars["high"].to_numpy(dtype=float) - acc])
+    labels = [f"{label}\nn = {n} scored" for label, n in zip(bars["label"], bars["scored"], strict=True)]
+    is_base = (bars["strategy"] == "original").to_numpy()
+    several, variants = multi_kind_variants(table)
+    notes = []
+    if several:
+        notes.append(f"{several} of {variants} variant rows name several kinds (e.g. synonym replacement + "
+                     "clause reordering) and count in each of their bars.")
+
+    figure = new_figure(10.0, 1.9 + 0.55 * len(bars) + 0.3 * len(notes))
     ax = figure.subplots()
-    y = np.arange(len(scored))
-    acc = scored["accuracy"].to_numpy(dtype=float)
-    lo_hi = np.array([wilson_interval(round(a * n), int(n)) for a, n in zip(acc, scored["scored"], strict=True)])
-    ax.barh(y, acc, color=ACCENT, alpha=0.85)
-    ax.errorbar(acc, y, xerr=[acc - lo_hi[:, 0], lo_hi[:, 1] - acc], fmt="none", ecolor="black", capsize=3, lw=1)
-    ax.set_yticks(y, [f"{s}  (n={int(n)})" for s, n in zip(scored["strategy"], scored["scored"], strict=True)],
-                  fontsize=9)
+    y = np.arange(len(bars))
+    colours = ["0.6" if base else ACCENT for base in is_base]
+    ax.barh(y, acc, color=colours, height=0.62)
+    ax.errorbar(acc, y, xerr=errors, fmt="none", ecolor="black", capsize=3, lw=1, clip_on=False)
+    for yi, value, low, high in zip(y, acc, acc - errors[0], acc + errors[1], strict=True):
+        # the numbers beside the axes, where no bar or interval can hide them
+        ax.text(1.02, yi, f"{value:.2f}  [{low:.2f}, {high:.2f}]", va="center", ha="left", fontsize=9,
+                transform=ax.get_yaxis_transform(), parse_math=False)
+    handles = []
+    if is_base.any():
+        base = float(acc[is_base][0])
+        handles.append(ax.axvline(base, color="0.35", ls="--", lw=1.2, label=f"original accuracy {base:.2f}"))
+    handles.append(ax.axvline(0.5, color="0.6", ls=":", lw=1, label="0.5"))
+    ax.set_yticks(y, labels, fontsize=9.5)
+    ax.invert_yaxis()  # the baseline on top, then the strategies from best to worst
     ax.set_xlim(0, 1)
-    ax.set_xlabel("accuracy (95% Wilson interval)")
-    ax.axvline(0.5, color="0.5", ls=":", lw=1)
-    ax.set_title("Accuracy by paraphrase strategy", fontsize=12)
-    figure.tight_layout()
-    return save_figure(figure, path)
+    ax.set_xlabel("accuracy   (whiskers and [brackets]: 95% Wilson interval)", fontsize=10)
+    ax.grid(axis="x", alpha=0.25)
+    ax.set_title("Accuracy by paraphrase strategy", fontsize=12, pad=28)
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), fontsize=9,
+              frameon=False)
+    height = figure.get_figheight()
+    bottom = (0.75 + 0.3 * len(notes)) / height
+    figure.subplots_adjust(left=0.26, right=0.8, top=1 - 0.85 / height, bottom=bottom)
+    for i, note in enumerate(notes):
+        figure.text(0.02, 0.1 / height + 0.3 * i / height, note, fontsize=9, color="0.25", parse_math=False)
+    return save_figure(figure, path, formats, dpi)
 
 
+@_quiet
 def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Path,
-                       layer_types: Sequence[str] | None = None, cells: int | None = None) -> Path | None:
+                       layer_types: Sequence[str] | None = None, cells: int | None = None,
+                       formats: str | Sequence[str] | None = None, dpi: float | None = None) -> Path | None:
     """Per-layer image share (and BOS share) and map entropy across the dataset: median and IQR over samples.
 
     ``summaries`` are ``analysis.views.layer_summaries`` of each sample (as stored in its meta.json).
+    None (and no file) when no sample has a finite per-layer image share and entropy.
     """
-    summaries = [s for s in summaries if s and "image_share" in s]
+    summaries = [s for s in (summaries or []) if isinstance(s, dict) and "image_share" in s and "entropy" in s]
     if not summaries:
         return None
-    layers = min(len(s["image_share"]) for s in summaries)
+    layers = min(min(len(s["image_share"]), len(s["entropy"])) for s in summaries)
+    if layers == 0:
+        return None
+    for name in ("image_share", "entropy"):
+        values = np.array([np.asarray(s[name][:layers], dtype=float) for s in summaries])
+        if not np.isfinite(values).any():
+            return None
     x = np.arange(layers)
-    figure = new_figure(13, 4.4)
+    figure = new_figure(13, 5.4)
     axes = figure.subplots(1, 2, gridspec_kw={"wspace": 0.22})
 
     def band(ax, name: str, colour: str, label: str, transform=None):
@@ -409,7 +688,7 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
         ax.plot(x, q50, color=colour, lw=1.8, marker="o", ms=3, label=f"{label} (median, IQR)")
 
     band(axes[0], "image_share", ACCENT, "image tokens")
-    if "bos_share" in summaries[0]:
+    if all(len(s.get("bos_share", ())) >= layers for s in summaries):
         band(axes[0], "bos_share", "#D55E00", "BOS")
     axes[0].set_ylabel("share of the raw attention row")
     axes[0].set_ylim(0, 1)
@@ -429,8 +708,8 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
                 for i in globals_:
                     ax.axvline(i, color="0.55", ls=":", lw=1)
                 ax.plot([], [], color="0.55", ls=":", lw=1, label="global-attention layer")
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     figure.suptitle(f"Per-layer profile over {len(summaries)} samples (row that produced the first answer token)",
                     fontsize=12)
-    figure.subplots_adjust(top=0.84, bottom=0.13, left=0.06, right=0.985)
-    return save_figure(figure, path)
+    figure.subplots_adjust(top=0.87, bottom=0.27, left=0.06, right=0.985)
+    return save_figure(figure, path, formats, dpi)

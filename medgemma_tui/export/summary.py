@@ -115,8 +115,10 @@ def write_csv_atomic(frame: pd.DataFrame, path) -> None:
     write_bytes_atomic(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
 
 
-def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plots: bool = True) -> dict[str, Any]:
-    """Write summary.json, hard_positives.csv, by_strategy.csv (and the plots) under ``tree/analysis``."""
+def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plots: bool = True,
+                   formats=None, dpi=None) -> dict[str, Any]:
+    """Write summary.json, hard_positives.csv, by_strategy.csv (and the plots, in ``formats`` at ``dpi``)
+    under ``tree/analysis``."""
     rows = read_rows(tree.csv_path)
     grids: dict[str, np.ndarray] = {}
 
@@ -135,7 +137,7 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     write_csv_atomic(consistency.comparisons, folder / "variants.csv")
     summary.update(study_summary(tree, rows))
     if plots:
-        summary["plots"], failed = write_plots(tree, rows, strategies)
+        summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi)
         if failed:
             summary["plot_errors"] = failed
     text = json.dumps(jsonable(summary), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
@@ -160,7 +162,8 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> dict[str, Any]:
     return dict(tables.summary)
 
 
-def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame, formats=None, dpi=None
+                ) -> tuple[list[str], dict[str, str]]:
     """The dataset plots; returns the names written and, by name, the one-line error of each plot that
     failed (a failing plot never costs the rest of the analysis)."""
     folder = tree.analysis_dir
@@ -175,9 +178,10 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame)
         shape = meta.get("map", {}).get("grid_shape")
         cells = cells or (int(np.prod(shape)) if shape else None)
     plots = {
-        "metric_distributions.png": lambda path: figures.plot_metric_distributions(rows, path),
-        "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path),
-        "layer_profile.png": lambda path: figures.plot_layer_profile(summaries, path, layer_types, cells),
+        "metric_distributions.png": lambda path: figures.plot_metric_distributions(rows, path, formats, dpi),
+        "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path, formats, dpi),
+        "layer_profile.png": lambda path: figures.plot_layer_profile(summaries, path, layer_types, cells, formats,
+                                                                     dpi),
     }
     written, failed = [], {}
     for name, plot in plots.items():

@@ -192,7 +192,11 @@ class ResultsTree(TreeLayout):
         if "overlay" in files:
             figures.save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
         if "full" in files:
-            figures.save_full_figure(files["full"], result, colormap=vis.colormap, alpha=vis.overlay_alpha)
+            figures.save_full_figure(files["full"], result, colormap=vis.colormap, alpha=vis.overlay_alpha,
+                                     formats=vis.formats, dpi=vis.dpi)
+            first, *others = figures.figure_paths(files["full"], vis.formats)
+            files["full"] = first
+            files.update({f"full_{path.suffix.lstrip('.')}": path for path in others})
 
         if studies:
             write_json_atomic(files["robustness"], {"key": key, **studies})

@@ -21,7 +21,7 @@ from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.interrupts import InterruptFlag
-from medgemma_tui.pipeline.sample import RowSettings, answer_row, check_row
+from medgemma_tui.pipeline.sample import RowSettings, answer_row, check_row, needs_model
 
 # A study run on each answered row before it reaches the sink (robustness, faithfulness): it may add
 # to ``result.analysis.extras``; an exception fails the row like any other.
@@ -157,7 +157,7 @@ def run_batch(
     """
     counts = BatchCounts(selected=len(samples) + skipped, skipped=skipped)
     if answer is None:
-        if samples and loaded is None:
+        if loaded is None and any(needs_model(s) for s in samples):
             raise ValueError(f"{len(samples)} rows left to run and no model given")
         answer = FilmAtHand().answer
     started = time.perf_counter()

@@ -26,7 +26,7 @@ from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.batch import Progress, Study, film_order, run_batch
 from medgemma_tui.pipeline.interrupts import interrupts_noted
-from medgemma_tui.pipeline.sample import RowSettings
+from medgemma_tui.pipeline.sample import RowSettings, needs_model
 
 
 @dataclass
@@ -77,6 +77,11 @@ class TreeSink:
         self.tree.write_failure(sample, error)
 
 
+def model_needed(samples: Sequence[Sample], tree: ResultsTree, resume: bool = True) -> bool:
+    """Whether a run of ``samples`` into ``tree`` will put any row to the model."""
+    return any(needs_model(s) for s in pending_samples(samples, tree, resume))
+
+
 def pending_samples(samples: Sequence[Sample], tree: ResultsTree, resume: bool = True) -> list[Sample]:
     """The rows a run will process: every one with ``resume`` off, else those not finished in the tree."""
     if not resume:
@@ -99,7 +104,7 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
     finally:
         try:
             summary = write_analysis(tree, counts={"skipped": counts.skipped, "interrupted": counts.interrupted},
-                                     plots=plots)
+                                     plots=plots, formats=config.visualization.formats, dpi=config.visualization.dpi)
             counts.accuracy = summary.get("accuracy")
             counts.scored = int(summary.get("scored") or 0)
         except KeyboardInterrupt:
@@ -132,7 +137,7 @@ def run_evaluation(
     if not resume:
         tree.reset()
     pending = film_order(pending_samples(samples, tree))
-    if pending and loaded is None:
+    if loaded is None and any(needs_model(s) for s in pending):
         raise ValueError(f"{len(pending)} samples left to run and no model given")
     counts = EvalCounts(selected=len(samples), skipped=len(samples) - len(pending), out=str(tree.root))
     failed_before = tree.failed_keys()

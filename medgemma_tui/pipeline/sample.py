@@ -53,11 +53,15 @@ class RowSettings:
         return list(self.terms) if self.terms else None
 
 
+def needs_model(sample: Sample) -> bool:
+    """Whether the row will be put to the model (a bad row fails without it)."""
+    return not sample.problem and bool(str(sample.question).strip())
+
+
 def check_row(sample: Sample) -> None:
     """Raise ``SampleError`` for a row the model cannot be asked."""
-    problem = getattr(sample, "problem", None)
-    if problem:
-        raise SampleError(problem)
+    if sample.problem:
+        raise SampleError(f"bad row: {sample.problem}")
     if not str(sample.question).strip():
         raise SampleError("the question is empty")
 
