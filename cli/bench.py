@@ -11,6 +11,7 @@ import click
 
 from cli.errors import reports_errors
 from medgemma_tui.json_values import jsonable
+from medgemma_tui.model.shapes import SHAPES
 
 MIB = 1024 * 1024
 
@@ -59,9 +60,10 @@ def print_human(figures: dict) -> None:
 
 
 @click.command("bench")
-@click.option("--shape", type=click.Choice(["demo", "medgemma-lite", "medgemma-4b"]), default="medgemma-lite",
+@click.option("--shape", type=click.Choice(SHAPES), default="medgemma-lite",
               show_default=True, help="Model shape, random weights: the demo bundle, MedGemma-4b's widths on a "
-              "few layers, or the full MedGemma-4b config (for a GPU host).")
+              "few layers, MedGemma-4b's whole decoder behind one SigLIP layer (medgemma-4b-text, for a CPU), or "
+              "the full MedGemma-4b config (for a GPU host).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
               help="bf16 on a GPU, fp32 on the CPU by default.")

@@ -127,6 +127,43 @@ def test_medgemma_shapes_keep_the_model_card_widths():
     assert lite_text.vocab_size == demo.get_text_config().vocab_size
 
 
+def test_the_4b_text_shape_is_the_whole_decoder_behind_one_vision_layer():
+    from transformers import AutoConfig
+
+    from medgemma_tui.model.shapes import MEDGEMMA_4B_TEXT_DEPTH, medgemma_config
+    from medgemma_tui.resources import demo_model_dir
+
+    demo = AutoConfig.from_pretrained(demo_model_dir())
+    config = medgemma_config(demo, **MEDGEMMA_4B_TEXT_DEPTH)
+    text, vision = config.get_text_config(), config.vision_config
+    assert (text.num_hidden_layers, text.vocab_size, text.sliding_window) == (34, 262208, 1024)
+    assert [i for i, kind in enumerate(text.layer_types) if kind == "full_attention"] == [5, 11, 17, 23, 29]
+    assert text.rope_parameters["full_attention"]["factor"] == 8.0
+    assert (vision.num_hidden_layers, vision.image_size, config.mm_tokens_per_image) == (1, 896, 256)
+
+
+def test_random_fill_gives_trained_scales_and_keeps_the_rotary_buffers(demo_model):
+    import copy
+
+    import torch
+    from transformers import Gemma3ForConditionalGeneration
+    from transformers.initialization import no_init_weights
+
+    from medgemma_tui.model.shapes import fill_random
+
+    config = copy.deepcopy(demo_model.model.config)
+    with no_init_weights():
+        model = Gemma3ForConditionalGeneration._from_config(config)
+    fill_random(model, seed=0)
+    named = dict(model.named_parameters())
+    linear = next(p for n, p in named.items() if n.endswith("q_proj.weight") and "language_model" in n)
+    assert float(linear.detach().std()) == pytest.approx(0.02, rel=0.1)
+    assert all(float(p.abs().max()) == 0 for n, p in named.items() if "norm" in n and "language_model" in n)
+    reference = Gemma3ForConditionalGeneration._from_config(config)
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(buffer, dict(reference.named_buffers())[name])
+
+
 def test_bench_command_never_imports_textual():
     code = "import sys, cli.bench, medgemma_tui.bench.run; assert 'textual' not in sys.modules, 'textual imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
