@@ -344,3 +344,42 @@ def test_snapshot_head_gallery(dataset, analyses, snap_compare):
 
 def test_snapshot_variants(dataset, analyses, snap_compare):
     assert snap_compare(MedtuiApp(make_session(dataset, analyses)), terminal_size=(120, 40), press=["V", "_"])
+
+
+# ---- focus: keys go where the user looks ------------------------------------------------------------
+def focused_id(app) -> str | None:
+    return None if app.focused is None else app.focused.id
+
+
+@synchronously
+async def test_slash_focuses_the_filter_and_typing_there_runs_no_command(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        before = app.state
+        await pilot.press("slash")
+        assert focused_id(app) == "filter" and app.screen.samples_shown()
+        await pilot.press(*"effusion")
+        assert app.screen.query_one("#filter").value == "effusion"
+        assert app.state == before  # e, o, n ... were typed, not run
+        await pilot.press("escape")
+        assert focused_id(app) == "samples-table"
+
+
+@synchronously
+async def test_hiding_the_samples_table_hands_the_keys_back_to_the_picture(dataset, analyses):
+    for size in ((160, 48), (80, 24)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            await pilot.press("slash")
+            assert focused_id(app) == "filter" and app.screen.samples_shown()
+            await pilot.press("escape", "s")
+            assert not app.screen.samples_shown() and focused_id(app) == "xray", size
+            await pilot.press("right_square_bracket")
+            assert app.state.layer == 0
+            await pilot.press("s")
+            assert app.screen.samples_shown() and focused_id(app) == "samples-table"
+            assert app.screen.query_one("#filter").value == ""
+            await pilot.press("s", "slash")  # / brings a hidden table back
+            assert app.screen.samples_shown() and focused_id(app) == "filter"

@@ -52,7 +52,7 @@ class InspectScreen(Screen):
 
     def focus_start(self) -> None:
         """The table where it is shown (arrows browse samples), else the picture (arrows move the cell cursor)."""
-        if self.has_class("-wide"):
+        if self.samples_shown():
             self.samples.table.focus()
         else:
             self.query_one(XrayView).focus()
@@ -145,15 +145,30 @@ class InspectScreen(Screen):
         self.app.set_state(st.change_alpha(self.app.state, delta))
         self.notify(f"overlay alpha {self.app.state.alpha:.1f}", timeout=1.5)
 
+    def samples_shown(self) -> bool:
+        """Whether the samples table is on screen: wide terminals show it until ``s`` hides it, narrow
+        ones hide it until ``s`` shows it; a choice made with ``s`` or ``/`` holds across resizes."""
+        if self.has_class("samples-shown"):
+            return True
+        return self.has_class("-wide") and not self.has_class("samples-hidden")
+
+    def show_samples(self, shown: bool) -> None:
+        """Show or hide the samples table; focus never stays in a hidden widget (keys would vanish into it)."""
+        self.set_class(shown, "samples-shown")
+        self.set_class(not shown, "samples-hidden")
+        if not shown and self.samples.has_focus_within:
+            self.query_one(XrayView).focus()
+
     def action_samples(self) -> None:
-        self.toggle_class("show-samples")
-        if self.has_class("show-samples"):
+        shown = not self.samples_shown()
+        self.show_samples(shown)
+        if shown:
             self.samples.table.focus()
         else:
             self.query_one(XrayView).focus()
 
     def action_filter(self) -> None:
-        self.add_class("show-samples")
+        self.show_samples(True)
         self.query_one("#filter").focus()
 
     def action_gallery(self) -> None:
