@@ -383,3 +383,30 @@ async def test_hiding_the_samples_table_hands_the_keys_back_to_the_picture(datas
             assert app.screen.query_one("#filter").value == ""
             await pilot.press("s", "slash")  # / brings a hidden table back
             assert app.screen.samples_shown() and focused_id(app) == "filter"
+
+
+# ---- question tokens come before the image -----------------------------------------------------------
+@synchronously
+async def test_question_tokens_that_cannot_see_the_image_are_never_shown_as_a_map(dataset, analyses):
+    from medgemma_tui.app.state import BLIND_ROW
+
+    app = MedtuiApp(make_session(dataset, analyses), view="question")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        record = app.current_analysis().record
+        assert app.state.view == "answer"  # asked for, but no question token of this prompt sees the image
+        assert any(BLIND_ROW in n.message for n in app._notifications)
+        seen = set()
+        for _ in range(len(record.query_positions) + 1):
+            await pilot.press("n")
+            seen.add(app.state.row)
+        assert seen == set(record.answer_rows.tolist())
+        for _ in range(len(record.query_positions)):
+            await pilot.press("v")
+            assert app.state.view != "question"
+        row = app.state.row
+        app.screen.action_choose_row(int(record.question_rows[0]))  # a click on a question token
+        await pilot.pause()
+        assert app.state.row == row and app.is_running
+        assert sum(BLIND_ROW in n.message for n in app._notifications) == 2
+        assert BLIND_ROW in app.screen.query_one("#tokens").render().plain

@@ -194,7 +194,12 @@ class MedtuiApp(App):
         if analysis is None:
             self.notify("No sample is shown yet: choose one in the samples table (s).", timeout=2)
             return
-        self.set_state(change(self.state, analysis.record))
+        try:
+            state = change(self.state, analysis.record)
+        except ValueError as exc:  # a step this record cannot take (e.g. a question token that cannot see the image)
+            self.notify(str(exc), severity="warning", timeout=4)
+            return
+        self.set_state(state)
 
     def cycle_colormap(self) -> None:
         self.set_state(st.cycle_colormap(self.state, list(available_colormaps())), charts=False)
@@ -206,7 +211,10 @@ class MedtuiApp(App):
         self.current_key = key
         self.session.pinned = key
         self.session.touch(key)
+        wanted = self.state.view
         self.state = st.show_record(self.state.with_(cursor=None), analysis.record)
+        if wanted == "question" and self.state.view != wanted:
+            self.notify(f"question view: {st.BLIND_ROW}; showing the answer view", severity="warning", timeout=6)
         self.redraw()
 
     # ---- samples ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from medgemma_tui.analysis.masks import mask_to_grid
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.sample import SampleAnalysis
 from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shares
-from medgemma_tui.app.state import ViewState, map_spec
+from medgemma_tui.app.state import ViewState, map_spec, unseeing_reason
 from medgemma_tui.engine.record import AttentionRecord
 
 ZONE_NAMES = {  # R and L are the patient's sides: the right lung is on the image left of a PA film
@@ -74,7 +74,12 @@ class FrameMaker:
         return grids
 
     def frame(self, analysis: SampleAnalysis, state: ViewState) -> Frame:
+        """The frame of ``state``; a ValueError saying why for a state whose rows cannot see the image
+        (their map would be uniform by construction, with metrics that mean nothing)."""
         record = analysis.record
+        reason = unseeing_reason(state, record)
+        if reason is not None:
+            raise ValueError(reason)
         spec = map_spec(state, record)
         key = (id(record), spec)
         hit = self._views.get(key)
