@@ -410,3 +410,23 @@ async def test_question_tokens_that_cannot_see_the_image_are_never_shown_as_a_ma
         assert app.state.row == row and app.is_running
         assert sum(BLIND_ROW in n.message for n in app._notifications) == 2
         assert BLIND_ROW in app.screen.query_one("#tokens").render().plain
+
+
+def test_variant_js_divergences_keep_two_significant_figures(dataset, analyses):
+    from rich.console import Console
+
+    from medgemma_tui.analysis.metrics import js_divergence
+    from medgemma_tui.app.screens.variants import js_table, js_text
+
+    assert [js_text(v) for v in (0.0, 1.234e-4, 2e-5, 4e-4, 0.35)] == ["0", "0.00012", "2.0e-05", "0.00040", "0.35"]
+    session = make_session(dataset, analyses)
+    keys = [i.key for i in session.group_of(list(analyses)[0])]
+    console = Console(record=True, width=200)
+    console.print(js_table(session, keys))
+    first_row = console.export_text().splitlines()[2].split()
+    grids = [session.entries[k].summary.grid for k in keys]
+    expected = [js_divergence(grids[0], g) for g in grids[1:]]
+    assert first_row[0] == "v0" and first_row[1] == "·"
+    shown = [float(cell) for cell in first_row[2:]]
+    assert all(v > 0 for v in expected)
+    assert shown == pytest.approx(expected, rel=0.05)  # 0.000 for every pair before

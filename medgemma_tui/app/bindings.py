@@ -78,7 +78,8 @@ FILTER_BINDINGS = [Binding("escape", "leave", "Back to the table", id="filter_le
 
 VARIANT_BINDINGS = [
     Binding("escape", "close", "Back", id="variants_close"),
-    Binding("r", "run_group", "Run the group", id="variants_run"),
+    Binding("r", "run_group", "Run the group", tooltip="Run the variants not run yet (on a results tree: read them)",
+            id="variants_run"),
 ]
 
 ROBUSTNESS_BINDINGS = [
