@@ -213,3 +213,24 @@ def test_measure_nav_redraw_times_each_key_from_memory(record):
     times = measure_nav_redraw(record, n=24, width=60, height=30)
     assert len(times) == 24 and all(t > 0 for t in times)
     assert float(np.median(times)) < 100.0  # a sanity bound on a shared CPU; the bench reports the real figure
+
+
+def test_a_box_on_a_non_square_film_keeps_its_fractions_on_the_square_picture():
+    from medgemma_tui.app.picture import box_fractions, compose
+
+    # a 400x300 film is stretched to the square input: x by 1/400, y by 1/300
+    boxes = box_fractions([(100, 150, 200, 75)], (400, 300))
+    assert boxes == ((0.25, 0.5, 0.75, 0.75),)
+    assert box_fractions([(100, 150, 200, 75)], None) == ()
+    red = (250, 10, 10)
+    film = np.full((64, 64), 128, np.uint8)
+    grid = np.full((16, 16), 1 / 256)
+    paint = Paint(overlay="film", masks=True, box_colour=red)
+    out = compose(film, grid, paint, 64, None, boxes)
+    drawn = np.all(out == red, axis=-1)
+    expected = np.zeros((64, 64), bool)
+    expected[32, 16:48] = expected[47, 16:48] = True  # rows 0.5*64 .. 0.75*64-1
+    expected[32:48, 16] = expected[32:48, 47] = True  # columns 0.25*64 .. 0.75*64-1
+    assert np.array_equal(drawn, expected)
+    hidden = compose(film, grid, Paint(overlay="film", masks=False, box_colour=red), 64, None, boxes)
+    assert not np.all(hidden == red, axis=-1).any()  # toggled with the mask outlines (m)

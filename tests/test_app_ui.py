@@ -13,6 +13,7 @@ import functools
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from medgemma_tui.app.app import MedtuiApp
@@ -430,3 +431,39 @@ def test_variant_js_divergences_keep_two_significant_figures(dataset, analyses):
     shown = [float(cell) for cell in first_row[2:]]
     assert all(v > 0 for v in expected)
     assert shown == pytest.approx(expected, rel=0.05)  # 0.000 for every pair before
+
+
+# ---- the ground-truth box ------------------------------------------------------------------------------
+@synchronously
+async def test_the_ground_truth_box_is_drawn_on_the_pane_with_the_mask_outlines(dataset, analyses):
+    from medgemma_tui.app.picture import compose
+    from medgemma_tui.app.themes import hex_to_rgb
+
+    session = Session.from_dataset(dataset, model_source=None)
+    boxed = next(i for i in session.items if i.sample.bbox)  # e.g. 74,191,12,12 on a 320x320 phantom
+    stand_in = next(a for a in analyses.values() if a.record.image_size == (320, 320))
+    session.finish(boxed.key, stand_in)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key == boxed.key)
+        (x, y, w, h), = boxed.sample.bbox
+        expected = ((x / 320, y / 320, (x + w) / 320, (y + h) / 320),)
+        assert app.picture_boxes() == expected
+        xray = app.screen.query_one("#xray")
+        await pilot.press("m")
+        assert app.state.masks and xray.boxes == expected and xray.picture_key()[-1] == expected
+        colour = hex_to_rgb(app.current_theme.error)
+        assert xray.paint.box_colour == colour
+        rgb = compose(stand_in.record.xray, app.current_frame().grid, xray.paint, 64, xray.masks, xray.boxes)
+        assert np.all(rgb == colour, axis=-1).any()
+        await pilot.press("m")
+        assert xray.picture_key()[-1] == ()
+
+
+def test_a_tree_sample_s_boxes_come_from_its_meta(dataset, analyses, monkeypatch):
+    from medgemma_tui.app.app import sample_boxes
+
+    session = Session.with_records({"k": next(iter(analyses.values()))})
+    assert sample_boxes(session, "k") == []
+    session.tree = type("Tree", (), {"load_meta": lambda self, key: {"bbox_boxes": [[1, 2, 3, 4]]}})()
+    assert sample_boxes(session, "k") == [(1, 2, 3, 4)]

@@ -63,7 +63,7 @@ class InspectScreen(Screen):
         app = self.app
         frame = app.current_frame()
         paint = app.paint()
-        self.query_one(XrayView).show(frame, paint, app.picture_masks())
+        self.query_one(XrayView).show(frame, paint, app.picture_masks(), app.picture_boxes())
         self.query_one(ColorBar).show(frame, paint)
         self.query_one(CellInfo).show(frame, app.zones(), app.state.cursor)
         item = app.current_item()
@@ -133,8 +133,8 @@ class InspectScreen(Screen):
         self.app.set_state(st.toggle_scale(self.app.state), charts=False)
 
     def action_masks(self) -> None:
-        if not self.app.state.masks and self.app.picture_masks() is None:
-            self.notify("No anatomy masks for this sample.", severity="warning")
+        if not self.app.state.masks and self.app.picture_masks() is None and not self.app.picture_boxes():
+            self.notify("No anatomy masks or ground-truth box for this sample.", severity="warning")
             return
         self.app.set_state(st.toggle_masks(self.app.state))
 
