@@ -467,3 +467,66 @@ def test_a_tree_sample_s_boxes_come_from_its_meta(dataset, analyses, monkeypatch
     assert sample_boxes(session, "k") == []
     session.tree = type("Tree", (), {"load_meta": lambda self, key: {"bbox_boxes": [[1, 2, 3, 4]]}})()
     assert sample_boxes(session, "k") == [(1, 2, 3, 4)]
+
+
+# ---- layout at 80x24 and 160x48 ------------------------------------------------------------------------
+@synchronously
+async def test_at_80x24_the_samples_table_leaves_the_picture_its_room_and_toasts_leave_the_status_line(
+        dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        xray = app.screen.query_one("#xray")
+        alone = xray.region
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.screen.query_one("#samples").region.width >= 30
+        assert xray.region.width >= 30 and xray.region.height == alone.height  # was 0x0: the table took its place
+        app.notify("a toast")
+        await pilot.pause(0.3)
+        status_line = app.screen.query_one("#status").region
+
+        def toasts_bottom() -> int:
+            toasts = list(app.screen.query_one("#textual-toastrack").query("Toast"))
+            assert toasts and all(t.region.height > 0 for t in toasts)
+            return max(t.region.bottom for t in toasts)
+
+        assert toasts_bottom() <= status_line.y
+        app.set_job("running something…")  # the job line under the status line on narrow terminals
+        app.notify("another toast")
+        await pilot.pause(0.3)
+        status_line = app.screen.query_one("#status").region
+        job = app.screen.query_one("#job").region
+        assert job.y > status_line.y and toasts_bottom() <= status_line.y
+
+
+@synchronously
+async def test_at_160x48_the_title_the_cell_zone_and_the_layer_legend_are_not_cut(dataset, analyses):
+    from rich.console import Console
+
+    from medgemma_tui.app.frame import cell_text
+
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        long_question = max(analyses, key=lambda k: len(app.session.item(k).question))
+        app.show_sample(long_question)
+        app.screen.query_one("#xray").focus()
+        await pilot.press("right_square_bracket", "down")
+        await pilot.pause(0.3)
+        screen = app.screen
+        title = screen.query_one("#title")
+        item = app.session.item(long_question)
+        assert title.size.height <= 2 and title.size.width * title.size.height >= len(f"{item.key} · {item.question}")
+        cell = screen.query_one("#cell")
+        zone_text = cell_text(app.current_frame(), app.zones(), app.state.cursor)
+        assert len(zone_text) <= cell.size.width, zone_text  # the zone is the end of the line
+        charts = screen.query_one("#charts")
+        console = Console(width=charts.size.width, record=True)
+        console.print(charts.content)
+        lines = [line.rstrip() for line in console.export_text().splitlines()]
+        assert "Per layer  │ layer 0" in lines
+        legend = [line for line in lines if "━" in line]
+        assert "image share" in legend[0] and any("entropy (norm.)" in line for line in legend)
+        assert all(len(line) <= charts.size.width for line in legend)
+        assert screen.query_one("#xray").size.width >= 60  # the picture is the widest pane

@@ -124,11 +124,17 @@ def cell_zone(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> 
     return f"{side}, {vertical} third (no masks)"
 
 
-def cell_text(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> str:
+def cell_text(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int], width: int | None = None) -> str:
+    """``cell (9,9) 0.0040 = 1.02x uniform · R lung, middle zone``; where that is wider than ``width``,
+    the short form ``(9,9) 1.02x · R lung, middle zone``, so the zone is not the part that is cut."""
     r, c = cell
     value = float(frame.grid[r, c])
     lift = value * frame.grid.size
-    return f"cell ({r},{c}) {value:.4f} = {lift:.2f}x uniform · {cell_zone(frame, zones, cell)}"
+    zone = cell_zone(frame, zones, cell)
+    text = f"cell ({r},{c}) {value:.4f} = {lift:.2f}x uniform · {zone}"
+    if width is not None and len(text) > width:
+        text = f"({r},{c}) {lift:.2f}x · {zone}"
+    return text
 
 
 def fmt(value: float) -> str:

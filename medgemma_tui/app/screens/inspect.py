@@ -83,6 +83,7 @@ class InspectScreen(Screen):
     def show_job(self, text: str) -> None:
         job = self.query_one("#job", Static)
         job.display = bool(text)
+        self.set_class(bool(text), "job-shown")  # toasts stand above the job line too
         job.update(text)  # auto width: a layout pass
 
     def show_status(self) -> None:

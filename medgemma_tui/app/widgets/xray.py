@@ -158,7 +158,8 @@ class CellInfo(Static):
         if frame is None:
             self.update("", layout=False)
         elif cursor is None:
-            hint = "arrows on the picture: cell cursor · o overlay · m masks · c colormap"
+            hint = "arrows: cell cursor · o overlay · m masks and box · c colormap"
             self.update(Text(hint, style="dim", no_wrap=True, overflow="ellipsis"), layout=False)
         else:
-            self.update(Text(cell_text(frame, zones, cursor), no_wrap=True, overflow="ellipsis"), layout=False)
+            text = cell_text(frame, zones, cursor, self.content_size.width or None)
+            self.update(Text(text, no_wrap=True, overflow="ellipsis"), layout=False)
