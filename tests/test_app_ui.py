@@ -530,3 +530,16 @@ async def test_at_160x48_the_title_the_cell_zone_and_the_layer_legend_are_not_cu
         assert "image share" in legend[0] and any("entropy (norm.)" in line for line in legend)
         assert all(len(line) <= charts.size.width for line in legend)
         assert screen.query_one("#xray").size.width >= 60  # the picture is the widest pane
+
+
+@synchronously
+async def test_narrowing_the_terminal_takes_focus_out_of_the_table_it_hides(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        assert focused_id(app) == "samples-table"
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause(0.2)
+        assert not app.screen.samples_shown() and focused_id(app) == "xray"
+        await pilot.press("right_square_bracket")
+        assert app.state.layer == 0

@@ -153,12 +153,19 @@ class InspectScreen(Screen):
             return True
         return self.has_class("-wide") and not self.has_class("samples-hidden")
 
+    def on_resize(self) -> None:
+        # crossing the width breakpoint can hide the table (narrow terminals hide it by default)
+        self.call_after_refresh(self.keep_focus_visible)
+
+    def keep_focus_visible(self) -> None:
+        if not self.samples_shown() and self.samples.has_focus_within:
+            self.query_one(XrayView).focus()
+
     def show_samples(self, shown: bool) -> None:
         """Show or hide the samples table; focus never stays in a hidden widget (keys would vanish into it)."""
         self.set_class(shown, "samples-shown")
         self.set_class(not shown, "samples-hidden")
-        if not shown and self.samples.has_focus_within:
-            self.query_one(XrayView).focus()
+        self.keep_focus_visible()
 
     def action_samples(self) -> None:
         shown = not self.samples_shown()
