@@ -67,6 +67,34 @@ def test_open_shows_a_tree_without_a_model(tree, results):
     asyncio.run(drive())
 
 
+def test_open_reads_the_variants_from_the_tree_instead_of_asking_to_run_them(tree, results):
+    from medgemma_tui.app.app import MedtuiApp
+    from medgemma_tui.app.screens.variants import consistency_text
+    from medgemma_tui.app.session import DONE, Session
+
+    session = Session.from_tree(tree)
+    app = MedtuiApp(session)
+
+    async def drive():
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.current_key is None:
+                await pilot.pause(0.05)
+            await pilot.press("V")
+            keys = app.screen.keys
+            assert len(keys) == KEYS  # the tree's two variants of one group
+            for _ in range(200):
+                if all(session.entries[k].status == DONE for k in keys):
+                    break
+                await pilot.pause(0.05)
+            await pilot.pause(0.1)
+            plain = consistency_text(session, keys).plain
+            assert f"/{KEYS} say" in plain and "not run" not in plain and "r runs" not in plain
+            assert "mean pairwise JS divergence" in plain
+            assert "r read from the tree" in str(app.screen.query_one("#variants-title").render())
+
+    asyncio.run(drive())
+
+
 def test_export_writes_a_tree_that_open_reads_back(results, tmp_path):
     from medgemma_tui.app.session import Session, export_keys
 

@@ -17,10 +17,14 @@ from medgemma_tui.model.info import ModelInfo
 LAYERS, HEADS, KV, N = 34, 8, 4, 256
 
 
-def medgemma_shaped_record(answer_tokens=("yes", "<end_of_turn>")) -> AttentionRecord:
-    """Prompt: <bos> Is there an effusion ? <image x256>; the answer 'yes' then an end token."""
-    prompt = ["<bos>", "Is", " there", " an", " effusion", "?", *["<image_soft_token>"] * N]
-    question_positions = np.arange(1, 6)
+def medgemma_shaped_record(answer_tokens=("yes", "<end_of_turn>"), image_first: bool = False) -> AttentionRecord:
+    """Prompt: <bos> Is there an effusion ? <image x256> (MedGemma's order; ``image_first``: the image
+    before the question); the answer 'yes' then an end token."""
+    words = ["Is", " there", " an", " effusion", "?"]
+    images = ["<image_soft_token>"] * N
+    prompt = ["<bos>", *images, *words] if image_first else ["<bos>", *words, *images]
+    question_positions = np.arange(1 + N, 6 + N) if image_first else np.arange(1, 6)
+    image_span = (1, 1 + N) if image_first else (6, 6 + N)
     P = len(prompt)
     A = len(answer_tokens)
     tokens = prompt + list(answer_tokens[:-1])
@@ -42,7 +46,7 @@ def medgemma_shaped_record(answer_tokens=("yes", "<end_of_turn>")) -> AttentionR
         answer_ids=np.array([10, 1][:A]),
         answer_tokens=list(answer_tokens),
         answer_logprobs=np.zeros(A, np.float32),
-        image_token_span=(6, 6 + N),
+        image_token_span=image_span,
         question_positions=question_positions,
         question_offsets=[(0, 2), (2, 8), (8, 11), (11, 20), (20, 21)],
         query_positions=query_positions,
@@ -105,16 +109,52 @@ def test_head_mode_cycles_mean_group_head_keeping_the_group(record):
     assert st.cycle_head_mode(state, record).head_mode == "mean"
 
 
-def test_token_keys_walk_question_tokens_then_answer_rows_starting_at_the_first_answer(record):
-    state = st.show_record(st.ViewState(), record)
-    assert st.token_text(record, state.row) == "yes"
-    assert int(record.query_positions[state.row]) == record.prompt_length - 1  # the row that produced 'yes'
+def walk_words(state, record) -> list[str]:
     words = []
     for _ in range(len(st.token_rows(record))):
         state = st.step_row(state, record, 1)
         words.append(st.token_text(record, state.row))
-    assert words == ["<end_of_turn>", "Is", "there", "an", "effusion", "?", "yes"]
-    assert st.token_part(st.step_row(state, record, 3), record) == "token 'there' (question)"
+    return words
+
+
+def test_only_rows_at_or_after_the_image_start_can_see_the_image(record):
+    from medgemma_tui.analysis.views import rows_seeing_image
+
+    assert rows_seeing_image(record).tolist() == [5, 6]  # the two answer rows; the question precedes the image
+    image_first = medgemma_shaped_record(image_first=True)
+    assert rows_seeing_image(image_first).tolist() == list(range(7))
+
+
+def test_token_keys_walk_only_the_rows_that_can_see_the_image_starting_at_the_first_answer(record):
+    state = st.show_record(st.ViewState(), record)
+    assert st.token_text(record, state.row) == "yes"
+    assert int(record.query_positions[state.row]) == record.prompt_length - 1  # the row that produced 'yes'
+    assert walk_words(state, record) == ["<end_of_turn>", "yes"]  # the question's tokens come before the image
+    image_first = medgemma_shaped_record(image_first=True)
+    state = st.show_record(st.ViewState(), image_first)
+    assert walk_words(state, image_first) == ["<end_of_turn>", "Is", "there", "an", "effusion", "?", "yes"]
+    assert st.token_part(st.step_row(state, image_first, 3), image_first) == "token 'there' (question)"
+
+
+def test_a_question_token_before_the_image_is_refused_with_the_reason(record):
+    state = st.show_record(st.ViewState(), record)
+    with pytest.raises(ValueError, match="question tokens come before the image: they cannot attend to it"):
+        st.choose_row(state, record, int(record.question_rows[1]))
+    assert st.unseeing_reason(state.with_(row=int(record.question_rows[1])), record) == st.BLIND_ROW
+    assert st.unseeing_reason(state, record) is None
+
+
+def test_the_question_view_is_offered_only_where_question_tokens_can_see_the_image(record):
+    from types import SimpleNamespace
+
+    from medgemma_tui.app.frame import FrameMaker
+
+    assert "question" not in st.available_views(record)
+    assert "question" in st.available_views(medgemma_shaped_record(image_first=True))
+    assert st.show_record(st.ViewState(view="question"), record).view == "answer"
+    state = st.show_record(st.ViewState(), record).with_(view="question")
+    with pytest.raises(ValueError, match="cannot attend to it"):  # no uniform map with metrics as if it meant something
+        FrameMaker().frame(SimpleNamespace(record=record), state)
 
 
 def test_views_cycle_over_what_the_record_can_show(record):
@@ -174,3 +214,24 @@ def test_measure_nav_redraw_times_each_key_from_memory(record):
     times = measure_nav_redraw(record, n=24, width=60, height=30)
     assert len(times) == 24 and all(t > 0 for t in times)
     assert float(np.median(times)) < 100.0  # a sanity bound on a shared CPU; the bench reports the real figure
+
+
+def test_a_box_on_a_non_square_film_keeps_its_fractions_on_the_square_picture():
+    from medgemma_tui.app.picture import box_fractions, compose
+
+    # a 400x300 film is stretched to the square input: x by 1/400, y by 1/300
+    boxes = box_fractions([(100, 150, 200, 75)], (400, 300))
+    assert boxes == ((0.25, 0.5, 0.75, 0.75),)
+    assert box_fractions([(100, 150, 200, 75)], None) == ()
+    red = (250, 10, 10)
+    film = np.full((64, 64), 128, np.uint8)
+    grid = np.full((16, 16), 1 / 256)
+    paint = Paint(overlay="film", masks=True, box_colour=red)
+    out = compose(film, grid, paint, 64, None, boxes)
+    drawn = np.all(out == red, axis=-1)
+    expected = np.zeros((64, 64), bool)
+    expected[32, 16:48] = expected[47, 16:48] = True  # rows 0.5*64 .. 0.75*64-1
+    expected[32:48, 16] = expected[32:48, 47] = True  # columns 0.25*64 .. 0.75*64-1
+    assert np.array_equal(drawn, expected)
+    hidden = compose(film, grid, Paint(overlay="film", masks=False, box_colour=red), 64, None, boxes)
+    assert not np.all(hidden == red, axis=-1).any()  # toggled with the mask outlines (m)

@@ -13,6 +13,7 @@ import functools
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from medgemma_tui.app.app import MedtuiApp
@@ -344,3 +345,201 @@ def test_snapshot_head_gallery(dataset, analyses, snap_compare):
 
 def test_snapshot_variants(dataset, analyses, snap_compare):
     assert snap_compare(MedtuiApp(make_session(dataset, analyses)), terminal_size=(120, 40), press=["V", "_"])
+
+
+# ---- focus: keys go where the user looks ------------------------------------------------------------
+def focused_id(app) -> str | None:
+    return None if app.focused is None else app.focused.id
+
+
+@synchronously
+async def test_slash_focuses_the_filter_and_typing_there_runs_no_command(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        before = app.state
+        await pilot.press("slash")
+        assert focused_id(app) == "filter" and app.screen.samples_shown()
+        await pilot.press(*"effusion")
+        assert app.screen.query_one("#filter").value == "effusion"
+        assert app.state == before  # e, o, n ... were typed, not run
+        await pilot.press("escape")
+        assert focused_id(app) == "samples-table"
+
+
+@synchronously
+async def test_hiding_the_samples_table_hands_the_keys_back_to_the_picture(dataset, analyses):
+    for size in ((160, 48), (80, 24)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            await pilot.press("slash")
+            assert focused_id(app) == "filter" and app.screen.samples_shown()
+            await pilot.press("escape", "s")
+            assert not app.screen.samples_shown() and focused_id(app) == "xray", size
+            await pilot.press("right_square_bracket")
+            assert app.state.layer == 0
+            await pilot.press("s")
+            assert app.screen.samples_shown() and focused_id(app) == "samples-table"
+            assert app.screen.query_one("#filter").value == ""
+            await pilot.press("s", "slash")  # / brings a hidden table back
+            assert app.screen.samples_shown() and focused_id(app) == "filter"
+
+
+# ---- question tokens come before the image -----------------------------------------------------------
+@synchronously
+async def test_question_tokens_that_cannot_see_the_image_are_never_shown_as_a_map(dataset, analyses):
+    from medgemma_tui.app.state import BLIND_ROW
+
+    app = MedtuiApp(make_session(dataset, analyses), view="question")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        record = app.current_analysis().record
+        assert app.state.view == "answer"  # asked for, but no question token of this prompt sees the image
+        assert any(BLIND_ROW in n.message for n in app._notifications)
+        seen = set()
+        for _ in range(len(record.query_positions) + 1):
+            await pilot.press("n")
+            seen.add(app.state.row)
+        assert seen == set(record.answer_rows.tolist())
+        for _ in range(len(record.query_positions)):
+            await pilot.press("v")
+            assert app.state.view != "question"
+        row = app.state.row
+        app.screen.action_choose_row(int(record.question_rows[0]))  # a click on a question token
+        await pilot.pause()
+        assert app.state.row == row and app.is_running
+        assert sum(BLIND_ROW in n.message for n in app._notifications) == 2
+        assert BLIND_ROW in app.screen.query_one("#tokens").render().plain
+
+
+def test_variant_js_divergences_keep_two_significant_figures(dataset, analyses):
+    from rich.console import Console
+
+    from medgemma_tui.analysis.metrics import js_divergence
+    from medgemma_tui.app.screens.variants import js_table, js_text
+
+    assert [js_text(v) for v in (0.0, 1.234e-4, 2e-5, 4e-4, 0.35)] == ["0", "0.00012", "2.0e-05", "0.00040", "0.35"]
+    session = make_session(dataset, analyses)
+    keys = [i.key for i in session.group_of(list(analyses)[0])]
+    console = Console(record=True, width=200)
+    console.print(js_table(session, keys))
+    first_row = console.export_text().splitlines()[2].split()
+    grids = [session.entries[k].summary.grid for k in keys]
+    expected = [js_divergence(grids[0], g) for g in grids[1:]]
+    assert first_row[0] == "v0" and first_row[1] == "·"
+    shown = [float(cell) for cell in first_row[2:]]
+    assert all(v > 0 for v in expected)
+    assert shown == pytest.approx(expected, rel=0.05)  # 0.000 for every pair before
+
+
+# ---- the ground-truth box ------------------------------------------------------------------------------
+@synchronously
+async def test_the_ground_truth_box_is_drawn_on_the_pane_with_the_mask_outlines(dataset, analyses):
+    from medgemma_tui.app.picture import compose
+    from medgemma_tui.app.themes import hex_to_rgb
+
+    session = Session.from_dataset(dataset, model_source=None)
+    boxed = next(i for i in session.items if i.sample.bbox)  # e.g. 74,191,12,12 on a 320x320 phantom
+    stand_in = next(a for a in analyses.values() if a.record.image_size == (320, 320))
+    session.finish(boxed.key, stand_in)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key == boxed.key)
+        (x, y, w, h), = boxed.sample.bbox
+        expected = ((x / 320, y / 320, (x + w) / 320, (y + h) / 320),)
+        assert app.picture_boxes() == expected
+        xray = app.screen.query_one("#xray")
+        await pilot.press("m")
+        assert app.state.masks and xray.boxes == expected and xray.picture_key()[-1] == expected
+        colour = hex_to_rgb(app.current_theme.error)
+        assert xray.paint.box_colour == colour
+        rgb = compose(stand_in.record.xray, app.current_frame().grid, xray.paint, 64, xray.masks, xray.boxes)
+        assert np.all(rgb == colour, axis=-1).any()
+        await pilot.press("m")
+        assert xray.picture_key()[-1] == ()
+
+
+def test_a_tree_sample_s_boxes_come_from_its_meta(dataset, analyses, monkeypatch):
+    from medgemma_tui.app.app import sample_boxes
+
+    session = Session.with_records({"k": next(iter(analyses.values()))})
+    assert sample_boxes(session, "k") == []
+    session.tree = type("Tree", (), {"load_meta": lambda self, key: {"bbox_boxes": [[1, 2, 3, 4]]}})()
+    assert sample_boxes(session, "k") == [(1, 2, 3, 4)]
+
+
+# ---- layout at 80x24 and 160x48 ------------------------------------------------------------------------
+@synchronously
+async def test_at_80x24_the_samples_table_leaves_the_picture_its_room_and_toasts_leave_the_status_line(
+        dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        xray = app.screen.query_one("#xray")
+        alone = xray.region
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.screen.query_one("#samples").region.width >= 30
+        assert xray.region.width >= 30 and xray.region.height == alone.height  # was 0x0: the table took its place
+        app.notify("a toast")
+        await pilot.pause(0.3)
+        status_line = app.screen.query_one("#status").region
+
+        def toasts_bottom() -> int:
+            toasts = list(app.screen.query_one("#textual-toastrack").query("Toast"))
+            assert toasts and all(t.region.height > 0 for t in toasts)
+            return max(t.region.bottom for t in toasts)
+
+        assert toasts_bottom() <= status_line.y
+        app.set_job("running something…")  # the job line under the status line on narrow terminals
+        app.notify("another toast")
+        await pilot.pause(0.3)
+        status_line = app.screen.query_one("#status").region
+        job = app.screen.query_one("#job").region
+        assert job.y > status_line.y and toasts_bottom() <= status_line.y
+
+
+@synchronously
+async def test_at_160x48_the_title_the_cell_zone_and_the_layer_legend_are_not_cut(dataset, analyses):
+    from rich.console import Console
+
+    from medgemma_tui.app.frame import cell_text
+
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        long_question = max(analyses, key=lambda k: len(app.session.item(k).question))
+        app.show_sample(long_question)
+        app.screen.query_one("#xray").focus()
+        await pilot.press("right_square_bracket", "down")
+        await pilot.pause(0.3)
+        screen = app.screen
+        title = screen.query_one("#title")
+        item = app.session.item(long_question)
+        assert title.size.height <= 2 and title.size.width * title.size.height >= len(f"{item.key} · {item.question}")
+        cell = screen.query_one("#cell")
+        zone_text = cell_text(app.current_frame(), app.zones(), app.state.cursor)
+        assert len(zone_text) <= cell.size.width, zone_text  # the zone is the end of the line
+        charts = screen.query_one("#charts")
+        console = Console(width=charts.size.width, record=True)
+        console.print(charts.content)
+        lines = [line.rstrip() for line in console.export_text().splitlines()]
+        assert "Per layer  │ layer 0" in lines
+        legend = [line for line in lines if "━" in line]
+        assert "image share" in legend[0] and any("entropy (norm.)" in line for line in legend)
+        assert all(len(line) <= charts.size.width for line in legend)
+        assert screen.query_one("#xray").size.width >= 60  # the picture is the widest pane
+
+
+@synchronously
+async def test_narrowing_the_terminal_takes_focus_out_of_the_table_it_hides(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        assert focused_id(app) == "samples-table"
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause(0.2)
+        assert not app.screen.samples_shown() and focused_id(app) == "xray"
+        await pilot.press("right_square_bracket")
+        assert app.state.layer == 0

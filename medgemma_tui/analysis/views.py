@@ -325,3 +325,16 @@ def row_shares(record: AttentionRecord, spec: MapSpec) -> dict[str, float]:
     layers = layer_range(record, spec.layers)
     s = select_heads(record.shares[rows, layers], record, spec.head_mode, spec.head).mean(axis=(0, 1))
     return {"bos_share": float(s[0]), "image_share": float(s[1]), "text_share": float(s[2])}
+
+
+# ---- which query rows can see the image -------------------------------------------------------------
+def rows_seeing_image(record: AttentionRecord) -> np.ndarray:
+    """Query rows that can attend to the image tokens, in row order.
+
+    Under the causal mask a query at position p reads keys 0..p only, so a row reaches the image only if
+    its position is at or after the image span's start. MedGemma's VQA prompt puts the question before
+    the image: its question rows cannot see the image (their image maps are the uniform fallback of
+    ``normalise``), and only the answer rows can.
+    """
+    start, _ = record.image_token_span
+    return np.flatnonzero(np.asarray(record.query_positions) >= start)

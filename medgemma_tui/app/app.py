@@ -27,7 +27,7 @@ from medgemma_tui.app.bindings import APP_BINDINGS, binding_ids
 from medgemma_tui.app.frame import Frame, FrameMaker
 from medgemma_tui.app.graphics import Graphics
 from medgemma_tui.app.messages import JobEnded, ModelReady, Progress, SampleFinished, SampleStarted
-from medgemma_tui.app.picture import Paint
+from medgemma_tui.app.picture import BOX_COLOUR, Paint, box_fractions
 from medgemma_tui.app.screens.export import ExportScreen
 from medgemma_tui.app.screens.gallery import GalleryScreen
 from medgemma_tui.app.screens.help import HelpScreen
@@ -41,6 +41,21 @@ from medgemma_tui.colormaps import available as available_colormaps
 from medgemma_tui.config import Config
 
 DATASET_METRIC = "inside_lungs_ratio"
+
+
+def sample_boxes(session: Session, key: str) -> list:
+    """A sample's ground-truth boxes (x, y, w, h in its film's pixels): the dataset row's ``bbox`` in a
+    live session, the meta's ``bbox_boxes`` in a results tree; none when the sample has no box."""
+    item = session.item(key)
+    if item.sample is not None:
+        return [tuple(b) for b in (item.sample.bbox or ())]
+    if session.is_tree:
+        try:
+            meta = session.tree.load_meta(key) or {}
+        except (AttributeError, FileNotFoundError, KeyError, ValueError):
+            return []
+        return [tuple(b) for b in meta.get("bbox_boxes") or []]
+    return []
 
 
 class MedtuiApp(App):
@@ -77,6 +92,7 @@ class MedtuiApp(App):
         self._job_started: float | None = None
         self._wanted_theme = theme
         self._masks_cache: dict[int, tuple[SampleAnalysis, dict | None]] = {}
+        self._boxes_cache: dict[str, tuple] = {}
         self._wanted_key: str | None = None  # the sample the user asked for, shown when it finishes
         self._jobs_alive = 0  # batch / export threads whose body has not returned (cancelled ones too)
         self._jobs_lock = threading.Lock()
@@ -130,10 +146,12 @@ class MedtuiApp(App):
         return "truecolor" if self.console.color_system == "truecolor" else "256"
 
     def paint(self) -> Paint:
-        background = hex_to_rgb(self.current_theme.background if self.current_theme else None)
+        theme = self.current_theme
+        background = hex_to_rgb(theme.background if theme else None)
+        box = hex_to_rgb(theme.error if theme else None, BOX_COLOUR)
         s = self.state
         return Paint(colormap=s.colormap, alpha=s.alpha, overlay=s.overlay, masks=s.masks, cursor=s.cursor,
-                     colors=self.color_mode(), background=background, scale=s.scale)
+                     colors=self.color_mode(), background=background, scale=s.scale, box_colour=box)
 
     def tile_paint(self, blend: bool = False) -> Paint:
         return Paint(colormap=self.state.colormap, alpha=self.state.alpha, overlay="blend" if blend else "map",
@@ -148,6 +166,17 @@ class MedtuiApp(App):
             hit = (analysis, {"body": analysis.masks.body, "lungs": analysis.masks.lungs})
             self._masks_cache[id(analysis)] = hit
         return hit[1]
+
+    def picture_boxes(self) -> tuple:
+        """The shown sample's ground-truth boxes as fractions of its film (``picture.box_fractions``)."""
+        analysis = self.current_analysis()
+        if analysis is None:
+            return ()
+        hit = self._boxes_cache.get(self.current_key)
+        if hit is None:
+            boxes = sample_boxes(self.session, self.current_key)
+            hit = self._boxes_cache[self.current_key] = box_fractions(boxes, analysis.record.image_size)
+        return hit
 
     def zones(self):
         analysis = self.current_analysis()
@@ -194,7 +223,12 @@ class MedtuiApp(App):
         if analysis is None:
             self.notify("No sample is shown yet: choose one in the samples table (s).", timeout=2)
             return
-        self.set_state(change(self.state, analysis.record))
+        try:
+            state = change(self.state, analysis.record)
+        except ValueError as exc:  # a step this record cannot take (e.g. a question token that cannot see the image)
+            self.notify(str(exc), severity="warning", timeout=4)
+            return
+        self.set_state(state)
 
     def cycle_colormap(self) -> None:
         self.set_state(st.cycle_colormap(self.state, list(available_colormaps())), charts=False)
@@ -206,7 +240,10 @@ class MedtuiApp(App):
         self.current_key = key
         self.session.pinned = key
         self.session.touch(key)
+        wanted = self.state.view
         self.state = st.show_record(self.state.with_(cursor=None), analysis.record)
+        if wanted == "question" and self.state.view != wanted:
+            self.notify(f"question view: {st.BLIND_ROW}; showing the answer view", severity="warning", timeout=6)
         self.redraw()
 
     # ---- samples ----------------------------------------------------------------------------------
@@ -514,6 +551,6 @@ class MedtuiApp(App):
         yield SystemCommand("Head gallery", "Every layer x head as a small map (G)", self.open_gallery)
         yield SystemCommand("Variants", "The hard-positive group side by side (V)", self.open_variants)
         yield SystemCommand("Robustness", "Perturbed films against the original (R)", self.open_robustness)
-        yield SystemCommand("Toggle masks", "Body and lung outlines (m)", lambda: self.set_state(
-            st.toggle_masks(self.state)))
+        yield SystemCommand("Toggle masks", "Body and lung outlines and the ground-truth box (m)",
+                            lambda: self.set_state(st.toggle_masks(self.state)))
 

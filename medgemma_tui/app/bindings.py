@@ -22,15 +22,19 @@ INSPECT_BINDINGS = [
     Binding("full_stop", "head(1)", "Head+", tooltip="Next head or GQA group (from the mean: head 0)", id="head_next"),
     Binding("comma", "head(-1)", "Head-", tooltip="Previous head or group", id="head_prev", show=False),
     Binding("g", "head_mode", "Mean/group/head", tooltip="Cycle head mean / GQA group / single head", id="head_mode"),
-    Binding("n", "token(1)", "Token+", tooltip="Next query token (question tokens, then answer rows)", id="token_next"),
+    Binding("n", "token(1)", "Token+",
+            tooltip="Next query token that can see the image (with the question before the image: the answer rows)",
+            id="token_next"),
     Binding("p", "token(-1)", "Token-", tooltip="Previous query token", id="token_prev", show=False),
     Binding("v", "view", "View",
-            tooltip="Cycle the map view (answer, gated, layer-weighted, rollout, question)", id="view"),
+            tooltip="Cycle the map view (answer, gated, layer-weighted, rollout; question if its tokens see the image)",
+            id="view"),
     Binding("o", "overlay", "Overlay",
             tooltip="Cycle heatmap over the film / heatmap alone / film alone", id="overlay", show=False),
     Binding("z", "scale", "Scale", tooltip="Colours over 0..max or over the map's own min..max", id="scale",
             show=False),
-    Binding("m", "masks", "Masks", tooltip="Body and lung outlines", id="masks", show=False),
+    Binding("m", "masks", "Masks", tooltip="Body and lung outlines, and the ground-truth box", id="masks",
+            show=False),
     Binding("c", "colormap", "Colormap", tooltip="Next heatmap colormap", id="colormap", show=False),
     Binding("plus", "alpha(0.1)", "Alpha+", id="alpha_up", show=False),
     Binding("minus", "alpha(-0.1)", "Alpha-", id="alpha_down", show=False),
@@ -75,7 +79,8 @@ FILTER_BINDINGS = [Binding("escape", "leave", "Back to the table", id="filter_le
 
 VARIANT_BINDINGS = [
     Binding("escape", "close", "Back", id="variants_close"),
-    Binding("r", "run_group", "Run the group", id="variants_run"),
+    Binding("r", "run_group", "Run the group", tooltip="Run the variants not run yet (on a results tree: read them)",
+            id="variants_run"),
 ]
 
 ROBUSTNESS_BINDINGS = [

@@ -16,7 +16,7 @@ from medgemma_tui.analysis.masks import mask_to_grid
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.sample import SampleAnalysis
 from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shares
-from medgemma_tui.app.state import ViewState, map_spec
+from medgemma_tui.app.state import ViewState, map_spec, unseeing_reason
 from medgemma_tui.engine.record import AttentionRecord
 
 ZONE_NAMES = {  # R and L are the patient's sides: the right lung is on the image left of a PA film
@@ -74,7 +74,12 @@ class FrameMaker:
         return grids
 
     def frame(self, analysis: SampleAnalysis, state: ViewState) -> Frame:
+        """The frame of ``state``; a ValueError saying why for a state whose rows cannot see the image
+        (their map would be uniform by construction, with metrics that mean nothing)."""
         record = analysis.record
+        reason = unseeing_reason(state, record)
+        if reason is not None:
+            raise ValueError(reason)
         spec = map_spec(state, record)
         key = (id(record), spec)
         hit = self._views.get(key)
@@ -119,11 +124,17 @@ def cell_zone(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> 
     return f"{side}, {vertical} third (no masks)"
 
 
-def cell_text(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int]) -> str:
+def cell_text(frame: Frame, zones: np.ndarray | None, cell: tuple[int, int], width: int | None = None) -> str:
+    """``cell (9,9) 0.0040 = 1.02x uniform · R lung, middle zone``; where that is wider than ``width``,
+    the short form ``(9,9) 1.02x · R lung, middle zone``, so the zone is not the part that is cut."""
     r, c = cell
     value = float(frame.grid[r, c])
     lift = value * frame.grid.size
-    return f"cell ({r},{c}) {value:.4f} = {lift:.2f}x uniform · {cell_zone(frame, zones, cell)}"
+    zone = cell_zone(frame, zones, cell)
+    text = f"cell ({r},{c}) {value:.4f} = {lift:.2f}x uniform · {zone}"
+    if width is not None and len(text) > width:
+        text = f"({r},{c}) {lift:.2f}x · {zone}"
+    return text
 
 
 def fmt(value: float) -> str:

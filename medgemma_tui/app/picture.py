@@ -28,6 +28,7 @@ from medgemma_tui.colormaps import get_colormap
 
 HALF = "▀"
 MASK_COLOURS = {"body": (64, 200, 255), "lungs": (120, 255, 120)}
+BOX_COLOUR = (255, 95, 95)  # the ground-truth box when the theme gives no error colour
 CURSOR_COLOUR = (255, 255, 255)
 CUBE = np.array([0, 95, 135, 175, 215, 255], dtype=np.int32)
 
@@ -44,6 +45,40 @@ class Paint:
     colors: str = "truecolor"  # truecolor | 256
     background: tuple[int, int, int] = (0, 0, 0)
     scale: str = "max"  # colours span 0..max ("max") or min..max ("range": a flat map is dark, for galleries)
+    box_colour: tuple[int, int, int] = BOX_COLOUR  # ground-truth box outline (drawn with the masks)
+
+
+Fractions = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the film's width and height
+
+
+def box_fractions(boxes, image_size: tuple[int, int] | None) -> tuple[Fractions, ...]:
+    """Ground-truth boxes (x, y, w, h in the film's pixels) as fractions of its width and height.
+
+    The processor stretches a non-square film to its square input, so a box keeps its fractions of the
+    width and of the height on the square picture (as ``analysis.grounding`` maps boxes to the grid).
+    ``image_size`` is the film's real (width, height); without it nothing can be placed.
+    """
+    if not boxes or not image_size:
+        return ()
+    width, height = image_size
+    out = []
+    for x, y, w, h in boxes:
+        x0, x1 = sorted((float(x) / width, (float(x) + float(w)) / width))
+        y0, y1 = sorted((float(y) / height, (float(y) + float(h)) / height))
+        x0, x1, y0, y1 = (min(max(v, 0.0), 1.0) for v in (x0, x1, y0, y1))
+        if x1 > x0 and y1 > y0:
+            out.append((x0, y0, x1, y1))
+    return tuple(out)
+
+
+def box_pixels(box: Fractions, side: int) -> tuple[int, int, int, int]:
+    """Inclusive pixel rows and columns (y0, y1, x0, x1) of a box's outline on a ``side`` picture."""
+    x0, y0, x1, y1 = box
+    last = side - 1
+    left, top = min(int(x0 * side), last), min(int(y0 * side), last)
+    right = min(max(int(np.ceil(x1 * side)) - 1, left), last)
+    bottom = min(max(int(np.ceil(y1 * side)) - 1, top), last)
+    return top, bottom, left, right
 
 
 def fit(width: int, height: int) -> int:
@@ -95,9 +130,15 @@ def scaled(grid: np.ndarray, scale: str) -> np.ndarray:
 
 
 def compose(
-    film: np.ndarray | None, grid: np.ndarray, paint: Paint, side: int, masks: dict[str, np.ndarray] | None = None
+    film: np.ndarray | None,
+    grid: np.ndarray,
+    paint: Paint,
+    side: int,
+    masks: dict[str, np.ndarray] | None = None,
+    boxes: tuple[Fractions, ...] = (),
 ) -> np.ndarray:
-    """uint8 RGB [side, side, 3]: the film, the map blended over it, mask outlines and the cell cursor."""
+    """uint8 RGB [side, side, 3]: the film, the map blended over it, mask and ground-truth box outlines
+    (both with ``paint.masks``; boxes from ``box_fractions``) and the cell cursor."""
     gray = film_at(film, side).astype(np.float32)
     film_rgb = np.repeat(gray[..., None], 3, axis=-1)
     if paint.overlay == "film":
@@ -109,6 +150,11 @@ def compose(
     if paint.masks and masks:
         for name, mask in masks.items():
             out[outline(mask, side)] = MASK_COLOURS.get(name, (255, 255, 0))
+    if paint.masks:
+        for box in boxes:
+            top, bottom, left, right = box_pixels(box, side)
+            out[top : bottom + 1, [left, right]] = paint.box_colour
+            out[[top, bottom], left : right + 1] = paint.box_colour
     if paint.cursor is not None:
         r, c = paint.cursor
         rows, cols = grid.shape
@@ -238,12 +284,13 @@ def picture_strips(
     width: int,
     height: int,
     masks: dict[str, np.ndarray] | None = None,
+    boxes: tuple[Fractions, ...] = (),
 ) -> list[Strip]:
     """The whole picture for a ``width`` x ``height`` cell area."""
     if width < 2 or height < 1:
         return [Strip.blank(max(width, 0))] * max(height, 0)
     side = fit(width, height)
-    return half_block_strips(compose(film, grid, paint, side, masks), paint, width, height)
+    return half_block_strips(compose(film, grid, paint, side, masks, boxes), paint, width, height)
 
 
 def colorbar_segments(colormap: str, width: int, colors: str) -> list[Segment]:

@@ -11,9 +11,12 @@ Conventions, fixed once:
 - ``head_mode`` "mean" (all heads), "group" (one GQA group: the query heads sharing a KV head) or
   "head" (one query head); ``head`` indexes the group or the head. ``.`` / ``,`` step it, entering
   single-head mode from the mean.
-- ``row`` is a query row of the record; ``n`` / ``p`` walk the rows in reading order: the question's
-  tokens, then the rows that produced each answer token. The first row shown is the one that produced
-  the first answer token that is not an end token (the default map of a sample).
+- ``row`` is a query row of the record; ``n`` / ``p`` walk, in reading order, the rows that can see the
+  image (``rows_seeing_image``): with MedGemma's prompt, where the question comes before the image, the
+  rows that produced each answer token. A question token's row reads only what precedes it, so its
+  image map would be the uniform fallback: it is never offered, and asking for it says why
+  (``BLIND_ROW``). The first row shown is the one that produced the first answer token that is not an
+  end token (the default map of a sample).
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medgemma_tui.analysis.views import MapSpec, content_answer_rows
+from medgemma_tui.analysis.views import MapSpec, content_answer_rows, rows_seeing_image
 from medgemma_tui.analysis.views import available_views as views_of
 from medgemma_tui.engine.record import AttentionRecord
 
 HEAD_MODES = ("mean", "group", "head")
 OVERLAYS = ("blend", "map", "film")  # heatmap over the film, heatmap alone, film alone
 SEP = " · "
+BLIND_ROW = "question tokens come before the image: they cannot attend to it"
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,21 @@ class ViewState:
 
 # ---- rows (query tokens) --------------------------------------------------------------------------
 def token_rows(record: AttentionRecord) -> list[int]:
-    """Query rows in reading order: question tokens by position, then answer rows by answer index."""
+    """Query rows that can see the image, in reading order: question tokens by position, then answer
+    rows by answer index (with the question before the image: the answer rows only)."""
+    seeing = set(rows_seeing_image(record).tolist())
     question = sorted(record.question_rows.tolist(), key=lambda r: int(record.query_positions[r]))
-    return [*question, *record.answer_rows.tolist()]
+    return [r for r in [*question, *record.answer_rows.tolist()] if r in seeing]
+
+
+def sees_image(record: AttentionRecord, row: int) -> bool:
+    return row in rows_seeing_image(record)
+
+
+def question_sees_image(record: AttentionRecord) -> bool:
+    """Whether the question view means anything: every question row can attend to the image."""
+    rows = record.question_rows
+    return len(rows) > 0 and all(sees_image(record, int(r)) for r in rows)
 
 
 def default_row(record: AttentionRecord) -> int:
@@ -76,8 +92,18 @@ def is_answer_row(record: AttentionRecord, row: int) -> bool:
 
 # ---- views ----------------------------------------------------------------------------------------
 def available_views(record: AttentionRecord) -> tuple[str, ...]:
-    """Views this record can show (rollout needs the layer-mean matrices; model views their maps)."""
-    return tuple(views_of(record))
+    """Views this record can show (rollout needs the layer-mean matrices; model views their maps; the
+    question view needs question rows that can see the image)."""
+    return tuple(v for v in views_of(record) if v != "question" or question_sees_image(record))
+
+
+def unseeing_reason(state: ViewState, record: AttentionRecord) -> str | None:
+    """Why ``state`` would read rows that cannot see the image (a uniform map by construction), or None."""
+    if state.view == "question":
+        return None if question_sees_image(record) else BLIND_ROW
+    if state.row is not None and not sees_image(record, state.row):
+        return BLIND_ROW
+    return None
 
 
 def map_spec(state: ViewState, record: AttentionRecord) -> MapSpec:
@@ -131,14 +157,18 @@ def cycle_head_mode(state: ViewState, record: AttentionRecord) -> ViewState:
 
 def step_row(state: ViewState, record: AttentionRecord, step: int) -> ViewState:
     rows = token_rows(record)
+    if not rows:
+        raise ValueError(BLIND_ROW)
     current = default_row(record) if state.row is None else state.row
     index = rows.index(current) if current in rows else 0
     return state.with_(row=rows[(index + step) % len(rows)])
 
 
 def choose_row(state: ViewState, record: AttentionRecord, row: int) -> ViewState:
-    if row not in token_rows(record):
+    if not 0 <= row < len(record.query_positions):
         raise ValueError(f"row {row} is not a query row of this record")
+    if row not in token_rows(record):
+        raise ValueError(BLIND_ROW)
     return state.with_(row=row)
 
 

@@ -52,7 +52,7 @@ class InspectScreen(Screen):
 
     def focus_start(self) -> None:
         """The table where it is shown (arrows browse samples), else the picture (arrows move the cell cursor)."""
-        if self.has_class("-wide"):
+        if self.samples_shown():
             self.samples.table.focus()
         else:
             self.query_one(XrayView).focus()
@@ -63,7 +63,7 @@ class InspectScreen(Screen):
         app = self.app
         frame = app.current_frame()
         paint = app.paint()
-        self.query_one(XrayView).show(frame, paint, app.picture_masks())
+        self.query_one(XrayView).show(frame, paint, app.picture_masks(), app.picture_boxes())
         self.query_one(ColorBar).show(frame, paint)
         self.query_one(CellInfo).show(frame, app.zones(), app.state.cursor)
         item = app.current_item()
@@ -83,6 +83,7 @@ class InspectScreen(Screen):
     def show_job(self, text: str) -> None:
         job = self.query_one("#job", Static)
         job.display = bool(text)
+        self.set_class(bool(text), "job-shown")  # toasts stand above the job line too
         job.update(text)  # auto width: a layout pass
 
     def show_status(self) -> None:
@@ -133,8 +134,8 @@ class InspectScreen(Screen):
         self.app.set_state(st.toggle_scale(self.app.state), charts=False)
 
     def action_masks(self) -> None:
-        if not self.app.state.masks and self.app.picture_masks() is None:
-            self.notify("No anatomy masks for this sample.", severity="warning")
+        if not self.app.state.masks and self.app.picture_masks() is None and not self.app.picture_boxes():
+            self.notify("No anatomy masks or ground-truth box for this sample.", severity="warning")
             return
         self.app.set_state(st.toggle_masks(self.app.state))
 
@@ -145,15 +146,37 @@ class InspectScreen(Screen):
         self.app.set_state(st.change_alpha(self.app.state, delta))
         self.notify(f"overlay alpha {self.app.state.alpha:.1f}", timeout=1.5)
 
+    def samples_shown(self) -> bool:
+        """Whether the samples table is on screen: wide terminals show it until ``s`` hides it, narrow
+        ones hide it until ``s`` shows it; a choice made with ``s`` or ``/`` holds across resizes."""
+        if self.has_class("samples-shown"):
+            return True
+        return self.has_class("-wide") and not self.has_class("samples-hidden")
+
+    def on_resize(self) -> None:
+        # crossing the width breakpoint can hide the table (narrow terminals hide it by default)
+        self.call_after_refresh(self.keep_focus_visible)
+
+    def keep_focus_visible(self) -> None:
+        if not self.samples_shown() and self.samples.has_focus_within:
+            self.query_one(XrayView).focus()
+
+    def show_samples(self, shown: bool) -> None:
+        """Show or hide the samples table; focus never stays in a hidden widget (keys would vanish into it)."""
+        self.set_class(shown, "samples-shown")
+        self.set_class(not shown, "samples-hidden")
+        self.keep_focus_visible()
+
     def action_samples(self) -> None:
-        self.toggle_class("show-samples")
-        if self.has_class("show-samples"):
+        shown = not self.samples_shown()
+        self.show_samples(shown)
+        if shown:
             self.samples.table.focus()
         else:
             self.query_one(XrayView).focus()
 
     def action_filter(self) -> None:
-        self.add_class("show-samples")
+        self.show_samples(True)
         self.query_one("#filter").focus()
 
     def action_gallery(self) -> None:

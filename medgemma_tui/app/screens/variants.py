@@ -3,7 +3,11 @@
 Every variant asks the same thing of the same film, so the answers should agree and the maps should
 look alike. Maps are each variant's default map (the row that produced the first answer token, all
 layers, head mean): rows and tokens differ between questions, so the inspector's layer/head/token
-choice does not carry over.
+choice does not carry over. On a results tree (``medtui open``) the variants are already answered:
+the screen reads the ones not yet in memory as it opens.
+
+JS divergences between maps of one film are small (often under 1e-3 nats), so they are shown to two
+significant figures rather than a fixed number of decimals.
 """
 
 from __future__ import annotations
@@ -38,20 +42,32 @@ def variant_tiles(session: Session, keys: list[str]) -> list[Tile]:
     return tiles
 
 
+def js_text(value: float) -> str:
+    """A JS divergence to two significant figures (``0.00012``, ``2.0e-05``): differences stay readable."""
+    return "0" if value == 0 else f"{value:#.2g}"
+
+
 def consistency_text(session: Session, keys: list[str]) -> Text:
     done = [k for k in keys if session.entries[k].status == DONE]
     text = Text()
     if not done:
+        if session.is_tree:
+            return Text("Reading the group from the results tree…", style="dim")
         return Text("No variant has run yet: press r to run the group.", style="dim")
     labels = [session.entries[k].summary.answer_label for k in done]
     majority, count = Counter(labels).most_common(1)[0]
     text.append(f"answers agree: {count}/{len(done)} say {majority!r}", style="bold")
     if len(done) < len(keys):
-        text.append(f"  ({len(keys) - len(done)} not run: r runs them)", style="dim")
+        missing = len(keys) - len(done)
+        if session.is_tree:
+            text.append(f"  ({missing} not read yet from the tree: r reads them)", style="dim")
+        else:
+            text.append(f"  ({missing} not run: r runs them)", style="dim")
     if len(done) > 1:
         grids = [session.entries[k].summary.grid for k in done]
         pairs = [js_divergence(grids[i], grids[j]) for i in range(len(done)) for j in range(i + 1, len(done))]
-        text.append(f"\nmean pairwise JS divergence {sum(pairs) / len(pairs):.4f} nats (0 = same map, ln 2 = disjoint)")
+        text.append(f"\nmean pairwise JS divergence {js_text(sum(pairs) / len(pairs))} nats "
+                    "(0 = same map, ln 2 = disjoint)")
     return text
 
 
@@ -65,7 +81,7 @@ def js_table(session: Session, keys: list[str]) -> Table:
         cells = []
         for b in done:
             value = js_divergence(session.entries[a].summary.grid, session.entries[b].summary.grid)
-            cells.append("·" if a == b else f"{value:.3f}")
+            cells.append("·" if a == b else js_text(value))
         table.add_row(f"v{session.item(a).variant}", *cells)
     return table
 
@@ -101,6 +117,17 @@ class VariantsScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_group()
+        if self.app.session.is_tree and not self.app.job_running():
+            self.read_missing()
+
+    def missing(self) -> list[str]:
+        return [k for k in self.keys if self.app.session.entries[k].status != DONE]
+
+    def read_missing(self) -> None:
+        """On a results tree the variants are answered already: reading them is all "running" them takes."""
+        missing = self.missing()
+        if missing:
+            self.app.run_keys(missing, job="reading variants")
 
     def refresh_group(self) -> None:
         session: Session = self.app.session
@@ -108,7 +135,8 @@ class VariantsScreen(Screen):
         item = session.item(self.key)
         title = Text()
         title.append("Variants ", style="bold")
-        title.append(f"of {item.group[1]!r} on {item.group[0]} · {len(keys)} questions · r run · esc back")
+        run = "r read from the tree" if session.is_tree else "r run"
+        title.append(f"of {item.group[1]!r} on {item.group[0]} · {len(keys)} questions · {run} · esc back")
         self.query_one("#variants-title", Static).update(title)
         self.query_one(TileGrid).set_tiles(variant_tiles(session, keys), self.app.tile_paint(blend=True))
         parts = [consistency_text(session, keys), questions_table(session, keys)]
@@ -117,11 +145,11 @@ class VariantsScreen(Screen):
         self.query_one("#variant-text", Static).update(Group(*parts))
 
     def action_run_group(self) -> None:
-        missing = [k for k in self.keys if self.app.session.entries[k].status != DONE]
+        missing = self.missing()
         if not missing:
-            self.notify("Every variant has run.")
+            self.notify("Every variant has been read." if self.app.session.is_tree else "Every variant has run.")
             return
-        self.app.run_keys(missing, job="variants")
+        self.app.run_keys(missing, job="reading variants" if self.app.session.is_tree else "variants")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -37,13 +37,29 @@ def _plotext_text(build) -> Text:
     return Text.from_ansi(figure.build().string(), no_wrap=True, end="")
 
 
-def legend(names: dict[str, int], extra: str = "") -> Text:
+def legend(names: dict[str, int], width: int) -> Text:
+    """``━ name`` for each series, on as many lines as ``width`` needs: an entry is never cut."""
     text = Text(no_wrap=True, overflow="ellipsis")
+    used = 0
     for name, colour in names.items():
+        entry = len(name) + 2
+        if used and used + 2 + entry > width:
+            text.append("\n")
+            used = 0
+        elif used:
+            text.append("  ")
+            used += 2
         text.append("━ ", style=f"color({colour})")
-        text.append(f"{name}  ", style="dim")
-    if extra:
-        text.append(extra, style=f"bold color({MARK})")
+        text.append(name, style="dim")
+        used += entry
+    return text
+
+
+def heading(title: str, mark: str = "") -> Text:
+    """A chart's title, and what is marked on it in the mark colour."""
+    text = Text(title, style="bold", no_wrap=True, overflow="ellipsis")
+    if mark:
+        text.append(f"  │ {mark}", style=f"bold color({MARK})")
     return text
 
 
@@ -152,8 +168,8 @@ class ChartsPanel(Static):
         head_text = self._cached(head_key, lambda: head_chart(frame, width, height))
         where = "all layers" if state.layer is None else f"layer {state.layer}"
         parts = [
-            Text("Per layer", style="bold"),
-            legend(SERIES, "" if state.layer is None else f"│ layer {state.layer}"),
+            heading("Per layer", "" if state.layer is None else f"layer {state.layer}"),
+            legend(SERIES, width),
             layer_text,
             Text(f"Image share per head, {where}", style="bold"),
             head_text,

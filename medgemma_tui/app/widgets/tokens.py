@@ -1,7 +1,8 @@
 """The question and the answer as tokens: gated terms highlighted, the selected query token marked.
 
 Clicking a token (or ``n`` / ``p``) chooses its row: a question token's own row, or for an answer
-token the row that *produced* it (the position before it).
+token the row that *produced* it (the position before it). Question tokens before the image cannot
+attend to it: they are dimmed, and clicking one says so.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from medgemma_tui.app.frame import Frame
-from medgemma_tui.app.state import is_answer_row, token_text
+from medgemma_tui.app.state import BLIND_ROW, is_answer_row, sees_image, token_text
 
 
 def _shown(text: str) -> str:
@@ -23,11 +24,14 @@ def tokens_text(frame: Frame, truth: str = "") -> Text:
     selected = frame.spec.rows if isinstance(frame.spec.rows, int) else None
     gated = set(record.extra.get("gated_columns", []))
     rows_by_position = {int(record.query_positions[r]): r for r in record.question_rows.tolist()}
+    blind = [r for r in record.question_rows.tolist() if not sees_image(record, r)]
     text = Text()
     text.append("Q ", style="bold")
     for column, position in enumerate(record.question_positions.tolist()):
         row = rows_by_position.get(position)
         style = Style(bold=True, underline=True, color="yellow") if column in gated else Style()
+        if row in blind:
+            style += Style(dim=True)
         if row is not None and row == selected and frame.state.view != "question":
             style += Style(reverse=True)
         if row is not None:
@@ -52,6 +56,8 @@ def tokens_text(frame: Frame, truth: str = "") -> Text:
                     style="dim")
     if analysis.gating.terms:
         text.append("\ngated: " + ", ".join(dict.fromkeys(analysis.gating.terms)), style="dim")
+    if blind:
+        text.append(f"\n{BLIND_ROW}", style="dim italic")
     return text
 
 

@@ -33,19 +33,21 @@ class XrayView(Widget, can_focus=True):
         self.frame: Frame | None = None
         self.paint = Paint()
         self.masks: dict | None = None
+        self.boxes: tuple = ()  # ground-truth boxes as fractions of the film (picture.box_fractions)
         self._cache: LRUCache[tuple, tuple[object, list[Strip]]] = LRUCache(48)
 
-    def show(self, frame: Frame | None, paint: Paint, masks: dict | None) -> None:
-        self.frame, self.paint, self.masks = frame, paint, masks
+    def show(self, frame: Frame | None, paint: Paint, masks: dict | None, boxes: tuple = ()) -> None:
+        self.frame, self.paint, self.masks, self.boxes = frame, paint, masks, boxes
         self.refresh()
 
     def picture_key(self) -> tuple:
-        """Everything the picture's pixels depend on (the record by id, its view, the paint, masks)."""
+        """Everything the picture's pixels depend on (the record by id, its view, the paint, masks, boxes)."""
         frame = self.frame
         record_id = None if frame is None else id(frame.record)
         spec = None if frame is None else frame.spec
         masks = self.paint.masks and self.masks is not None
-        return (record_id, spec, self.paint, masks)
+        boxes = self.boxes if self.paint.masks else ()
+        return (record_id, spec, self.paint, masks, boxes)
 
     def cache_key(self) -> tuple:
         """The strips' key: the picture's, and the pane's size they are cut to."""
@@ -61,7 +63,7 @@ class XrayView(Widget, can_focus=True):
             strips = [Strip([Segment(" " * width, background_style(self.paint))], width)] * height
         else:
             record = self.frame.record
-            strips = picture_strips(record.xray, self.frame.grid, self.paint, width, height, self.masks)
+            strips = picture_strips(record.xray, self.frame.grid, self.paint, width, height, self.masks, self.boxes)
         # the value keeps the record alive, so its id in the key cannot be reused while cached
         self._cache[key] = (self.frame, strips)
         return strips
@@ -102,12 +104,12 @@ class SharpXrayView(XrayView):
         key = self.picture_key()
         hit = self._pictures.get(key)
         if hit is None:
-            rgb = compose(self.frame.record.xray, self.frame.grid, self.paint, PICTURE_SIDE, self.masks)
+            rgb = compose(self.frame.record.xray, self.frame.grid, self.paint, PICTURE_SIDE, self.masks, self.boxes)
             hit = self._pictures[key] = (self.frame, Image.fromarray(rgb))
         return hit[1]
 
-    def show(self, frame: Frame | None, paint: Paint, masks: dict | None) -> None:
-        self.frame, self.paint, self.masks = frame, paint, masks
+    def show(self, frame: Frame | None, paint: Paint, masks: dict | None, boxes: tuple = ()) -> None:
+        self.frame, self.paint, self.masks, self.boxes = frame, paint, masks, boxes
         image = self.query_one(".xray-image")
         picture = self.picture()
         if image.image is not picture:
@@ -156,7 +158,8 @@ class CellInfo(Static):
         if frame is None:
             self.update("", layout=False)
         elif cursor is None:
-            hint = "arrows on the picture: cell cursor · o overlay · m masks · c colormap"
+            hint = "arrows: cell cursor · o overlay · m masks and box · c colormap"
             self.update(Text(hint, style="dim", no_wrap=True, overflow="ellipsis"), layout=False)
         else:
-            self.update(Text(cell_text(frame, zones, cursor), no_wrap=True, overflow="ellipsis"), layout=False)
+            text = cell_text(frame, zones, cursor, self.content_size.width or None)
+            self.update(Text(text, no_wrap=True, overflow="ellipsis"), layout=False)

@@ -1,0 +1,35 @@
+"""Binding ids: what the documentation and the example config tell people to remap must exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from medgemma_tui.app.bindings import all_bindings, binding_ids
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def example_key_ids(text: str) -> list[str]:
+    """The ids named in the ``[app.keys]`` section of a TOML file, commented-out examples included."""
+    section = text.split("[app.keys]", 1)[1]
+    section = re.split(r"^\[", section, maxsplit=1, flags=re.MULTILINE)[0]
+    return re.findall(r"^#?\s*([a-z_]+)\s*=\s*\"", section, flags=re.MULTILINE)
+
+
+def test_every_binding_has_a_unique_id():
+    ids = [b.id for b in all_bindings()]
+    assert all(ids)
+    assert len(ids) == len(set(ids))
+    assert set(ids) == binding_ids()
+
+
+def test_the_example_config_remaps_only_real_binding_ids():
+    ids = example_key_ids((ROOT / "fixtures" / "medtui.example.toml").read_text(encoding="utf-8"))
+    assert ids and set(ids) <= binding_ids(), sorted(set(ids) - binding_ids())
+
+
+def test_the_readme_names_only_real_binding_ids():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    named = re.findall(r"\[app\.keys\]\s+([a-z_]+)\s*=", text)
+    assert named and set(named) <= binding_ids(), sorted(set(named) - binding_ids())
