@@ -33,3 +33,16 @@ def test_the_readme_names_only_real_binding_ids():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     named = re.findall(r"\[app\.keys\]\s+([a-z_]+)\s*=", text)
     assert named and set(named) <= binding_ids(), sorted(set(named) - binding_ids())
+
+
+def test_an_unknown_binding_id_in_the_config_is_an_error_naming_it_and_the_ids(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    config = tmp_path / "keys.toml"
+    config.write_text('[app.keys]\nnext_layer = "l"\nquit = "ctrl+q"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config)])
+    assert result.exit_code == 2
+    line = result.output.strip().splitlines()[-1]
+    assert "next_layer: not a binding id" in line and "layer_next" in line and "quit" in line

@@ -126,7 +126,7 @@ preprocessing = ["Pad"]
 
 [app.keys]
 quit = "ctrl+q"
-next_layer = "]"
+layer_next = "]"
 """)
     config = load_config(path)
     assert (config.model.name_or_path, config.model.device, config.model.dtype) == ("demo", "cuda:1", "bf16")
@@ -138,7 +138,7 @@ next_layer = "]"
     assert config.robustness.enabled is True
     assert config.robustness.contrast == 1.0 and isinstance(config.robustness.contrast, float)
     assert config.robustness.preprocessing == ("pad",)
-    assert config.app.keys == {"quit": "ctrl+q", "next_layer": "]"}
+    assert config.app.keys == {"quit": "ctrl+q", "layer_next": "]"}
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
