@@ -38,6 +38,8 @@ def print_human(figures: dict) -> None:
     for column in ("variant", "median s", "cpu s", "MiB above load", "what"):
         table.add_column(column, justify="left" if column in ("variant", "what") else "right")
     for name, what in figures["variants"].items():
+        if name not in figures["seconds_median"]:
+            continue
         table.add_row(name, f"{figures['seconds_median'][name]:.3f}", f"{figures['cpu_seconds_median'][name]:.3f}",
                       f"{figures['bytes_above_load'][name] / MIB:.0f}", what)
     console.print(table)
@@ -50,6 +52,17 @@ def print_human(figures: dict) -> None:
         ratios.add_row(name, shown(figures[name]), shown(figures["paired_ratios"].get(name)),
                        shown(figures["cpu_ratios"].get(name)), verdicts.get(name, ""))
     console.print(ratios)
+    if figures.get("rows"):
+        data = Table(box=None, pad_edge=False, title=f"a dataset of {figures['films']} films, {figures['rows']} rows")
+        for column in ("figure", "value", "target"):
+            data.add_column(column, justify="right" if column == "value" else "left")
+        for name in ("loop_s_per_row", "old_s_per_row", "eval_s_per_row", "eval_over_loop", "old_over_eval",
+                     "vision_reuse_rows_per_film", "gpu_util"):
+            data.add_row(name, shown(figures.get(name)), verdicts.get(name, ""))
+        console.print(data)
+    if figures.get("max_abs_diff") is not None:
+        console.print(f"capture against eager: max |diff| {figures['max_abs_diff']:.3g} over "
+                      f"{len(figures['layers'])} layers")
     load = figures["load_average"]
     rounds = " ".join(f"{x:.1f}" for x in load["rounds"])
     console.print(f"[dim]memory: {figures['memory_method']}; 1-min load average before {load['before'][0]:.2f}, "
@@ -75,11 +88,16 @@ def print_human(figures: dict) -> None:
               help="Navigation keys timed in the app's redraw (0 skips it).")
 @click.option("--eval-samples", type=click.IntRange(0, 10_000), default=8, show_default=True,
               help="Rows of the demo CSV in the demo eval (0 skips it).")
+@click.option("--dataset-films", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="Films of the bench dataset run three ways: bare loop, old way, medtui eval (0 skips it).")
+@click.option("--dataset-questions", type=click.IntRange(1, 6), default=6, show_default=True,
+              help="Questions asked about each film of the bench dataset.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="torch CPU threads (default: torch's choice, one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @reports_errors
-def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, threads, as_json):
+def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, dataset_films, dataset_questions,
+                  threads, as_json):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
     from medgemma_tui.app.bench import measure_nav_redraw
     from medgemma_tui.bench.run import run_bench
@@ -91,7 +109,7 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
 
     result = run_bench(shape=shape, device=device, dtype=dtype, repeats=repeats, new_tokens=new_tokens,
                        nav_keys=nav_keys, eval_samples=eval_samples, threads=threads, nav_measure=measure_nav_redraw,
-                       progress=progress)
+                       dataset_films=dataset_films, dataset_questions=dataset_questions, progress=progress)
     figures = result.figures()
     if as_json:
         sys.stdout.write(json.dumps(jsonable(figures)) + "\n")

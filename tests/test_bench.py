@@ -29,7 +29,7 @@ VARIANTS = ("plain_forward", "capture_forward", "old_forward", "plain_generate",
 @pytest.fixture(scope="module")
 def demo_figures() -> dict:
     args = ["bench", "--shape", "demo", "--device", "cpu", "--repeats", "1", "--new-tokens", "3",
-            "--nav-keys", "16", "--eval-samples", "1", "--json"]
+            "--nav-keys", "16", "--eval-samples", "1", "--dataset-films", "2", "--dataset-questions", "3", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -56,7 +56,7 @@ def test_bench_ratios_are_medians_over_rounds_and_memory_above_the_load_on_known
     seconds = {name: [1.0, 2.0, 3.0] for name in names}
     seconds["our_sample"] = [2.0, 4.0, 9.0]  # median 4, against plain_generate's 2: 2.0; paired [2, 2, 3]: 2.0
     seconds["old_sample"] = [12.0, 12.0, 12.0]  # median 12 over our 4: 3.0
-    peaks = {name: 1000 for name in names}
+    peaks = {name: 1010 for name in names}
     peaks["our_sample"], peaks["old_sample"] = 1100, 1500  # 100 and 500 above the 1000 loaded
     result = BenchResult(
         shape="demo", device="cpu", dtype="float32", repeats=3, new_tokens=3, prompt_length=10, sequence_length=13,
@@ -91,6 +91,20 @@ def test_bench_redraw_figures_are_the_percentiles_of_the_measured_redraws(demo_f
     redraws = demo_figures["nav_redraw_ms"]
     assert len(redraws) == 16 and all(ms > 0 for ms in redraws)
     assert demo_figures["nav_redraw_ms_p95"] == pytest.approx(float(np.percentile(redraws, 95)))
+
+
+def test_bench_runs_a_small_dataset_three_ways_with_one_vision_pass_per_film(demo_figures):
+    assert (demo_figures["films"], demo_figures["rows"]) == (2, 6)
+    assert demo_figures["vision_reuse_rows_per_film"] == 3.0
+    assert demo_figures["eval_over_loop"] == pytest.approx(demo_figures["eval_s_per_row"]
+                                                           / demo_figures["loop_s_per_row"])
+    assert demo_figures["old_s_per_row"] > 0 and demo_figures["gpu_util"] is None  # no GPU here
+    assert len(demo_figures["eval_row_s"]) == 6
+
+
+def test_bench_holds_the_capture_to_eager_on_every_layer(demo_figures):
+    assert len(demo_figures["layers"]) == 2  # the demo's decoder
+    assert demo_figures["max_abs_diff"] < 1e-5 and max(demo_figures["layers"]) == demo_figures["max_abs_diff"]
 
 
 def test_bench_reports_the_machine_and_its_load(demo_figures):
