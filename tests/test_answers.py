@@ -194,12 +194,21 @@ def test_laterality_and_lobe_are_checked_when_the_question_names_them():
     assert cue("No left pleural effusion. There is a small right effusion.", left)[0] == "no"
     assert cue("No left pleural effusion. There is a small right effusion.", EFF)[0] == "yes"
     assert cue("There is consolidation in the right upper lobe.", CON) == ("no", "lobe mismatch", "consolidation")
+    # each finding takes the side words next to it, not every side word of its clause
+    eff_right = "Is there a right pleural effusion?"
+    assert cue("Left pleural effusion with right lower lobe atelectasis.", eff_right)[:2] == (
+        "no", "laterality mismatch")
+    ptx_right = "Is there a pneumothorax on the right?"
+    assert cue("There is a large pneumothorax on the left with mediastinal shift to the right.", ptx_right) == (
+        "no", "laterality mismatch", "left")
 
 
 def test_contradictions_are_flagged_not_guessed():
     assert cue("No. There is a small effusion.", EFF) == ("uncertain", "contradiction", "No")
     assert cue("Yes, the heart is normal in size.", CMG) == ("uncertain", "contradiction", "Yes")
     assert cue("Yes, there is a left pleural effusion.", "Is there a right pleural effusion?")[:2] == (
+        "uncertain", "contradiction")
+    assert cue("No, there is no effusion; there is a moderate right pleural effusion.", EFF)[:2] == (
         "uncertain", "contradiction")
     # a hedge after a verdict word does not contradict it
     assert cue("No, although a tiny effusion cannot be excluded.", EFF)[:2] == ("no", "verdict word 'no'")
@@ -243,7 +252,8 @@ def test_corpus_is_large_and_varied():
     rows = load_corpus()
     assert len(rows) >= 200
     assert {r["expected"] for r in rows} == {"yes", "no", "uncertain"}
-    categories = {r["category"].removeprefix("heldout-") for r in rows}
+    categories = {r["category"] for r in rows}
+    assert {r["batch"] for r in rows} == {"dev", "heldout1", "adversarial", "heldout2"}
     for needed in ("negation", "hedge", "laterality", "lobe", "normality", "property", "device", "markdown",
                    "control", "contradiction", "scope", "adversarial"):
         assert needed in categories, needed

@@ -138,10 +138,10 @@ _PSEUDO = _words(
 # termination: ends a trigger's scope inside a sentence (ConText's "terminate" rules)
 _TERMINATE = re.compile(
     r"\b(?:but|however|although|though|whereas|except|apart from|aside from|which|yet|while|with the exception of"
-    r"|otherwise)\b"
+    r")\b"
     r"|(?:,|\band\b)\s*(?=(?:and\s+)?(?:there|the|a|an|small|moderate|large|mild|trace|tiny|minimal|severe|no"
     r"|yes|left|right|bilateral|it|this|possible|possibly|probable|likely|probably|suggest\w*|consistent|compatible|may"
-    r"|might|could|without|with|likely|i|however|otherwise|heart|lungs?)\b)",
+    r"|might|could|without|with|likely|i|however|heart|lungs?)\b)",
     re.IGNORECASE,
 )
 _SENTENCE = re.compile(r"[.!?;](?=\s|$)|\n+")
@@ -160,7 +160,8 @@ _ALONE_NO = _STRONG_NO | {"no", "negative", "false", "absent", "none", "incorrec
 
 # elliptic answers (no finding named): bare existence words
 _BARE_NO = _words(r"no", _NOT, r"none", r"absent", r"negative", r"without")
-_BARE_YES = _words(r"present", r"seen", r"visible", r"identified", r"noted", r"positive", r"there is one")
+_BARE_YES = _words(r"present", r"seen", r"visible", r"identified", r"noted", r"positive", r"there is one",
+                   r"small|moderate|large|trace|tiny|mild|severe|massive")
 
 # ---- anatomy with a property ------------------------------------------------------------------------
 _REGIONS: dict[str, tuple[str, ...]] = {
@@ -320,7 +321,7 @@ def _status(text: str, scope: Span, span: Span) -> tuple[str, Span, str]:
 
     forward = [m for m in _NEG_FORWARD.finditer(text, s0, span[0]) if free(m)]
     backward = [m for m in _NEG_BACKWARD.finditer(text, span[1], e0) if free(m)]
-    colon_none = re.match(r"\s*:\s*(?:none|no|absent|negative)\b", text[span[1]:e0], re.IGNORECASE)
+    colon_no = re.compile(r"\s*:\s*(no)\b", re.IGNORECASE).match(text, span[1], e0)  # "Nodule: no."
     if forward and (not hedges or forward[0].start() < hedges[0].start()):
         m = forward[-1]
         return ABSENT, m.span(), m.group()
@@ -329,9 +330,8 @@ def _status(text: str, scope: Span, span: Span) -> tuple[str, Span, str]:
         return POSSIBLE, m.span(), m.group()
     if backward:
         return ABSENT, backward[0].span(), backward[0].group()
-    if colon_none:
-        start = span[1] + colon_none.end() - len(colon_none.group().split()[-1])
-        return ABSENT, (start, span[1] + colon_none.end()), text[start: span[1] + colon_none.end()]
+    if colon_no:
+        return ABSENT, colon_no.span(1), colon_no.group(1)
     return PRESENT, span, text[span[0]: span[1]]
 
 
@@ -358,45 +358,71 @@ def _regions_in(text: str, start: int, end: int) -> list[tuple[Span, tuple[str, 
     return out
 
 
+def _first_side_after(text: str, start: int, end: int) -> frozenset[str]:
+    """The side phrase that follows a finding ("on the left", "on the left and right"), not later ones
+    ("a pneumothorax on the left with mediastinal shift to the right" is on the left)."""
+    first = _SIDE.search(text, start, end)
+    if first is None:
+        return frozenset()
+    joined = re.compile(r"(?:\s*(?:,|and|or|&)\s*)+(?:the\s+)?", re.IGNORECASE).match(text, first.end(), end)
+    stop = first.end()
+    if joined:
+        second = _SIDE.match(text, joined.end(), end)
+        stop = second.end() if second else stop
+    return _sides_in(text, first.start(), stop)
+
+
+def _located(text: str, scope: Span, mentions: list[_Mention]) -> list[_Mention]:
+    """Each mention's sides and lobes: the words between it and the previous mention of its scope,
+    else those between it and the next ("left effusion with right atelectasis": left, then right)."""
+    ordered = sorted(mentions, key=lambda m: m.span)
+    bounds = [scope[0]] + [m.span[1] for m in ordered]
+    starts = [m.span[0] for m in ordered] + [scope[1]]
+    out = []
+    for i, m in enumerate(ordered):
+        before, after = (bounds[i], m.span[0]), (m.span[1], starts[i + 1])
+        sides = _sides_in(text, *before) or _first_side_after(text, *after)
+        lobes = _lobes_in(text, *before) or _lobes_in(text, *after)
+        out.append(_Mention(m.concept, m.status, m.span, m.cue, m.cue_text, sides, lobes))
+    return out
+
+
 def _mentions(text: str) -> list[_Mention]:
     """Every finding and every anatomy-with-property statement of the answer, with its ConText status."""
     out: list[_Mention] = []
+    none: frozenset[str] = frozenset()
     for scope in _scopes(text):
         s0, e0 = scope
-        sides, lobes = _sides_in(text, s0, e0), _lobes_in(text, s0, e0)
-        part = text[s0:e0]
-        for m in match_terms(part):
+        found: list[_Mention] = []
+        for m in match_terms(text[s0:e0]):
             if m.concept in _ANATOMY:
                 continue
             span = (s0 + m.start, s0 + m.end)
             status, cue, cue_text = _status(text, scope, span)
-            out.append(_Mention(m.concept, status, span, cue, cue_text, sides, lobes))
+            found.append(_Mention(m.concept, status, span, cue, cue_text, none, none))
         regions = _regions_in(text, s0, e0)
         for m in _NORMAL_WORDS.finditer(text, s0, e0):
             word = m.group().lower()
             key = "normal" if word.startswith("normal") else word.replace("well defined", "well-defined")
             near = _nearest_region(text, regions, m.span())
-            if near is None:
-                continue
-            for region in near[1]:
+            for region in near[1] if near else ():
                 if region in _NORMAL_FOR.get(key, set()):
                     status, cue, cue_text = _status(text, scope, m.span())
                     if status == PRESENT:
                         cue, cue_text = m.span(), m.group()
-                    out.append(_Mention(f"normal:{region}", status, m.span(), cue, cue_text, sides, lobes))
+                    found.append(_Mention(f"normal:{region}", status, m.span(), cue, cue_text, none, none))
         for m in _ABNORMAL_WORDS.finditer(text, s0, e0):
             near = _nearest_region(text, regions, m.span())
-            if near is None:
-                continue
-            for region in near[1]:
+            for region in near[1] if near else ():
                 concept = _ABNORMAL_FOR.get(region, {}).get(m.group().lower())
                 if concept:
                     status, cue, cue_text = _status(text, scope, m.span())
-                    out.append(_Mention(concept, status, m.span(), cue, cue_text, sides, lobes))
+                    found.append(_Mention(concept, status, m.span(), cue, cue_text, none, none))
         for m in _NORMAL_STUDY.finditer(text, s0, e0):
             region = "acute" if m.group(1) else "study"
-            out.append(_Mention(f"normal:{region}", PRESENT, m.span(), (m.start(), m.start() + 2), m.group()[:2],
-                                sides, lobes))
+            cue = (m.start(), m.start() + 2)  # the "no" of "no acute cardiopulmonary process"
+            found.append(_Mention(f"normal:{region}", PRESENT, m.span(), cue, m.group()[:2], none, none))
+        out.extend(_located(text, scope, found))
     return out
 
 
@@ -516,7 +542,9 @@ def _normality_reading(mentions: list[_Mention], q: _Question) -> AnswerReading 
 
     present = [m for m in mentions if m.status == PRESENT and of_region(m.concept) and _side_fits(q.sides, m.sides)]
     hedged = [m for m in mentions if m.status == POSSIBLE and of_region(m.concept)]
-    normal = [m for m in mentions if m.concept in (f"normal:{region}", "normal:study") and m.status == PRESENT]
+    wanted = (f"normal:{region}", "normal:study")
+    normal = [m for m in mentions if m.status == PRESENT
+              and (m.concept in wanted or region == "study" and m.concept.startswith("normal:"))]
     not_normal = [m for m in mentions if m.concept == f"normal:{region}" and m.status == ABSENT]
     absent = [m for m in mentions if m.status == ABSENT and of_region(m.concept)]
     if present:
@@ -606,7 +634,9 @@ def read_answer(answer: str, question: str | None = None) -> AnswerReading:
     if verdicts:
         labels = {v[0] for v in verdicts}
         label, span, word = verdicts[0]
-        if len(labels) > 1 or (content is not None and content.label in (YES, NO) and content.label != label):
+        disagrees = content is not None and (content.reason == "contradiction"
+                                             or content.label in (YES, NO) and content.label != label)
+        if len(labels) > 1 or disagrees:
             return AnswerReading(UNCERTAIN, "contradiction", span)
         return AnswerReading(label, f"verdict word {word.lower()!r}", span)
     if content is not None:
