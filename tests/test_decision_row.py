@@ -30,7 +30,7 @@ def record_answering(answer_tokens, question="Is there a pneumothorax?", layers=
     tokens = ["<bos>", "user", "Is", " there", " a", " pneumothorax?"] + ["<img>"] * n + ["x"] * 4
     tokens += list(answer_tokens[:-1])
     answer = "".join(t for t in answer_tokens if t != END).strip()
-    ids = np.array([5] * (a - 1) + [1]) if answer_tokens[-1] == END else np.full(a, 5)
+    ids = np.array([1 if t == END else 5 for t in answer_tokens])  # 1 is the end token's id
     rec = AttentionRecord(
         question=question,
         answer=answer,
@@ -108,3 +108,9 @@ def test_a_leading_verdict_word_is_the_decision_token():
     tokens = ["Yes", ",", " there", " is", " a", " small", " one", ".", END]
     rec = record_answering(tokens, question="Is there a pleural effusion?")
     assert decision_index(rec) == 0
+
+
+def test_the_first_content_token_skips_end_tokens():
+    assert record_answering(["No", END]).first_content_index == 0
+    assert record_answering([END, "No", END]).first_content_index == 1
+    assert record_answering([END, END]).first_content_index == 0  # all end tokens: the first one

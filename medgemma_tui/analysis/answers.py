@@ -528,7 +528,7 @@ def _finding_reading(mentions: list[_Mention], q: _Question, concept: str) -> An
             if m.status == PRESENT:
                 if region in ("study", "acute"):
                     return AnswerReading(NO, "normal study", m.cue)
-                return AnswerReading(NO, f"normal property {_REGION_LABEL[region]!r}", m.cue)
+                return AnswerReading(NO, f"normal property {_REGION_LABEL.get(region, region)!r}", m.cue)
     return None
 
 
@@ -550,11 +550,11 @@ def _normality_reading(mentions: list[_Mention], q: _Question) -> AnswerReading 
     if present:
         return AnswerReading(NO, f"affirmed finding {present[0].concept!r}", present[0].span)
     if not_normal:
-        return AnswerReading(NO, f"negated normal property {_REGION_LABEL[region]!r}", not_normal[0].cue)
+        return AnswerReading(NO, f"negated normal property {_REGION_LABEL.get(region, region)!r}", not_normal[0].cue)
     if hedged:
         return AnswerReading(UNCERTAIN, f"hedge {hedged[0].cue_text.lower()!r}", hedged[0].cue)
     if normal:
-        return AnswerReading(YES, f"normal property {_REGION_LABEL[region]!r}", normal[0].cue)
+        return AnswerReading(YES, f"normal property {_REGION_LABEL.get(region, region)!r}", normal[0].cue)
     if absent:
         return AnswerReading(YES, f"negated finding {absent[0].concept!r}", absent[0].cue)
     return None

@@ -76,12 +76,6 @@ def content_answer_rows(record: AttentionRecord) -> np.ndarray:
     return record.content_answer_rows
 
 
-def first_content_index(record: AttentionRecord) -> int:
-    """Index into the answer tokens of the first one that is not an end token (0 if all are)."""
-    rows = record.content_answer_rows
-    return int(record.query_answer_index[rows[0]]) if len(rows) else 0
-
-
 def answer_token_spans(answer: str, tokens: Sequence[str]) -> list[tuple[int, int]]:
     """Character span of each answer token in the answer text, matched left to right.
 
@@ -115,7 +109,7 @@ def decision_index(record: AttentionRecord, cue_span: tuple[int, int] | None = N
         for k, (s, e) in enumerate(answer_token_spans(record.answer, record.answer_tokens)):
             if e > s and s < end and e > start:
                 return k
-    return first_content_index(record)
+    return record.first_content_index
 
 
 def decision_row(record: AttentionRecord) -> np.ndarray:

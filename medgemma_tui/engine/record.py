@@ -129,6 +129,12 @@ class AttentionRecord:
         return np.asarray(keep if keep else rows, dtype=np.int64)
 
     @property
+    def first_content_index(self) -> int:
+        """Index into the answer tokens of the first one that is not an end token (0 if every one is)."""
+        rows = self.content_answer_rows
+        return int(self.query_answer_index[rows[0]]) if len(rows) else 0
+
+    @property
     def question_rows(self) -> np.ndarray:
         return np.flatnonzero(self.query_answer_index < 0)
 
