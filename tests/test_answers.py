@@ -141,6 +141,15 @@ def test_negation_scope_runs_over_a_list_and_stops_at_a_termination_term():
     assert cue("Pneumothorax is not seen.", PTX) == ("no", "negated finding 'pneumothorax'", "not")
 
 
+def test_none_and_one_stand_for_the_finding_last_named():
+    assert cue("There is a pleural effusion; no, wait, there is none.", EFF) == (
+        "uncertain", "contradiction", "pleural effusion")
+    assert cue("No large pneumothorax; a small one cannot be excluded.", PTX) == (
+        "uncertain", "hedge 'cannot be excluded'", "cannot be excluded")
+    assert cue("No left effusion. There is a small one on the right.", "Is there a right pleural effusion?")[0] == "yes"
+    assert cue("It is unclear. There is none.", EFF)[0] == "uncertain"  # "none" with nothing named before it
+
+
 def test_pseudo_negation_negates_nothing():
     assert cue("No significant change in the small left pleural effusion.", EFF)[0] == "yes"
 
@@ -253,7 +262,7 @@ def test_corpus_is_large_and_varied():
     assert len(rows) >= 200
     assert {r["expected"] for r in rows} == {"yes", "no", "uncertain"}
     categories = {r["category"] for r in rows}
-    assert {r["batch"] for r in rows} == {"dev", "heldout1", "adversarial", "heldout2"}
+    assert {r["batch"] for r in rows} == {"dev", "heldout1", "adversarial", "heldout2", "heldout3"}
     for needed in ("negation", "hedge", "laterality", "lobe", "normality", "property", "device", "markdown",
                    "control", "contradiction", "scope", "adversarial"):
         assert needed in categories, needed

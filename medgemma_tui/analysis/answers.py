@@ -103,7 +103,7 @@ def _words(*alternatives: str) -> re.Pattern[str]:
 
 # hedges: ConText's "possible existence" (medspaCy's English rules) plus the radiology register
 _HEDGE = _words(
-    r"(?:can ?not|can't|could not|couldn't|unable to|not possible to|difficult to|hard to)\s+(?:be\s+)?(?:"
+    r"(?:can ?not|can't|could not|couldn't|unable to|not able to|not possible to|difficult to|hard to)\s+(?:be\s+)?(?:"
     r"\w+ly\s+)?(?:exclude[sd]?|rule[sd]? out|ruled out|determine[sd]?|assess(?:ed)?"
     r"|tell|say|confirm(?:ed)?|evaluate[sd]?|characterize[sd]?)",
     r"(?:difficult|hard) to (?:see|visualize|appreciate)",
@@ -111,7 +111,8 @@ _HEDGE = _words(
     r"i (?:do not|don't) know", r"possible|possibly|probable|probably|likely|unlikely|may|might|perhaps",
     r"questionable|equivocal|indeterminate|unclear|uncertain|borderline|suspected|suspect|suspicious for",
     r"concerning for|worrisome for|suggestive of|suggests?|suggesting|could (?:represent|be|reflect)",
-    r"(?:upper|high) limits? of normal|versus|vs\.?|limited evaluation|not well (?:evaluated|seen)",
+    r"(?:upper|high) limits? of normal|(?:top|high|upper)[- ]normal|versus|vs\.?|limited evaluation"
+    r"|not well (?:evaluated|seen)",
     r"questioned|in question",
 )
 # ConText's direction: these hedge only what follows them ("a nodule, concerning for malignancy": the
@@ -423,8 +424,29 @@ def _mentions(text: str) -> list[_Mention]:
             region = "acute" if m.group(1) else "study"
             cue = (m.start(), m.start() + 2)  # the "no" of "no acute cardiopulmonary process"
             found.append(_Mention(f"normal:{region}", PRESENT, m.span(), cue, m.group()[:2], none, none))
+        if not found:
+            found = _anaphora(text, scope, out)
         out.extend(_located(text, scope, found))
     return out
+
+
+# "none" and "(a small) one" stand for the finding last named ("No large effusion; a small one cannot be
+# excluded.", "There is a pleural effusion; no, there is none.")
+_ANAPHOR = re.compile(r"\bnone\b|\b(?:a|an)\s+(?:\w+\s+){0,2}?one\b|\bone\b(?=\s+(?:is|cannot|can't|may|might|could))",
+                      re.IGNORECASE)
+
+
+def _anaphora(text: str, scope: Span, earlier: list[_Mention]) -> list[_Mention]:
+    previous = [m for m in earlier if not m.concept.startswith("normal:")]
+    pronoun = _ANAPHOR.search(text, *scope)
+    if not previous or pronoun is None:
+        return []
+    if pronoun.group().lower() == "none":
+        status, cue, cue_text = ABSENT, pronoun.span(), pronoun.group()
+    else:
+        status, cue, cue_text = _status(text, scope, pronoun.span())
+    none: frozenset[str] = frozenset()
+    return [_Mention(previous[-1].concept, status, pronoun.span(), cue, cue_text, none, none)]
 
 
 def _verdicts(text: str) -> list[tuple[str, Span, str]]:
