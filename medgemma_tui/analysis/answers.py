@@ -22,7 +22,8 @@ How an answer is read (``read_answer``; ``parse_answer`` returns only its label)
    "resolved", ": none" after it), or *possible* (a hedge in its scope: "may", "likely", "possible",
    "cannot be excluded", "suspicious for", ...). A negation whose scope holds a hedge governs it ("no
    consolidation to suggest pneumonia" is absent). Each mention takes the side and lobe words between
-   it and the previous finding of its scope, else the side phrase right after it.
+   it and the previous finding of its scope, else the side phrase right after it. In a clause naming
+   no finding, "none" and "(a small) one" stand for the finding last named.
 4. Mentions of the asked finding decide: a present one on a compatible side gives ``yes``; an absent
    one ``no`` (both on the same side: ``uncertain``, contradiction); a possible one ``uncertain``
    (hedge); a present one only on another side or lobe ``no`` (laterality or lobe mismatch). A broader
