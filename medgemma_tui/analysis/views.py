@@ -4,11 +4,13 @@ Every view is a ``MapView``: a non-negative grid that sums to 1 over the image t
 sentence saying how it was made. Views are pure functions of the record (and, for the relative view,
 of a second record), so the app redraws from memory and a record read from disk gives the same maps.
 
-Heads (DESIGN.md, fact 5): query heads ``g*n .. g*n+n-1`` share KV head ``g`` (n = heads per group).
-The mean of the group means is the plain head mean; the GQA-aware views are per group and per head.
+Heads (grouped-query attention, Ainslie et al. 2023): query heads ``g*n .. g*n+n-1`` share KV head
+``g`` (n = heads per group). The mean of the group means is the plain head mean; the GQA-aware views
+are per group and per head.
 
-Sinks (fact 6): raw rows put most of their mass on BOS and a few cells. Every view here renormalises
-over the image tokens (that is the sink-corrected map); ``image_share`` etc. keep the raw shares.
+Sinks (attention sinks, Xiao et al. 2024): raw rows put most of their mass on BOS and a few cells.
+Every view here renormalises over the image tokens (that is the sink-corrected map); ``image_share``
+etc. keep the raw shares.
 """
 
 from __future__ import annotations

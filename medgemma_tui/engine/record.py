@@ -9,7 +9,7 @@ Query rows. Row ``r`` of the per-query arrays is the attention *of* sequence pos
 - ``question`` rows: the question's own tokens in the prompt (their position is the token they read);
 - ``answer`` rows: the row that *produced* answer token ``k`` is the position before it, so answer
   token 0 is produced by the last prompt position and answer token ``k`` by the position of answer
-  token ``k - 1`` (DESIGN.md, fact 3). ``query_answer_index[r]`` is ``k`` for those rows, -1 otherwise.
+  token ``k - 1``. ``query_answer_index[r]`` is ``k`` for those rows, -1 otherwise.
 """
 
 from __future__ import annotations
