@@ -95,9 +95,11 @@ def figures(demo_model) -> Figures:
         fig.largest_map_difference = max(fig.largest_map_difference,
                                          float(np.abs(read_map(record) - analysis.grid).max()))
         fig.hits.append(analysis.metrics["pointing_hit"])
-        fig.chance.append(float(analysis.box_grid.mean()))
+        fig.chance.append(analysis.metrics["pointing_chance"])
         for name, wrong in WRONG_READINGS.items():
-            fig.wrong_hits[name].append(map_metrics(read_map(record, **wrong), box=analysis.box_grid)["pointing_hit"])
+            wrong_map = read_map(record, **wrong)  # scored by the same pointing rule as the right map
+            fig.wrong_hits[name].append(map_metrics(wrong_map, box=analysis.box_grid,
+                                                    pointing=analysis.pointing_cells)["pointing_hit"])
     return fig
 
 

@@ -39,7 +39,8 @@ def test_matching_ignores_case():
 def test_hyphen_is_a_word_boundary_and_joins_multiword_terms():
     assert spans("Right-sided effusion.") == [("effusion", "effusion")]
     assert spans("Small pleural-effusion.") == [("pleural effusion", "pleural-effusion")]
-    assert spans("Blunted costophrenic  angles.") == [("costophrenic angles", "costophrenic  angles")]
+    assert spans("Blunted costophrenic  angles.") == [("blunted", "Blunted"),
+                                                      ("costophrenic angles", "costophrenic  angles")]
 
 
 def test_british_and_american_spellings_share_a_concept():

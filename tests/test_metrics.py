@@ -185,3 +185,61 @@ def test_pearson_and_top_iou_of_related_maps():
     left, right = np.zeros((N, N)), np.zeros((N, N))
     left[:, :4], right[:, -4:] = 1.0, 1.0
     assert top_iou(left + 1e-3 * a, right + 1e-3 * a) == 0.0
+
+
+# ---- the pointing game with a tolerance in film pixels (Zhang et al. 2016) -----------------------------
+def test_pointing_hit_is_the_top_cell_centre_within_the_tolerance_of_a_box():
+    from medgemma_tui.analysis.grounding import boxes_to_grid, pointing_cells
+
+    size = (1600, 1600)  # one cell is 100 x 100 film pixels; cell (0, 2) has its centre at (250, 50)
+    box = [(310, 0, 100, 100)]  # 60 px right of that centre, inside cell (0, 3) only
+    cover = boxes_to_grid(box, size)
+    peak = one_hot(0, 2)
+    assert map_metrics(peak, box=cover)["pointing_hit"] == 0.0  # cell (0, 2) is not touched either
+    near = [(290, 0, 100, 100)]  # 40 px away, and touching cell (0, 2)
+    cover = boxes_to_grid(near, size)
+    assert map_metrics(peak, box=cover)["pointing_hit"] == 1.0  # grid-only rule: touching is enough
+    assert map_metrics(peak, box=cover, pointing=pointing_cells(near, size))["pointing_hit"] == 0.0
+    assert map_metrics(peak, box=cover, pointing=pointing_cells(near, size, tolerance=40))["pointing_hit"] == 1.0
+    assert map_metrics(peak, box=cover, pointing=pointing_cells(near, size, tolerance=39.9))["pointing_hit"] == 0.0
+
+
+def test_distance_to_a_box_corner_is_euclidean():
+    from medgemma_tui.analysis.grounding import pointing_cells
+
+    size = (160, 160)  # 10 px cells: cell (0, 0) has its centre at (5, 5)
+    box = [(17, 17, 10, 10)]  # corner 12 px right and 12 px down: 16.97 px away
+    assert not pointing_cells(box, size, tolerance=15)[0, 0]
+    assert pointing_cells(box, size, tolerance=17)[0, 0]
+
+
+def test_pointing_chance_is_the_fraction_of_hit_cells():
+    from medgemma_tui.analysis.grounding import pointing_cells, pointing_chance
+
+    size = (1600, 1600)
+    box = [(400, 400, 400, 400)]  # cells 4..7 x 4..7 exactly: 16 centres inside, no others within 15 px
+    assert pointing_chance(box, size) == pytest.approx(16 / 256)
+    assert pointing_cells(box, size).sum() == 16
+    # a wide tolerance takes in the ring of centres 50 px outside the box's edges, but not its corners
+    assert pointing_chance(box, size, tolerance=50) == pytest.approx((16 + 16) / 256)
+    assert pointing_chance(box, size, tolerance=50 * math.sqrt(2)) == pytest.approx(36 / 256)
+    assert math.isnan(pointing_chance([], size))
+    m = map_metrics(np.ones((N, N)), box=np.ones((N, N)), pointing=pointing_cells(box, size))
+    assert m["pointing_chance"] == pytest.approx(16 / 256)
+
+
+def test_a_non_square_film_maps_cells_through_its_own_width_and_height():
+    from medgemma_tui.analysis.grounding import cell_centres, pointing_cells
+
+    xs, ys = cell_centres((3200, 800))  # 200 px wide, 50 px tall cells
+    assert (xs[0], ys[0]) == (100.0, 25.0)
+    hits = pointing_cells([(0, 0, 10, 10)], (3200, 800), tolerance=15)
+    assert not hits.any()  # the nearest centre (100, 25) is 90 px away
+    assert pointing_cells([(95, 20, 10, 10)], (3200, 800))[0, 0]
+
+
+def test_negative_tolerance_is_rejected():
+    from medgemma_tui.analysis.grounding import pointing_cells
+
+    with pytest.raises(ValueError):
+        pointing_cells([(0, 0, 1, 1)], (16, 16), tolerance=-1)

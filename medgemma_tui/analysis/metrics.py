@@ -20,8 +20,12 @@ Conventions, fixed here once:
 - *Box* is also a coverage grid. ``mass_in_box`` weights every cell's mass by its coverage (exact for
   an area-resampled map, and a uniform map gets ``mass_in_box_lift == 1``). The set-based box metrics
   (``cnr``, ``iou_top10``, ``auroc``) use the cells with coverage >= 0.5, or, for a box too small to
-  cover half of any cell, the cells it touches at all. ``pointing_hit`` asks whether the argmax cell
-  (first in row-major order on ties) is touched by the box at all (coverage > 0).
+  cover half of any cell, the cells it touches at all.
+- *Pointing game* (Zhang et al. 2016): ``pointing`` is the bool grid of cells whose centre lies within
+  the tolerance (in film pixels) of a box, from ``grounding.pointing_cells``; ``pointing_hit`` asks
+  whether the argmax cell (first in row-major order on ties) is one of them, and ``pointing_chance``
+  is their fraction: the hit rate of a uniformly random top cell by the same rule. Given only the
+  coverage grid (no pixel geometry), the cells touched by the box (coverage > 0) stand in.
 - *Top 10%* is the ``ceil(0.1 * R * C)`` largest cells (26 of 256), ties broken in row-major order.
 """
 
@@ -51,7 +55,7 @@ METRIC_NAMES = (
     "com_col",
     "spread",
 )
-BOX_METRIC_NAMES = ("pointing_hit", "mass_in_box", "mass_in_box_lift", "cnr", "iou_top10", "auroc")
+BOX_METRIC_NAMES = ("pointing_hit", "pointing_chance", "mass_in_box", "mass_in_box_lift", "cnr", "iou_top10", "auroc")
 
 _INSIDE = 0.5  # coverage at which a cell counts as inside a mask
 
@@ -126,10 +130,12 @@ def map_metrics(
     body: np.ndarray | None = None,
     lungs: np.ndarray | None = None,
     box: np.ndarray | None = None,
+    pointing: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Scalar metrics of one attention map (see the module docstring for every convention).
 
-    ``body``, ``lungs`` and ``box`` are per-cell coverage fractions of the same shape as ``grid``.
+    ``body``, ``lungs`` and ``box`` are per-cell coverage fractions of the same shape as ``grid``;
+    ``pointing`` is the bool grid of the pointing game's hit cells (``grounding.pointing_cells``).
     Returns the names in ``METRIC_NAMES``, plus ``BOX_METRIC_NAMES`` when ``box`` is given. Metrics
     that cannot be defined (a ratio without its mask, a CNR with a constant background, an AUROC with
     no cell in or out of the box) are NaN.
@@ -174,18 +180,22 @@ def map_metrics(
 
     cov_box = _coverage(box, p.shape, "box")
     if cov_box is not None:
-        out.update(_box_metrics(p, np.clip(cov_box, 0.0, 1.0)))
+        hits = _coverage(pointing, p.shape, "pointing")
+        out.update(_box_metrics(p, np.clip(cov_box, 0.0, 1.0), None if hits is None else hits > 0))
     return out
 
 
-def _box_metrics(p: np.ndarray, cov: np.ndarray) -> dict[str, float]:
+def _box_metrics(p: np.ndarray, cov: np.ndarray, hits: np.ndarray | None) -> dict[str, float]:
     out: dict[str, float] = {}
     touched = cov > 0
     inside = cov >= _INSIDE
     if not inside.any():
         inside = touched
+    if hits is None:
+        hits = touched
     argmax = np.unravel_index(int(np.argmax(p)), p.shape)
-    out["pointing_hit"] = 1.0 if touched[argmax] else 0.0
+    out["pointing_hit"] = 1.0 if hits[argmax] else 0.0
+    out["pointing_chance"] = float(hits.mean())
     area = cov.sum() / cov.size
     mass = float((p * cov).sum())
     out["mass_in_box"] = mass

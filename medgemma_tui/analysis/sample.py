@@ -10,16 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from medgemma_tui.analysis.answers import is_correct, parse_answer
-from medgemma_tui.analysis.grounding import boxes_to_grid
+from medgemma_tui.analysis.answers import is_correct, read_answer
+from medgemma_tui.analysis.grounding import POINTING_TOLERANCE_PX, boxes_to_grid, pointing_cells
 from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks, mask_to_grid
 from medgemma_tui.analysis.metrics import map_metrics
-from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shares, select_rows
+from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, decision_index, row_shares, select_rows
 from medgemma_tui.engine.record import AttentionRecord
 
 # The default map of a sample (grids/, check, the overlay): see the README, "The default map".
-DEFAULT_SPEC = MapSpec(view="answer", rows="first_answer", layers=None, head_mode="mean")
+# Its row is the one that produced the token carrying the verdict ("no" in "Based on the image, there is
+# no effusion."); for a one-word answer that is the first answer row.
+DEFAULT_SPEC = MapSpec(view="answer", rows="decision", layers=None, head_mode="mean")
 
 
 @dataclass
@@ -42,6 +44,10 @@ class SampleAnalysis:
     correct: bool | None
     masks: AnatomyMasks | None
     box_grid: np.ndarray | None
+    answer_reason: str = ""  # the rule or cue that decided answer_label (answers.read_answer)
+    decision_index: int = 0  # index into the answer tokens of the token carrying the verdict
+    decision_token: str = ""  # that token's text
+    pointing_cells: np.ndarray | None = None  # the pointing game's hit cells (grounding.pointing_cells)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,8 +94,13 @@ def analyse_record(
     spec: MapSpec = DEFAULT_SPEC,
     terms: list[str] | None = None,
     masks: AnatomyMasks | None = None,
+    pointing_tolerance_px: float = POINTING_TOLERANCE_PX,
 ) -> SampleAnalysis:
-    """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric."""
+    """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric.
+
+    The pointing game counts the top cell a hit when its centre lies within ``pointing_tolerance_px``
+    of a box, in the original film's pixels.
+    """
     gating = gate_question(record, terms)
     attach_gating(record, gating)
     view = compute_view(record, spec)
@@ -101,9 +112,13 @@ def analyse_record(
         body = mask_to_grid(masks.body, grid_shape)
         lungs = mask_to_grid(masks.lungs, grid_shape)
     box_grid = boxes_to_grid(boxes, record.image_size, grid_shape) if boxes and record.image_size else None
-    metrics = map_metrics(view.grid, body=body, lungs=lungs, box=box_grid)
+    pointing = None if box_grid is None else pointing_cells(boxes, record.image_size, grid_shape,
+                                                            pointing_tolerance_px)
+    metrics = map_metrics(view.grid, body=body, lungs=lungs, box=box_grid, pointing=pointing)
     metrics.update(row_shares(record, spec))
-    label = parse_answer(record.answer, record.question)
+    reading = read_answer(record.answer, record.question)
+    label = reading.label
+    decision = decision_index(record, reading.cue_span)
     return SampleAnalysis(
         record=record,
         view=view,
@@ -113,4 +128,8 @@ def analyse_record(
         correct=is_correct(label, ground_truth) if ground_truth is not None else None,
         masks=masks,
         box_grid=box_grid,
+        answer_reason=reading.reason,
+        decision_index=decision,
+        decision_token=record.answer_tokens[decision] if decision < len(record.answer_tokens) else "",
+        pointing_cells=pointing,
     )

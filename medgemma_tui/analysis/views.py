@@ -4,20 +4,24 @@ Every view is a ``MapView``: a non-negative grid that sums to 1 over the image t
 sentence saying how it was made. Views are pure functions of the record (and, for the relative view,
 of a second record), so the app redraws from memory and a record read from disk gives the same maps.
 
-Heads (DESIGN.md, fact 5): query heads ``g*n .. g*n+n-1`` share KV head ``g`` (n = heads per group).
-The mean of the group means is the plain head mean; the GQA-aware views are per group and per head.
+Heads (grouped-query attention, Ainslie et al. 2023): query heads ``g*n .. g*n+n-1`` share KV head
+``g`` (n = heads per group). The mean of the group means is the plain head mean; the GQA-aware views
+are per group and per head.
 
-Sinks (fact 6): raw rows put most of their mass on BOS and a few cells. Every view here renormalises
-over the image tokens (that is the sink-corrected map); ``image_share`` etc. keep the raw shares.
+Sinks (attention sinks, Xiao et al. 2024): raw rows put most of their mass on BOS and a few cells.
+Every view here renormalises over the image tokens (that is the sink-corrected map); ``image_share``
+etc. keep the raw shares.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
+from medgemma_tui.analysis.answers import read_answer
 from medgemma_tui.engine.record import AttentionRecord
 
 HeadMode = Literal["mean", "group", "head"]
@@ -31,8 +35,10 @@ EPS = 1e-12
 class MapSpec:
     """Which rows, layers and heads a view reads.
 
-    ``rows``: "first_answer" (the row that produced the first answer token that is not an end token),
-    "answer" (every answer row but end tokens), "question" (the question's own rows), or a row index.
+    ``rows``: "decision" (the row that produced the answer token carrying the verdict, e.g. "no" in
+    "Based on the image, there is no effusion"; for a one-word answer the same as "first_answer"),
+    "first_answer" (the row that produced the first answer token that is not an end token), "answer"
+    (every answer row but end tokens), "question" (the question's own rows), or a row index.
     ``layers``: None for all, or [start, end) layer indices.
     """
 
@@ -72,9 +78,57 @@ def content_answer_rows(record: AttentionRecord) -> np.ndarray:
     return record.content_answer_rows
 
 
+def answer_token_spans(answer: str, tokens: Sequence[str]) -> list[tuple[int, int]]:
+    """Character span of each answer token in the answer text, matched left to right.
+
+    A token the text does not hold (an end token, a lone byte piece) gets an empty span at the point
+    reached; a token's leading space may have been stripped from the text.
+    """
+    spans, pos = [], 0
+    for token in tokens:
+        for piece in dict.fromkeys((token, token.strip())):
+            at = answer.find(piece, pos) if piece else -1
+            if at >= 0 and not answer[pos:at].strip():
+                spans.append((at, at + len(piece)))
+                pos = at + len(piece)
+                break
+        else:
+            spans.append((pos, pos))
+    return spans
+
+
+def decision_index(record: AttentionRecord, cue_span: tuple[int, int] | None = None) -> int:
+    """Index into the answer tokens of the token carrying the verdict.
+
+    ``cue_span`` (from ``read_answer``; read here when not given) is a character span in
+    ``record.answer``; the first answer token overlapping it carries the verdict. Without a cue (an
+    uncertain answer) it is the first content token, as for "first_answer".
+    """
+    if cue_span is None:
+        cue_span = read_answer(record.answer, record.question).cue_span
+    if cue_span is not None:
+        start, end = cue_span
+        for k, (s, e) in enumerate(answer_token_spans(record.answer, record.answer_tokens)):
+            if e > s and s < end and e > start:
+                return k
+    return record.first_content_index
+
+
+def decision_row(record: AttentionRecord) -> np.ndarray:
+    """The row that produced the decision token, as a 1-row array.
+
+    A record's answer rows are keyed by the token they produced: the row of the position *before* the
+    token (answer token 0 is produced by the last prompt position), so no offset is added here.
+    """
+    rows = np.flatnonzero(record.query_answer_index == decision_index(record))
+    return rows[:1] if len(rows) else content_answer_rows(record)[:1]
+
+
 def select_rows(record: AttentionRecord, rows: str | int) -> np.ndarray:
     if isinstance(rows, (int, np.integer)):
         return np.asarray([int(rows)])
+    if rows == "decision":
+        return decision_row(record)
     if rows == "first_answer":
         return content_answer_rows(record)[:1]
     if rows == "answer":
@@ -118,15 +172,16 @@ def head_label(record: AttentionRecord, spec: MapSpec) -> str:
     return f"head {spec.head}"
 
 
-def rows_label(record: AttentionRecord, rows: np.ndarray) -> str:
+def rows_label(record: AttentionRecord, rows: np.ndarray, choice: str | int | None = None) -> str:
     if len(rows) == 1:
-        return record.row_label(int(rows[0]))
+        label = record.row_label(int(rows[0]))
+        return f"{label} (decision)" if choice == "decision" else label
     return f"{len(rows)} rows ({record.row_label(int(rows[0]))} …)"
 
 
 def reads_label(record: AttentionRecord, spec: MapSpec, rows: np.ndarray, layers: slice) -> str:
     """What a view read: heads, layers and rows."""
-    return f"{head_label(record, spec)}, {layers_label(record, layers)}, {rows_label(record, rows)}"
+    return f"{head_label(record, spec)}, {layers_label(record, layers)}, {rows_label(record, rows, spec.rows)}"
 
 
 def layers_label(record: AttentionRecord, layers: slice) -> str:

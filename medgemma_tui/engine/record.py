@@ -9,7 +9,7 @@ Query rows. Row ``r`` of the per-query arrays is the attention *of* sequence pos
 - ``question`` rows: the question's own tokens in the prompt (their position is the token they read);
 - ``answer`` rows: the row that *produced* answer token ``k`` is the position before it, so answer
   token 0 is produced by the last prompt position and answer token ``k`` by the position of answer
-  token ``k - 1`` (DESIGN.md, fact 3). ``query_answer_index[r]`` is ``k`` for those rows, -1 otherwise.
+  token ``k - 1``. ``query_answer_index[r]`` is ``k`` for those rows, -1 otherwise.
 """
 
 from __future__ import annotations
@@ -85,6 +85,12 @@ class AttentionRecord:
         rows = self.answer_rows
         keep = [r for r in rows if int(self.answer_ids[self.query_answer_index[r]]) not in ends]
         return np.asarray(keep if keep else rows, dtype=np.int64)
+
+    @property
+    def first_content_index(self) -> int:
+        """Index into the answer tokens of the first one that is not an end token (0 if every one is)."""
+        rows = self.content_answer_rows
+        return int(self.query_answer_index[rows[0]]) if len(rows) else 0
 
     @property
     def question_rows(self) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""The decision row: the map of the row that produced the answer token carrying the verdict."""
+
+import numpy as np
+
+from medgemma_tui.analysis.sample import DEFAULT_SPEC, analyse_record
+from medgemma_tui.analysis.views import (
+    MapSpec,
+    answer_token_spans,
+    compute_view,
+    decision_index,
+    select_rows,
+)
+from medgemma_tui.engine.record import AttentionRecord, ModelInfo
+
+END = "<end_of_turn>"
+SENTENCE = ["Based", " on", " the", " image", ",", " there", " is", " no", " pneum", "othorax", ".", END]
+
+
+def record_answering(answer_tokens, question="Is there a pneumothorax?", layers=2, heads=2):
+    """A hand-made record whose answer row k looks only at image cell k, so a map names its row."""
+    n = 256
+    prompt = 6 + n + 4  # bos, turn, 4 question tokens before the image, the image, 4 closing tokens
+    a = len(answer_tokens)
+    q_positions = np.arange(2, 6)
+    query_positions = np.concatenate([q_positions, prompt - 1 + np.arange(a)])
+    q = len(query_positions)
+    image = np.full((q, layers, heads, n), 1e-4, np.float32)
+    for k in range(a):
+        image[4 + k, ..., k] = 1.0
+    tokens = ["<bos>", "user", "Is", " there", " a", " pneumothorax?"] + ["<img>"] * n + ["x"] * 4
+    tokens += list(answer_tokens[:-1])
+    answer = "".join(t for t in answer_tokens if t != END).strip()
+    ids = np.array([1 if t == END else 5 for t in answer_tokens])  # 1 is the end token's id
+    rec = AttentionRecord(
+        question=question,
+        answer=answer,
+        model=ModelInfo("hand-made", layers, heads, 1, (16, 16), ["sliding_attention"] * layers),
+        input_ids=np.arange(len(tokens)),
+        tokens=tokens,
+        prompt_length=prompt,
+        answer_ids=ids,
+        answer_tokens=list(answer_tokens),
+        answer_logprobs=np.zeros(a, np.float32),
+        image_token_span=(6, 6 + n),
+        question_positions=q_positions,
+        question_offsets=[(0, 2), (2, 8), (8, 10), (10, 24)],
+        query_positions=query_positions,
+        query_kind=["question"] * 4 + ["answer"] * a,
+        query_answer_index=np.concatenate([np.full(4, -1), np.arange(a)]),
+        image_attn=image,
+        question_attn=np.full((q, layers, heads, 4), 0.02, np.float32),
+        shares=np.full((q, layers, heads, 3), 1 / 3, np.float32),
+        layer_mean_attn=None,
+        extra={"end_token_ids": [1]},
+    )
+    rec.validate()
+    return rec
+
+
+def test_answer_tokens_are_found_in_the_answer_text_and_end_tokens_get_empty_spans():
+    answer = "Based on the image, there is no pneumothorax."
+    spans = answer_token_spans(answer, SENTENCE)
+    assert [answer[s:e] for s, e in spans[:8]] == ["Based", " on", " the", " image", ",", " there", " is", " no"]
+    assert spans[-1][0] == spans[-1][1] == len(answer)
+
+
+def test_the_decision_token_of_a_sentence_is_the_word_carrying_the_verdict():
+    rec = record_answering(SENTENCE)
+    assert decision_index(rec) == 7  # " no"
+    (row,) = select_rows(rec, "decision")
+    assert rec.query_answer_index[row] == 7
+    # produced by the position of the token before it: answer token 6 " is"
+    assert rec.query_positions[row] == rec.prompt_length - 1 + 7
+    assert rec.tokens[rec.query_positions[row]] == " is"
+
+
+def test_the_decision_view_reads_that_row_and_says_so():
+    rec = record_answering(SENTENCE)
+    view = compute_view(rec, MapSpec(rows="decision"))
+    assert np.unravel_index(int(np.argmax(view.grid)), view.grid.shape) == (0, 7)
+    assert "answer token 7 ' no' (decision)" in view.description
+    first = compute_view(rec, MapSpec(rows="first_answer"))
+    assert np.unravel_index(int(np.argmax(first.grid)), first.grid.shape) == (0, 0)
+
+
+def test_a_one_word_answer_decides_on_its_first_token():
+    rec = record_answering(["No", END])
+    assert decision_index(rec) == 0
+    assert list(select_rows(rec, "decision")) == list(select_rows(rec, "first_answer"))
+
+
+def test_an_answer_without_a_cue_falls_back_to_the_first_content_token():
+    rec = record_answering(["This", " is", " a", " frontal", " view", ".", END])
+    assert decision_index(rec) == 0
+
+
+def test_the_sample_analysis_carries_the_reason_and_the_decision_token():
+    rec = record_answering(SENTENCE)
+    analysis = analyse_record(rec)
+    assert DEFAULT_SPEC.rows == "decision"
+    assert analysis.answer_label == "no"
+    assert analysis.answer_reason == "negated finding 'pneumothorax'"
+    assert (analysis.decision_index, analysis.decision_token) == (7, " no")
+    assert np.unravel_index(int(np.argmax(analysis.grid)), analysis.grid.shape) == (0, 7)
+
+
+def test_a_leading_verdict_word_is_the_decision_token():
+    tokens = ["Yes", ",", " there", " is", " a", " small", " one", ".", END]
+    rec = record_answering(tokens, question="Is there a pleural effusion?")
+    assert decision_index(rec) == 0
+
+
+def test_the_first_content_token_skips_end_tokens():
+    assert record_answering(["No", END]).first_content_index == 0
+    assert record_answering([END, "No", END]).first_content_index == 1
+    assert record_answering([END, END]).first_content_index == 0  # all end tokens: the first one
