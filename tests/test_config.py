@@ -42,7 +42,8 @@ def test_defaults_match_the_research_script_config():
     assert config.decoding.max_new_tokens == 24
     analysis = config.analysis
     assert (analysis.terms, analysis.map_view, analysis.layers, analysis.default_row) == (
-        None, "answer", "all", "first_answer")
+        None, "answer", "all", "decision")
+    assert analysis.pointing_tolerance_px == 15.0
     assert analysis.layer_span is None
     r = config.robustness
     assert (r.enabled, r.noise_sigma, r.contrast, r.brightness, r.blur_sigma, r.rotation_deg) == (
@@ -254,7 +255,7 @@ def test_top_level_key_that_is_not_a_section_is_rejected(tmp_path):
     ("[analysis]\nlayers = [5, 2]", "analysis.layers", '"all" or [start, end]'),
     ('[analysis]\nlayers = "some"', "analysis.layers", '"all" or [start, end]'),
     ("[analysis]\nterms = []", "analysis.terms", "an array of non-empty strings"),
-    ('[analysis]\ndefault_row = "last"', "analysis.default_row", "one of first_answer, answer, question"),
+    ('[analysis]\ndefault_row = "last"', "analysis.default_row", "one of decision, first_answer, answer, question"),
     ('[faithfulness]\nbaseline = "noise"', "faithfulness.baseline", "one of mean, zero, blur"),
     ('[app]\ncolor = "rainbow"', "app.color", "one of auto, truecolor, 256, 16, none"),
     ('[app]\nkeys = "q"', "app.keys", "a table"),

@@ -165,7 +165,7 @@ def _layers(value: Any, where: _Where) -> str | tuple[int, int]:
 def _row(value: Any, where: _Where) -> str | int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    return _choice("first_answer", "answer", "question")(value, where)
+    return _choice("decision", "first_answer", "answer", "question")(value, where)
 
 
 def _key_table(value: Any, where: _Where) -> dict[str, str]:

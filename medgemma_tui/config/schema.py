@@ -63,7 +63,9 @@ class AnalysisConfig:
     terms: tuple[str, ...] | None = _option(None, _text_list(allow_none=True))  # None = default lexicon
     map_view: str = _option("answer", _text)
     layers: str | tuple[int, int] = _option("all", _layers)  # "all" or (start, end), end exclusive
-    default_row: str | int = _option("first_answer", _row)  # first_answer | answer | question | row index
+    # decision (the row that produced the token carrying the verdict) | first_answer | answer | question | index
+    default_row: str | int = _option("decision", _row)
+    pointing_tolerance_px: float = _option(15.0, _number(0))  # pointing game: top cell's centre to a box, px
 
     @property
     def layer_span(self) -> tuple[int, int] | None:

@@ -123,8 +123,7 @@ class AttentionRecord:
 
 def first_answer_token(record: AttentionRecord) -> dict[str, Any]:
     """The first answer token that is not an end token (the one the default map's row produced)."""
-    rows = record.content_answer_rows
-    index = int(record.query_answer_index[rows[0]]) if len(rows) else 0
+    index = record.first_content_index
     return {
         "index": index,
         "id": int(record.answer_ids[index]),

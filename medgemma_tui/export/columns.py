@@ -45,7 +45,10 @@ INPUT_COLUMNS = (
 RESULT_COLUMNS = (
     "answer",
     "answer_label",
+    "answer_reason",
     "correct",
+    "decision_index",
+    "decision_token",
     "answer_tokens",
     "answer_logprob",
     "map_view",
@@ -65,7 +68,8 @@ RESULT_COLUMNS = (
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
 TEXT_COLUMNS = frozenset(
     {"key", "study_id", "dicom_id", "image_path", "question", "baseline_question", "question_variant", "strategy",
-     "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "map_view", "map_rows",
+     "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason", "decision_token",
+     "map_view", "map_rows",
      "map_layers", "map_heads", "gated_terms", "error"}
 )
 
@@ -128,7 +132,10 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
     row = {
         "answer": record.answer,
         "answer_label": analysis.answer_label,
+        "answer_reason": analysis.answer_reason,
         "correct": analysis.correct,
+        "decision_index": analysis.decision_index,
+        "decision_token": analysis.decision_token,
         "answer_tokens": len(content),
         "answer_logprob": float(np.sum(record.answer_logprobs[content])) if content else math.nan,
         **spec_columns(analysis.view.spec),
@@ -155,7 +162,8 @@ def read_rows(csv_path: Path) -> pd.DataFrame:
     for name in frame.columns:
         if name == "correct":
             frame[name] = frame[name].map({"True": True, "False": False}).astype("boolean")
-        elif name in ("row", "variant_index", "answer_tokens", "gated_count", "image_width", "image_height"):
+        elif name in ("row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
+                      "image_height"):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
         elif name in RESULT_COLUMNS and name not in TEXT_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce")

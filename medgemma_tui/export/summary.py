@@ -32,6 +32,7 @@ from medgemma_tui.errors import first_line
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import write_bytes_atomic
 from medgemma_tui.export.columns import SHARE_NAMES, read_rows
+from medgemma_tui.export.intervals_summary import dataset_intervals
 from medgemma_tui.export.study_tables import summarise_studies
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.json_values import jsonable
@@ -54,26 +55,39 @@ def is_focal(finding: str) -> bool:
     return finding.strip().lower() not in DIFFUSE_FINDINGS
 
 
-def pointing_game(done: pd.DataFrame) -> dict[str, Any]:
+def boxed_rows(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every finished row with a box and a pointing result, the focal ones among them)."""
     if "pointing_hit" not in done or done.empty:
-        return {}
+        return done.iloc[0:0], done.iloc[0:0]
     boxed = done[done["bbox"].astype(str).str.strip() != ""]
     boxed = boxed[np.isfinite(boxed["pointing_hit"].astype(float))]
+    focal = boxed[boxed["finding"].astype(str).map(is_focal)] if "finding" in boxed else boxed
+    return boxed, focal
+
+
+def chance_column(rows: pd.DataFrame) -> str:
+    """The pointing game's chance by the same hit rule (``pointing_chance``); trees written before it
+    have only the box's area fraction."""
+    return "pointing_chance" if "pointing_chance" in rows else "box_area_fraction"
+
+
+def pointing_game(done: pd.DataFrame) -> dict[str, Any]:
+    boxed, focal = boxed_rows(done)
     if boxed.empty:
         return {}
-    focal = boxed[boxed["finding"].astype(str).map(is_focal)] if "finding" in boxed else boxed
+    chance = chance_column(boxed)
     out = {
         "pointing_game": finite_mean(focal["pointing_hit"]),
-        "pointing_game_chance": finite_mean(focal["box_area_fraction"]),
+        "pointing_game_chance": finite_mean(focal[chance]),
         "pointing_game_n": len(focal),
         "pointing_game_overall": finite_mean(boxed["pointing_hit"]),
-        "pointing_game_overall_chance": finite_mean(boxed["box_area_fraction"]),
+        "pointing_game_overall_chance": finite_mean(boxed[chance]),
         "pointing_game_overall_n": len(boxed),
     }
     if "finding" in boxed:
         out["pointing_game_by_finding"] = {
             str(finding or "(none)"): {"hit_rate": finite_mean(part["pointing_hit"]),
-                                       "chance": finite_mean(part["box_area_fraction"]), "n": len(part)}
+                                       "chance": finite_mean(part[chance]), "n": len(part)}
             for finding, part in boxed.groupby("finding", sort=True)
         }
     return out
@@ -106,6 +120,7 @@ def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] 
     if consistency is None:
         consistency = consistency_tables(rows, load_grid)
     summary.update(consistency.summary)
+    summary["intervals"] = dataset_intervals(done, boxed_rows(done)[1], consistency.groups)
     if counts:
         summary["run"] = {k: v for k, v in counts.items() if k != "skipped"}
     return summary
@@ -135,7 +150,11 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     write_csv_atomic(consistency.groups, folder / "hard_positives.csv")
     write_csv_atomic(strategies, folder / "by_strategy.csv")
     write_csv_atomic(consistency.comparisons, folder / "variants.csv")
-    summary.update(study_summary(tree, rows))
+    studies, faithfulness = study_summary(tree, rows)
+    summary.update(studies)
+    if not faithfulness.empty:
+        gains = dataset_intervals(finished(rows), None, consistency.groups.iloc[0:0], faithfulness)
+        summary.setdefault("intervals", {}).update(gains)
     if plots:
         summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi)
         if failed:
@@ -145,21 +164,24 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     return summary
 
 
-def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> dict[str, Any]:
+def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
     """Robustness and faithfulness from the finished rows' ``robustness/{key}.json``, when present.
 
-    Writes ``analysis/robustness.csv`` and ``analysis/faithfulness.csv``; returns the summary sections.
+    Writes ``analysis/robustness.csv`` and ``analysis/faithfulness.csv``; returns the summary sections
+    and the faithfulness table (one row per sample; empty without the study).
     """
+    import pandas as pd
+
     paths = [tree.robustness_path(k) for k in (finished(rows)["key"] if not rows.empty else [])]
     paths = [p for p in paths if p.exists()]
     if not paths:
-        return {}
+        return {}, pd.DataFrame()
     tables = summarise_studies(json.loads(p.read_text(encoding="utf-8")) for p in paths)
     if not tables.robustness.empty:
         write_csv_atomic(tables.robustness, tree.analysis_dir / "robustness.csv")
     if not tables.faithfulness.empty:
         write_csv_atomic(tables.faithfulness, tree.analysis_dir / "faithfulness.csv")
-    return dict(tables.summary)
+    return dict(tables.summary), tables.faithfulness
 
 
 def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame, formats=None, dpi=None

@@ -6,11 +6,12 @@ decoding), built in one place from a ``Config`` so every front end reads the sam
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.analysis.sample import DEFAULT_SPEC, analyse_record
+from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
@@ -34,6 +35,7 @@ class RowSettings:
     spec: MapSpec = DEFAULT_SPEC
     terms: tuple[str, ...] | None = None
     max_new_tokens: int = 24
+    pointing_tolerance_px: float = POINTING_TOLERANCE_PX
 
     @classmethod
     def from_config(cls, config: Config) -> RowSettings:
@@ -41,12 +43,13 @@ class RowSettings:
         analysis = config.analysis
         spec = DEFAULT_SPEC.with_(view=analysis.map_view, rows=analysis.default_row, layers=analysis.layer_span)
         terms = tuple(analysis.terms) if analysis.terms else None
-        return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens)
+        return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens,
+                   pointing_tolerance_px=analysis.pointing_tolerance_px)
 
     def with_view(self, view: str | None) -> RowSettings:
         if view is None:
             return self
-        return RowSettings(self.spec.with_(view=view), self.terms, self.max_new_tokens)
+        return dataclasses.replace(self, spec=self.spec.with_(view=view))
 
     @property
     def term_list(self) -> list[str] | None:
@@ -96,5 +99,5 @@ def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings
         add_model_views(loaded, film.rgb, record, [MODEL_VIEWS[settings.spec.view]])
     analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
                               ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
-                              terms=settings.term_list)
+                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px)
     return SampleResult(sample=sample, film=film, analysis=analysis)
