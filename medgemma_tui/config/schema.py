@@ -126,6 +126,41 @@ class AppConfig:
     keys: dict[str, str] = _option({}, _key_table)  # binding id -> key, e.g. {"quit": "ctrl+q"}
 
 
+METHOD_NAMES = ("occlusion", "rise", "ig", "gradcampp", "gradient", "gradcam")  # engine.attribution.methods
+SANITY_METHODS = ("answer", *METHOD_NAMES)
+
+
+def _names_or_none(options: tuple[str, ...]):
+    """An array of names from ``options``, the empty array included (no method)."""
+    named = _text_list(options)
+
+    def check(value: Any, where: _Where) -> tuple[str, ...]:
+        return () if isinstance(value, list | tuple) and not value else named(value, where)
+
+    return check
+
+
+@dataclass(frozen=True)
+class MethodsConfig:
+    """Attribution methods beside attention, the heads that localise, and the sanity checks."""
+
+    names: tuple[str, ...] = _option((), _names_or_none(METHOD_NAMES))  # maps added to each row in `medtui eval`
+    batch_size: int = _option(16, _integer(1))  # sequences per forward (occlusion, RISE) or path points (IG)
+    seed: int = _option(0, _integer(0))  # RISE masks and the randomised layers
+    occlusion_window: int = _option(1, _integer(1))  # cells per side of the occluding square
+    occlusion_baseline: str = _option("mean", _choice("mean", "zero"))  # what an occluded token becomes
+    rise_masks: int = _option(512, _integer(1))
+    rise_cells: int = _option(8, _integer(1))  # cells per side of RISE's coarse random grid
+    rise_keep: float = _option(0.5, _number(0, 0.95, low_open=True))  # chance a coarse cell is kept
+    ig_steps: int = _option(32, _integer(1))  # integrated-gradients path points (midpoint rule)
+    ig_baseline: str = _option("black", _choice("black", "blur"))  # where the path starts
+    heads: bool = _option(False, _flag)  # per layer x head pointing and mass-in-box (analysis/heads.csv)
+    top_heads: int = _option(4, _integer(1))  # k of the top-heads view
+    sanity: bool = _option(False, _flag)  # cascading randomisation (analysis/sanity.csv)
+    sanity_methods: tuple[str, ...] = _option(("answer", "gradient", "gradcam"), _text_list(SANITY_METHODS))
+    sanity_vision: bool = _option(True, _flag)  # also randomise the vision tower, after the decoder
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -135,6 +170,7 @@ SECTIONS: dict[str, type] = {
     "faithfulness": FaithfulnessConfig,
     "visualization": VisualizationConfig,
     "app": AppConfig,
+    "methods": MethodsConfig,
 }
 
 
@@ -148,6 +184,7 @@ class Config:
     faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     visualization: VisualizationConfig = field(default_factory=VisualizationConfig)
     app: AppConfig = field(default_factory=AppConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
     source: Path | None = field(default=None, compare=False)  # the TOML file, if any
     # "section.key" names the file itself set (defaults do not count), e.g. to tell a config that
     # chose MedGemma from one that only set [analysis]
