@@ -318,6 +318,8 @@ def available_views(record: AttentionRecord) -> list[str]:
 
 
 def compute_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    if spec.view in METHOD_VIEWS and METHOD_VIEWS[spec.view] in record.maps:
+        return method_view(record, spec)
     if spec.view == "answer":
         return answer_view(record, spec)
     if spec.view == "question":
@@ -393,3 +395,35 @@ def rows_seeing_image(record: AttentionRecord) -> np.ndarray:
     """
     start, _ = record.image_token_span
     return np.flatnonzero(np.asarray(record.query_positions) >= start)
+
+
+# ---- attribution methods and the top-heads view -------------------------------------------------------
+# Maps that ``engine.attribution.methods`` keeps in ``record.maps`` under the same name, one value per
+# image token; "top_heads" is a [L, H] weight per head (``analysis.heads.top_head_weights``).
+METHOD_VIEWS = {"occlusion": "occlusion", "rise": "rise", "ig": "ig", "gradcampp": "gradcampp",
+                "top_heads": "top_heads"}
+METHOD_DESCRIPTIONS = {
+    "occlusion": "occlusion: drop in the answer's probability when the cell's image token is replaced",
+    "rise": "RISE: random masks over the image tokens weighted by the answer's probability",
+    "ig": "integrated gradients on the pixels for the answer's probability, summed per cell",
+    "gradcampp": "Grad-CAM++ on the last SigLIP layer for the answer logit, pooled to the grid",
+}
+VIEWS = (*VIEWS, *METHOD_VIEWS)
+MODEL_VIEWS.update(METHOD_VIEWS)
+
+
+def top_heads_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    """The mean of the chosen heads' image maps (weights [L, H] in ``record.maps["top_heads"]``)."""
+    weights = np.asarray(record.maps["top_heads"], dtype=np.float64)  # [L, H]
+    rows = select_rows(record, spec.rows)
+    image = record.image_attn[rows].mean(axis=0)  # [L, H, N]
+    flat = (image * weights[..., None]).sum(axis=(0, 1)) / max(weights.sum(), EPS)
+    chosen = ", ".join(f"L{layer}H{head}" for layer, head in np.argwhere(weights > 0))
+    text = f"top heads by pointing on other studies ({chosen}), {rows_label(record, rows, spec.rows)}"
+    return MapView(to_grid(record, flat), text, spec)
+
+
+def method_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    if spec.view == "top_heads":
+        return top_heads_view(record, spec)
+    return MapView(to_grid(record, record.maps[spec.view]), METHOD_DESCRIPTIONS[spec.view], spec)
