@@ -20,10 +20,28 @@ from cli.errors import EXIT_INTERRUPTED, fail, reports_errors
 def load_studies(config, wanted: list[str]) -> list:
     """The opt-in studies, each a ``pipeline.batch.Study`` made from the config."""
     from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study
+    from medgemma_tui.pipeline.studies.methods import heads_eval_study, methods_eval_study, sanity_eval_study
     from medgemma_tui.pipeline.studies.robustness import robustness_eval_study
 
-    factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study}
+    factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study,
+                 "methods": methods_eval_study, "heads": heads_eval_study, "sanity": sanity_eval_study}
     return [factories[name](config) for name in wanted]
+
+
+def method_studies(config, wanted: list[str], methods: str | None, heads: bool, sanity: bool):
+    """The config with ``--methods`` applied, and the study names with methods, heads and sanity added."""
+    if methods is not None:
+        names = [name.strip() for name in methods.split(",") if name.strip()]
+        try:
+            config = config.with_overrides({"methods.names": names})
+        except ValueError as exc:
+            fail(f"--methods: {exc}")
+    if "faithfulness" in wanted:  # the methods study then runs deletion/insertion on every method's map
+        config = config.with_overrides({"faithfulness.enabled": True})
+    settings = config.methods
+    extra = [name for name, on in (("methods", bool(settings.names) or methods is not None),
+                                   ("heads", heads or settings.heads), ("sanity", sanity or settings.sanity)) if on]
+    return config, [*wanted, *extra]
 
 
 def resolve_inputs(config, model, data, images):
@@ -168,6 +186,11 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
 @click.option("--robustness", is_flag=True, help="Also run the robustness study on each sample.")
 @click.option("--faithfulness", is_flag=True, help="Also run the deletion/insertion faithfulness study.")
+@click.option("--methods", "methods", default=None, metavar="NAMES",
+              help="Attribution maps to add and compare in analysis/methods.csv, comma-separated: occlusion, rise, "
+                   "ig, gradcampp, gradient, gradcam (default: the config's [methods] names).")
+@click.option("--heads", is_flag=True, help="Score every layer x head by how well it localises (analysis/heads.csv).")
+@click.option("--sanity", is_flag=True, help="Cascading-randomisation sanity check of the maps (analysis/sanity.csv).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip keys the tree already finished (--no-resume recomputes every row).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
@@ -175,8 +198,8 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
 @reports_errors
-def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, resume, as_json, device,
-                 dtype):
+def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
+                 resume, as_json, device, dtype):
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
@@ -193,6 +216,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     check_map_settings(config)
     wanted = [name for name, on in (("robustness", robustness or config.robustness.enabled),
                                     ("faithfulness", faithfulness or config.faithfulness.enabled)) if on]
+    config, wanted = method_studies(config, wanted, methods, heads, sanity)
     studies = load_studies(config, wanted)
     dataset = load_dataset(csv, root)
     samples = list(dataset.samples[:limit] if limit else dataset.samples)

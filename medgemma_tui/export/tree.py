@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from medgemma_tui.analysis.result import SampleResult
     from medgemma_tui.data.schema import Sample
 
-STUDY_SECTIONS = ("robustness", "faithfulness")  # analysis.extras written to robustness/{key}.json
+# analysis.extras written to robustness/{key}.json
+STUDY_SECTIONS = ("robustness", "faithfulness", "methods", "heads", "sanity")
 _TMP_NAME = re.compile(r"^\..+\.tmp$")
 
 
