@@ -155,6 +155,10 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     if not faithfulness.empty:
         gains = dataset_intervals(finished(rows), None, consistency.groups.iloc[0:0], faithfulness)
         summary.setdefault("intervals", {}).update(gains)
+    from medgemma_tui.export.method_analysis import write_method_analysis
+
+    focal = set(boxed_rows(finished(rows))[1]["key"].astype(str)) if not rows.empty else set()
+    summary.update(write_method_analysis(tree, finished(rows), focal, plots, formats, dpi))
     if plots:
         summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi)
         if failed:
