@@ -27,7 +27,8 @@ INSPECT_BINDINGS = [
             id="token_next"),
     Binding("p", "token(-1)", "Token-", tooltip="Previous query token", id="token_prev", show=False),
     Binding("v", "view", "View",
-            tooltip="Cycle the map view (answer, gated, layer-weighted, rollout; question if its tokens see the image)",
+            tooltip="Cycle the map view (answer, gated, layer-weighted, rollout; question if its tokens see the image; "
+                    "occlusion, RISE, IG, Grad-CAM++ and top heads where a run computed them)",
             id="view"),
     Binding("o", "overlay", "Overlay",
             tooltip="Cycle heatmap over the film / heatmap alone / film alone", id="overlay", show=False),

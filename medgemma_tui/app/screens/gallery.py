@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from medgemma_tui.analysis.heads import head_metrics
 from medgemma_tui.analysis.views import head_summaries, normalise
 from medgemma_tui.app.bindings import GALLERY_BINDINGS
 from medgemma_tui.app.frame import Frame
@@ -18,6 +20,7 @@ SORTS = (
     ("image share", "image share, highest first", "image_share"),
     ("entropy", "entropy, most focused first", "entropy"),
     ("focus", "focus (max cell), highest first", "focus"),
+    ("localises", "mass-in-box lift on this row's box, highest first (pointing hits first)", "mass_in_box_lift"),
 )
 
 
@@ -30,7 +33,14 @@ def head_tiles(frame: Frame, sort: int) -> list[Tile]:
     maps = record.image_attn[row] if row is not None else record.image_attn[record.answer_rows].mean(axis=0)
     order = [(layer, head) for layer in range(record.num_layers) for head in range(record.num_heads)]
     _, _, metric = SORTS[sort]
-    if metric is not None:
+    box = frame.analysis.box_grid
+    if metric == "mass_in_box_lift" and box is not None:
+        scores = head_metrics(maps, tuple(record.grid), box, frame.analysis.pointing_cells)
+        hit, lift = np.nan_to_num(scores["pointing_hit"]), np.nan_to_num(scores["mass_in_box_lift"])
+        order.sort(key=lambda lh: (-float(hit[lh]), -float(lift[lh])))
+    elif metric == "mass_in_box_lift":
+        pass  # no box on this row: layer order
+    elif metric is not None:
         values = sums[metric]
         sign = 1.0 if metric == "entropy" else -1.0
         order.sort(key=lambda lh: sign * float(values[lh]))
