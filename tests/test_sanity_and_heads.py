@@ -89,3 +89,27 @@ def test_heads_and_sanity_tables_have_one_row_per_head_and_step():
     sanity = sanity_table([("k", "s", section)], n_boot=50)
     assert list(sanity["randomised"]) == ["original", "decoder.1"]
     assert list(sanity["spearman"]) == [1.0, 0.2]
+
+
+def test_the_top_heads_method_scores_each_row_with_heads_chosen_on_other_studies():
+    from medgemma_tui.export.method_tables import top_head_weights_for, top_heads_entries
+
+    box = np.zeros((2, 2))
+    box[0, 1] = 1  # cell 1 is the box
+    maps = np.zeros((1, 2, 4))
+    maps[0, 0, 1] = 1.0  # head 0 looks at the box
+    maps[0, 1, 2] = 1.0  # head 1 looks elsewhere
+
+    def payload(hits):
+        return {"rows": "first_answer", "pointing_hit": [hits], "mass_in_box_lift": [[4.0 * h for h in hits]],
+                "box_grid": box.tolist(), "pointing_cells": (box > 0).tolist()}
+
+    # study a's own row says head 1 points, study b's says head 0: each row gets the other study's head
+    heads = [("k0", "a", payload([0.0, 1.0])), ("k1", "b", payload([1.0, 0.0]))]
+    entries, chosen = top_heads_entries(heads, 1, lambda key, rows: maps)
+    hits = {key: section["methods"]["top_heads"]["pointing_hit"] for key, _, section in entries}
+    assert hits == {"k0": 1.0, "k1": 0.0}
+    assert chosen["leave_one_study_out"] == {"k0": [[0, 0]], "k1": [[0, 1]]}
+    assert chosen["all_rows"] == [[0, 0]]  # a tie on every score: the first head
+    np.testing.assert_array_equal(top_head_weights_for(chosen, "k0", (1, 2)), [[1.0, 0.0]])
+    assert top_head_weights_for(chosen, "missing", (1, 2)) is None

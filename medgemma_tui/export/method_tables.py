@@ -208,3 +208,15 @@ def method_tables(payloads: Sequence[Mapping[str, Any]], study_of: Mapping[str, 
         summary["sanity"] = {str(r["method"]): {"randomised": r["randomised"], "spearman": r["spearman"],
                                                 "ssim": r["ssim"]} for _, r in last.iterrows()}
     return MethodTables(table, head_frame, sanity_frame, top_json, summary)
+
+
+def top_head_weights_for(top_heads: Mapping[str, Any], key: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """[L, H] weights of ``top_heads.json``'s heads for ``key`` (chosen without its study), else None."""
+    heads = (top_heads.get("leave_one_study_out") or {}).get(key)
+    if not heads:
+        return None
+    weights = np.zeros(shape, dtype=np.float32)
+    for layer, head in heads:
+        if layer < shape[0] and head < shape[1]:
+            weights[layer, head] = 1.0
+    return weights

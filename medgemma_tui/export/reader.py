@@ -65,7 +65,16 @@ class ResultsReader:
         path = self.tree.record_path(key)
         if not path.exists():
             raise KeyError(f"no record for {key!r} in {self.root}")
-        return load_record(path)
+        record = load_record(path)
+        top = self.tree.analysis_dir / "top_heads.json"
+        if top.exists():  # the heads chosen without this row's study: the record's top-heads view
+            from medgemma_tui.export.method_tables import top_head_weights_for
+
+            weights = top_head_weights_for(json.loads(top.read_text(encoding="utf-8")), key,
+                                           (record.num_layers, record.num_heads))
+            if weights is not None:
+                record.maps["top_heads"] = weights
+        return record
 
     def load_meta(self, key: str) -> dict[str, Any]:
         path = self.tree.meta_path(key)
