@@ -87,3 +87,14 @@ def test_grad_cam_pp_ignores_channels_with_only_negative_gradients():
     gradients = np.array([[1.0, -1.0], [1.0, -1.0]])
     out = grad_cam_pp(activations, gradients)
     assert out[0] > 0 and out[1] == 0  # the second channel's weight is 0 although its activations are large
+
+
+def test_an_unknown_method_on_the_command_line_exits_2_before_anything_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    result = CliRunner().invoke(main, ["eval", "--export", str(tmp_path / "out"), "--methods", "occlusion,lime"],
+                                catch_exceptions=False)
+    assert result.exit_code == 2 and "--methods" in result.stderr and "lime" in result.stderr
+    assert not (tmp_path / "out").exists()
