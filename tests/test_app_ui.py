@@ -543,3 +543,17 @@ async def test_narrowing_the_terminal_takes_focus_out_of_the_table_it_hides(data
         assert not app.screen.samples_shown() and focused_id(app) == "xray"
         await pilot.press("right_square_bracket")
         assert app.state.layer == 0
+
+
+@synchronously
+async def test_methods_screen_opens_with_M_and_enter_shows_the_chosen_view(dataset, analyses):
+    app = MedtuiApp(make_session(dataset, analyses))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        await pilot.press("M")
+        assert app.screen.__class__.__name__ == "MethodsScreen"
+        grid = app.screen.query_one("#methods")
+        assert grid.tiles[0].key == "answer"
+        await pilot.press("right", "enter")
+        assert app.screen.__class__.__name__ == "InspectScreen"
+        assert app.state.view == grid.tiles[1].key

@@ -68,3 +68,18 @@ def test_the_gallery_sorts_heads_that_point_into_the_box_first(demo_record):
     first = tiles[0].key
     assert int(np.argmax(record.image_attn[row][first])) == target
     assert len(tiles) == record.num_layers * record.num_heads
+
+
+def test_the_methods_screen_has_a_tile_per_view_with_this_rows_pointing(demo_record):
+    from medgemma_tui.app.screens.methods import method_tiles
+
+    record = demo_record
+    box = np.zeros(record.grid)
+    box[:4, :4] = 1
+    frame = SimpleNamespace(record=record, spec=MapSpec(rows="first_answer"),
+                            analysis=SimpleNamespace(box_grid=box, pointing_cells=box > 0))
+    from medgemma_tui.app.state import available_views as app_views
+
+    tiles = method_tiles(frame)
+    assert [t.key for t in tiles] == list(app_views(record))
+    assert all(t.note.split()[0] in ("hit", "miss") for t in tiles if t.grid is not None)

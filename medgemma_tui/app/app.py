@@ -32,6 +32,7 @@ from medgemma_tui.app.screens.export import ExportScreen
 from medgemma_tui.app.screens.gallery import GalleryScreen
 from medgemma_tui.app.screens.help import HelpScreen
 from medgemma_tui.app.screens.inspect import InspectScreen
+from medgemma_tui.app.screens.methods import MethodsScreen
 from medgemma_tui.app.screens.robustness import RobustnessScreen
 from medgemma_tui.app.screens.variants import VariantsScreen
 from medgemma_tui.app.session import DONE, RUNNING, Session
@@ -474,6 +475,18 @@ class MedtuiApp(App):
 
         self.push_screen(GalleryScreen(frame), chosen)
 
+    def open_methods(self) -> None:
+        frame = self.current_frame()
+        if frame is None:
+            self.notify("No sample is shown yet.", timeout=2)
+            return
+
+        def chosen(view: str | None) -> None:
+            if view is not None:
+                self.set_state(self.state.with_(view=view))
+
+        self.push_screen(MethodsScreen(frame), chosen)
+
     def open_variants(self) -> None:
         if self.current_key is None:
             self.notify("No sample is shown yet.", timeout=2)
@@ -549,6 +562,8 @@ class MedtuiApp(App):
         yield SystemCommand("Cancel the running job", "Stops after the current sample (esc)", self.cancel_jobs)
         yield SystemCommand("Export", "Write the standard results tree (e)", self.open_export)
         yield SystemCommand("Head gallery", "Every layer x head as a small map (G)", self.open_gallery)
+        yield SystemCommand("Methods side by side", "Every map view of this row with its pointing and lift (M)",
+                            self.open_methods)
         yield SystemCommand("Variants", "The hard-positive group side by side (V)", self.open_variants)
         yield SystemCommand("Robustness", "Perturbed films against the original (R)", self.open_robustness)
         yield SystemCommand("Toggle masks", "Body and lung outlines and the ground-truth box (m)",

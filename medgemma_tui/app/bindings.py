@@ -42,6 +42,8 @@ INSPECT_BINDINGS = [
     Binding("s", "samples", "Samples", tooltip="Show or hide the samples table", id="samples", show=False),
     Binding("slash", "filter", "Filter samples", id="filter", show=False),
     Binding("G", "gallery", "Heads", tooltip="Head gallery: every layer x head", id="gallery"),
+    Binding("M", "methods", "Methods", tooltip="Every map view side by side (attention, gradients, occlusion, RISE, "
+            "IG, Grad-CAM++, top heads) with its pointing and lift on this row", id="methods", show=False),
     Binding("V", "variants", "Variants", tooltip="The hard-positive group side by side", id="variants"),
     Binding("R", "robustness", "Robustness",
             tooltip="Perturbed films and their maps against the original (from eval, or run here)", id="robustness",
@@ -92,9 +94,16 @@ ROBUSTNESS_BINDINGS = [
 ]
 
 
+METHODS_BINDINGS = [
+    Binding("escape", "close", "Back", id="methods_close"),
+    Binding("enter", "choose", "Show view", id="methods_choose"),
+]
+
+
 def all_bindings() -> list[Binding]:
     return [*APP_BINDINGS, *INSPECT_BINDINGS, *CURSOR_BINDINGS, *FILTER_BINDINGS, *GALLERY_BINDINGS,
-            *TILE_BINDINGS, *VARIANT_BINDINGS, *ROBUSTNESS_BINDINGS, *CLOSE_BINDINGS, *HELP_BINDINGS]
+            *TILE_BINDINGS, *VARIANT_BINDINGS, *ROBUSTNESS_BINDINGS, *CLOSE_BINDINGS, *HELP_BINDINGS,
+            *METHODS_BINDINGS]
 
 
 def binding_ids() -> set[str]:

@@ -182,6 +182,9 @@ class InspectScreen(Screen):
     def action_gallery(self) -> None:
         self.app.open_gallery()
 
+    def action_methods(self) -> None:
+        self.app.open_methods()
+
     def action_variants(self) -> None:
         self.app.open_variants()
 

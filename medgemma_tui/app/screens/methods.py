@@ -1,0 +1,66 @@
+"""Every map view of the current row side by side (attention, gradients and the attribution methods a
+run computed), each with its pointing hit and mass-in-box lift on this row's box."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from medgemma_tui.analysis.metrics import map_metrics
+from medgemma_tui.analysis.views import compute_view
+from medgemma_tui.app.bindings import METHODS_BINDINGS
+from medgemma_tui.app.frame import Frame
+from medgemma_tui.app.state import available_views
+from medgemma_tui.app.widgets.tiles import Tile, TileGrid
+
+
+def method_tiles(frame: Frame) -> list[Tile]:
+    """One tile per view the record can show, at the frame's rows, layers and heads where the view reads them."""
+    record, analysis = frame.record, frame.analysis
+    tiles = []
+    for name in available_views(record):
+        try:
+            view = compute_view(record, frame.spec.with_(view=name))
+        except ValueError as exc:
+            tiles.append(Tile(key=name, label=name, grid=None, note=str(exc)[:40]))
+            continue
+        note = ""
+        if analysis.box_grid is not None:
+            metrics = map_metrics(view.grid, box=analysis.box_grid, pointing=analysis.pointing_cells)
+            note = f"{'hit' if metrics['pointing_hit'] else 'miss'} lift {metrics['mass_in_box_lift']:.1f}"
+        tiles.append(Tile(key=name, label=name, grid=view.grid, note=note, film=record.xray))
+    return tiles
+
+
+class MethodsScreen(Screen):
+    BINDINGS = METHODS_BINDINGS
+
+    def __init__(self, frame: Frame, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frame = frame
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="methods-title")
+        yield TileGrid(side=16, id="methods")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        grid = self.query_one(TileGrid)
+        grid.set_tiles(method_tiles(self.frame), self.app.tile_paint())
+        title = Text()
+        title.append("Methods side by side ", style="bold")
+        title.append("· each tile over its own range · pointing and lift on this row's box · "
+                     "enter show · esc back", style="dim")
+        self.query_one("#methods-title", Static).update(title)
+        grid.focus()
+
+    def action_choose(self) -> None:
+        grid = self.query_one(TileGrid)
+        if grid.selected is None or not grid.tiles:
+            return
+        self.dismiss(str(grid.tiles[grid.selected].key))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
