@@ -16,6 +16,7 @@ from typing import Any
 
 from medgemma_tui.config.checks import (
     ConfigError,
+    _auto_or_count,
     _choice,
     _describe,
     _device,
@@ -119,6 +120,13 @@ GRAPHICS_MODES = ("off", "auto", "sixel", "kitty")  # how the app draws the X-ra
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    # worker processes that write each row's files while the model answers the next rows: "auto" is one
+    # on a GPU host and none on a CPU (where the model already uses every core)
+    writers: str | int = _option("auto", _auto_or_count)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     theme: str = _option("medtui-dark", _text)
     color: str = _option("auto", _choice(*COLOR_MODES))
@@ -134,6 +142,7 @@ SECTIONS: dict[str, type] = {
     "robustness": RobustnessConfig,
     "faithfulness": FaithfulnessConfig,
     "visualization": VisualizationConfig,
+    "export": ExportConfig,
     "app": AppConfig,
 }
 
@@ -147,6 +156,7 @@ class Config:
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     visualization: VisualizationConfig = field(default_factory=VisualizationConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     app: AppConfig = field(default_factory=AppConfig)
     source: Path | None = field(default=None, compare=False)  # the TOML file, if any
     # "section.key" names the file itself set (defaults do not count), e.g. to tell a config that
