@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
@@ -70,15 +71,15 @@ def check_row(sample: Sample) -> None:
 
 
 def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film: LoadedImage | None = None,
-               vision: VisionCache | None = None) -> SampleResult:
+               vision: VisionCache | None = None, masks: AnatomyMasks | None = None) -> SampleResult:
     """Answer one row and analyse it; the views that need the model again are computed first.
 
     ``film`` and ``vision`` carry the film at hand from the previous row on the same image: the file
-    is not read again, and its vision pass is reused (``engine.vision``)."""
+    is not read again, its vision pass is reused (``engine.vision``) and so are its anatomy ``masks``."""
     check_row(sample)
     film = film if film is not None else load_image(sample.image)
     record = answer_film(loaded, sample, film, settings, vision)
-    return analyse_row(sample, film, record, settings, loaded)
+    return analyse_row(sample, film, record, settings, loaded, masks)
 
 
 def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings,
@@ -89,7 +90,7 @@ def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
-                loaded: LoadedModel | None = None) -> SampleResult:
+                loaded: LoadedModel | None = None, masks: AnatomyMasks | None = None) -> SampleResult:
     """The analysis of an answered row; a model view (gradient, relative) asks ``loaded`` for its map."""
     if settings.spec.view in MODEL_VIEWS and MODEL_VIEWS[settings.spec.view] not in record.maps:
         if loaded is None:
@@ -99,5 +100,6 @@ def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings
         add_model_views(loaded, film.rgb, record, [MODEL_VIEWS[settings.spec.view]])
     analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
                               ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
-                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px)
+                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
+                              masks=masks)
     return SampleResult(sample=sample, film=film, analysis=analysis)
