@@ -1,4 +1,4 @@
-"""The capture is exact: the eager output_attentions path is the reference (DESIGN.md, facts 3, 7, 8)."""
+"""The capture is exact: the eager output_attentions path is the reference."""
 
 from __future__ import annotations
 

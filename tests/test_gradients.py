@@ -1,4 +1,4 @@
-"""Model-dependent maps (issue 4, map views): gradient-weighted attention, Grad-CAM, the generic prompt.
+"""Model-dependent maps: gradient-weighted attention, Grad-CAM, the generic prompt.
 
 References are computed independently of ``engine.gradients``: derivatives by central finite differences
 over the whole fed sequence (the target row chosen by ``views``), the attention from the capture, the

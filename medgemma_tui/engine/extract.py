@@ -18,7 +18,8 @@ XRAY_MAX_SIDE = 512
 
 
 def forbidden_tokens(config) -> list[int]:
-    """Image and begin/end-of-image tokens must never be generated (DESIGN.md, fact 9)."""
+    """Image and begin/end-of-image tokens must never be generated: a re-run would fail with "Image features
+    and image tokens do not match" (the README, "How attention is captured")."""
     return [config.image_token_index, config.boi_token_index, config.eoi_token_index]
 
 

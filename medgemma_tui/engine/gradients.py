@@ -2,8 +2,8 @@
 
 Each map is computed on request and kept in ``record.maps`` (record.py says their shapes), so every
 view stays a function of the record. All three read the same target: the logit of the first answer
-token that is not an end token, at the row that produced it (the position before it, DESIGN.md fact 3),
-which is the row ``views`` calls "first_answer".
+token that is not an end token, at the row that produced it (the position before it: the README,
+"How attention is captured"), which is the row ``views`` calls "first_answer".
 
 - ``"gradient"`` (Chefer et al.): one teacher-forced pass over the record's fed sequence with eager
   attention on the text decoder, so the probabilities are in the graph; the positive part of

@@ -30,7 +30,7 @@ class PromptInputs:
 
 
 def chat_messages(question: str) -> list[dict[str, Any]]:
-    """MedGemma's VQA turn: the question, then the image (DESIGN.md, fact 1)."""
+    """MedGemma's VQA turn: the question, then the image; the image tokens are found by id, never by offset."""
     return [{"role": "user", "content": [{"type": "text", "text": question}, {"type": "image"}]}]
 
 
