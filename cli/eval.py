@@ -69,7 +69,7 @@ class PlainProgress:
             status = f"FAILED: {p.error}" if p.error else "done"
             self.echo(f"[{p.index}/{p.total}] {p.key} {status} ({p.sample_s:.2f}s{eta}{cluster_text(p)})")
         elif p.event == "worker" and getattr(p, "note", None):
-            self.echo(f"medtui eval: {p.note} ({p.workers} workers alive)")
+            self.echo(f"medtui eval: {p.note} ({cluster_text(p, bare=True).strip()})")
         elif p.event == "analysis":
             self.echo("writing analysis/ (summary, tables, plots)")
 
@@ -112,7 +112,7 @@ class BarProgress:
         elif p.event == "worker" and getattr(p, "note", None):
             from rich.markup import escape
 
-            self.console.print(f"{escape(p.note)} ({p.workers} workers alive)", highlight=False)
+            self.console.print(f"{escape(p.note)} ({cluster_text(p, bare=True).strip()})", highlight=False)
         elif p.event == "analysis" and self.task is not None:
             self.bar.update(self.task, key="writing analysis/")
 
@@ -126,7 +126,7 @@ def cluster_text(p, bare: bool = False) -> str:
     if workers is None:
         return ""
     rate = "" if bare else (f", {p.rate:.2f} rows/s" if p.rate else "")
-    return f"{rate}{' ' if bare else ', '}{workers} workers"
+    return f"{rate}{' ' if bare else ', '}{workers} worker{'' if workers == 1 else 's'} alive"
 
 
 def format_seconds(seconds: float) -> str:

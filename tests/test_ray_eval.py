@@ -3,6 +3,7 @@ gives, a killed worker's films are run by another, and without Ray the flag says
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -298,3 +299,20 @@ def test_workers_that_cannot_load_the_model_stop_the_run_in_one_line_before_the_
     with pytest.raises(RayRunError, match="no Ray worker could load the model: ModelError: no model at /nope"):
         ray_run(demo_subset_csv(tmp_path, (0,)), config, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("flags", "address"), [(["--ray"], "local"), (["--ray", "auto"], "auto"),
+                                                (["--ray", "head:6379"], "head:6379")])
+def test_eval_ray_flag_takes_an_optional_address_and_reports_workers(tmp_path, stand_in, flags, address):
+    config = eval_config(tmp_path, full=False, tokens=2)
+    stand_in(config, poison=set())
+    csv = demo_subset_csv(tmp_path, (0, 4))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["eval", "--export", str(out), "--data", str(csv), "--images",
+                                       str(fixtures_dir()), "--config", str(config), *flags, "--workers", "2"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\[2/2\] \S+ done \(.*, [\d.]+ rows/s, [12] workers? alive\)", result.stderr), result.stderr
+    run = read_results(out).run
+    assert run["ray"]["address"] == address and run["ray"]["workers"] == 2
+    assert len(read_results(out).keys) == 2
