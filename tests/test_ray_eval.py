@@ -316,3 +316,16 @@ def test_eval_ray_flag_takes_an_optional_address_and_reports_workers(tmp_path, s
     run = read_results(out).run
     assert run["ray"]["address"] == address and run["ray"]["workers"] == 2
     assert len(read_results(out).keys) == 2
+
+
+def test_gpu_workers_get_the_one_gpu_ray_shows_them_whatever_cuda_index_was_asked(tmp_path):
+    from medgemma_tui.pipeline.ray_eval import WorkerPool
+
+    class GpuCluster(StandInRay):
+        def cluster_resources(self):
+            return {"CPU": 32.0, "GPU": 4.0}
+
+    config = load_config(eval_config(tmp_path)).with_overrides({"model.device": "cuda:2"})
+    pool = WorkerPool(GpuCluster(lambda: None, set()), config, [], None)
+    assert pool.count == 4 and pool.options == {"num_gpus": 1, "num_cpus": 1}
+    assert pool.config_json["model"]["device"] == "cuda"

@@ -205,6 +205,10 @@ class WorkerPool:
         self.ray = ray
         self.count, self.options, self.threads = worker_options(ray, config, workers)
         self.actor_class = ray.remote(max_restarts=0)(FilmWorker)
+        if self.options.get("num_gpus") and str(config.model.device).startswith("cuda:"):
+            # Ray shows each actor only the GPU it was given (CUDA_VISIBLE_DEVICES, Ray's "Accelerator
+            # Support" page), so a cuda:N of the command line is that actor's cuda
+            config = config.with_overrides({"model.device": "cuda"})
         self.config_json, self.studies = config.to_json(), list(studies)
         self.run_id = uuid.uuid4().hex[:8]
         self.workers: list[Worker] = []
