@@ -19,7 +19,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,11 +142,16 @@ class ResultsTree(TreeLayout):
 
     def put_row(self, row: dict[str, Any]) -> None:
         """Add or replace the row of ``row["key"]`` and rewrite the CSV atomically (rows in dataset order)."""
-        cells = {name: csv_cell(value) for name, value in row.items()}
-        for name in cells:
-            if name not in COLUMNS and name not in self._extra_columns:
-                self._extra_columns.append(name)
-        self.rows[cells["key"]] = cells
+        self.put_rows([row])
+
+    def put_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Add or replace several rows, then rewrite the CSV once (``medtui merge`` adds rows in bulk)."""
+        for row in rows:
+            cells = {name: csv_cell(value) for name, value in row.items()}
+            for name in cells:
+                if name not in COLUMNS and name not in self._extra_columns:
+                    self._extra_columns.append(name)
+            self.rows[cells["key"]] = cells
         self.write_csv()
 
     def write_csv(self) -> None:
