@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from medgemma_tui.analysis.answers import is_correct, parse_answer
+from medgemma_tui.analysis.grid import mask_to_grid
 from medgemma_tui.analysis.grounding import boxes_to_grid
 from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
-from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks, mask_to_grid
+from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shares, select_rows
 from medgemma_tui.engine.record import AttentionRecord
@@ -80,6 +81,23 @@ def attach_gating(record: AttentionRecord, gating: Gating) -> None:
     record.extra["gated_terms"] = list(gating.terms)
 
 
+def anatomy_grids(masks: AnatomyMasks | None, grid_shape: tuple[int, int]) -> dict[str, Any]:
+    """The masks' coverage of the grid, as ``map_metrics`` takes them (``body``, ``lungs``, ...).
+
+    A film whose masks failed their plausibility check keeps its body but gets no lungs, mediastinum
+    or zones, so the metrics on them are NaN rather than wrong.
+    """
+    out: dict[str, Any] = {"body": None, "lungs": None, "mediastinum": None, "zones": None}
+    if masks is None:
+        return out
+    out["body"] = mask_to_grid(masks.body, grid_shape)
+    if masks.ok:
+        out["lungs"] = mask_to_grid(masks.lungs, grid_shape)
+        out["mediastinum"] = mask_to_grid(masks.mediastinum, grid_shape)
+        out["zones"] = {name: mask_to_grid(zone, grid_shape) for name, zone in masks.zones().items()}
+    return out
+
+
 def analyse_record(
     record: AttentionRecord,
     pixels: np.ndarray | None = None,
@@ -96,12 +114,8 @@ def analyse_record(
     if masks is None and pixels is not None:
         masks = anatomy_masks(pixels)
     grid_shape = record.grid
-    body = lungs = None
-    if masks is not None:
-        body = mask_to_grid(masks.body, grid_shape)
-        lungs = mask_to_grid(masks.lungs, grid_shape)
     box_grid = boxes_to_grid(boxes, record.image_size, grid_shape) if boxes and record.image_size else None
-    metrics = map_metrics(view.grid, body=body, lungs=lungs, box=box_grid)
+    metrics = map_metrics(view.grid, box=box_grid, **anatomy_grids(masks, grid_shape))
     metrics.update(row_shares(record, spec))
     label = parse_answer(record.answer, record.question)
     return SampleAnalysis(
