@@ -1,4 +1,4 @@
-"""``medtui masks IMAGE... --out DIR``: anatomy masks of films, no model, with a contact sheet to check them."""
+"""``medtui masks IMAGE... --out DIR``: anatomy masks of films (MedGemma not loaded), with a contact sheet."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int = 6) -> np.n
               help="the trained network, or thresholds and shape checks alone")
 @reports_errors
 def masks_command(images, out_dir, data, images_root, as_json, method) -> None:
-    """Body, lung-field and cardiomediastinum masks of chest films; no model is loaded.
+    """Body, lung-field and cardiomediastinum masks of chest films; MedGemma is not loaded.
 
     Writes {stem}_body.png, {stem}_lung_left.png (the patient's left: image right), {stem}_lung_right.png
     and {stem}_mediastinum.png (0/255, the film's size) and contact_sheet.png (outlines over the films)

@@ -414,7 +414,7 @@ def anatomy_masks(image: np.ndarray, net=None, method: str = "lungnet") -> Anato
     """Body, lung-field and cardiomediastinum masks of a PA chest film, at the film's size.
 
     ``image``: 2-D of any dtype and range, or H x W x 3 / x 4. ``method="classical"`` skips the
-    network. Same film, same masks: the network runs in eval mode on one thread's worth of ops.
+    network. Same film, same masks: the network runs in eval mode (batch-norm statistics fixed).
     """
     if method == "classical":
         return classical_masks(image)
