@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medgemma_tui.analysis.compare import regrid
+from medgemma_tui.analysis.grid import regrid
 from medgemma_tui.analysis.perturbations import Perturbation, from_config
 from medgemma_tui.config import Config
 from medgemma_tui.export.study_tables import summarise_studies

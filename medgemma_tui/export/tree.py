@@ -32,7 +32,7 @@ from medgemma_tui.errors import MedtuiError
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import save_npy_atomic, save_png_atomic, write_bytes_atomic, write_json_atomic
 from medgemma_tui.export.columns import COLUMNS, csv_cell, result_columns, sample_columns
-from medgemma_tui.export.layout import LOCK_NAME, SUBDIRS, TreeLayout
+from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
 from medgemma_tui.export.record_io import save_record
 
 if TYPE_CHECKING:
@@ -197,10 +197,11 @@ class ResultsTree(TreeLayout):
         save_record(record, files["attention"])
         save_npy_atomic(files["grid"], grid)
         if "mask_body" in files and analysis.masks is not None:
-            save_png_atomic(files["mask_body"], np.where(analysis.masks.body, 255, 0).astype(np.uint8))
-            save_png_atomic(files["mask_lungs"], np.where(analysis.masks.lungs, 255, 0).astype(np.uint8))
+            for part in MASK_PARTS:
+                save_png_atomic(files[f"mask_{part}"], np.where(getattr(analysis.masks, part), 255, 0).astype(np.uint8))
         elif "mask_body" in files:
-            del files["mask_body"], files["mask_lungs"]
+            for part in MASK_PARTS:
+                del files[f"mask_{part}"]
         if "overlay" in files:
             figures.save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
         if "full" in files:
@@ -260,7 +261,9 @@ def spec_json(spec) -> dict[str, Any]:
             "head_mode": spec.head_mode, "head": spec.head}
 
 
-def mask_areas(masks) -> dict[str, float] | None:
+def mask_areas(masks) -> dict[str, Any] | None:
+    """Each mask's share of the film, and the masks' plausibility check."""
     if masks is None:
         return None
-    return {name: float(np.mean(getattr(masks, name))) for name in ("body", "lung_right", "lung_left", "lungs")}
+    return {**masks.areas(), "lungs": float(np.mean(masks.lungs)), "quality": masks.quality,
+            "quality_reasons": list(masks.quality_reasons), "fallback": list(masks.fallback)}
