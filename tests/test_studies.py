@@ -14,7 +14,7 @@ from PIL import Image
 from medgemma_tui.analysis.compare import regrid
 from medgemma_tui.analysis.perturbations import Perturbation, from_config
 from medgemma_tui.config import Config
-from medgemma_tui.export.study_tables import summarise_studies
+from medgemma_tui.export.study_tables import FAITHFULNESS_COLUMNS, summarise_studies
 from medgemma_tui.pipeline.studies import STUDY_KEYS
 from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study, faithfulness_study
 from medgemma_tui.pipeline.studies.robustness import robustness_eval_study, robustness_study
@@ -184,6 +184,11 @@ def test_eval_study_callables_store_their_sections(seeing_model, wide_result, fa
     assert [e["name"] for e in result.analysis.extras["robustness"]["perturbations"]] == ["resize"]
     tables = summarise_studies([{"key": result.sample.key, **result.analysis.extras}])
     assert tables.faithfulness["key"].tolist() == [result.sample.key]
+    row = tables.faithfulness.iloc[0]
+    for column in FAITHFULNESS_COLUMNS:  # every column is the study's own number, none left empty
+        assert row[column] is not None and row[column] == row[column], column
+    assert row["deletion_auc_prob_random"] == pytest.approx(stored["deletion_auc_prob_random"])
+    assert row["answer_label"] == wide_result.analysis.answer_label
     assert tables.summary["faithfulness"]["samples"] == 1
     assert tables.summary["robustness"]["by_perturbation"]["resize"]["flip_rate"] == 0.0
 

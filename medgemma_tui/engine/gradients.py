@@ -1,7 +1,7 @@
 """Maps that need the model beyond the answer pass: gradient x attention, relevancy, Grad-CAM, the generic prompt.
 
 Each map is computed on request and kept in ``record.maps`` (record.py says their shapes), so every
-view stays a function of the record. All three read the same target: the logit of the first answer
+view stays a function of the record. The gradient maps read one target: the logit of the first answer
 token that is not an end token, at the row that produced it (the position before it, DESIGN.md fact 3),
 which is the row ``views`` calls "first_answer".
 

@@ -27,8 +27,11 @@ class StudyTables:
 
 ROBUSTNESS_COLUMNS = ("key", "perturbation", "strength", "reference_label", "answer_label", "flip", "js",
                       "pearson", "top_iou", "mass_outside_film")
-CURVE_COLUMNS = tuple(f"{curve}_{column}{kind}" for curve in ("deletion", "insertion") for kind in ("", "_prob")
-                      for column in ("auc", "auc_random", "auc_random_sd", "gain", "z", "orders_beaten"))
+# the study's names: deletion_auc, deletion_auc_random, ..., and for the probability curves deletion_auc_prob,
+# deletion_auc_prob_random, deletion_auc_prob_random_sd, deletion_gain_prob, ...
+CURVE_COLUMNS = tuple(f"{curve}_{column}" for curve in ("deletion", "insertion") for kind in ("", "_prob")
+                      for column in (f"auc{kind}", f"auc{kind}_random", f"auc{kind}_random_sd", f"gain{kind}",
+                                     f"z{kind}", f"orders_beaten{kind}"))
 FLAG_COLUMNS = tuple(f"{curve}_beats_random{kind}" for curve in ("deletion", "insertion") for kind in ("", "_prob"))
 FAITHFULNESS_COLUMNS = ("key", "answer_label", "finding", "target_token", "baseline", "steps", "random_orders",
                         *CURVE_COLUMNS, *FLAG_COLUMNS, "full_image_logprob", "neutral_image_logprob",
