@@ -191,7 +191,10 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any]
     paths = [p for p in paths if p.exists()]
     if not paths:
         return {}, pd.DataFrame()
-    tables = summarise_studies(json.loads(p.read_text(encoding="utf-8")) for p in paths)
+    done = finished(rows)
+    labels = {str(row["key"]): {name: row[name] for name in ("answer_label", "finding") if name in done}
+              for _, row in done.iterrows()}
+    tables = summarise_studies((json.loads(p.read_text(encoding="utf-8")) for p in paths), labels)
     if not tables.robustness.empty:
         write_csv_atomic(tables.robustness, tree.analysis_dir / "robustness.csv")
     if not tables.faithfulness.empty:

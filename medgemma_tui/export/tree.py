@@ -224,6 +224,8 @@ class ResultsTree(TreeLayout):
             "bbox_boxes": [list(b) for b in result.sample.bbox],
             "image_token_span": list(record.image_token_span),
             "prompt_length": record.prompt_length,
+            # the chat prompt's settings ([prompt]) and the template text given to the processor
+            "prompt": record.extra.get("prompt"),
             "tokens": record.tokens,
             "question_positions": record.question_positions,
             "question_tokens": [record.tokens[int(p)] for p in record.question_positions],

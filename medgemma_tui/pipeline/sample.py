@@ -14,6 +14,7 @@ from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
+from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.engine.extract import extract_record
@@ -37,15 +38,17 @@ class RowSettings:
     terms: tuple[str, ...] | None = None
     max_new_tokens: int = 24
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX
+    prompt: PromptConfig = PromptConfig()  # the chat prompt ([prompt]): system turn, instruction, image order
 
     @classmethod
     def from_config(cls, config: Config) -> RowSettings:
-        """The map of ``grids/`` and the overlay from ``[analysis]``, the decoding from ``[decoding]``."""
+        """The map of ``grids/`` and the overlay from ``[analysis]``, the decoding from ``[decoding]``, the
+        chat prompt from ``[prompt]``."""
         analysis = config.analysis
         spec = DEFAULT_SPEC.with_(view=analysis.map_view, rows=analysis.default_row, layers=analysis.layer_span)
         terms = tuple(analysis.terms) if analysis.terms else None
         return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens,
-                   pointing_tolerance_px=analysis.pointing_tolerance_px)
+                   pointing_tolerance_px=analysis.pointing_tolerance_px, prompt=config.prompt)
 
     def with_view(self, view: str | None) -> RowSettings:
         if view is None:
@@ -86,7 +89,7 @@ def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings
                 vision: VisionCache | None = None):
     """The answer to the row's question about ``film`` and its attention record."""
     return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
-                          image_path=str(sample.image), vision=vision)
+                          image_path=str(sample.image), vision=vision, prompt_settings=settings.prompt)
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
