@@ -8,6 +8,7 @@ final summary. Exit codes: 0 every row done, 1 some rows failed, 2 bad usage or 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,7 +85,9 @@ class PlainProgress:
         elif p.event == "sample":
             eta = f", about {format_seconds(p.eta_s)} left" if p.eta_s is not None else ""
             status = f"FAILED: {p.error}" if p.error else "done"
-            self.echo(f"[{p.index}/{p.total}] {p.key} {status} ({p.sample_s:.2f}s{eta})")
+            self.echo(f"[{p.index}/{p.total}] {p.key} {status} ({p.sample_s:.2f}s{eta}{cluster_text(p)})")
+        elif p.event == "worker" and getattr(p, "note", None):
+            self.echo(f"medtui eval: {p.note} ({cluster_text(p, bare=True).strip()})")
         elif p.event == "analysis":
             self.echo("writing analysis/ (summary, tables, plots)")
 
@@ -118,16 +121,30 @@ class BarProgress:
         elif p.event == "sample" and self.task is not None:
             rate = f"{p.rate:.2f}/s" if p.rate else ""
             failed = f"{p.failed} failed" if p.failed else ""
-            self.bar.update(self.task, completed=p.index, rate=rate, key=p.key, failed=failed)
+            self.bar.update(self.task, completed=p.index, rate=rate + cluster_text(p, bare=True), key=p.key,
+                            failed=failed)
             if p.error:
                 from rich.markup import escape
 
                 self.console.print(f"[red]{escape(p.key)}: {escape(p.error)}[/red]", highlight=False)
+        elif p.event == "worker" and getattr(p, "note", None):
+            from rich.markup import escape
+
+            self.console.print(f"{escape(p.note)} ({cluster_text(p, bare=True).strip()})", highlight=False)
         elif p.event == "analysis" and self.task is not None:
             self.bar.update(self.task, key="writing analysis/")
 
     def close(self) -> None:
         self.bar.stop()
+
+
+def cluster_text(p, bare: bool = False) -> str:
+    """Rows per second and workers alive, for the steps of a Ray run (``RayProgress``); '' otherwise."""
+    workers = getattr(p, "workers", None)
+    if workers is None:
+        return ""
+    rate = "" if bare else (f", {p.rate:.2f} rows/s" if p.rate else "")
+    return f"{rate}{' ' if bare else ', '}{workers} worker{'' if workers == 1 else 's'} alive"
 
 
 def format_seconds(seconds: float) -> str:
@@ -197,16 +214,30 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, auto).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Run on a Ray cluster: 'auto' or host:port joins one; no value starts a local Ray.")
+@click.option("--workers", type=click.IntRange(1), default=None, metavar="N",
+              help="Ray workers, one model each (default: one per GPU of the cluster, else one per 4 CPUs).")
+@click.option("--shard", "shard_text", default=None, metavar="I/N",
+              help="Only shard I of N (from 0), split by film; default inside a Slurm array: its task's shard.")
 @reports_errors
 def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
-                 resume, as_json, device, dtype):
+                 resume, as_json, device, dtype, ray_address, workers, shard_text):
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.export.tree import ResultsTree
     from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
+    from medgemma_tui.pipeline.shards import parse_shard, shard_from_env, shard_info, shard_samples
 
     started = time.perf_counter()
+    shard = parse_shard(shard_text) if shard_text is not None else shard_from_env(os.environ)
+    if workers is not None and ray_address is None:
+        fail("--workers is the number of Ray workers; give --ray too")
+    if ray_address is not None:
+        from medgemma_tui.pipeline.ray_eval import import_ray
+
+        import_ray()
     config = load_config(config_path)
     overrides = {"model.device": device, "model.dtype": dtype}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
@@ -220,6 +251,9 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     studies = load_studies(config, wanted)
     dataset = load_dataset(csv, root)
     samples = list(dataset.samples[:limit] if limit else dataset.samples)
+    selected = samples
+    if shard is not None:
+        samples = shard_samples(selected, shard)
     bad = [s for s in samples if s.problem]
     if bad:
         click.echo(f"medtui eval: {len(bad)} bad row(s) will be recorded as failed, the others run:", err=True)
@@ -228,26 +262,32 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
 
     tree = ResultsTree(out)
     show = BarProgress() if sys.stderr.isatty() else PlainProgress()
+    run_info = {
+        "command": "medtui eval",
+        "argv": sys.argv[1:],
+        "dataset": {"csv": str(csv), "images": str(dataset.images_root), "rows": len(dataset),
+                    "limit": limit, "demo_bundle": demo,
+                    **({"shard": shard_info(selected, samples, shard)} if shard is not None else {})},
+        "studies": wanted,
+    }
     try:
         with tree.locked():
-            from medgemma_tui.engine.loading import load_for_capture
+            if ray_address is not None:
+                from medgemma_tui.pipeline.ray_eval import run_ray_evaluation
 
-            t = time.perf_counter()
-            loaded = None  # nothing left to run: no model needed to rewrite analysis/
-            if model_needed(samples, tree, resume):
-                loaded = load_for_capture(model, device=config.model.device, dtype=config.model.dtype,
-                                    revision=config.model.revision)
-            load_s = time.perf_counter() - t
-            run_info = {
-                "command": "medtui eval",
-                "argv": sys.argv[1:],
-                "dataset": {"csv": str(csv), "images": str(dataset.images_root), "rows": len(dataset),
-                            "limit": limit, "demo_bundle": demo},
-                "studies": wanted,
-                "timings_s": {"load_model": round(load_s, 3)},
-            }
-            counts = run_evaluation(loaded, samples, tree, config, resume=resume, progress=show,
-                                    studies=studies, run_info=run_info)
+                counts = run_ray_evaluation(samples, tree, config, address=ray_address or None, workers=workers,
+                                            resume=resume, progress=show, studies=wanted, run_info=run_info)
+            else:
+                from medgemma_tui.engine.loading import load_for_capture
+
+                t = time.perf_counter()
+                loaded = None  # nothing left to run: no model needed to rewrite analysis/
+                if model_needed(samples, tree, resume):
+                    loaded = load_for_capture(model, device=config.model.device, dtype=config.model.dtype,
+                                              revision=config.model.revision)
+                run_info["timings_s"] = {"load_model": round(time.perf_counter() - t, 3)}
+                counts = run_evaluation(loaded, samples, tree, config, resume=resume, progress=show,
+                                        studies=studies, run_info=run_info)
     finally:
         show.close()
     counts.wall_s = time.perf_counter() - started

@@ -8,6 +8,8 @@ from cli.app import app_options, open_command, tui_command
 from cli.bench import bench_command
 from cli.check import check_command
 from cli.eval import eval_command
+from cli.masks import masks_command
+from cli.merge import merge_command
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +30,8 @@ def main(ctx: click.Context, config_path, color, graphics, theme, colormap) -> N
 main.add_command(bench_command)
 main.add_command(check_command)
 main.add_command(eval_command)
+main.add_command(merge_command)
+main.add_command(masks_command)
 main.add_command(tui_command)
 main.add_command(open_command)
 

@@ -34,3 +34,7 @@ def demo_dataset_csv() -> Path:
 
 def demo_images_dir() -> Path:
     return fixtures_dir() / "phantoms"
+
+
+def lung_model_dir() -> Path:
+    return fixtures_dir() / "lung-model"

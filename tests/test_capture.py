@@ -1,4 +1,4 @@
-"""The capture is exact: the eager output_attentions path is the reference (DESIGN.md, facts 3, 7, 8)."""
+"""The capture is exact: the eager output_attentions path is the reference."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from medgemma_tui.analysis.views import MapSpec, compute_view
+from medgemma_tui.analysis.views import MapSpec, compute_view, rows_seeing_image
+from medgemma_tui.config import PromptConfig
 from medgemma_tui.engine.capture import attention_probs_fp32
 from medgemma_tui.engine.extract import extract_record
-from medgemma_tui.engine.prompt import build_prompt, image_token_span
+from medgemma_tui.engine.prompt import build_prompt, chat_messages, image_token_span
 from medgemma_tui.engine.reference import eager_attentions, record_from_reference
 
 
@@ -125,3 +126,72 @@ def test_fp32_probabilities_match_a_hand_computed_softmax_with_gqa():
         scores = q[0, h] @ k[0, h // 2].T * 0.5
         scores[:, 4] = -torch.inf
         torch.testing.assert_close(probs[0, h], torch.softmax(scores, -1))
+
+
+# ---- the prompt as a research variable: a system turn, an instruction, the image first ---------------
+RADIOLOGIST = PromptConfig(system="You are an expert radiologist.", instruction="Answer yes or no.",
+                           order="image_first")
+
+
+@pytest.fixture(scope="module")
+def image_first_record(demo_model, film):
+    return extract_record(demo_model, film, "Is there a nodule in the left lung?", max_new_tokens=4,
+                          prompt_settings=RADIOLOGIST)
+
+
+def test_default_prompt_is_the_question_then_the_image_with_no_system_turn():
+    assert chat_messages("Is there a nodule?") == [
+        {"role": "user", "content": [{"type": "text", "text": "Is there a nodule?"}, {"type": "image"}]}]
+    assert PromptConfig().order == "text_first" and PromptConfig().system is None
+
+
+def test_prompt_settings_shape_the_chat_messages():
+    assert chat_messages("Is there a nodule?", RADIOLOGIST) == [
+        {"role": "system", "content": [{"type": "text", "text": "You are an expert radiologist."}]},
+        {"role": "user", "content": [{"type": "image"},
+                                     {"type": "text", "text": "Is there a nodule? Answer yes or no."}]}]
+
+
+def test_capture_matches_eager_with_a_system_turn_an_instruction_and_the_image_first(
+        demo_model, film, image_first_record):
+    record = image_first_record
+    reference = record_from_reference(record, eager_attentions(demo_model, film, record))
+    for name in ("image_attn", "question_attn", "shares", "layer_mean_attn"):
+        np.testing.assert_allclose(getattr(record, name), reference[name], atol=1e-5, err_msg=name)
+    text = record.extra["prompt"]["text"]
+    assert text.index("You are an expert radiologist.") < text.index("<start_of_image>") < text.index("nodule")
+    assert text.index("left lung? Answer yes or no.") > 0
+
+
+def test_image_first_moves_the_image_before_the_question_found_by_ids_and_offsets(
+        demo_model, image_first_record, demo_record):
+    record = image_first_record
+    config = demo_model.config
+    start, end = record.image_token_span
+    assert (record.input_ids[start:end] == config.image_token_index).all()
+    assert record.input_ids[start - 1] == config.boi_token_index and record.input_ids[end] == config.eoi_token_index
+    assert record.question_positions.min() > end  # the question now follows the image
+    # the question's own tokens, not the instruction's or the system turn's
+    assert "".join(record.tokens[p] for p in record.question_positions).strip() == record.question
+    assert demo_record.question_positions.max() < demo_record.image_token_span[0]  # the default: question first
+
+
+def test_with_the_image_first_the_question_rows_see_the_image(image_first_record, demo_record):
+    record = image_first_record
+    assert set(record.question_rows) <= set(rows_seeing_image(record))
+    assert record.shares[record.question_rows][..., 1].min() > 0  # real attention on the image tokens
+    grid = compute_view(record, MapSpec("question")).grid
+    assert not np.allclose(grid, 1.0 / grid.size, atol=1e-4)  # a real map, not the uniform fallback
+    # text first (the default): the question rows cannot reach the image, their map is uniform
+    assert not set(demo_record.question_rows) & set(rows_seeing_image(demo_record))
+    np.testing.assert_allclose(compute_view(demo_record, MapSpec("question")).grid, 1.0 / grid.size, atol=1e-6)
+
+
+def test_a_system_turn_that_quotes_the_question_does_not_move_the_question_tokens(demo_model, film):
+    question = "Is there a nodule?"
+    quoting = PromptConfig(system=f"Answer questions such as '{question}' briefly.")
+    prompt = build_prompt(demo_model.processor, demo_model.config, film, question, quoting)
+    turn = demo_model.processor.tokenizer.convert_tokens_to_ids("<start_of_turn>")
+    user_turn = np.flatnonzero(prompt.input_ids == turn)[1]  # the system turn is the first
+    assert prompt.question_positions.min() > user_turn
+    assert demo_model.processor.tokenizer.decode(prompt.input_ids[prompt.question_positions]).strip() == question

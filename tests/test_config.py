@@ -50,7 +50,9 @@ def test_defaults_match_the_research_script_config():
         False, 8.0, 0.8, 20.0, 1.5, 3.0)
     assert (r.pixels_changed, r.seed, r.preprocessing) == (20, 0, ("pad", "crop"))
     f = config.faithfulness
-    assert (f.enabled, f.steps, f.baseline, f.seed) == (False, 8, "mean", 0)
+    assert (f.enabled, f.steps, f.baseline, f.seed, f.random_orders) == (False, 8, "mean", 0, 8)
+    p = config.prompt  # the prompt the code used before it was configurable: question, then image
+    assert (p.system, p.instruction, p.order, p.generic_question) == (None, None, "text_first", "Describe the image.")
     v = config.visualization
     assert (v.colormap, v.overlay_alpha, v.save_overlays, v.save_full, v.save_masks) == (
         "magma", 0.45, True, True, True)
@@ -230,7 +232,7 @@ def test_unknown_section_is_named(tmp_path):
     path = write(tmp_path, "[modle]\ndevice = 'cpu'\n")
     message = error_of(path)
     assert "unknown section '[modle]'" in message and str(path) in message
-    assert "known: model, data, decoding, analysis, robustness, faithfulness, visualization, app" in message
+    assert "known: " + ", ".join(SECTIONS) in message and "model" in SECTIONS
 
 
 def test_top_level_key_that_is_not_a_section_is_rejected(tmp_path):
@@ -257,6 +259,10 @@ def test_top_level_key_that_is_not_a_section_is_rejected(tmp_path):
     ("[analysis]\nterms = []", "analysis.terms", "an array of non-empty strings"),
     ('[analysis]\ndefault_row = "last"', "analysis.default_row", "one of decision, first_answer, answer, question"),
     ('[faithfulness]\nbaseline = "noise"', "faithfulness.baseline", "one of mean, zero, blur"),
+    ("[faithfulness]\nrandom_orders = 0", "faithfulness.random_orders", "an integer >= 1"),
+    ('[prompt]\norder = "image_last"', "prompt.order", "one of text_first, image_first"),
+    ('[prompt]\nsystem = ""', "prompt.system", "a non-empty string"),
+    ('[prompt]\ngeneric_question = 1', "prompt.generic_question", "a non-empty string"),
     ('[app]\ncolor = "rainbow"', "app.color", "one of auto, truecolor, 256, 16, none"),
     ('[app]\nkeys = "q"', "app.keys", "a table"),
     ("[app.keys]\nquit = 1", "app.keys.quit", "a key string"),

@@ -1,6 +1,6 @@
 """The trained demo model answers right and looks at the finding, through the tool's own default map.
 
-Issue 8's figures on a held-out subset of ``fixtures/demo.csv``, each row run through the real chain
+The demo model's figures on a held-out subset of ``fixtures/demo.csv``, each row run through the real chain
 (``run_sample``: film -> prompt -> generate with capture -> record -> analysis). The same records are then
 read wrong on purpose: the row before the answer row, the image span one token early or late, the grid
 transposed. Every wrong reading must miss the pointing bar that the right one passes, so a tool that

@@ -1,4 +1,4 @@
-"""Model-dependent maps (issue 4, map views): gradient-weighted attention, Grad-CAM, the generic prompt.
+"""Model-dependent maps: gradient-weighted attention, Grad-CAM, the generic prompt.
 
 References are computed independently of ``engine.gradients``: derivatives by central finite differences
 over the whole fed sequence (the target row chosen by ``views``), the attention from the capture, the
@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from medgemma_tui.analysis.views import MapSpec, available_views, compute_view, select_rows
+from medgemma_tui.config import PromptConfig
 from medgemma_tui.engine.capture import CAPTURE_ATTENTION
 from medgemma_tui.engine.extract import extract_record, model_inputs
 from medgemma_tui.engine.gradients import (
@@ -25,9 +26,10 @@ from medgemma_tui.engine.gradients import (
     grad_cam,
     last_vision_layer,
     pool_to_tokens,
+    relevancy_matrix,
     vision_gradients,
 )
-from medgemma_tui.engine.prompt import GENERIC_PROMPT, build_prompt
+from medgemma_tui.engine.prompt import GENERIC_PROMPT, build_prompt, generic_settings
 from medgemma_tui.engine.reference import text_attention, verify_against_eager
 from medgemma_tui.model.info import model_info
 from medgemma_tui.model.loading import LoadedModel
@@ -109,14 +111,15 @@ def nudged_eager_attention(module, query, key, value, attention_mask, **kwargs):
     return output.transpose(1, 2).contiguous(), weights
 
 
-def attention_derivative(loaded, image, record, layer, head, column, eps=1e-3) -> float:
-    """d(target logit) / d(attention of the target row on ``column``), central differences."""
+def attention_derivative(loaded, image, record, layer, head, column, eps=1e-3, position=None) -> float:
+    """d(target logit) / d(attention of the target row (or of ``position``) on ``column``), central differences."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
     AttentionInterface.register(NUDGE_ATTENTION, nudged_eager_attention)
     AttentionMaskInterface.register(NUDGE_ATTENTION, eager_mask)
-    position = int(record.query_positions[select_rows(record, "first_answer")[0]])
+    if position is None:
+        position = int(record.query_positions[select_rows(record, "first_answer")[0]])
     values = []
     with text_attention(loaded.model, NUDGE_ATTENTION):
         for delta in (eps, -eps):
@@ -255,9 +258,10 @@ def test_the_three_views_are_grids_that_sum_to_one(seeing_maps):
     assert record.maps["gradcam"].shape == (N,)
     assert all(m.dtype == np.float32 for m in record.maps.values())
     assert record.extra["generic_prompt"] == GENERIC_PROMPT
-    assert {"map_gradient", "map_gradcam", "map_generic"} <= record.timings_s.keys()
-    assert {"relative", "gradient", "gradcam"} <= set(available_views(record))
-    for view in ("relative", "gradient", "gradcam"):
+    assert {"map_gradient", "map_gradcam", "map_generic", "map_relevancy"} <= record.timings_s.keys()
+    assert {"relative", "gradient", "relevancy", "gradcam"} <= set(available_views(record))
+    assert record.maps["relevancy"].shape == (N,)
+    for view in ("relative", "gradient", "relevancy", "gradcam"):
         grid = compute_view(record, MapSpec(view)).grid
         assert grid.shape == record.grid == (int(round(N**0.5)),) * 2
         assert (grid >= 0).all() and grid.sum() == pytest.approx(1.0, abs=1e-5)
@@ -322,3 +326,110 @@ def test_model_is_left_as_it_was_and_capture_still_matches_eager(demo_model, fil
     np.testing.assert_array_equal(again.answer_ids, demo_record.answer_ids[:2])
     np.testing.assert_allclose(again.image_attn, demo_record.image_attn[:rows], atol=1e-6)
     assert verify_against_eager(demo_model, film, again)["max_abs_diff"] < 1e-5
+
+
+# ---- relevancy through every layer (Chefer et al. 2021) -----------------------------------------------
+def test_relevancy_matrix_known_values():
+    """Two layers, two heads, two tokens, by hand: R = I; R += mean_h((G*A)^+) R, layer by layer."""
+    layer0 = (np.array([[[1.0, 0.0], [0.5, 0.5]], [[1.0, 0.0], [0.5, 0.5]]]),  # A [H, S, S]
+              np.array([[[1.0, 1.0], [2.0, -2.0]], [[-1.0, 0.0], [0.0, 2.0]]]))  # dy/dA
+    # G*A per head: [[1, 0], [1, -1]] and [[-1, 0], [0, 1]]; positive parts, then the head mean:
+    # A_bar0 = [[0.5, 0], [0.5, 0.5]] (the mean before the positive part would be [[0, 0], [0.5, 0]])
+    # A_bar1 = [[0, 1], [0, 0]]
+    layer1 = (np.array([[[0.5, 0.5], [1.0, 0.0]]] * 2), np.array([[[0.0, 2.0], [0.0, 0.0]]] * 2))
+    # R0 = I + A_bar0 = [[1.5, 0], [0.5, 1.5]]; R1 = R0 + A_bar1 R0 = R0 + [[0.5, 1.5], [0, 0]]
+    np.testing.assert_allclose(relevancy_matrix([layer0, layer1]), [[2.0, 1.5], [0.5, 1.5]])
+    # the layers in the other order give another matrix: the order is the forward order
+    np.testing.assert_allclose(relevancy_matrix([layer1, layer0]), [[1.5, 1.5], [0.5, 2.0]])
+    with pytest.raises(ValueError, match="no layers"):
+        relevancy_matrix([])
+
+
+def relevancy_reference(loaded: LoadedModel, image, record) -> np.ndarray:
+    """Relevancy from an eager pass over the whole fed sequence, its autograd, and a plain numpy loop."""
+    row = int(select_rows(record, "first_answer")[0])
+    k, position = int(record.query_answer_index[row]), int(record.query_positions[row])
+    inputs = model_inputs(loaded, build_prompt(loaded.processor, loaded.config, image, record.question))
+    answer = torch.as_tensor(record.input_ids[record.prompt_length :])[None]
+    inputs["input_ids"] = torch.cat([inputs["input_ids"], answer], dim=1)
+    inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    inputs["token_type_ids"] = torch.cat([inputs["token_type_ids"], torch.zeros_like(answer)], dim=1)
+    with text_attention(loaded.model, "eager"), torch.enable_grad():
+        out = loaded.model(**inputs, output_attentions=True, use_cache=False)
+        grads = torch.autograd.grad(out.logits[0, position, record.answer_ids[k]], out.attentions)
+    S = inputs["input_ids"].shape[1]
+    relevance = np.eye(S)
+    for attn, grad in zip(out.attentions, grads, strict=True):
+        a = attn[0].detach().double().numpy()
+        g = grad[0].double().numpy()
+        a_bar = np.zeros((S, S))
+        for h in range(a.shape[0]):
+            a_bar += np.maximum(g[h] * a[h], 0) / a.shape[0]
+        relevance = relevance + a_bar @ relevance
+    start, end = record.image_token_span
+    return relevance[position, start:end], out.attentions, grads
+
+
+def test_relevancy_view_equals_a_numpy_propagation_over_every_layer(seeing_model, film, seeing_record, seeing_maps):
+    expected, attentions, grads = relevancy_reference(seeing_model, film, seeing_record)
+    got = seeing_maps.maps["relevancy"]
+    assert seeing_record.num_layers >= 2 and expected.max() > 0
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9 * expected.max())
+    # with two layers R = I + A0 + A1 + A1 A0: beyond each layer's own (direct, "gradient") term, the
+    # propagated product A1 A0 over the rows between the target and the image
+    assert seeing_record.num_layers == 2
+    start, end = seeing_record.image_token_span
+    row = int(select_rows(seeing_record, "first_answer")[0])
+    a_bar = [np.maximum(g[0].double().numpy() * a[0].detach().double().numpy(), 0).mean(0)
+             for a, g in zip(attentions, grads, strict=True)]
+    position = int(seeing_record.query_positions[row])
+    product = (a_bar[1] @ a_bar[0])[position, start:end]
+    direct = seeing_maps.maps["gradient"].mean(axis=1).sum(axis=0)  # every layer's own head-mean term
+    assert product.max() > 0
+    np.testing.assert_allclose(got - direct, product, rtol=1e-3, atol=1e-3 * product.max())
+    # the rows other than the target carry the propagation: their gradients are the model's
+    # derivatives (central differences at the largest off-target entry of layer 0)
+    grad0 = grads[0][0].detach().double().numpy()  # [H, S, S]
+    grad0[:, position] = 0
+    head, p, column = np.unravel_index(np.abs(grad0).argmax(), grad0.shape)
+    assert p != position and abs(grad0[head, p, column]) > 0
+    fd = attention_derivative(seeing_model, film, seeing_record, 0, int(head), int(column), position=int(p))
+    assert grad0[head, p, column] == pytest.approx(fd, rel=1e-2, abs=1e-6)
+    view = compute_view(seeing_maps, MapSpec("relevancy", layers=(0, 1), head_mode="head", head=1))
+    np.testing.assert_allclose(view.grid.ravel(), got / got.sum(), rtol=1e-5)  # one map, whatever the choice
+    assert "Chefer" in view.description and f"all {seeing_record.num_layers} layers" in view.description
+    assert "direct term" in compute_view(seeing_maps, MapSpec("gradient")).description
+
+
+# ---- the relative view divides like rows by like -------------------------------------------------------
+def test_relative_view_divides_each_kind_of_row_by_the_generic_prompts_same_kind(demo_record):
+    record = copy.deepcopy(demo_record)
+    rows = {"question": record.question_rows, "first_answer": record.content_answer_rows[:1],
+            "answer": record.content_answer_rows}
+    # a generic prompt whose rows equal this record's rows kind by kind: every relative map is uniform
+    record.maps["generic_question"] = record.image_attn[rows["question"]].mean(axis=0)
+    record.maps["generic"] = record.image_attn[rows["first_answer"][0]]
+    record.maps["generic_answers"] = record.image_attn[rows["answer"]].mean(axis=0)
+    assert not np.allclose(record.maps["generic"], record.maps["generic_question"])  # a mismatch would show
+    for choice in ("question", "first_answer", "answer", int(rows["question"][0]), int(rows["answer"][-1])):
+        grid = compute_view(record, MapSpec("relative", rows=choice)).grid
+        np.testing.assert_allclose(grid, 1.0 / grid.size, rtol=1e-4, err_msg=str(choice))
+    assert "its question rows" in compute_view(record, MapSpec("relative", rows="question")).description
+    del record.maps["generic_question"]
+    with pytest.raises(ValueError, match="question rows"):
+        compute_view(record, MapSpec("relative", rows="question"))
+
+
+def test_the_generic_prompt_takes_the_records_system_turn_and_image_order(demo_model, film):
+    settings = PromptConfig(system="You are an expert radiologist.", instruction="Answer yes or no.",
+                            order="image_first", generic_question="What does this film show?")
+    record = extract_record(demo_model, film, "Is there a nodule?", max_new_tokens=2, prompt_settings=settings)
+    add_model_views(demo_model, film, record, which=("generic",))
+    assert record.extra["generic_prompt"] == "What does this film show?"
+    generic = extract_record(demo_model, film, "What does this film show?", max_new_tokens=4, keep_layer_mean=False,
+                             prompt_settings=generic_settings(settings))
+    assert "Answer yes or no." not in generic.extra["prompt"]["text"]
+    assert generic.extra["prompt"]["text"].index("radiologist") < generic.extra["prompt"]["text"].index("What does")
+    np.testing.assert_allclose(record.maps["generic_question"], generic.image_attn[generic.question_rows].mean(0),
+                               atol=1e-7)
+    assert record.maps["generic_question"].sum(axis=-1).min() > 0  # image first: its question rows see the image

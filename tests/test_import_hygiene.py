@@ -1,4 +1,4 @@
-"""The core and the headless commands never import textual (DESIGN.md, layers)."""
+"""The core and the headless commands never import textual."""
 
 from __future__ import annotations
 

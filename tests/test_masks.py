@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks, mask_to_grid
+from medgemma_tui.analysis.grid import mask_to_grid
+from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cxr"
 REAL_FILES = ["nih_00000001_000.png", "tbx11k_h0001.png", "tbx11k_tb0005.png", "siim_pa_chest.dcm"]
@@ -175,3 +176,186 @@ def test_real_film_gives_two_plausible_lungs_inside_the_body(name):
     assert_plausible(am, img.shape[:2])
     assert am.fallback == ()
     assert 0.5 < am.body.mean() < 1.0
+
+
+# ---------------------------------------------------------------- radiologists' masks on held-out films
+
+LUNG_MASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "lung-masks"
+# The fixed held-out films of fixtures/lung-model (every fifth id in sorted order; never trained on).
+HELD_OUT = [
+    "1312A392-67A3-4EBF-9319-810CF6DA5EF6", "9C34AF49-E589-44D5-92D3-168B3B04E4A6",
+    "F4341CE7-73C9-45C6-99C8-8567A5484B63", "X-ray_of_cyst_in_pneumocystis_pneumonia_1", "ciaa199.pdf-001-b",
+    "covid-19-pneumonia-30-PA", "kjr-21-e24-g001-l-a", "legionella-pneumonia-1", "pneumococcal-pneumonia-day0",
+    "right-upper-lobe-pneumonia-9-PA",
+]
+
+
+def _manifest():
+    import csv
+
+    if not (LUNG_MASKS / "manifest.csv").exists():
+        pytest.skip(f"real films with masks not present at {LUNG_MASKS}")
+    with (LUNG_MASKS / "manifest.csv").open(newline="") as fh:
+        return {row["id"]: row for row in csv.DictReader(fh)}
+
+
+def _film_and_truth(row):
+    """The film (uint8 gray) and its lung fields (lung & ~cardiomediastinum) and cardiomediastinum."""
+    from medgemma_tui.data.images import load_image
+
+    def mask(key):
+        return load_image(LUNG_MASKS / row[key]).pixels > 127
+
+    cm = mask("cardiomediastinum")
+    return load_image(LUNG_MASKS / row["image"]).pixels, {
+        "lung_right": mask("right_lung") & ~cm, "lung_left": mask("left_lung") & ~cm, "mediastinum": cm}
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    rows = _manifest()
+    out = []
+    for film_id in HELD_OUT:
+        pixels, truth = _film_and_truth(rows[film_id])
+        out.append((film_id, pixels, truth, anatomy_masks(pixels)))
+    return out
+
+
+def test_held_out_films_meet_the_dice_bar_against_radiologists_masks(held_out):
+    # every held-out film shows disease (COVID-19 and other pneumonias): the bar for those films
+    lung = np.array([dice(am.lungs, t["lung_right"] | t["lung_left"]) for _, _, t, am in held_out])
+    med = np.array([dice(am.mediastinum, t["mediastinum"]) for _, _, t, am in held_out])
+    assert lung.mean() >= 0.88, lung
+    assert np.quantile(lung, 0.1) > 0.75, lung
+    assert med.mean() >= 0.80, med
+    for (film_id, _, t, am) in held_out:
+        assert am.quality == "ok", (film_id, am.quality_reasons)
+        for side in ("right", "left"):  # each side is the right lung, not the two swapped
+            assert dice(getattr(am, f"lung_{side}"), t[f"lung_{side}"]) > 0.7, (film_id, side)
+
+
+def test_masks_come_at_the_films_own_size_and_the_patients_left_is_the_images_right(held_out):
+    for film_id, pixels, _, am in held_out:
+        for m in (am.body, am.lung_right, am.lung_left, am.mediastinum):
+            assert m.shape == pixels.shape and m.dtype == bool, film_id
+        w = pixels.shape[1]
+        xr, xm, xl = (np.nonzero(m)[1].mean() for m in (am.lung_right, am.mediastinum, am.lung_left))
+        assert xr < w / 2 < xl and xr < xm < xl, film_id
+        assert not (am.lungs & am.mediastinum).any()  # lung fields exclude the cardiomediastinal shadow
+        assert (am.lungs & ~am.body).sum() == 0 and (am.mediastinum & ~am.body).sum() == 0
+
+
+def test_the_same_film_gives_the_same_masks_whatever_its_channels():
+    rows = _manifest()
+    pixels, _ = _film_and_truth(rows["legionella-pneumonia-1"])
+    a, b = anatomy_masks(pixels), anatomy_masks(pixels.copy())
+    for name in ("body", "lung_right", "lung_left", "mediastinum"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+    rgba = np.dstack([pixels, pixels, pixels, np.full_like(pixels, 255)])
+    c = anatomy_masks(rgba)
+    assert np.array_equal(c.lungs, a.lungs) and np.array_equal(c.mediastinum, a.mediastinum)
+
+
+def test_a_non_square_crop_gets_masks_at_its_own_size():
+    rows = _manifest()
+    pixels, truth = _film_and_truth(rows["legionella-pneumonia-1"])  # 895 x 804
+    h, w = pixels.shape
+    crop = pixels[: int(0.9 * h), int(0.05 * w): int(0.75 * w)]  # tall now: 723 x 626, the left lung cut
+    am = anatomy_masks(crop)
+    assert am.lung_left.shape == crop.shape and am.mediastinum.shape == crop.shape
+    t = (truth["lung_right"] | truth["lung_left"])[: int(0.9 * h), int(0.05 * w): int(0.75 * w)]
+    assert dice(am.lungs, t) > 0.8
+
+
+def test_one_film_takes_under_a_second_on_the_cpu(held_out):
+    import time
+
+    pixels = max((p for _, p, _, _ in held_out), key=lambda p: p.size)  # 3670 x 3308
+    best = min(_timed(anatomy_masks, pixels, time) for _ in range(2))
+    assert best < 1.0, best
+
+
+def _timed(fn, arg, time):
+    t0 = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("kind", ["blank", "noise", "gradient"])
+def test_a_film_without_a_chest_is_flagged_implausible_not_fatal(kind):
+    rng = np.random.default_rng(1)
+    img = {
+        "blank": np.zeros((300, 400), dtype=np.uint8),
+        "noise": rng.integers(0, 256, (300, 400), dtype=np.uint8),
+        "gradient": np.tile(np.linspace(0, 255, 400), (300, 1)).astype(np.uint8),
+    }[kind]
+    am = anatomy_masks(img)
+    assert am.quality == "implausible" and am.quality_reasons
+    assert am.fallback[:1] == ("classical",)
+    assert am.body.shape == am.mediastinum.shape == img.shape
+
+
+def test_a_flagged_film_has_nan_lung_and_mediastinum_metrics_and_keeps_its_body_metric():
+    import math
+
+    from medgemma_tui.analysis.sample import anatomy_grids
+
+    am = anatomy_masks(np.zeros((200, 200), dtype=np.uint8))
+    grids = anatomy_grids(am, (16, 16))
+    assert grids["body"] is not None
+    assert grids["lungs"] is None and grids["mediastinum"] is None and grids["zones"] is None
+    from medgemma_tui.analysis.metrics import ZONE_FRACTION_NAMES, map_metrics
+
+    m = map_metrics(np.ones((16, 16)), **grids)
+    assert math.isnan(m["inside_lungs_ratio"]) and math.isnan(m["inside_mediastinum_ratio"])
+    assert all(math.isnan(m[n]) for n in ZONE_FRACTION_NAMES)
+    assert not math.isnan(m["inside_body_ratio"])
+
+
+def test_zone_fractions_and_mediastinum_ratio_of_a_good_film_add_up(held_out):
+    from medgemma_tui.analysis.metrics import ZONE_FRACTION_NAMES, map_metrics
+    from medgemma_tui.analysis.sample import anatomy_grids
+
+    _, pixels, _, am = held_out[7]
+    grids = anatomy_grids(am, (16, 16))
+    uniform = map_metrics(np.ones((16, 16)), **grids)
+    # a uniform map puts on each zone its share of the film's area, and the zones partition the lungs
+    for zone, name in zip(("right_upper", "right_middle", "right_lower", "left_upper", "left_middle",
+                           "left_lower"), ZONE_FRACTION_NAMES, strict=True):
+        assert uniform[name] == pytest.approx(am.zones()[zone].mean(), abs=1e-9)
+    assert sum(uniform[n] for n in ZONE_FRACTION_NAMES) == pytest.approx(am.lungs.mean(), abs=1e-9)
+    on_heart = np.zeros((16, 16))
+    ys, xs = np.nonzero(am.mediastinum)
+    on_heart[int(ys.mean() * 16 / pixels.shape[0]), int(xs.mean() * 16 / pixels.shape[1])] = 1.0
+    m = map_metrics(on_heart, **grids)
+    assert m["inside_mediastinum_ratio"] == 1.0 and m["inside_lungs_ratio"] == 0.0
+
+
+def test_shipped_phantoms_own_masks_are_matched():
+    from PIL import Image
+
+    from medgemma_tui.resources import demo_images_dir
+
+    for k in range(0, 24, 4):
+        img_path = demo_images_dir() / f"p{k:04d}.png"
+        if not img_path.exists():
+            continue
+        with Image.open(img_path) as im:
+            img = np.array(im.convert("L"))
+        with Image.open(demo_images_dir() / f"p{k:04d}_masks.png") as im:
+            bits = np.array(im)
+        am = anatomy_masks(img)
+        assert am.quality == "ok", (k, am.quality_reasons)
+        assert dice(am.lung_right, (bits & 2) > 0) >= 0.8, k
+        assert dice(am.lung_left, (bits & 4) > 0) >= 0.8, k
+
+
+def test_the_lung_model_ships_as_a_small_safetensors_file_without_pickle():
+    from safetensors import safe_open
+
+    from medgemma_tui.analysis.lungnet import LungNet, model_path
+
+    path = model_path()
+    assert path.exists() and path.stat().st_size < 5 * 1024 * 1024
+    with safe_open(str(path), framework="pt") as fh:
+        assert set(fh.keys()) == set(LungNet().state_dict())

@@ -243,3 +243,23 @@ def test_negative_tolerance_is_rejected():
 
     with pytest.raises(ValueError):
         pointing_cells([(0, 0, 1, 1)], (16, 16), tolerance=-1)
+
+
+def test_zone_fractions_weight_each_cell_by_its_coverage_and_mediastinum_ratio_counts_half_covered_cells():
+    from medgemma_tui.analysis.metrics import ZONE_FRACTION_NAMES, ZONES
+
+    grid = np.zeros((N, N))
+    grid[0, 0], grid[0, 1], grid[8, 8] = 0.5, 0.25, 0.25
+    zones = {z: np.zeros((N, N)) for z in ZONES}
+    zones["right_upper"][0, 0] = 1.0
+    zones["right_upper"][0, 1] = 0.4  # cell (0, 1) is 40% right upper, 60% right middle
+    zones["right_middle"][0, 1] = 0.6
+    med = np.zeros((N, N))
+    med[8, 8] = 0.5
+    m = map_metrics(grid, mediastinum=med, zones=zones)
+    assert m["right_upper_fraction"] == pytest.approx(0.5 + 0.1)
+    assert m["right_middle_fraction"] == pytest.approx(0.15)
+    assert m["left_lower_fraction"] == 0.0
+    assert m["inside_mediastinum_ratio"] == pytest.approx(0.25)
+    plain = map_metrics(grid)
+    assert math.isnan(plain["inside_mediastinum_ratio"]) and all(math.isnan(plain[n]) for n in ZONE_FRACTION_NAMES)

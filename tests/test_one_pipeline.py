@@ -93,3 +93,55 @@ def test_the_config_changes_the_map(three_ways, demo_model, tmp_path):
     default = run_sample(demo_model, sample, max_new_tokens=3)
     assert default.analysis.view.spec.view == "answer"
     assert np.abs(default.analysis.grid - eval_grid).max() > 1e-3
+
+
+PROMPT_CONFIG = """
+[model]
+name_or_path = "demo"
+device = "cpu"
+dtype = "fp32"
+[decoding]
+max_new_tokens = 2
+[prompt]
+system = "You are an expert radiologist."
+instruction = "Answer yes or no."
+order = "image_first"
+[visualization]
+save_full = false
+"""
+
+
+def test_the_prompt_config_reaches_eval_check_and_the_app_and_is_recorded(tmp_path, demo_model):
+    import medgemma_tui.engine.loading as loading
+
+    config_path = tmp_path / "medtui.toml"
+    config_path.write_text(PROMPT_CONFIG, encoding="utf-8")
+    config = load_config(config_path)
+    csv = demo_subset_csv(tmp_path, (0,))
+    sample = load_dataset(csv, fixtures_dir()).samples[0]
+    tree = ResultsTree(tmp_path / "out")
+    with tree.locked():
+        run_evaluation(demo_model, [sample], tree, config, analysis_plots=False)
+    reader = read_results(tmp_path / "out")
+    meta = reader.load_meta(sample.key)
+    expected = {"system": "You are an expert radiologist.", "instruction": "Answer yes or no.",
+                "order": "image_first", "generic_question": "Describe the image."}
+    assert {k: meta["prompt"][k] for k in expected} == expected
+    assert meta["prompt"]["text"].index("expert radiologist") < meta["prompt"]["text"].index("<start_of_image>")
+    assert f"{sample.question} Answer yes or no." in meta["prompt"]["text"]
+    run = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    assert run["config"]["prompt"] == expected
+    eval_ids = reader.load_record(sample.key).input_ids
+
+    session = Session.from_dataset(load_dataset(csv, fixtures_dir()), model_source=None, config=config)
+    session.loaded = demo_model
+    np.testing.assert_array_equal(session.run(sample.key).record.input_ids, eval_ids)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
+        out = CliRunner().invoke(main, ["check", str(sample.image), "-q", sample.question, "--config",
+                                        str(config_path), "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    np.testing.assert_allclose(np.asarray(json.loads(out.output)["grid"]), reader.load_grid(sample.key), atol=1e-6)
+    # the default prompt is a different sequence: the settings really were applied
+    default = run_sample(demo_model, sample, max_new_tokens=2)
+    assert len(default.record.input_ids) != len(eval_ids) or (default.record.input_ids != eval_ids).any()

@@ -183,3 +183,12 @@ def test_figures_come_in_every_configured_format(tmp_path, demo_model):
     assert (tmp_path / "out" / "visualizations" / f"{key}_full.pdf").read_bytes().startswith(b"%PDF")
     files = read_results(tmp_path / "out").load_meta(key)["files"]
     assert files["full"].endswith("_full.png") and files["full_pdf"].endswith("_full.pdf")
+
+
+def test_the_summary_gives_a_median_and_quartiles_that_an_outlier_does_not_own():
+    from medgemma_tui.export.summary import robust_summary
+
+    values = [1.0, 2.0, 3.0, 4.0, 1615.0, float("nan")]
+    summary = robust_summary(values)
+    assert summary == {"median": 3.0, "q1": 2.0, "q3": 4.0, "n": 5}
+    assert robust_summary([float("nan")]) == {"median": None, "q1": None, "q3": None, "n": 0}

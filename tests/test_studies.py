@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medgemma_tui.analysis.compare import regrid
+from medgemma_tui.analysis.grid import regrid
 from medgemma_tui.analysis.perturbations import Perturbation, from_config
 from medgemma_tui.config import Config
-from medgemma_tui.export.study_tables import summarise_studies
+from medgemma_tui.export.study_tables import FAITHFULNESS_COLUMNS, summarise_studies
 from medgemma_tui.pipeline.studies import STUDY_KEYS
 from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study, faithfulness_study
 from medgemma_tui.pipeline.studies.robustness import robustness_eval_study, robustness_study
 
-CONFIG = Config().with_overrides({"decoding.max_new_tokens": 3, "faithfulness.steps": 2})
+CONFIG = Config().with_overrides({"decoding.max_new_tokens": 3, "faithfulness.steps": 2,
+                                  "faithfulness.random_orders": 3})
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,8 @@ def test_deletion_of_every_image_token_moves_the_logprob(faithfulness, wide_resu
     assert f["deletion"]["map"][0] == f["insertion"]["map"][-1] == f["deletion"]["random"][0]
     assert f["deletion"]["map"][-1] == f["insertion"]["map"][0] == f["insertion"]["random"][0]
     assert f["map_order"][0] == int(np.argmax(wide_result.analysis.grid))
-    assert f["sequences"] == 6 and f["forward_passes"] == 1  # 2 shared ends + 1 middle point per curve
+    # 2 shared ends + 1 middle point per curve: the map's and 3 random orders', deletion and insertion
+    assert f["sequences"] == 2 + 2 * 1 * (1 + 3) and f["forward_passes"] == 1
     assert f["deletion_gain"] == pytest.approx(f["deletion_auc_random"] - f["deletion_auc"])
     json.dumps(f, allow_nan=False)
 
@@ -100,7 +102,7 @@ def test_random_baseline_is_reproducible_under_its_seed(seeing_model, wide_resul
     assert again["random_orders"] == faithfulness["random_orders"]
     assert again["deletion"]["random"] == pytest.approx(faithfulness["deletion"]["random"], abs=1e-5)
     assert again["insertion"]["random"] == pytest.approx(faithfulness["insertion"]["random"], abs=1e-5)
-    assert again["forward_passes"] == 3  # 6 sequences, 2 at a time, the same numbers
+    assert again["forward_passes"] == 5  # 10 sequences, 2 at a time, the same numbers
     other = faithfulness_study(*args, CONFIG.with_overrides({"faithfulness.seed": 1}))
     assert other["random_orders"] != faithfulness["random_orders"]
     assert other["deletion"]["map"] == pytest.approx(faithfulness["deletion"]["map"], abs=1e-6)
@@ -174,10 +176,126 @@ def test_eval_study_callables_store_their_sections(seeing_model, wide_result, fa
         "robustness.pixels_changed": 0})
     robustness_eval_study(only_resize)(seeing_model, result)
     assert set(result.analysis.extras) == set(STUDY_KEYS)
-    assert result.analysis.extras["faithfulness"]["deletion"]["map"] == pytest.approx(
-        faithfulness["deletion"]["map"], abs=1e-6)
+    stored = result.analysis.extras["faithfulness"]
+    assert stored["answer_label"] == wide_result.analysis.answer_label
+    assert stored["target"]["index"] == wide_result.analysis.decision_index  # the default map reads the decision row
+    if stored["target"]["index"] == faithfulness["target"]["index"]:
+        assert stored["deletion"]["map"] == pytest.approx(faithfulness["deletion"]["map"], abs=1e-6)
     assert [e["name"] for e in result.analysis.extras["robustness"]["perturbations"]] == ["resize"]
     tables = summarise_studies([{"key": result.sample.key, **result.analysis.extras}])
     assert tables.faithfulness["key"].tolist() == [result.sample.key]
+    row = tables.faithfulness.iloc[0]
+    for column in FAITHFULNESS_COLUMNS:  # every column is the study's own number, none left empty
+        assert row[column] is not None and row[column] == row[column], column
+    assert row["deletion_auc_prob_random"] == pytest.approx(stored["deletion_auc_prob_random"])
+    assert row["answer_label"] == wide_result.analysis.answer_label
     assert tables.summary["faithfulness"]["samples"] == 1
     assert tables.summary["robustness"]["by_perturbation"]["resize"]["flip_rate"] == 0.0
+
+
+# ---- faithfulness that can be read: spread, probability curves, the beats-random rule, splits -------
+def test_compare_to_random_known_values():
+    from medgemma_tui.pipeline.studies.faithfulness import compare_to_random
+
+    randoms = [0.5, 0.6, 0.4]  # mean 0.5, sample SD 0.1
+    strong = compare_to_random(0.2, randoms, lower_is_better=True)
+    assert strong["random_mean"] == pytest.approx(0.5) and strong["random_sd"] == pytest.approx(0.1)
+    assert strong["gain"] == pytest.approx(0.3) and strong["z"] == pytest.approx(3.0)
+    assert strong["orders_beaten"] == 1.0 and strong["beats_random"]
+    near = compare_to_random(0.35, randoms, lower_is_better=True)  # beats every order, gain 0.15 < 2 SD
+    assert near["orders_beaten"] == 1.0 and not near["beats_random"]
+    some = compare_to_random(0.45, randoms, lower_is_better=True)  # beats 2 of 3
+    assert some["orders_beaten"] == pytest.approx(2 / 3) and not some["beats_random"]
+    insertion = compare_to_random(0.75, randoms, lower_is_better=False)  # higher is better: gain 0.25 > 0.2
+    assert insertion["gain"] == pytest.approx(0.25) and insertion["beats_random"]
+    assert not compare_to_random(0.2, randoms, lower_is_better=False)["beats_random"]
+    one = compare_to_random(0.4, [0.5], lower_is_better=True)  # one order: no SD, beating it is enough
+    assert one["random_sd"] is None and one["z"] is None and one["beats_random"]
+
+
+def test_faithfulness_reports_every_random_order_its_spread_and_the_probability_curves(faithfulness):
+    f = faithfulness
+    assert f["random_order_count"] == 3 and len(f["random_orders"]) == 3
+    fractions = np.asarray(f["fractions"])
+    for name in ("deletion", "insertion"):
+        curve = f[name]
+        each = np.asarray(curve["random_each"])
+        assert each.shape == (3, 3)
+        np.testing.assert_allclose(curve["random"], each.mean(axis=0))
+        np.testing.assert_allclose(curve["random_sd"], each.std(axis=0, ddof=1))
+        np.testing.assert_allclose(curve["map_prob"], np.exp(curve["map"]))
+        np.testing.assert_allclose(curve["random_prob"], np.exp(each).mean(axis=0))  # mean probability
+        aucs = [float(np.trapezoid(r, fractions)) for r in each]
+        assert f[f"{name}_auc_random_each"] == pytest.approx(aucs)
+        assert f[f"{name}_auc_random"] == pytest.approx(np.mean(aucs))
+        assert f[f"{name}_auc_random_sd"] == pytest.approx(np.std(aucs, ddof=1))
+        assert f[f"{name}_auc_prob"] == pytest.approx(float(np.trapezoid(np.exp(curve["map"]), fractions)))
+        prob_aucs = [float(np.trapezoid(np.exp(r), fractions)) for r in each]
+        assert f[f"{name}_auc_prob_random"] == pytest.approx(np.mean(prob_aucs))
+        sign = -1 if name == "deletion" else 1
+        for kind, auc, rand in (("", f[f"{name}_auc"], aucs), ("_prob", f[f"{name}_auc_prob"], prob_aucs)):
+            gain = sign * (auc - np.mean(rand))
+            assert f[f"{name}_gain{kind}"] == pytest.approx(gain)
+            beats = all(sign * (auc - r) > 0 for r in rand) and gain > 2 * np.std(rand, ddof=1)
+            assert f[f"{name}_beats_random{kind}"] == beats
+    assert f["full_image_prob"] == pytest.approx(math.exp(f["full_image_logprob"]))
+    assert "2 SD" in f["beats_random_rule"]
+
+
+def test_followed_token_is_the_one_whose_row_the_map_read(wide_result):
+    from medgemma_tui.analysis.views import MapSpec
+    from medgemma_tui.pipeline.studies.faithfulness import followed_index
+
+    analysis = wide_result.analysis
+    record = analysis.record
+    last_row = int(record.answer_rows[-1])
+
+    def with_rows(rows, decision=1):
+        view = dataclasses.replace(analysis.view, spec=MapSpec(rows=rows))
+        return dataclasses.replace(analysis, view=view, decision_index=decision)
+
+    assert followed_index(with_rows("decision", decision=2)) == 2
+    assert followed_index(with_rows("first_answer", decision=2)) == record.first_content_index
+    assert followed_index(with_rows(last_row)) == int(record.query_answer_index[last_row])
+    assert followed_index(with_rows("answer", decision=2)) == 2
+    assert followed_index(with_rows(int(record.question_rows[0]), decision=2)) == 2
+
+
+def test_faithfulness_follows_a_later_answer_token_fed_the_tokens_before_it(seeing_model, wide_result):
+    record = wide_result.record
+    assert len(record.answer_ids) >= 2
+    args = (seeing_model, wide_result.film, record, wide_result.analysis.grid)
+    second = faithfulness_study(*args, CONFIG, random_orders=1, token_index=1)
+    assert second["target"]["index"] == 1 and second["target"]["position"] == record.prompt_length
+    # the whole image reproduces the record's own log-probability of that token
+    assert second["full_image_logprob"] == pytest.approx(record.answer_logprobs[1], abs=1e-4)
+    with pytest.raises(ValueError, match="answer token"):
+        faithfulness_study(*args, CONFIG, random_orders=1, token_index=len(record.answer_ids))
+
+
+def test_faithfulness_summary_splits_by_answer_label_and_finding():
+    def study(gain: float, beats: bool, label: str, finding: str) -> dict:
+        numbers = {f"{c}_gain{k}": gain for c in ("deletion", "insertion") for k in ("", "_prob")}
+        flags = {f"{c}_beats_random{k}": beats for c in ("deletion", "insertion") for k in ("", "_prob")}
+        return {"faithfulness": {**numbers, **flags, "answer_label": label, "finding": finding,
+                                 "random_order_count": 8, "target": {"text": "No"},
+                                 "beats_random_rule": "the rule"}}
+
+    files = [{"key": "a", **study(0.3, True, "yes", "nodule")}, {"key": "b", **study(0.1, False, "yes", "effusion")},
+             {"key": "c", **study(-0.2, False, "no", "nodule")}]
+    tables = summarise_studies(files, labels={"c": {"answer_label": "uncertain", "finding": "nodule"}})
+    assert tables.faithfulness["answer_label"].tolist() == ["yes", "yes", "uncertain"]  # the CSV wins
+    assert tables.faithfulness["target_token"].tolist() == ["No"] * 3
+    summary = tables.summary["faithfulness"]
+    assert summary["samples"] == 3 and summary["random_orders"] == 8 and summary["beats_random_rule"] == "the rule"
+    assert summary["mean_deletion_gain"] == pytest.approx(0.2 / 3)
+    assert summary["deletion_beats_random"] == pytest.approx(1 / 3)
+    assert summary["deletion_gain_positive"] == pytest.approx(2 / 3)
+    by_label = summary["by_answer_label"]
+    assert set(by_label) == {"yes", "uncertain"}
+    assert by_label["yes"]["samples"] == 2 and by_label["yes"]["mean_deletion_gain"] == pytest.approx(0.2)
+    assert by_label["yes"]["insertion_beats_random_prob"] == pytest.approx(0.5)
+    assert by_label["uncertain"]["deletion_gain_positive"] == 0.0
+    by_finding = summary["by_finding"]
+    assert by_finding["nodule"]["samples"] == 2 and by_finding["nodule"]["mean_deletion_gain"] == pytest.approx(0.05)
+    assert by_finding["effusion"]["deletion_beats_random"] == 0.0

@@ -50,7 +50,7 @@ def test_rows_are_scheduled_film_by_film_in_order_of_first_appearance():
     assert [r.key for r in film_order(rows)] == ["a1", "a2", "b1", "b2", "c1"]
 
 
-def test_a_batch_computes_each_films_features_once(demo_model, tmp_path, monkeypatch):
+def test_a_batch_computes_each_films_features_and_masks_once(demo_model, tmp_path, monkeypatch):
     calls = []
     real = demo_model.model.get_image_features
 
@@ -59,6 +59,16 @@ def test_a_batch_computes_each_films_features_once(demo_model, tmp_path, monkeyp
         return real(pixel_values, **kwargs)
 
     monkeypatch.setattr(demo_model.model, "get_image_features", counted)
+    import medgemma_tui.analysis.sample as sample_analysis
+
+    masked = []
+    real_masks = sample_analysis.anatomy_masks
+
+    def counted_masks(pixels):
+        masked.append(1)
+        return real_masks(pixels)
+
+    monkeypatch.setattr(sample_analysis, "anatomy_masks", counted_masks)
     samples = load_dataset(demo_subset_csv(tmp_path, tuple(range(10))), fixtures_dir()).samples
     films = {s.image for s in samples}
     assert len(films) < len(samples)  # several questions per film
@@ -73,4 +83,4 @@ def test_a_batch_computes_each_films_features_once(demo_model, tmp_path, monkeyp
             pytest.fail(error)
 
     counts = run_batch(demo_model, film_order(samples), RowSettings(max_new_tokens=2), Sink())
-    assert counts.done == len(samples) and len(calls) == len(films)
+    assert counts.done == len(samples) and len(calls) == len(films) and len(masked) == len(films)

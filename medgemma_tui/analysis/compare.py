@@ -1,7 +1,7 @@
 """One map against another over the part of the film both cover: JS, Pearson, top-10% IoU, metric deltas.
 
 Used by the robustness study (a perturbed film's map against the original's); ``regrid`` moves a map's
-mass from one frame of the film onto another by area (a crop, a padded square).
+mass from one frame of the film onto another by area (a crop, a padded square; ``analysis.grid``).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from medgemma_tui.analysis.grid import mask_to_grid, regrid
 from medgemma_tui.analysis.grounding import boxes_to_grid
-from medgemma_tui.analysis.masks import mask_to_grid
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES, js_divergence, map_metrics, pearson, top_iou
 
 TOP_FRACTION = 0.1
@@ -59,25 +59,3 @@ def compare_maps(
         "metrics": {n: after[n] for n in names},
         "metric_deltas": {n: after[n] - before[n] for n in names},
     }
-
-
-def regrid(grid: np.ndarray, src: tuple[float, float, float, float], dst: tuple[float, float, float, float],
-           shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Mass of a map over box ``src`` redistributed onto a ``shape`` grid over box ``dst`` (by area).
-
-    Boxes are (x0, y0, x1, y1) in the same pixel coordinates; each source cell gives each target cell
-    the share of its area they overlap (mass outside ``dst`` is dropped). Identical boxes and shapes
-    return the map unchanged.
-    """
-    g = np.asarray(grid, dtype=np.float64)
-    rows, cols = shape or g.shape
-    ry = _overlap(np.linspace(src[1], src[3], g.shape[0] + 1), np.linspace(dst[1], dst[3], rows + 1))
-    rx = _overlap(np.linspace(src[0], src[2], g.shape[1] + 1), np.linspace(dst[0], dst[2], cols + 1))
-    return ry @ g @ rx.T
-
-
-def _overlap(src_edges: np.ndarray, dst_edges: np.ndarray) -> np.ndarray:
-    """[dst, src]: the fraction of each source interval that falls in each target interval."""
-    lo = np.maximum(dst_edges[:-1, None], src_edges[None, :-1])
-    hi = np.minimum(dst_edges[1:, None], src_edges[None, 1:])
-    return np.clip(hi - lo, 0.0, None) / np.diff(src_edges)[None, :]

@@ -1,6 +1,26 @@
-"""Body and lung masks of a PA chest radiograph by classical image processing, and grid coverage.
+"""Anatomy masks of a PA chest radiograph: body, both lung fields, the cardiomediastinal region.
 
-``anatomy_masks(image)`` works on a copy shrunk to about 256 px on its long side:
+Conventions (those of the SCR masks of the JSRT films and the Montgomery and Shenzhen sets; van Ginneken
+et al., Medical Image Analysis 2006): a *lung field* is the visible lung, without the heart and
+mediastinum shadow; the *cardiomediastinum* is the heart and the mediastinum together. On a PA film the
+patient's right lung is on the *image left*: ``lung_right`` is the lung field in the image's left half.
+
+``anatomy_masks(image)`` has two stages:
+
+1. *Lung fields and cardiomediastinum*: the small U-Net of ``lungnet`` reads the film resampled to a
+   square and histogram-equalised; its class logits are interpolated back to a working copy of about
+   384 px on the film's long side, each class keeps its largest component with holes filled.
+2. *Body*: the classical reading below (air connected to the field's edge is not body), at the darkest
+   air threshold whose body holds the network's lungs and mediastinum; those are then added to it.
+
+Every film's masks carry a plausibility check (``quality``: ``"ok"`` or ``"implausible"``, with
+``quality_reasons``): both lungs present, each lung field and the cardiomediastinum of a plausible
+area, the lungs side by side with the cardiomediastinum between them, each lung taller than wide,
+in one piece, and the network sure of its pixels. An implausible film gets the classical masks
+below instead (``fallback`` starts with ``"classical"``), and metrics on its lungs and mediastinum
+are NaN.
+
+The classical masks (``classical_masks``) work on a copy shrunk to about 256 px on its long side:
 
 1. *Field*: flat strips along the edges (collimation shutters, burnt-in frames) are taken out.
 2. *Body*: dark pixels connected to the edge of the field are air; the body is the largest component
@@ -18,13 +38,11 @@
    half their rows. When one lung fails, the other is mirrored about the mediastinal column
    (``"mirrored_right"`` / ``"mirrored_left"``); when both fail, two ellipses at the usual place in
    the body's bounding box stand in (``"template"``); a body too small to be one becomes the whole
-   field (``"body_field"``). Every fallback used
-   is named in ``AnatomyMasks.fallback``, so nothing is replaced silently.
+   field (``"body_field"``). Every fallback used is named in ``AnatomyMasks.fallback``, so nothing is
+   replaced silently. The classical cardiomediastinum is the band between the two lungs.
 
-The masks come back at the input's resolution. On a PA film the patient's right lung is on the
-*image left*: ``lung_right`` is the lung in the image's left half.
-
-MONOCHROME1 inversion and DICOM windowing are the caller's job: bright must mean dense.
+The masks come back at the input's resolution. MONOCHROME1 inversion and DICOM windowing are the
+caller's job: bright must mean dense.
 """
 
 from __future__ import annotations
@@ -32,9 +50,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import ndimage
 
-__all__ = ["AnatomyMasks", "anatomy_masks", "mask_to_grid"]
+from medgemma_tui.analysis.grid import area_matrix as _area_matrix
+from medgemma_tui.analysis.grid import area_resize, interp_resize
+from medgemma_tui.analysis.grid import interp_matrix as _interp_matrix
+from medgemma_tui.analysis.grid import resample as _resample
+
+__all__ = ["AnatomyMasks", "anatomy_masks", "classical_masks"]
 
 _WORK = 256  # long side of the working copy
 _LUNG_MIN, _LUNG_MAX = 0.025, 0.35  # plausible area of one lung, as a fraction of the image
@@ -43,9 +66,24 @@ _LUNG_MIN, _LUNG_MAX = 0.025, 0.35  # plausible area of one lung, as a fraction 
 @dataclass
 class AnatomyMasks:
     body: np.ndarray  # bool H x W
-    lung_right: np.ndarray  # patient's right lung: image left
-    lung_left: np.ndarray  # patient's left lung: image right
+    lung_right: np.ndarray  # patient's right lung field: image left
+    lung_left: np.ndarray  # patient's left lung field: image right
     fallback: tuple[str, ...] = field(default_factory=tuple)  # fallbacks used, empty when none
+    mediastinum: np.ndarray | None = None  # heart and mediastinum; all False when not given
+    quality: str = "ok"  # "ok" or "implausible"
+    quality_reasons: tuple[str, ...] = field(default_factory=tuple)  # the checks that failed
+
+    def __post_init__(self) -> None:
+        if self.mediastinum is None:
+            self.mediastinum = np.zeros_like(self.body, dtype=bool)
+
+    @property
+    def ok(self) -> bool:
+        return self.quality == "ok"
+
+    def areas(self) -> dict[str, float]:
+        """Each mask's share of the film's area."""
+        return {name: float(getattr(self, name).mean()) for name in ("body", "lung_right", "lung_left", "mediastinum")}
 
     @property
     def lungs(self) -> np.ndarray:
@@ -71,60 +109,6 @@ class AnatomyMasks:
             out[f"{side}_middle"] = lung & (r >= cut1) & (r < cut2)
             out[f"{side}_lower"] = lung & (r >= cut2)
         return out
-
-
-# ---------------------------------------------------------------- resampling
-
-
-# Resampling is a product with sparse matrices, not dense BLAS: multithreaded BLAS on a busy machine
-# (two shared cores) ran the dense version ten times slower.
-
-
-def _area_matrix(n_out: int, n_in: int) -> sparse.csr_matrix:
-    """Sparse (n_out, n_in) weights averaging input pixels over each output cell, by overlap length."""
-    edges = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
-    rows, cols, data = [], [], []
-    for i in range(n_out):
-        j = np.arange(int(np.floor(edges[i])), min(n_in, int(np.ceil(edges[i + 1]))))
-        w = np.minimum(j + 1, edges[i + 1]) - np.maximum(j, edges[i])
-        keep = w > 0
-        rows.append(np.full(keep.sum(), i))
-        cols.append(j[keep])
-        data.append(w[keep] / w[keep].sum())
-    return sparse.csr_matrix(
-        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(n_out, n_in)
-    )
-
-
-def _interp_matrix(n_out: int, n_in: int) -> sparse.csr_matrix:
-    """Sparse (n_out, n_in) linear interpolation weights, pixel centres aligned."""
-    x = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    lo = np.minimum(np.floor(x).astype(int), max(n_in - 2, 0))
-    w = x - lo
-    rows = np.repeat(np.arange(n_out), 2)
-    cols = np.stack([lo, np.minimum(lo + 1, n_in - 1)], axis=1).ravel()
-    data = np.stack([1 - w, w], axis=1).ravel()
-    return sparse.csr_matrix((data, (rows, cols)), shape=(n_out, n_in))
-
-
-def _resample(x: np.ndarray, rows: sparse.csr_matrix, cols: sparse.csr_matrix, dtype=np.float32) -> np.ndarray:
-    """``rows @ x @ cols.T`` for sparse ``rows`` and ``cols``."""
-    y = rows @ np.asarray(x, dtype=dtype)
-    return np.ascontiguousarray((cols @ y.T).T)
-
-
-def mask_to_grid(mask: np.ndarray, grid: tuple[int, int] | int = (16, 16)) -> np.ndarray:
-    """Fraction of each grid cell covered by ``mask`` (area resampling), float64 ``grid``-shaped.
-
-    Cell ``(i, j)`` covers rows ``[i*H/R, (i+1)*H/R)`` and columns ``[j*W/C, (j+1)*W/C)`` in
-    continuous pixel coordinates, so H and W need not be multiples of the grid; a pixel cut by a cell
-    edge counts in each cell by its overlap. A float mask is averaged the same way.
-    """
-    rows, cols = (grid, grid) if isinstance(grid, int) else grid
-    m = np.asarray(mask, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"mask must be 2-D, got shape {m.shape}")
-    return _resample(m, _area_matrix(rows, m.shape[0]), _area_matrix(cols, m.shape[1]), np.float64)
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -358,8 +342,8 @@ def _lungs(g: np.ndarray, body: np.ndarray) -> tuple[np.ndarray, np.ndarray, lis
     return found["right"], found["left"], notes, mid
 
 
-def anatomy_masks(image: np.ndarray) -> AnatomyMasks:
-    """Body and lung masks of a PA chest film (2-D of any dtype and range, or H x W x 3 RGB)."""
+def classical_masks(image: np.ndarray) -> AnatomyMasks:
+    """Body and lung masks of a PA chest film by thresholds and shape checks alone (no network)."""
     g_full = _gray(image)
     h0, w0 = g_full.shape
     scale = _WORK / max(h0, w0)
@@ -397,4 +381,133 @@ def anatomy_masks(image: np.ndarray) -> AnatomyMasks:
         body, lung_r, lung_l = up(body), up(lung_r), up(lung_l)
         lung_r &= body
         lung_l &= body
-    return AnatomyMasks(body=body, lung_right=lung_r, lung_left=lung_l, fallback=tuple(notes))
+    return AnatomyMasks(body=body, lung_right=lung_r, lung_left=lung_l, fallback=tuple(notes),
+                        mediastinum=_between(lung_r, lung_l, body))
+
+
+def _between(lung_r: np.ndarray, lung_l: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """The band between the two lungs over the rows both span: the classical cardiomediastinum."""
+    out = np.zeros_like(body)
+    rows = np.flatnonzero(lung_r.any(axis=1) & lung_l.any(axis=1))
+    if rows.size == 0:
+        return out
+    w = body.shape[1]
+    sub_r, sub_l = lung_r[rows], lung_l[rows]
+    right_edge = w - 1 - np.argmax(sub_r[:, ::-1], axis=1)  # medial edge of the right lung
+    left_edge = np.argmax(sub_l, axis=1)  # medial edge of the left lung
+    cols = np.arange(w)[None, :]
+    out[rows] = (cols > right_edge[:, None]) & (cols < left_edge[:, None])
+    return out & body & ~lung_r & ~lung_l
+
+
+
+# ---------------------------------------------------------------- the network's masks
+
+_NET_WORK = 384  # long side of the working copy the network's logits are interpolated to
+_FIELD_MIN, _FIELD_MAX = 0.02, 0.35  # plausible area of one lung field, as a fraction of the film
+_MED_MIN, _MED_MAX = 0.015, 0.35  # and of the cardiomediastinum
+_MIN_PIECE = 0.8  # a class's largest component holds at least this share of its pixels
+_MIN_SURE = 0.8  # mean top-class probability over the foreground the network predicts
+
+
+def anatomy_masks(image: np.ndarray, net=None, method: str = "lungnet") -> AnatomyMasks:
+    """Body, lung-field and cardiomediastinum masks of a PA chest film, at the film's size.
+
+    ``image``: 2-D of any dtype and range, or H x W x 3 / x 4. ``method="classical"`` skips the
+    network. Same film, same masks: the network runs in eval mode (batch-norm statistics fixed).
+    """
+    if method == "classical":
+        return classical_masks(image)
+    if method != "lungnet":
+        raise ValueError(f"unknown anatomy method {method!r}: expected 'lungnet' or 'classical'")
+    from medgemma_tui.analysis import lungnet
+
+    g_full = lungnet.gray_unit(image)
+    h0, w0 = g_full.shape
+    scale = min(1.0, _NET_WORK / max(h0, w0))
+    h, w = max(16, round(h0 * scale)), max(16, round(w0 * scale))
+    g = area_resize(g_full, (h, w)) if (h, w) != (h0, w0) else g_full
+    logits = lungnet.predict_logits(g, net)  # [4, SIZE, SIZE]
+    work = np.stack([interp_resize(c, (h, w)) for c in logits])  # [4, h, w]
+    work = work - work.max(axis=0, keepdims=True)
+    prob = np.exp(work)
+    prob /= prob.sum(axis=0, keepdims=True)
+    label = prob.argmax(axis=0)
+    reasons: list[str] = []
+    parts = {}
+    for k, name in ((1, "lung_right"), (2, "lung_left"), (3, "mediastinum")):
+        raw = label == k
+        piece = ndimage.binary_fill_holes(_largest(raw)) if raw.any() else raw
+        if raw.any() and (piece & raw).sum() < _MIN_PIECE * raw.sum():
+            reasons.append(f"{name}_in_pieces")
+        parts[name] = piece
+    parts["lung_right"] &= ~parts["mediastinum"]
+    parts["lung_left"] &= ~parts["mediastinum"] & ~parts["lung_right"]
+    fg = label > 0
+    if fg.any() and prob.max(axis=0)[fg].mean() < _MIN_SURE:
+        reasons.append("unsure")
+    reasons += _implausible(parts["lung_right"], parts["lung_left"], parts["mediastinum"])
+    if reasons:
+        fallen = classical_masks(image)
+        fallen.fallback = ("classical", *fallen.fallback)
+        fallen.quality, fallen.quality_reasons = "implausible", tuple(dict.fromkeys(reasons))
+        return fallen
+    gn, field_ = _work_field(g)
+    for name in parts:  # a collimation shutter or a burnt-in frame is no anatomy
+        parts[name] &= field_
+    body = _net_body(gn, field_, parts["lung_right"] | parts["lung_left"] | parts["mediastinum"])
+    if (h, w) != (h0, w0):
+        ri = np.minimum((np.arange(h0) + 0.5) * h / h0, h - 1).astype(np.intp)
+        ci = np.minimum((np.arange(w0) + 0.5) * w / w0, w - 1).astype(np.intp)
+        code = (body.astype(np.uint8) << 3) | (parts["lung_right"] << 2) | (parts["lung_left"] << 1)
+        code = (code | parts["mediastinum"]).astype(np.uint8)[ri][:, ci]  # nearest: one gather per axis
+        body, parts = code >= 8, {"lung_right": (code & 4) > 0, "lung_left": (code & 2) > 0,
+                                  "mediastinum": (code & 1) > 0}
+    return AnatomyMasks(body=body, lung_right=parts["lung_right"], lung_left=parts["lung_left"],
+                        mediastinum=parts["mediastinum"])
+
+
+def _implausible(lung_r: np.ndarray, lung_l: np.ndarray, med: np.ndarray) -> list[str]:
+    """Which of the plausibility checks the three masks fail (empty: all pass)."""
+    out: list[str] = []
+    checks = (("lung_right", lung_r, _FIELD_MIN, _FIELD_MAX), ("lung_left", lung_l, _FIELD_MIN, _FIELD_MAX),
+              ("mediastinum", med, _MED_MIN, _MED_MAX))
+    for name, m, lo, hi in checks:
+        if not m.any():
+            out.append(f"no_{name}")
+        elif not lo <= m.mean() <= hi:
+            out.append(f"{name}_area")
+    if out:
+        return out
+    for name, m in (("lung_right", lung_r), ("lung_left", lung_l)):
+        ys, xs = np.nonzero(m)
+        if np.ptp(ys) + 1 < 0.8 * (np.ptp(xs) + 1):
+            out.append(f"{name}_shape")
+    if _overlap_rows(lung_r, lung_l) < 0.5:
+        out.append("lungs_not_side_by_side")
+    xr, xm, xl = (np.nonzero(m)[1].mean() for m in (lung_r, med, lung_l))
+    if not xr < xm < xl:
+        out.append("sides")
+    return out
+
+
+def _work_field(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The working copy as the classical steps read it (unit range, smoothed) and its exposed field."""
+    lo, hi = np.percentile(g, (0.5, 99.5))
+    gn = np.clip((g - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(g)
+    gn = ndimage.gaussian_filter(gn, max(1.0, g.shape[1] / 256.0))
+    field_ = _field(gn)
+    if field_.mean() < 0.5:
+        field_ = np.ones_like(field_)
+    return gn, field_
+
+
+def _net_body(gn: np.ndarray, field_: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The classical body at the darkest air threshold that keeps the thorax, with the thorax added."""
+    body = field_
+    for air_level in (1.0, 0.6):
+        candidate, _ = _body(gn, field_, air_level)
+        if (inside & ~candidate).sum() <= 0.03 * inside.sum():
+            body = candidate
+            break
+    return ndimage.binary_fill_holes(body | _close(inside, 3)) & field_

@@ -14,9 +14,14 @@ Conventions, fixed here once:
   apical third ``row < R/3``, the basal third ``row >= 2R/3``. A cell cut by a boundary gives its mass
   to both sides in proportion to its area on each (with 16 rows, row 5 gives 1/3 to apical and 2/3 to
   middle; row 10 gives 2/3 to middle and 1/3 to basal). Halves and thirds therefore sum to 1 exactly.
-- *Masks* (``body``, ``lungs``) are per-cell coverage fractions in [0, 1] as given by
-  ``masks.mask_to_grid``; for ``inside_body_ratio`` and ``inside_lungs_ratio`` a cell counts as
-  inside where its coverage is >= 0.5. Without the mask the ratio is NaN.
+- *Masks* (``body``, ``lungs``, ``mediastinum``) are per-cell coverage fractions in [0, 1] as given by
+  ``grid.mask_to_grid``; for ``inside_body_ratio``, ``inside_lungs_ratio`` and
+  ``inside_mediastinum_ratio`` a cell counts as inside where its coverage is >= 0.5. Without the mask
+  the ratio is NaN (the caller passes no lung or mediastinum mask for a film whose masks failed their
+  plausibility check).
+- *Zones* (``right_upper`` ... ``left_lower``: thirds of each lung field's height, ``AnatomyMasks.zones``)
+  are coverage grids too; ``{zone}_fraction`` is the mass on the zone with every cell weighted by its
+  coverage, like ``mass_in_box``. Without zones they are NaN.
 - *Box* is also a coverage grid. ``mass_in_box`` weights every cell's mass by its coverage (exact for
   an area-resampled map, and a uniform map gets ``mass_in_box_lift == 1``). The set-based box metrics
   (``cnr``, ``iou_top10``, ``auroc``) use the cells with coverage >= 0.5, or, for a box too small to
@@ -35,8 +40,11 @@ import math
 
 import numpy as np
 
-__all__ = ["map_metrics", "js_divergence", "pearson", "top_iou", "METRIC_NAMES", "BOX_METRIC_NAMES"]
+__all__ = ["map_metrics", "js_divergence", "pearson", "top_iou", "METRIC_NAMES", "BOX_METRIC_NAMES", "ZONES",
+           "ZONE_FRACTION_NAMES"]
 
+ZONES = ("right_upper", "right_middle", "right_lower", "left_upper", "left_middle", "left_lower")
+ZONE_FRACTION_NAMES = tuple(f"{z}_fraction" for z in ZONES)
 METRIC_NAMES = (
     "entropy",
     "entropy_norm",
@@ -45,12 +53,14 @@ METRIC_NAMES = (
     "gini",
     "inside_body_ratio",
     "inside_lungs_ratio",
+    "inside_mediastinum_ratio",
     "border_fraction",
     "left_fraction",
     "right_fraction",
     "apical_fraction",
     "middle_fraction",
     "basal_fraction",
+    *ZONE_FRACTION_NAMES,
     "com_row",
     "com_col",
     "spread",
@@ -131,11 +141,14 @@ def map_metrics(
     lungs: np.ndarray | None = None,
     box: np.ndarray | None = None,
     pointing: np.ndarray | None = None,
+    mediastinum: np.ndarray | None = None,
+    zones: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Scalar metrics of one attention map (see the module docstring for every convention).
 
-    ``body``, ``lungs`` and ``box`` are per-cell coverage fractions of the same shape as ``grid``;
-    ``pointing`` is the bool grid of the pointing game's hit cells (``grounding.pointing_cells``).
+    ``body``, ``lungs``, ``mediastinum``, ``box`` and each of ``zones`` (keyed by ``ZONES``) are
+    per-cell coverage fractions of the same shape as ``grid``; ``pointing`` is the bool grid of the
+    pointing game's hit cells (``grounding.pointing_cells``).
     Returns the names in ``METRIC_NAMES``, plus ``BOX_METRIC_NAMES`` when ``box`` is given. Metrics
     that cannot be defined (a ratio without its mask, a CNR with a constant background, an AUROC with
     no cell in or out of the box) are NaN.
@@ -155,7 +168,8 @@ def map_metrics(
     idx = np.arange(1, n + 1)
     out["gini"] = float((2.0 * (idx * sorted_p).sum()) / n - (n + 1.0) / n)
 
-    for name, mask in (("inside_body_ratio", body), ("inside_lungs_ratio", lungs)):
+    for name, mask in (("inside_body_ratio", body), ("inside_lungs_ratio", lungs),
+                       ("inside_mediastinum_ratio", mediastinum)):
         cov = _coverage(mask, p.shape, name)
         out[name] = math.nan if cov is None else float(p[cov >= _INSIDE].sum())
 
@@ -169,6 +183,9 @@ def map_metrics(
     row_mass = p.sum(axis=1)
     thirds = _axis_split(rows, (rows / 3.0, 2.0 * rows / 3.0)) @ row_mass
     out["apical_fraction"], out["middle_fraction"], out["basal_fraction"] = (float(t) for t in thirds)
+    for zone, name in zip(ZONES, ZONE_FRACTION_NAMES, strict=True):
+        cov = _coverage(None if zones is None else zones.get(zone), p.shape, zone)
+        out[name] = math.nan if cov is None else float((p * np.clip(cov, 0.0, 1.0)).sum())
 
     rc = np.arange(rows) + 0.5
     cc = np.arange(cols) + 0.5

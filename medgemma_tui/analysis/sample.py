@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from medgemma_tui.analysis.answers import is_correct, read_answer
+from medgemma_tui.analysis.grid import mask_to_grid
 from medgemma_tui.analysis.grounding import POINTING_TOLERANCE_PX, boxes_to_grid, pointing_cells
 from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
-from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks, mask_to_grid
+from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, decision_index, row_shares, select_rows
 from medgemma_tui.engine.record import AttentionRecord
@@ -86,6 +87,32 @@ def attach_gating(record: AttentionRecord, gating: Gating) -> None:
     record.extra["gated_terms"] = list(gating.terms)
 
 
+def anatomy_grids(masks: AnatomyMasks | None, grid_shape: tuple[int, int]) -> dict[str, Any]:
+    """The masks' coverage of the grid, as ``map_metrics`` takes them (``body``, ``lungs``, ...).
+
+    A film whose masks failed their plausibility check keeps its body but gets no lungs, mediastinum
+    or zones, so the metrics on them are NaN rather than wrong.
+    """
+    out: dict[str, Any] = {"body": None, "lungs": None, "mediastinum": None, "zones": None}
+    if masks is None:
+        return out
+    out["body"] = mask_to_grid(masks.body, grid_shape)
+    if masks.ok:
+        out["lungs"] = mask_to_grid(masks.lungs, grid_shape)
+        out["mediastinum"] = mask_to_grid(masks.mediastinum, grid_shape)
+        out["zones"] = {name: mask_to_grid(zone, grid_shape) for name, zone in masks.zones().items()}
+    return out
+
+
+def view_metrics(record: AttentionRecord, view: MapView, box_grid: np.ndarray | None,
+                 pointing: np.ndarray | None, anatomy: dict[str, Any]) -> dict[str, float]:
+    """Every metric of one view: the map's, against the anatomy (``anatomy_grids``) and the boxes, and the
+    raw rows' shares. The app's views go through here too, so a view's numbers are the same everywhere."""
+    metrics = map_metrics(view.grid, box=box_grid, pointing=pointing, **anatomy)
+    metrics.update(row_shares(record, view.spec))
+    return metrics
+
+
 def analyse_record(
     record: AttentionRecord,
     pixels: np.ndarray | None = None,
@@ -107,15 +134,10 @@ def analyse_record(
     if masks is None and pixels is not None:
         masks = anatomy_masks(pixels)
     grid_shape = record.grid
-    body = lungs = None
-    if masks is not None:
-        body = mask_to_grid(masks.body, grid_shape)
-        lungs = mask_to_grid(masks.lungs, grid_shape)
     box_grid = boxes_to_grid(boxes, record.image_size, grid_shape) if boxes and record.image_size else None
     pointing = None if box_grid is None else pointing_cells(boxes, record.image_size, grid_shape,
                                                             pointing_tolerance_px)
-    metrics = map_metrics(view.grid, body=body, lungs=lungs, box=box_grid, pointing=pointing)
-    metrics.update(row_shares(record, spec))
+    metrics = view_metrics(record, view, box_grid, pointing, anatomy_grids(masks, grid_shape))
     reading = read_answer(record.answer, record.question)
     label = reading.label
     decision = decision_index(record, reading.cue_span)

@@ -25,9 +25,9 @@ from medgemma_tui.analysis.answers import read_answer
 from medgemma_tui.engine.record import AttentionRecord
 
 HeadMode = Literal["mean", "group", "head"]
-VIEWS = ("answer", "gated", "layer_weighted", "rollout", "relative", "gradient", "gradcam", "question")
+VIEWS = ("answer", "gated", "layer_weighted", "rollout", "relative", "gradient", "relevancy", "gradcam", "question")
 # views that read maps computed with the model beyond the answer pass (record.maps)
-MODEL_VIEWS = {"relative": "generic", "gradient": "gradient", "gradcam": "gradcam"}
+MODEL_VIEWS = {"relative": "generic", "gradient": "gradient", "gradcam": "gradcam", "relevancy": "relevancy"}
 EPS = 1e-12
 
 
@@ -276,28 +276,62 @@ def rollout_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     return MapView(to_grid(record, flat), text, spec.with_(head_mode="mean"))
 
 
+def generic_rows(record: AttentionRecord, rows: str | int) -> tuple[str, str]:
+    """The generic prompt's map that matches a row choice, and how to name it.
+
+    Answer rows are divided by the generic prompt's answer rows, question rows by its question rows:
+    a single answer row ("decision", "first_answer", an answer row's index) by its first answer row,
+    every answer row ("answer") by the mean of its answer rows, the question's rows by the mean of its.
+    """
+    if rows == "question" or (isinstance(rows, (int, np.integer)) and record.query_answer_index[int(rows)] < 0):
+        return "generic_question", "its question rows"
+    if rows == "answer":
+        return "generic_answers", "its answer rows"
+    return "generic", "its first answer row"
+
+
 def relative_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     """This question's map over the generic prompt's map on the same image (cancels sinks).
 
-    ``record.maps["generic"]`` [L, H, N] holds the generic prompt's first answer row; the same layers
-    and heads are read from both.
+    ``record.maps`` holds the generic prompt's image attention [L, H, N] by kind of row (``generic_rows``);
+    like rows are divided by like, and the same layers and heads are read from both.
     """
     mine, rows, layers = mean_image_attention(record, spec)
-    generic = record.maps["generic"]
-    theirs = select_heads(generic[layers], record, spec.head_mode, spec.head).mean(axis=0)
+    name, matched = generic_rows(record, spec.rows)
+    if name not in record.maps:
+        raise ValueError(f"the relative view of {spec.rows!r} rows needs the generic prompt's {matched} "
+                         f"(maps[{name!r}]; this record was made before they were kept)")
+    theirs = select_heads(record.maps[name][layers], record, spec.head_mode, spec.head).mean(axis=0)
     ratio = normalise(mine) / np.maximum(normalise(theirs), EPS)
     prompt = record.extra.get("generic_prompt", "the generic prompt")
-    text = f"relative: {reads_label(record, spec, rows, layers)} over the same for {prompt!r}"
+    text = f"relative: {reads_label(record, spec, rows, layers)} over {matched} for {prompt!r}, same layers and heads"
     return MapView(to_grid(record, ratio), text, spec)
 
 
 def gradient_view(record: AttentionRecord, spec: MapSpec) -> MapView:
-    """Gradient-weighted attention (Chefer et al.): the positive part of A x dy/dA, first answer row."""
+    """Gradient x attention, the direct one-layer term of Chefer et al. (2021): (A x dy/dA)^+, first answer row.
+
+    Each layer's own term, averaged over the chosen layers and heads; nothing is propagated between
+    layers (that is the ``relevancy`` view).
+    """
     layers = layer_range(record, spec.layers)
     picked = select_heads(record.maps["gradient"][layers], record, spec.head_mode, spec.head).mean(axis=0)
     rows = select_rows(record, "first_answer")
-    text = f"attention x gradient of the answer logit, positive part: {reads_label(record, spec, rows, layers)}"
+    text = ("gradient x attention, direct term (Chefer et al. 2021, each layer's own (A x dy/dA)^+, not "
+            f"propagated): {reads_label(record, spec, rows, layers)}")
     return MapView(to_grid(record, picked), text, spec.with_(rows="first_answer"))
+
+
+def relevancy_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    """Chefer et al.'s (2021) relevancy, propagated through every decoder layer, at the first answer row.
+
+    One map per record (``record.maps["relevancy"]`` [N]): the layer and head choices do not apply.
+    """
+    rows = select_rows(record, "first_answer")
+    text = (f"relevancy (Chefer et al. 2021): R = I, R += mean_heads((dy/dA x A)^+) R over all "
+            f"{record.num_layers} layers, {rows_label(record, rows)}")
+    return MapView(to_grid(record, record.maps["relevancy"]), text,
+                   spec.with_(rows="first_answer", layers=None, head_mode="mean"))
 
 
 def gradcam_view(record: AttentionRecord, spec: MapSpec) -> MapView:
@@ -336,6 +370,8 @@ def compute_view(record: AttentionRecord, spec: MapSpec) -> MapView:
         return relative_view(record, spec)
     if spec.view == "gradient":
         return gradient_view(record, spec)
+    if spec.view == "relevancy":
+        return relevancy_view(record, spec)
     if spec.view == "gradcam":
         return gradcam_view(record, spec)
     raise ValueError(f"unknown view {spec.view!r} (known: {', '.join(VIEWS)})")
@@ -389,9 +425,10 @@ def rows_seeing_image(record: AttentionRecord) -> np.ndarray:
     """Query rows that can attend to the image tokens, in row order.
 
     Under the causal mask a query at position p reads keys 0..p only, so a row reaches the image only if
-    its position is at or after the image span's start. MedGemma's VQA prompt puts the question before
-    the image: its question rows cannot see the image (their image maps are the uniform fallback of
-    ``normalise``), and only the answer rows can.
+    its position is at or after the image span's start. The default prompt (``[prompt] order =
+    "text_first"``) puts the question before the image: its question rows cannot see the image (their
+    image maps are the uniform fallback of ``normalise``), and only the answer rows can. With
+    ``"image_first"`` the question's rows come after the image and see it too.
     """
     start, _ = record.image_token_span
     return np.flatnonzero(np.asarray(record.query_positions) >= start)

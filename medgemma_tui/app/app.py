@@ -164,7 +164,8 @@ class MedtuiApp(App):
             return None
         hit = self._masks_cache.get(id(analysis))
         if hit is None or hit[0] is not analysis:
-            hit = (analysis, {"body": analysis.masks.body, "lungs": analysis.masks.lungs})
+            hit = (analysis, {"body": analysis.masks.body, "lungs": analysis.masks.lungs,
+                              "mediastinum": analysis.masks.mediastinum})
             self._masks_cache[id(analysis)] = hit
         return hit[1]
 
@@ -181,7 +182,7 @@ class MedtuiApp(App):
 
     def zones(self):
         analysis = self.current_analysis()
-        return None if analysis is None else self.frames.mask_grids(analysis)["zones"]
+        return None if analysis is None else self.frames.mask_grids(analysis)["zone_names"]
 
     def status_text(self) -> str:
         analysis = self.current_analysis()
@@ -566,6 +567,6 @@ class MedtuiApp(App):
                             self.open_methods)
         yield SystemCommand("Variants", "The hard-positive group side by side (V)", self.open_variants)
         yield SystemCommand("Robustness", "Perturbed films against the original (R)", self.open_robustness)
-        yield SystemCommand("Toggle masks", "Body and lung outlines and the ground-truth box (m)",
+        yield SystemCommand("Toggle masks", "Body, lung and mediastinum outlines and the ground-truth box (m)",
                             lambda: self.set_state(st.toggle_masks(self.state)))
 

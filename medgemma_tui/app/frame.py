@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from medgemma_tui.analysis.masks import mask_to_grid
-from medgemma_tui.analysis.metrics import map_metrics
-from medgemma_tui.analysis.sample import SampleAnalysis
-from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, row_shares
+from medgemma_tui.analysis.grid import mask_to_grid
+from medgemma_tui.analysis.sample import SampleAnalysis, anatomy_grids, view_metrics
+from medgemma_tui.analysis.views import MapSpec, MapView, compute_view
 from medgemma_tui.app.state import ViewState, map_spec, unseeing_reason
 from medgemma_tui.engine.record import AttentionRecord
 
@@ -26,7 +26,8 @@ ZONE_NAMES = {  # R and L are the patient's sides: the right lung is on the imag
     "left_upper": "L lung, upper zone",
     "left_middle": "L lung, middle zone",
     "left_lower": "L lung, lower zone",
-    "body": "body, outside the lungs",
+    "mediastinum": "heart and mediastinum",
+    "body": "body, outside the lungs and mediastinum",
     "outside": "outside the body",
 }
 
@@ -56,18 +57,21 @@ class FrameMaker:
         self._views: OrderedDict[tuple, tuple[MapView, dict[str, float]]] = OrderedDict()
         self._grids: dict[int, tuple[SampleAnalysis, dict[str, np.ndarray | None]]] = {}
 
-    def mask_grids(self, analysis: SampleAnalysis) -> dict[str, np.ndarray | None]:
-        """Per-cell coverage of body and lungs, and each cell's zone name (computed once per analysis)."""
+    def mask_grids(self, analysis: SampleAnalysis) -> dict[str, Any]:
+        """The masks' coverage of the grid as the metrics take it (``analysis.sample.anatomy_grids``:
+        none of the lungs and mediastinum for masks that failed their check), and each cell's zone name
+        (``zone_names``); computed once per analysis."""
         cached = self._grids.get(id(analysis))
         if cached is not None and cached[0] is analysis:
             return cached[1]
-        grids: dict[str, np.ndarray | None] = {"body": None, "lungs": None, "zones": None}
         masks = analysis.masks
         shape = analysis.record.grid
+        grids: dict[str, Any] = {"anatomy": anatomy_grids(masks, shape), "zone_names": None,
+                                 "body": None, "lungs": None}
         if masks is not None:
-            grids["body"] = mask_to_grid(masks.body, shape)
+            grids["body"] = grids["anatomy"]["body"]
             grids["lungs"] = mask_to_grid(masks.lungs, shape)
-            grids["zones"] = zone_grid(masks, shape)
+            grids["zone_names"] = zone_grid(masks, shape)
         if len(self._grids) > 64:
             self._grids.clear()
         self._grids[id(analysis)] = (analysis, grids)
@@ -89,8 +93,7 @@ class FrameMaker:
         else:
             view = compute_view(record, spec)
             grids = self.mask_grids(analysis)
-            metrics = map_metrics(view.grid, body=grids["body"], lungs=grids["lungs"], box=analysis.box_grid)
-            metrics.update(row_shares(record, view.spec))
+            metrics = view_metrics(record, view, analysis.box_grid, analysis.pointing_cells, grids["anatomy"])
             self._views[key] = (view, metrics)
             while len(self._views) > self.size:
                 self._views.popitem(last=False)
@@ -104,11 +107,13 @@ class FrameMaker:
 def zone_grid(masks, shape: tuple[int, int]) -> np.ndarray:
     """[rows, cols] array of zone keys (see ZONE_NAMES): the zone covering most of each cell."""
     zones = masks.zones()
-    names = [*zones, "body", "outside"]
+    names = [*zones, "mediastinum", "body", "outside"]
     body = mask_to_grid(masks.body, shape)
     lungs = mask_to_grid(masks.lungs, shape)
+    mediastinum = mask_to_grid(masks.mediastinum, shape)
     cover = [mask_to_grid(zones[n], shape) for n in zones]
-    cover.append(np.clip(body - lungs, 0, 1))
+    cover.append(mediastinum)
+    cover.append(np.clip(body - lungs - mediastinum, 0, 1))
     cover.append(1.0 - body)
     return np.asarray(names, dtype=object)[np.argmax(np.stack(cover), axis=0)]
 

@@ -27,7 +27,7 @@ from textual.strip import Strip
 from medgemma_tui.colormaps import get_colormap
 
 HALF = "▀"
-MASK_COLOURS = {"body": (64, 200, 255), "lungs": (120, 255, 120)}
+MASK_COLOURS = {"body": (64, 200, 255), "lungs": (120, 255, 120), "mediastinum": (255, 170, 60)}
 BOX_COLOUR = (255, 95, 95)  # the ground-truth box when the theme gives no error colour
 CURSOR_COLOUR = (255, 255, 255)
 CUBE = np.array([0, 95, 135, 175, 215, 255], dtype=np.int32)

@@ -343,17 +343,31 @@ class Session:
 
 # ---- tree helpers ---------------------------------------------------------------------------------
 def tree_masks(tree, key: str, record: AttentionRecord) -> AnatomyMasks | None:
-    """The tree's body and lung masks; its lung mask is one image, split at the film's midline into
-    the patient's right (image left) and left lung. Without mask files: masks of the film the model saw."""
+    """The tree's masks (``masks/{key}_{part}.png``) and their check from the meta. A tree written before
+    the per-lung files has one lungs image, split at the film's midline into the patient's right (image
+    left) and left lung. Without mask files: masks of the film the model saw."""
     from PIL import Image
 
-    body_path, lungs_path = tree.tree.body_mask_path(key), tree.tree.lungs_mask_path(key)
-    if body_path.exists() and lungs_path.exists():
-        body = np.asarray(Image.open(body_path).convert("L")) > 127
-        lungs = np.asarray(Image.open(lungs_path).convert("L")) > 127
+    layout = tree.tree
+
+    def read(part: str) -> np.ndarray | None:
+        path = layout.mask_path(key, part)
+        return np.asarray(Image.open(path).convert("L")) > 127 if path.exists() else None
+
+    body, right, left = read("body"), read("lung_right"), read("lung_left")
+    if body is not None and right is not None and left is not None:
+        mediastinum = read("mediastinum")
+        checked = (_load_meta(tree, key).get("masks") or {})
+        return AnatomyMasks(body=body, lung_right=right, lung_left=left,
+                            mediastinum=mediastinum if mediastinum is not None else np.zeros_like(body),
+                            fallback=tuple(checked.get("fallback") or ()),
+                            quality=checked.get("quality", "ok"),
+                            quality_reasons=tuple(checked.get("quality_reasons") or ()))
+    lungs = read("lungs")
+    if body is not None and lungs is not None:
         left_half = np.arange(lungs.shape[1])[None, :] < lungs.shape[1] / 2
         return AnatomyMasks(body=body, lung_right=lungs & left_half, lung_left=lungs & ~left_half,
-                            fallback=("lungs split at the image midline",))
+                            mediastinum=np.zeros_like(body), fallback=("lungs split at the image midline",))
     if record.xray is None:
         return None
     return anatomy_masks(record.xray)

@@ -6,6 +6,7 @@
 
 from medgemma_tui.config.checks import ConfigError
 from medgemma_tui.config.load import load_config
-from medgemma_tui.config.schema import COLOR_MODES, GRAPHICS_MODES, SECTIONS, Config
+from medgemma_tui.config.schema import COLOR_MODES, GRAPHICS_MODES, PROMPT_ORDERS, SECTIONS, Config, PromptConfig
 
-__all__ = ["COLOR_MODES", "GRAPHICS_MODES", "SECTIONS", "Config", "ConfigError", "load_config"]
+__all__ = ["COLOR_MODES", "GRAPHICS_MODES", "PROMPT_ORDERS", "SECTIONS", "Config", "ConfigError", "PromptConfig",
+           "load_config"]

@@ -168,6 +168,14 @@ def _row(value: Any, where: _Where) -> str | int:
     return _choice("decision", "first_answer", "answer", "question")(value, where)
 
 
+def _auto_or_count(value: Any, where: _Where) -> str | int:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise where.fail('"auto" or a whole number >= 0', value)
+
+
 def _key_table(value: Any, where: _Where) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise where.fail("a table of binding id = \"key\"", value)

@@ -1,6 +1,6 @@
 """What a run configuration is: its sections, their keys with defaults and checks, and ``Config``.
 
-Sections: [model] [data] [decoding] [analysis] [robustness] [faithfulness] [visualization] [app]
+Sections: [model] [data] [decoding] [prompt] [analysis] [robustness] [faithfulness] [visualization] [app]
 (with [app.keys]). Every key has a default, so an empty file (or no file) is a valid configuration;
 ``fixtures/medtui.example.toml`` lists every key with a comment. Unknown sections and keys are errors
 that name them; so are wrong types.
@@ -16,6 +16,7 @@ from typing import Any
 
 from medgemma_tui.config.checks import (
     ConfigError,
+    _auto_or_count,
     _choice,
     _describe,
     _device,
@@ -58,6 +59,20 @@ class DecodingConfig:
     max_new_tokens: int = _option(24, _integer(1))
 
 
+PROMPT_ORDERS = ("text_first", "image_first")  # where the image sits in the user turn, after or before the text
+GENERIC_QUESTION = "Describe the image."  # the relative view's generic prompt
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """The chat prompt put to the model: a research variable, recorded in run.json and in every meta."""
+
+    system: str | None = _option(None, _optional_text)  # a system turn; None = none
+    instruction: str | None = _option(None, _optional_text)  # appended to the question, e.g. "Answer yes or no."
+    order: str = _option("text_first", _choice(*PROMPT_ORDERS))  # text_first: the question, then the image
+    generic_question: str = _option(GENERIC_QUESTION, _text)  # the relative view's generic prompt
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     terms: tuple[str, ...] | None = _option(None, _text_list(allow_none=True))  # None = default lexicon
@@ -98,6 +113,7 @@ class FaithfulnessConfig:
     steps: int = _option(8, _integer(1))  # deletion / insertion steps
     baseline: str = _option("mean", _choice(*FAITHFULNESS_BASELINES))  # what removed cells become
     seed: int = _option(0, _integer(0))
+    random_orders: int = _option(8, _integer(1))  # seeded random orders, the baseline and its spread
 
 
 FIGURE_FORMATS = ("png", "pdf", "svg")  # what matplotlib writes for export.figures
@@ -116,6 +132,13 @@ class VisualizationConfig:
 
 COLOR_MODES = ("auto", "truecolor", "256", "16", "none")
 GRAPHICS_MODES = ("off", "auto", "sixel", "kitty")  # how the app draws the X-ray (app/graphics.py)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    # worker processes that write each row's files while the model answers the next rows: "auto" is one
+    # on a GPU host and none on a CPU (where the model already uses every core)
+    writers: str | int = _option("auto", _auto_or_count)
 
 
 @dataclass(frozen=True)
@@ -165,10 +188,12 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
     "decoding": DecodingConfig,
+    "prompt": PromptConfig,
     "analysis": AnalysisConfig,
     "robustness": RobustnessConfig,
     "faithfulness": FaithfulnessConfig,
     "visualization": VisualizationConfig,
+    "export": ExportConfig,
     "app": AppConfig,
     "methods": MethodsConfig,
 }
@@ -179,10 +204,12 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     visualization: VisualizationConfig = field(default_factory=VisualizationConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     app: AppConfig = field(default_factory=AppConfig)
     methods: MethodsConfig = field(default_factory=MethodsConfig)
     source: Path | None = field(default=None, compare=False)  # the TOML file, if any

@@ -1,4 +1,4 @@
-"""Exact attention capture through a registered attention function (DESIGN.md, facts 3, 7 and 8).
+"""Exact attention capture through a registered attention function (transformers' AttentionInterface).
 
 The text decoder runs ``capture_attention_forward``: SDPA computes the layer's output as usual, and
 while a ``CaptureSession`` is active the same post-RoPE queries and cached keys give

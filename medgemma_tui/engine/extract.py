@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.engine.capture import CaptureSession, capturing
-from medgemma_tui.engine.prompt import PromptInputs, build_prompt
+from medgemma_tui.engine.prompt import PromptInputs, build_prompt, prompt_json
 from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.engine.vision import VisionCache, with_features
 from medgemma_tui.model.loading import LoadedModel
@@ -18,7 +19,8 @@ XRAY_MAX_SIDE = 512
 
 
 def forbidden_tokens(config) -> list[int]:
-    """Image and begin/end-of-image tokens must never be generated (DESIGN.md, fact 9)."""
+    """Image and begin/end-of-image tokens must never be generated: a re-run would fail with "Image features
+    and image tokens do not match" (the README, "How attention is captured")."""
     return [config.image_token_index, config.boi_token_index, config.eoi_token_index]
 
 
@@ -63,14 +65,16 @@ def extract_record(
     keep_layer_mean: bool = True,
     image_path: str | None = None,
     vision: VisionCache | None = None,
+    prompt_settings: PromptConfig | None = None,
 ) -> AttentionRecord:
     """Greedy-generate the answer on the fast path and capture every question and answer row.
 
     With ``vision``, the film's image features are computed once and reused by the next rows on the
-    same film (``engine.vision``)."""
+    same film (``engine.vision``). ``prompt_settings`` (the config's ``[prompt]``) shape the chat
+    prompt; the record keeps them in ``extra["prompt"]``, so every later pass rebuilds the same prompt."""
     model, processor = loaded.model, loaded.processor
     t0 = time.perf_counter()
-    prompt = build_prompt(processor, model.config, image, question)
+    prompt = build_prompt(processor, model.config, image, question, prompt_settings)
     inputs = model_inputs(loaded, prompt)
     P = prompt.prompt_length
     text_config = model.config.get_text_config()
@@ -154,7 +158,7 @@ def assemble_record(
         xray=xray_as_seen(image, processor_input_size(loaded.processor)),
         image_size=image.size,
         image_path=image_path,
-        extra={"end_token_ids": sorted(ends)},
+        extra={"end_token_ids": sorted(ends), "prompt": prompt_json(prompt)},
     )
     record.validate()
     return record

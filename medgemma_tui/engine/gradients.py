@@ -1,13 +1,18 @@
-"""Maps that need the model beyond the answer pass: gradient-weighted attention, Grad-CAM, the generic prompt.
+"""Maps that need the model beyond the answer pass: gradient x attention, relevancy, Grad-CAM, the generic prompt.
 
 Each map is computed on request and kept in ``record.maps`` (record.py says their shapes), so every
-view stays a function of the record. All three read the same target: the logit of the first answer
-token that is not an end token, at the row that produced it (the position before it, DESIGN.md fact 3),
-which is the row ``views`` calls "first_answer".
+view stays a function of the record. The gradient maps read one target: the logit of the first answer
+token that is not an end token, at the row that produced it (the position before it: the README,
+"How attention is captured"), which is the row ``views`` calls "first_answer".
 
-- ``"gradient"`` (Chefer et al.): one teacher-forced pass over the record's fed sequence with eager
-  attention on the text decoder, so the probabilities are in the graph; the positive part of
-  A x dy/dA on the target row's image columns, per layer and head.
+- ``"gradient"``: the direct, one-layer term of Chefer et al. (2021, "Generic attention-model
+  explainability for interpreting bi-modal and encoder-decoder transformers"): one teacher-forced pass
+  over the record's fed sequence with eager attention on the text decoder, so the probabilities are in
+  the graph; the positive part of A x dy/dA on the target row's image columns, per layer and head,
+  with nothing propagated between layers.
+- ``"relevancy"``: Chefer et al.'s (2021) relevancy propagated through every decoder layer (their
+  self-attention rule, eqs. 5-6): R = I, then for each layer in order R += mean_heads((dy/dA * A)^+) R,
+  read at the target row over the image tokens: [N].
 - ``"gradcam"`` (Selvaraju et al.): on the last SigLIP encoder layer's output A [patches, channels],
   channel weights w_c = mean over patches of dy/dA_c, map ReLU(sum_c w_c A_c) over the patch grid, pooled
   to the token grid as ``Gemma3MultiModalProjector`` pools its features.
@@ -31,12 +36,12 @@ import torch
 from PIL import Image
 
 from medgemma_tui.engine.extract import extract_record, model_inputs
-from medgemma_tui.engine.prompt import GENERIC_PROMPT, build_prompt
+from medgemma_tui.engine.prompt import generic_settings, prompt_settings, record_prompt
 from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.engine.reference import text_attention
 from medgemma_tui.model.loading import LoadedModel
 
-MODEL_MAPS = ("gradient", "gradcam", "generic")
+MODEL_MAPS = ("gradient", "gradcam", "generic", "relevancy")
 
 
 # ---- the target: which logit the gradients are taken of -----------------------------------------
@@ -58,7 +63,7 @@ def teacher_forced_inputs(
 
     Later positions cannot change that row (text rows are causal), so the pass stops there.
     """
-    prompt = build_prompt(loaded.processor, loaded.config, image, record.question)
+    prompt = record_prompt(loaded.processor, loaded.config, image, record)
     P = prompt.prompt_length
     if P != record.prompt_length or not np.array_equal(prompt.input_ids, record.input_ids[:P]):
         raise ValueError("the prompt built for this image and question does not match the record's prompt")
@@ -132,6 +137,41 @@ def gradient_attention(loaded: LoadedModel, image: Image.Image, record: Attentio
     return np.clip(attn[..., start:end] * grad[..., start:end], 0, None).astype(np.float32)
 
 
+# ---- relevancy propagated through the layers (Chefer et al. 2021) --------------------------------------
+def relevancy_matrix(layers: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """R [S, S] from each layer's (A, dy/dA), both [H, S, S], taken in layer order (Chefer et al. 2021).
+
+    R starts as the identity (each token is relevant to itself); layer by layer
+    A_bar = mean over heads of the positive part of dy/dA * A (eq. 5), and R = R + A_bar R (eq. 6).
+    """
+    relevance = None
+    for attn, grad in layers:
+        a_bar = np.clip(np.asarray(grad, dtype=np.float64) * np.asarray(attn, dtype=np.float64), 0, None).mean(0)
+        relevance = np.eye(a_bar.shape[-1]) if relevance is None else relevance
+        relevance = relevance + a_bar @ relevance
+    if relevance is None:
+        raise ValueError("no layers to propagate relevancy through")
+    return relevance
+
+
+def relevancy(loaded: LoadedModel, image: Image.Image, record: AttentionRecord) -> np.ndarray:
+    """Chefer et al.'s (2021) relevancy of the image tokens for the answer logit, at the target row: [N] float32.
+
+    The same teacher-forced eager pass as ``attention_gradients``, keeping every row of each layer's
+    attention (the propagation mixes rows): [H, S', S'] per layer, moved to the CPU one layer at a time.
+    """
+    model = loaded.model
+    position, token = answer_target(record)
+    inputs = teacher_forced_inputs(loaded, image, record, position)
+    with frozen_for_gradients(model), leaf_at(model.get_input_embeddings()), text_attention(model, "eager"):
+        out = model(**inputs, output_attentions=True, use_cache=False, logits_to_keep=1)
+        grads = torch.autograd.grad(out.logits[0, -1, token], out.attentions)  # L x [1, H, S', S']
+    pairs = ((a[0].detach().float().cpu().numpy(), g[0].float().cpu().numpy()) for a, g in zip(out.attentions, grads,
+                                                                                                strict=True))
+    start, end = record.image_token_span
+    return relevancy_matrix(pairs)[position, start:end].astype(np.float32)
+
+
 # ---- Grad-CAM ----------------------------------------------------------------------------------------
 def last_vision_layer(model) -> torch.nn.Module:
     """The last SigLIP encoder layer (its output is what the projector pools, after the final norm)."""
@@ -178,10 +218,21 @@ def gradcam(loaded: LoadedModel, image: Image.Image, record: AttentionRecord) ->
 
 
 # ---- the generic prompt ------------------------------------------------------------------------------
-def generic_attention(loaded: LoadedModel, image: Image.Image, max_new_tokens: int = 4) -> np.ndarray:
-    """Image attention of the generic prompt's first answer row on the same image: [L, H, N] float32."""
-    generic = extract_record(loaded, image, GENERIC_PROMPT, max_new_tokens=max_new_tokens, keep_layer_mean=False)
-    return generic.image_attn[first_content_row(generic)].astype(np.float32)
+def generic_attention(loaded: LoadedModel, image: Image.Image, max_new_tokens: int = 4,
+                      record: AttentionRecord | None = None) -> dict[str, np.ndarray]:
+    """Image attention of the generic prompt on the same image, by the kind of row: three [L, H, N] float32.
+
+    ``"generic"`` is its first answer row, ``"generic_answers"`` the mean of its answer rows (end tokens
+    left out) and ``"generic_question"`` the mean of its question rows, so the relative view divides
+    like rows by like. The prompt takes ``record``'s system turn and image order (``generic_settings``).
+    """
+    settings = generic_settings(prompt_settings(record.extra.get("prompt") if record is not None else None))
+    generic = extract_record(loaded, image, settings.generic_question, max_new_tokens=max_new_tokens,
+                             keep_layer_mean=False, prompt_settings=settings)
+    attn = generic.image_attn
+    return {"generic": attn[first_content_row(generic)].astype(np.float32),
+            "generic_answers": attn[generic.content_answer_rows].mean(axis=0).astype(np.float32),
+            "generic_question": attn[generic.question_rows].mean(axis=0).astype(np.float32)}
 
 
 def add_model_views(
@@ -198,7 +249,9 @@ def add_model_views(
             record.maps["gradient"] = gradient_attention(loaded, image, record)
         elif name == "gradcam":
             record.maps["gradcam"] = gradcam(loaded, image, record)
+        elif name == "relevancy":
+            record.maps["relevancy"] = relevancy(loaded, image, record)
         else:
-            record.maps["generic"] = generic_attention(loaded, image)
-            record.extra["generic_prompt"] = GENERIC_PROMPT
+            record.maps.update(generic_attention(loaded, image, record=record))
+            record.extra["generic_prompt"] = prompt_settings(record.extra.get("prompt")).generic_question
         record.timings_s[f"map_{name}"] = time.perf_counter() - t0

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-# the generic prompt of the relative view: its map on the same image cancels sinks and image priors
-GENERIC_PROMPT = "Describe the image."
+from medgemma_tui.config.schema import GENERIC_QUESTION, PromptConfig
+
+# the generic prompt of the relative view by default: its map on the same image cancels sinks and image priors
+GENERIC_PROMPT = GENERIC_QUESTION
+DEFAULT_PROMPT = PromptConfig()
 
 
 @dataclass
@@ -19,6 +24,8 @@ class PromptInputs:
     question_positions: np.ndarray  # [Tq] token positions of the question's own tokens
     question_offsets: list[tuple[int, int]]  # [Tq] character span of each token within `question`
     image_token_span: tuple[int, int]  # [start, end)
+    settings: PromptConfig = DEFAULT_PROMPT  # system turn, instruction, image order
+    template: str = ""  # the chat template's text as given to the processor (one image placeholder)
 
     @property
     def input_ids(self) -> np.ndarray:
@@ -29,9 +36,44 @@ class PromptInputs:
         return int(self.inputs["input_ids"].shape[1])
 
 
-def chat_messages(question: str) -> list[dict[str, Any]]:
-    """MedGemma's VQA turn: the question, then the image (DESIGN.md, fact 1)."""
-    return [{"role": "user", "content": [{"type": "text", "text": question}, {"type": "image"}]}]
+def chat_messages(question: str, settings: PromptConfig = DEFAULT_PROMPT) -> list[dict[str, Any]]:
+    """The VQA turn: by default the question, then the image; an optional system turn and instruction.
+
+    The message format is transformers' multimodal chat format (``apply_chat_template`` with typed
+    content parts); Gemma 3's template places the image where its part stands.
+    """
+    text = f"{question} {settings.instruction}" if settings.instruction else question
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}, {"type": "image"}]
+    if settings.order == "image_first":
+        parts.reverse()
+    messages: list[dict[str, Any]] = []
+    if settings.system:
+        messages.append({"role": "system", "content": [{"type": "text", "text": settings.system}]})
+    messages.append({"role": "user", "content": parts})
+    return messages
+
+
+def generic_settings(settings: PromptConfig) -> PromptConfig:
+    """The generic prompt's own settings: the same system turn and image order, no instruction."""
+    return dataclasses.replace(settings, instruction=None)
+
+
+def prompt_json(prompt: PromptInputs) -> dict[str, Any]:
+    """What a record and a meta keep of the prompt: the settings and the exact template text fed."""
+    return {**dataclasses.asdict(prompt.settings), "text": prompt.template}
+
+
+def record_prompt(processor, config, image, record) -> PromptInputs:
+    """The prompt ``record`` was answered with, rebuilt for ``image`` (its question and its prompt settings)."""
+    return build_prompt(processor, config, image, record.question, prompt_settings(record.extra.get("prompt")))
+
+
+def prompt_settings(saved: Mapping[str, Any] | None) -> PromptConfig:
+    """The settings a record was answered with (``record.extra["prompt"]``); the default for older records."""
+    if not saved:
+        return DEFAULT_PROMPT
+    names = {spec.name for spec in dataclasses.fields(PromptConfig)}
+    return PromptConfig(**{k: v for k, v in saved.items() if k in names})
 
 
 def image_token_span(input_ids: np.ndarray, image_token_index: int, tokens_per_image: int) -> tuple[int, int]:
@@ -45,16 +87,23 @@ def image_token_span(input_ids: np.ndarray, image_token_index: int, tokens_per_i
     return start, end
 
 
-def build_prompt(processor, config, image, question: str) -> PromptInputs:
-    """Tokenise the chat prompt with the image; locate the question's tokens through the offsets."""
+def build_prompt(processor, config, image, question: str, settings: PromptConfig | None = None) -> PromptInputs:
+    """Tokenise the chat prompt with the image; locate the question's tokens through the offsets.
+
+    The question is looked for after the system turn, so a system text that quotes it is not taken
+    for it; the image tokens are found from the ids (``image_token_span``), wherever the order put them.
+    """
+    settings = settings if settings is not None else DEFAULT_PROMPT
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
-    template = processor.apply_chat_template(chat_messages(question), add_generation_prompt=True, tokenize=False)
+    template = processor.apply_chat_template(chat_messages(question, settings), add_generation_prompt=True,
+                                             tokenize=False)
     enc = processor(text=template, images=image, return_tensors="pt", return_offsets_mapping=True)
     offsets = enc.pop("offset_mapping")[0].tolist()
     expanded = template.replace(processor.boi_token, processor.full_image_sequence, 1)
-    q_start = expanded.find(question)
+    system_at = expanded.find(settings.system) if settings.system else -1
+    q_start = expanded.find(question, system_at + len(settings.system) if system_at >= 0 else 0)
     if q_start < 0:
         raise ValueError("the question does not appear in the prompt text")
     q_end = q_start + len(question)
@@ -72,4 +121,6 @@ def build_prompt(processor, config, image, question: str) -> PromptInputs:
         question_positions=np.asarray(positions, dtype=np.int64),
         question_offsets=spans,
         image_token_span=span,
+        settings=settings,
+        template=template,
     )

@@ -54,9 +54,11 @@ class AttentionRecord:
     timings_s: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     # views that need the model beyond the answer pass, computed on request and kept with the record:
-    # "gradient" [L, H, N] (attention x gradient, positive part, of the first answer row), "gradcam" [N]
-    # (Grad-CAM on the last SigLIP layer pooled to the grid), "generic" [L, H, N] (the first answer
-    # row of the generic prompt on the same image, for the relative view)
+    # "gradient" [L, H, N] (attention x gradient, positive part, of the first answer row), "relevancy" [N]
+    # (relevancy propagated through the layers, same row), "gradcam" [N] (Grad-CAM on the last SigLIP
+    # layer pooled to the grid), and for the relative view the generic prompt's rows on the same image:
+    # "generic" [L, H, N] (its first answer row), "generic_answers" and "generic_question" [L, H, N]
+    # (the means of its answer rows and of its question rows)
     maps: dict[str, np.ndarray] = field(default_factory=dict)
 
     # ---- shape facts -------------------------------------------------------------------------

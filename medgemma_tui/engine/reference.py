@@ -14,7 +14,7 @@ import torch
 
 from medgemma_tui.engine.capture import CAPTURE_ATTENTION
 from medgemma_tui.engine.extract import model_inputs
-from medgemma_tui.engine.prompt import build_prompt
+from medgemma_tui.engine.prompt import record_prompt
 from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.model.loading import LoadedModel
 
@@ -31,7 +31,7 @@ def text_attention(model, implementation: str):
 @torch.no_grad()
 def eager_attentions(loaded: LoadedModel, image, record: AttentionRecord) -> list[np.ndarray]:
     """Per layer [H, S, S] float32 eager attention over the record's fed sequence."""
-    prompt = build_prompt(loaded.processor, loaded.config, image, record.question)
+    prompt = record_prompt(loaded.processor, loaded.config, image, record)
     inputs = model_inputs(loaded, prompt)
     answer = torch.as_tensor(record.input_ids[record.prompt_length :], device=loaded.device)[None]
     inputs["input_ids"] = torch.cat([inputs["input_ids"], answer], dim=1)

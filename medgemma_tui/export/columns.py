@@ -59,6 +59,7 @@ RESULT_COLUMNS = (
     "gated_terms",
     "image_width",
     "image_height",
+    "mask_quality",
     "box_area_fraction",
     *METRIC_NAMES,
     *SHARE_NAMES,
@@ -69,7 +70,7 @@ COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
 TEXT_COLUMNS = frozenset(
     {"key", "study_id", "dicom_id", "image_path", "question", "baseline_question", "question_variant", "strategy",
      "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason", "decision_token",
-     "map_view", "map_rows",
+     "map_view", "map_rows", "mask_quality",
      "map_layers", "map_heads", "gated_terms", "error"}
 )
 
@@ -143,6 +144,7 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
         "gated_terms": ";".join(analysis.gating.terms),
         "image_width": width,
         "image_height": height,
+        "mask_quality": analysis.masks.quality if analysis.masks is not None else "",
         "box_area_fraction": (box_area_fraction(list(result.sample.bbox), (width, height), record.grid)
                               if result.sample.bbox else math.nan),
         "error": "",

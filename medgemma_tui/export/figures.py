@@ -283,7 +283,7 @@ def full_figure(
     alpha: float = 0.45,
 ) -> Figure:
     """X-ray, raw grid with a colour bar, masks, masked map, overlay, metrics, question and answer."""
-    from medgemma_tui.analysis.masks import mask_to_grid
+    from medgemma_tui.analysis.grid import mask_to_grid
 
     record = analysis.record
     grid = np.asarray(analysis.grid, dtype=np.float64)

@@ -67,11 +67,14 @@ def dataset_intervals(done: pd.DataFrame, focal: pd.DataFrame | None, groups: pd
         key_study = dict(zip(done["key"].astype(str), study, strict=False))
         faith_study = faithfulness["key"].astype(str).map(lambda key: key_study.get(key, key)).to_numpy()
         for curve in ("deletion", "insertion"):
-            if f"{curve}_auc" in faithfulness and f"{curve}_auc_random" in faithfulness:
-                ours, rand = _column(faithfulness, f"{curve}_auc"), _column(faithfulness, f"{curve}_auc_random")
+            for kind in ("", "_prob"):  # the log-probability curves and the probability curves
+                if f"{curve}_auc{kind}" not in faithfulness or f"{curve}_auc{kind}_random" not in faithfulness:
+                    continue
+                ours = _column(faithfulness, f"{curve}_auc{kind}")
+                rand = _column(faithfulness, f"{curve}_auc{kind}_random")
                 # a deletion curve that falls faster than random has the smaller area: gain = random - ours
                 after, before = (rand, ours) if curve == "deletion" else (ours, rand)
-                out[f"{curve}_gain"] = _interval(paired_difference_ci(after, before, faith_study, n=RESAMPLES,
-                                                                      seed=SEED))
+                out[f"{curve}_gain{kind}"] = _interval(paired_difference_ci(after, before, faith_study,
+                                                                            n=RESAMPLES, seed=SEED))
     return out
 

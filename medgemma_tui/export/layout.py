@@ -7,7 +7,7 @@ OUT/
   grids/{key}_grid.npy            16x16 float32 map of the configured view, sums to 1
   grids/{key}_meta.json           every scalar of the row plus token lists, gating, image span
   attention/{key}.safetensors     the AttentionRecord (export.record_io)
-  masks/{key}_body.png, masks/{key}_lungs.png
+  masks/{key}_{body,lungs,lung_right,lung_left,mediastinum}.png   0/255, the film's size
   overlays/{key}_overlay.png      heatmap over the X-ray, at the X-ray's own resolution
   visualizations/{key}_full.png   multi-panel figure
   robustness/{key}.json           the robustness and faithfulness studies of the row
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 CSV_NAME = "evaluation_results.csv"
 RUN_NAME = "run.json"
 LOCK_NAME = ".medtui.lock"
+MASK_PARTS = ("body", "lungs", "lung_right", "lung_left", "mediastinum")  # masks/{key}_{part}.png
 SUBDIRS = ("grids", "attention", "masks", "overlays", "visualizations", "robustness", "analysis")
 
 
@@ -60,6 +61,10 @@ class TreeLayout:
     def body_mask_path(self, key: str) -> Path:
         return self.root / "masks" / f"{key}_body.png"
 
+    def mask_path(self, key: str, part: str) -> Path:
+        """``masks/{key}_{part}.png``: part is body, lungs, lung_right, lung_left or mediastinum."""
+        return self.root / "masks" / f"{key}_{part}.png"
+
     def lungs_mask_path(self, key: str) -> Path:
         return self.root / "masks" / f"{key}_lungs.png"
 
@@ -81,8 +86,8 @@ class TreeLayout:
         vis = None if config is None else config.visualization
         files = {"grid": self.grid_path(key), "meta": self.meta_path(key), "attention": self.record_path(key)}
         if vis is None or vis.save_masks:
-            files["mask_body"] = self.body_mask_path(key)
-            files["mask_lungs"] = self.lungs_mask_path(key)
+            for part in MASK_PARTS:
+                files[f"mask_{part}"] = self.mask_path(key, part)
         if vis is None or vis.save_overlays:
             files["overlay"] = self.overlay_path(key)
         if vis is None or vis.save_full:

@@ -1,6 +1,10 @@
 """The studies of a whole tree as tables: one row per sample and perturbation, one per sample's curves.
 
-Read from the contents of a tree's ``robustness/{key}.json`` files; no model.
+Read from the contents of a tree's ``robustness/{key}.json`` files; no model. The faithfulness table
+has each sample's AUCs (log-probability and probability curves), the random orders' mean and SD,
+the gains and the ``beats_random`` flags; its summary gives their means, the share of samples that
+beat random, and the same split by answer label (a "no" answer's deletion curve follows the
+probability of "no", which removing a finding's evidence need not lower) and by finding.
 """
 
 from __future__ import annotations
@@ -23,16 +27,55 @@ class StudyTables:
 
 ROBUSTNESS_COLUMNS = ("key", "perturbation", "strength", "reference_label", "answer_label", "flip", "js",
                       "pearson", "top_iou", "mass_outside_film")
-FAITHFULNESS_COLUMNS = ("key", "baseline", "steps", "deletion_auc", "deletion_auc_random", "deletion_gain",
-                        "insertion_auc", "insertion_auc_random", "insertion_gain", "full_image_logprob",
-                        "neutral_image_logprob")
+# the study's names: deletion_auc, deletion_auc_random, ..., and for the probability curves deletion_auc_prob,
+# deletion_auc_prob_random, deletion_auc_prob_random_sd, deletion_gain_prob, ...
+CURVE_COLUMNS = tuple(f"{curve}_{column}" for curve in ("deletion", "insertion") for kind in ("", "_prob")
+                      for column in (f"auc{kind}", f"auc{kind}_random", f"auc{kind}_random_sd", f"gain{kind}",
+                                     f"z{kind}", f"orders_beaten{kind}"))
+FLAG_COLUMNS = tuple(f"{curve}_beats_random{kind}" for curve in ("deletion", "insertion") for kind in ("", "_prob"))
+FAITHFULNESS_COLUMNS = ("key", "answer_label", "finding", "target_token", "baseline", "steps", "random_orders",
+                        *CURVE_COLUMNS, *FLAG_COLUMNS, "full_image_logprob", "neutral_image_logprob",
+                        "full_image_prob", "neutral_image_prob")
+SUMMARY_COLUMNS = (*CURVE_COLUMNS, "full_image_prob", "neutral_image_prob")  # averaged in the summary
 SUMMARY_DELTAS = ("entropy_norm", "inside_body_ratio", "inside_lungs_ratio", "mass_in_box", "image_share")
 
 
-def summarise_studies(files: Iterable[Mapping[str, Any]]) -> StudyTables:
-    """Tables and summary numbers from the contents of a tree's ``robustness/{key}.json`` files."""
+def faithfulness_row(key: Any, faith: Mapping[str, Any], labels: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One sample's faithfulness numbers; the answer label and finding from ``labels`` (the CSV) when there."""
+    row = {c: faith.get(c) for c in FAITHFULNESS_COLUMNS}
+    row.update(key=key, target_token=(faith.get("target") or {}).get("text"),
+               random_orders=faith.get("random_order_count", len(faith.get("random_orders", []))))
+    row.update({k: v for k, v in labels.get(str(key), {}).items() if k in ("answer_label", "finding")})
+    row["answer_label"] = str(row["answer_label"] or "")
+    row["finding"] = str(row["finding"] or "")
+    return row
+
+
+def faithfulness_summary(part: pd.DataFrame) -> dict[str, Any]:
+    """Means of the numbers, the share of samples that beat random (by the flag and by a positive gain)."""
+    out: dict[str, Any] = {"samples": len(part), "random_orders": _mean(part["random_orders"])}
+    out.update({f"mean_{c}": _mean(part[c]) for c in SUMMARY_COLUMNS})
+    out.update({flag: _mean(part[flag].astype(float)) for flag in FLAG_COLUMNS})
+    out.update({f"{curve}_gain{kind}_positive": _positive_share(part[f"{curve}_gain{kind}"])
+                for curve in ("deletion", "insertion") for kind in ("", "_prob")})
+    return out
+
+
+def _positive_share(values: pd.Series) -> float | None:
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    return _mean((numbers > 0).astype(float).where(numbers.notna()))
+
+
+def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, Mapping[str, Any]] | None = None
+                      ) -> StudyTables:
+    """Tables and summary numbers from the contents of a tree's ``robustness/{key}.json`` files.
+
+    ``labels``: by key, a row's ``answer_label`` and ``finding`` (from the tree's CSV), which win over
+    the ones the study kept."""
+    labels = labels or {}
     rob_rows, faith_rows = [], []
-    for payload in files:
+    payloads = list(files)
+    for payload in payloads:
         rob = payload.get("robustness")
         if rob:
             for entry in rob.get("perturbations", []):
@@ -52,7 +95,7 @@ def summarise_studies(files: Iterable[Mapping[str, Any]]) -> StudyTables:
                 })
         faith = payload.get("faithfulness")
         if faith:
-            faith_rows.append({"key": payload.get("key"), **{c: faith.get(c) for c in FAITHFULNESS_COLUMNS[1:]}})
+            faith_rows.append(faithfulness_row(payload.get("key"), faith, labels))
     robustness = pd.DataFrame(rob_rows)
     if robustness.empty:
         robustness = pd.DataFrame(columns=ROBUSTNESS_COLUMNS)
@@ -78,9 +121,12 @@ def summarise_studies(files: Iterable[Mapping[str, Any]]) -> StudyTables:
         }
     if not faithfulness.empty:
         summary["faithfulness"] = {
-            "samples": len(faithfulness),
-            **{f"mean_{c}": _mean(faithfulness[c]) for c in FAITHFULNESS_COLUMNS[3:]},
-            "deletion_beats_random": _mean(faithfulness["deletion_gain"].astype(float) > 0),
-            "insertion_beats_random": _mean(faithfulness["insertion_gain"].astype(float) > 0),
+            **faithfulness_summary(faithfulness),
+            "beats_random_rule": next((f["beats_random_rule"] for f in (p.get("faithfulness") for p in payloads)
+                                       if f and f.get("beats_random_rule")), None),
+            "by_answer_label": {str(label or "(none)"): faithfulness_summary(part)
+                                for label, part in faithfulness.groupby("answer_label", sort=True)},
+            "by_finding": {str(finding or "(none)"): faithfulness_summary(part)
+                           for finding, part in faithfulness.groupby("finding", sort=True)},
         }
     return StudyTables(robustness, faithfulness, summary)

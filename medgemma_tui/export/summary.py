@@ -65,6 +65,18 @@ def boxed_rows(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return boxed, focal
 
 
+def robust_summary(values) -> dict[str, float | None]:
+    """Median and interquartile range of the finite values (None without any)."""
+    import pandas as pd
+
+    finite = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
+    finite = finite[np.isfinite(finite)]
+    if finite.empty:
+        return {"median": None, "q1": None, "q3": None, "n": 0}
+    q1, median, q3 = np.percentile(finite, [25, 50, 75])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3), "n": int(len(finite))}
+
+
 def chance_column(rows: pd.DataFrame) -> str:
     """The pointing game's chance by the same hit rule (``pointing_chance``); trees written before it
     have only the box's area fraction."""
@@ -115,6 +127,9 @@ def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] 
         if "answer_label" in done else {},
         "metrics": {name: finite_mean(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES, *BOX_METRIC_NAMES)
                     if name in done},
+        # a few extreme rows can own a mean (cnr runs into the thousands where the outside is flat)
+        "metrics_robust": {name: robust_summary(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES,
+                                                                         *BOX_METRIC_NAMES) if name in done},
     }
     summary.update(pointing_game(done))
     if consistency is None:
@@ -180,7 +195,10 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any]
     paths = [p for p in paths if p.exists()]
     if not paths:
         return {}, pd.DataFrame()
-    tables = summarise_studies(json.loads(p.read_text(encoding="utf-8")) for p in paths)
+    done = finished(rows)
+    labels = {str(row["key"]): {name: row[name] for name in ("answer_label", "finding") if name in done}
+              for _, row in done.iterrows()}
+    tables = summarise_studies((json.loads(p.read_text(encoding="utf-8")) for p in paths), labels)
     if not tables.robustness.empty:
         write_csv_atomic(tables.robustness, tree.analysis_dir / "robustness.csv")
     if not tables.faithfulness.empty:

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ from medgemma_tui.errors import MedtuiError
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import save_npy_atomic, save_png_atomic, write_bytes_atomic, write_json_atomic
 from medgemma_tui.export.columns import COLUMNS, csv_cell, result_columns, sample_columns
-from medgemma_tui.export.layout import LOCK_NAME, SUBDIRS, TreeLayout
+from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
 from medgemma_tui.export.record_io import save_record
 
 if TYPE_CHECKING:
@@ -143,11 +143,16 @@ class ResultsTree(TreeLayout):
 
     def put_row(self, row: dict[str, Any]) -> None:
         """Add or replace the row of ``row["key"]`` and rewrite the CSV atomically (rows in dataset order)."""
-        cells = {name: csv_cell(value) for name, value in row.items()}
-        for name in cells:
-            if name not in COLUMNS and name not in self._extra_columns:
-                self._extra_columns.append(name)
-        self.rows[cells["key"]] = cells
+        self.put_rows([row])
+
+    def put_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Add or replace several rows, then rewrite the CSV once (``medtui merge`` adds rows in bulk)."""
+        for row in rows:
+            cells = {name: csv_cell(value) for name, value in row.items()}
+            for name in cells:
+                if name not in COLUMNS and name not in self._extra_columns:
+                    self._extra_columns.append(name)
+            self.rows[cells["key"]] = cells
         self.write_csv()
 
     def write_csv(self) -> None:
@@ -171,6 +176,13 @@ class ResultsTree(TreeLayout):
 
     def write_sample(self, result: SampleResult, config: Config | None = None) -> dict[str, Any]:
         """Write every file of one finished sample, then its CSV row. Returns the row."""
+        row = self.write_files(result, config)
+        self.put_row(row)
+        return row
+
+    def write_files(self, result: SampleResult, config: Config | None = None) -> dict[str, Any]:
+        """Write every file of one finished sample (not its CSV row, which only the run's one writer of the
+        CSV puts, once the files exist); returns the row to put. Safe in another process."""
         config = config if config is not None else Config()
         key = result.sample.key
         analysis = result.analysis
@@ -186,10 +198,11 @@ class ResultsTree(TreeLayout):
         save_record(record, files["attention"])
         save_npy_atomic(files["grid"], grid)
         if "mask_body" in files and analysis.masks is not None:
-            save_png_atomic(files["mask_body"], np.where(analysis.masks.body, 255, 0).astype(np.uint8))
-            save_png_atomic(files["mask_lungs"], np.where(analysis.masks.lungs, 255, 0).astype(np.uint8))
+            for part in MASK_PARTS:
+                save_png_atomic(files[f"mask_{part}"], np.where(getattr(analysis.masks, part), 255, 0).astype(np.uint8))
         elif "mask_body" in files:
-            del files["mask_body"], files["mask_lungs"]
+            for part in MASK_PARTS:
+                del files[f"mask_{part}"]
         if "overlay" in files:
             figures.save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
         if "full" in files:
@@ -212,6 +225,8 @@ class ResultsTree(TreeLayout):
             "bbox_boxes": [list(b) for b in result.sample.bbox],
             "image_token_span": list(record.image_token_span),
             "prompt_length": record.prompt_length,
+            # the chat prompt's settings ([prompt]) and the template text given to the processor
+            "prompt": record.extra.get("prompt"),
             "tokens": record.tokens,
             "question_positions": record.question_positions,
             "question_tokens": [record.tokens[int(p)] for p in record.question_positions],
@@ -229,7 +244,6 @@ class ResultsTree(TreeLayout):
         missing = [str(p) for p in files.values() if not p.exists()]
         if missing:
             raise OSError(f"files missing after writing {key}: {', '.join(missing)}")
-        self.put_row(row)
         return row
 
     # -- run.json
@@ -250,7 +264,9 @@ def spec_json(spec) -> dict[str, Any]:
             "head_mode": spec.head_mode, "head": spec.head}
 
 
-def mask_areas(masks) -> dict[str, float] | None:
+def mask_areas(masks) -> dict[str, Any] | None:
+    """Each mask's share of the film, and the masks' plausibility check."""
     if masks is None:
         return None
-    return {name: float(np.mean(getattr(masks, name))) for name in ("body", "lung_right", "lung_left", "lungs")}
+    return {**masks.areas(), "lungs": float(np.mean(masks.lungs)), "quality": masks.quality,
+            "quality_reasons": list(masks.quality_reasons), "fallback": list(masks.fallback)}

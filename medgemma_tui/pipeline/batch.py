@@ -108,22 +108,26 @@ def free_accelerator_memory() -> None:
 
 
 class FilmAtHand:
-    """The film of the rows being answered: read from disk once and its vision pass computed once, for
-    every row on it in a row (``film_order`` puts them together); memory holds one film at a time."""
+    """The film of the rows being answered: read from disk once, its vision pass and its anatomy masks
+    computed once, for every row on it in a row (``film_order`` puts them together); memory holds one
+    film at a time."""
 
     def __init__(self) -> None:
         self.path = None
         self.film = None
+        self.masks = None
         self.vision = VisionCache()
 
     def answer(self, loaded: LoadedModel, sample: Sample, settings: RowSettings) -> SampleResult:
         if sample.image != self.path:
-            self.path, self.film = sample.image, None
+            self.path, self.film, self.masks = sample.image, None, None
             self.vision.clear()
         if self.film is None:
             check_row(sample)
             self.film = load_image(sample.image)
-        return answer_row(loaded, sample, settings, film=self.film, vision=self.vision)
+        result = answer_row(loaded, sample, settings, film=self.film, vision=self.vision, masks=self.masks)
+        self.masks = result.analysis.masks
+        return result
 
 
 def film_order(samples: Sequence[Sample]) -> list[Sample]:

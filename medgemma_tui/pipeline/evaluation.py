@@ -27,6 +27,7 @@ from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.batch import Progress, Study, film_order, run_batch
 from medgemma_tui.pipeline.interrupts import interrupts_noted
 from medgemma_tui.pipeline.sample import RowSettings, needs_model
+from medgemma_tui.pipeline.writers import OverlappedTreeSink
 
 
 @dataclass
@@ -69,6 +70,7 @@ class TreeSink:
 
     def __init__(self, tree: ResultsTree, config: Config):
         self.tree, self.config = tree, config
+        self.write_failures: list[dict[str, str]] = []
 
     def finished(self, result: SampleResult) -> None:
         self.tree.write_sample(result, self.config)
@@ -80,6 +82,17 @@ class TreeSink:
 def model_needed(samples: Sequence[Sample], tree: ResultsTree, resume: bool = True) -> bool:
     """Whether a run of ``samples`` into ``tree`` will put any row to the model."""
     return any(needs_model(s) for s in pending_samples(samples, tree, resume))
+
+
+def writer_processes(config: Config, loaded: LoadedModel | None, rows: int) -> int:
+    """How many worker processes write files: ``[export] writers``, where "auto" is one on a GPU host
+    (its CPU is otherwise idle while the GPU answers) and none on a CPU, where the model uses every core."""
+    wanted = config.export.writers
+    if rows < 2 or loaded is None:
+        return 0
+    if wanted == "auto":
+        return 1 if str(loaded.device).startswith("cuda") else 0
+    return int(wanted)
 
 
 def pending_samples(samples: Sequence[Sample], tree: ResultsTree, resume: bool = True) -> list[Sample]:
@@ -148,10 +161,18 @@ def run_evaluation(
         if progress is not None:
             progress(p)
 
+    writers = writer_processes(config, loaded, len(pending))
     with interrupts_noted() as interrupted, tree_run(tree, loaded, config, counts, run_info, analysis_plots) as run:
-        batch = run_batch(loaded, pending, settings, TreeSink(tree, config), studies=studies, progress=report,
-                          should_stop=should_stop, interrupted=interrupted, skipped=counts.skipped)
-        counts.done, counts.failed, counts.failures = batch.done, batch.failed, batch.failures
+        sink = OverlappedTreeSink(tree, config, writers) if writers else TreeSink(tree, config)
+        try:
+            batch = run_batch(loaded, pending, settings, sink, studies=studies, progress=report,
+                              should_stop=should_stop, interrupted=interrupted, skipped=counts.skipped)
+        finally:
+            if writers:
+                sink.close()
+        late = sink.write_failures
+        counts.done, counts.failed = batch.done - len(late), batch.failed + len(late)
+        counts.failures = batch.failures + late
         counts.interrupted = batch.interrupted
         run["timings_s"] = {**run.get("timings_s", {}), **sample_timings(batch.sample_times)}
         report(Progress("analysis", len(pending), batch.done + batch.failed, batch.done, batch.failed,

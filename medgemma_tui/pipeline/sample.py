@@ -10,9 +10,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
+from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.engine.extract import extract_record
@@ -36,15 +38,17 @@ class RowSettings:
     terms: tuple[str, ...] | None = None
     max_new_tokens: int = 24
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX
+    prompt: PromptConfig = PromptConfig()  # the chat prompt ([prompt]): system turn, instruction, image order
 
     @classmethod
     def from_config(cls, config: Config) -> RowSettings:
-        """The map of ``grids/`` and the overlay from ``[analysis]``, the decoding from ``[decoding]``."""
+        """The map of ``grids/`` and the overlay from ``[analysis]``, the decoding from ``[decoding]``, the
+        chat prompt from ``[prompt]``."""
         analysis = config.analysis
         spec = DEFAULT_SPEC.with_(view=analysis.map_view, rows=analysis.default_row, layers=analysis.layer_span)
         terms = tuple(analysis.terms) if analysis.terms else None
         return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens,
-                   pointing_tolerance_px=analysis.pointing_tolerance_px)
+                   pointing_tolerance_px=analysis.pointing_tolerance_px, prompt=config.prompt)
 
     def with_view(self, view: str | None) -> RowSettings:
         if view is None:
@@ -70,26 +74,26 @@ def check_row(sample: Sample) -> None:
 
 
 def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film: LoadedImage | None = None,
-               vision: VisionCache | None = None) -> SampleResult:
+               vision: VisionCache | None = None, masks: AnatomyMasks | None = None) -> SampleResult:
     """Answer one row and analyse it; the views that need the model again are computed first.
 
     ``film`` and ``vision`` carry the film at hand from the previous row on the same image: the file
-    is not read again, and its vision pass is reused (``engine.vision``)."""
+    is not read again, its vision pass is reused (``engine.vision``) and so are its anatomy ``masks``."""
     check_row(sample)
     film = film if film is not None else load_image(sample.image)
     record = answer_film(loaded, sample, film, settings, vision)
-    return analyse_row(sample, film, record, settings, loaded)
+    return analyse_row(sample, film, record, settings, loaded, masks)
 
 
 def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings,
                 vision: VisionCache | None = None):
     """The answer to the row's question about ``film`` and its attention record."""
     return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
-                          image_path=str(sample.image), vision=vision)
+                          image_path=str(sample.image), vision=vision, prompt_settings=settings.prompt)
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
-                loaded: LoadedModel | None = None) -> SampleResult:
+                loaded: LoadedModel | None = None, masks: AnatomyMasks | None = None) -> SampleResult:
     """The analysis of an answered row; a model view (gradient, relative) asks ``loaded`` for its map."""
     if settings.spec.view in MODEL_VIEWS and MODEL_VIEWS[settings.spec.view] not in record.maps:
         if loaded is None:
@@ -99,5 +103,6 @@ def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings
         add_model_views(loaded, film.rgb, record, [MODEL_VIEWS[settings.spec.view]])
     analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
                               ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
-                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px)
+                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
+                              masks=masks)
     return SampleResult(sample=sample, film=film, analysis=analysis)

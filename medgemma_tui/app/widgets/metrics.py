@@ -18,6 +18,7 @@ SHOWN = (
     ("top10_mass", "top-10% mass"),
     ("inside_lungs_ratio", "inside lungs"),
     ("inside_body_ratio", "inside body"),
+    ("inside_mediastinum_ratio", "inside mediastinum"),
     ("border_fraction", "border"),
     ("left_fraction", "image left"),
     ("right_fraction", "image right"),
@@ -66,6 +67,10 @@ class MetricsPanel(Static):
             self.update("")
             return
         description = Text(frame.view.description, style="italic dim")
+        masks = frame.analysis.masks
+        if masks is not None and not masks.ok:
+            description.append(f"\nmasks: implausible ({', '.join(masks.quality_reasons)}): lung metrics left empty",
+                               style="bold")
         width = max(1, self.content_size.width)
         lines = len(description.wrap(self.app.console, width))
         shape = (lines, tuple(name in frame.metrics for name, _ in SHOWN), width >= 56, width)

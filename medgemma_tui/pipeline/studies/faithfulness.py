@@ -6,10 +6,24 @@
   the top 10% cells, every map metric's delta). Costs one ``extract_record`` per perturbation.
 - ``faithfulness_study``: deletion and insertion curves. Image tokens are removed (deletion) or
   restored onto an all-neutral image (insertion) in the order of the map, most attended first, and the
-  log-probability of the answer's first content token is followed; the same curves for seeded random
-  orders are the baseline. All the inputs of every curve go through the decoder as batches of
-  ``inputs_embeds``: ``2 + 2 (steps - 1) (1 + random_orders)`` sequences, ``batch_size`` at a time,
-  plus one vision pass (two with the ``blur`` baseline).
+  followed answer token's log-probability and probability are read at each step (the probability
+  curve is the one of RISE, Petsiuk et al. 2018; the log-probability curve spreads out the low end);
+  the same curves for ``random_orders`` seeded random orders are the baseline, reported with their
+  spread. All the inputs of every curve go through the decoder as batches of ``inputs_embeds``:
+  ``2 + 2 (steps - 1) (1 + random_orders)`` sequences, ``batch_size`` at a time, plus one vision pass
+  (two with the ``blur`` baseline).
+
+The followed token is the one whose row the map read (``followed_index``): the verdict token for
+the default ``decision`` row ("no" in "Based on the image, there is no effusion."), fed the answer
+tokens before it.
+
+Against random (``compare_to_random``), per curve and per kind (log-probability, probability): the
+map's AUC, the random orders' AUCs (each, their mean and sample SD), ``gain`` (the map's advantage
+over the random mean: random - map for deletion, map - random for insertion), ``z`` (gain / SD),
+``orders_beaten`` (the share of random orders the map's AUC beats) and ``beats_random``: the map's
+AUC beats every random order *and* its gain exceeds 2 SD of the random AUCs (with one random order,
+where an SD cannot be estimated, beating it). With 8 orders a map ranked at random beats all of them
+1 time in 9; the 2 SD margin makes the flag stricter than that.
 
 What a removed image token becomes (``[faithfulness] baseline``):
 
@@ -56,31 +70,34 @@ def faithfulness_study(
     grid: np.ndarray,
     config: Config,
     *,
-    random_orders: int = 1,
+    random_orders: int | None = None,
     batch_size: int = 16,
+    token_index: int | None = None,
 ) -> dict[str, Any]:
     """Deletion and insertion curves of ``grid``'s order against seeded random orders.
 
     ``film`` is the LoadedImage (or the PIL image) and ``record`` the AttentionRecord the map came
     from; ``config.faithfulness`` gives ``steps`` (curve points are the fractions 0, 1/steps, ..., 1 of
-    the image tokens), ``baseline`` (mean, zero or blur; see the module docstring) and ``seed`` (the
-    random orders). The followed token is the answer's first content token, fed the answer tokens
-    before it when there are any. AUCs are trapezoids over the fraction axis, so an AUC is the curve's
+    the image tokens), ``baseline`` (mean, zero or blur; see the module docstring), ``seed`` and
+    ``random_orders`` (the random orders; the argument overrides the config's count). The followed
+    token is answer token ``token_index`` (default: the first content token), fed the answer tokens
+    before it. AUCs are trapezoids over the fraction axis, so an AUC is the curve's
     mean: a faithful map has a lower deletion AUC and a higher insertion AUC than random.
     """
     import torch
 
     from medgemma_tui.engine.extract import model_inputs
-    from medgemma_tui.engine.prompt import build_prompt
+    from medgemma_tui.engine.prompt import record_prompt
 
     started = time.perf_counter()
     faith = config.faithfulness
     steps = int(faith.steps)
+    random_orders = int(faith.random_orders if random_orders is None else random_orders)
     if steps < 1 or random_orders < 1 or batch_size < 1:
         raise ValueError("steps, random_orders and batch_size must be >= 1")
     model, processor = loaded.model, loaded.processor
     image = film.rgb if hasattr(film, "rgb") else film
-    prompt = build_prompt(processor, model.config, image, record.question)
+    prompt = record_prompt(processor, model.config, image, record)
     inputs = model_inputs(loaded, prompt)
     P = prompt.prompt_length
     if P != record.prompt_length or not np.array_equal(prompt.input_ids, record.input_ids[:P]):
@@ -91,7 +108,7 @@ def faithfulness_study(
     if weights.size != n:
         raise ValueError(f"the map has {weights.size} cells, the prompt {n} image tokens")
 
-    token = first_answer_token(record)
+    token = first_answer_token(record) if token_index is None else answer_token(record, token_index)
     prefix = np.asarray(record.answer_ids[:token["index"]], dtype=np.int64)
     device = loaded.device
     ids = torch.cat([inputs["input_ids"], torch.as_tensor(prefix, device=device)[None]], dim=1)  # [1, S]
@@ -102,7 +119,7 @@ def faithfulness_study(
         image_mask = ids == model.config.image_token_index
         text = model.get_input_embeddings()(ids.masked_fill(image_mask, 0))  # [1, S, D]; image ids may be OOV
         features = image_features(model, inputs["pixel_values"]).to(text.dtype)  # [N, D]
-        neutral = neutral_tokens(loaded, image, record.question, features, faith.baseline)  # [N, D]
+        neutral = neutral_tokens(loaded, image, record, features, faith.baseline)  # [N, D]
 
         map_order = np.argsort(-weights, kind="stable")  # most attended first, ties in row-major order
         rng = np.random.default_rng(faith.seed)
@@ -131,34 +148,102 @@ def faithfulness_study(
         "cells": counts,
         "order": "map, most attended first (ties in row-major order)",
         "map_order": map_order.tolist(),
+        "random_order_count": random_orders,
         "random_orders": [o.tolist() for o in shuffled],
+        "beats_random_rule": BEATS_RANDOM_RULE,
     }
     for name in ("deletion", "insertion"):
-        mapped = curve(name, 0)
-        randoms = [curve(f"{name}_random", j) for j in range(random_orders)]
-        random_mean = np.mean(randoms, axis=0).tolist()
+        mapped = np.asarray(curve(name, 0))
+        randoms = np.asarray([curve(f"{name}_random", j) for j in range(random_orders)])  # [orders, steps + 1]
         out[name] = {
-            "map": mapped,
-            "random": random_mean,
-            "random_each": randoms,
+            "map": mapped.tolist(),
+            "random": randoms.mean(axis=0).tolist(),
+            "random_sd": _sd(randoms).tolist(),
+            "random_each": randoms.tolist(),
             "map_prob": np.exp(mapped).tolist(),
-            "random_prob": np.exp(random_mean).tolist(),
+            "random_prob": np.exp(randoms).mean(axis=0).tolist(),  # the mean probability, not exp(mean log)
+            "random_prob_sd": _sd(np.exp(randoms)).tolist(),
         }
-        out[f"{name}_auc"] = _trapezoid(fractions, mapped)
-        out[f"{name}_auc_random"] = float(np.mean([_trapezoid(fractions, r) for r in randoms]))
-        out[f"{name}_auc_prob"] = _trapezoid(fractions, np.exp(mapped))
-        out[f"{name}_auc_prob_random"] = float(np.mean([_trapezoid(fractions, np.exp(r)) for r in randoms]))
+        for kind, values, randoms_of_kind in (("", mapped, randoms), ("_prob", np.exp(mapped), np.exp(randoms))):
+            compared = compare_to_random(_trapezoid(fractions, values),
+                                         [_trapezoid(fractions, r) for r in randoms_of_kind],
+                                         lower_is_better=name == "deletion")
+            out[f"{name}_auc{kind}"] = compared["auc"]
+            out[f"{name}_auc{kind}_random"] = compared["random_mean"]
+            out[f"{name}_auc{kind}_random_sd"] = compared["random_sd"]
+            out[f"{name}_auc{kind}_random_each"] = compared["random_each"]
+            out[f"{name}_gain{kind}"] = compared["gain"]  # > 0: the map does better than the random mean
+            out[f"{name}_z{kind}"] = compared["z"]
+            out[f"{name}_orders_beaten{kind}"] = compared["orders_beaten"]
+            out[f"{name}_beats_random{kind}"] = compared["beats_random"]
     out["full_image_logprob"] = out["deletion"]["map"][0]
     out["neutral_image_logprob"] = out["deletion"]["map"][-1]
-    out["deletion_gain"] = out["deletion_auc_random"] - out["deletion_auc"]  # > 0: the map beats random
-    out["insertion_gain"] = out["insertion_auc"] - out["insertion_auc_random"]  # > 0: the map beats random
-    out["deletion_beats_random"] = out["deletion_gain"] > 0
-    out["insertion_beats_random"] = out["insertion_gain"] > 0
+    out["full_image_prob"] = math.exp(out["full_image_logprob"])
+    out["neutral_image_prob"] = math.exp(out["neutral_image_logprob"])
     out["sequences"] = len(keep_sets)
     out["forward_passes"] = math.ceil(len(keep_sets) / batch_size)
     out["batch_size"] = batch_size
     out["seconds"] = {"forward": forward_s, "total": time.perf_counter() - started}
     return jsonable(out)
+
+
+BEATS_RANDOM_RULE = ("the map's AUC beats every random order's and the random mean by more than 2 SD of the "
+                     "random AUCs (with one random order: beats it)")
+
+
+def compare_to_random(auc: float, random_aucs: list[float], lower_is_better: bool) -> dict[str, Any]:
+    """The map's AUC against the random orders' AUCs: mean, sample SD, gain, z, share beaten, beats_random.
+
+    ``gain`` is the map's advantage over the random mean (positive = better); ``z`` is gain / SD (None
+    when the SD is 0 or cannot be estimated); ``beats_random`` follows ``BEATS_RANDOM_RULE``.
+    """
+    randoms = np.asarray(random_aucs, dtype=np.float64)
+    if randoms.size == 0:
+        raise ValueError("no random orders to compare with")
+    sign = -1.0 if lower_is_better else 1.0
+    mean = float(randoms.mean())
+    sd = float(randoms.std(ddof=1)) if randoms.size >= 2 else None
+    gain = sign * (auc - mean)
+    beaten = sign * (auc - randoms) > 0  # [orders]
+    margin_ok = True if sd is None else gain > 2 * sd
+    return {
+        "auc": float(auc),
+        "random_mean": mean,
+        "random_sd": sd,
+        "random_each": randoms.tolist(),
+        "gain": float(gain),
+        "z": float(gain / sd) if sd else None,
+        "orders_beaten": float(beaten.mean()),
+        "beats_random": bool(beaten.all() and margin_ok),
+    }
+
+
+def _sd(curves: np.ndarray) -> np.ndarray:
+    """Sample SD over the random orders at each step (zeros with a single order)."""
+    return curves.std(axis=0, ddof=1) if len(curves) >= 2 else np.zeros(curves.shape[1:])
+
+
+def answer_token(record: AttentionRecord, index: int) -> dict[str, Any]:
+    """Answer token ``index`` as ``first_answer_token`` gives the first content one."""
+    if not 0 <= index < len(record.answer_ids):
+        raise ValueError(f"answer token {index} outside 0..{len(record.answer_ids) - 1}")
+    return {"index": int(index), "id": int(record.answer_ids[index]), "text": record.answer_tokens[index],
+            "logprob": float(record.answer_logprobs[index])}
+
+
+def followed_index(analysis) -> int:
+    """The answer token whose row the map read: what the faithfulness curves follow.
+
+    ``decision`` rows: the verdict token (``analysis.decision_index``); ``first_answer`` (also every
+    gradient-based view): the first content token; an answer row's index: the token it produced; rows
+    that produced no single token (``answer``, ``question``, a question row): the verdict token.
+    """
+    record, rows = analysis.record, analysis.view.spec.rows
+    if rows == "first_answer":
+        return record.first_content_index
+    if isinstance(rows, (int, np.integer)) and record.query_answer_index[int(rows)] >= 0:
+        return int(record.query_answer_index[int(rows)])
+    return int(analysis.decision_index)
 
 
 def image_features(model, pixel_values) -> Any:
@@ -168,13 +253,13 @@ def image_features(model, pixel_values) -> Any:
     return features.reshape(-1, features.shape[-1])
 
 
-def neutral_tokens(loaded: LoadedModel, image, question: str, features, baseline: str):
+def neutral_tokens(loaded: LoadedModel, image, record: AttentionRecord, features, baseline: str):
     """What a removed image token becomes: [N, D] (see the module docstring)."""
     import torch
     from PIL import ImageFilter
 
     from medgemma_tui.engine.extract import model_inputs
-    from medgemma_tui.engine.prompt import build_prompt
+    from medgemma_tui.engine.prompt import record_prompt
 
     if baseline == "mean":
         return features.mean(dim=0, keepdim=True).expand_as(features)
@@ -183,7 +268,7 @@ def neutral_tokens(loaded: LoadedModel, image, question: str, features, baseline
     if baseline == "blur":
         side = int(round(math.sqrt(features.shape[0])))
         blurred = image.filter(ImageFilter.GaussianBlur(radius=max(image.size) / side))
-        prompt = build_prompt(loaded.processor, loaded.model.config, blurred, question)
+        prompt = record_prompt(loaded.processor, loaded.model.config, blurred, record)
         return image_features(loaded.model, model_inputs(loaded, prompt)["pixel_values"]).to(features.dtype)
     raise ValueError(f"unknown faithfulness baseline {baseline!r} (mean, zero or blur)")
 
@@ -234,10 +319,18 @@ def _trapezoid(x, y) -> float:
 
 
 def faithfulness_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], None]:
-    """A ``batch.Study``: puts ``faithfulness_study``'s dict in ``result.analysis.extras["faithfulness"]``."""
+    """A ``batch.Study``: puts ``faithfulness_study``'s dict in ``result.analysis.extras["faithfulness"]``.
+
+    The curves follow the token whose row the map read (``followed_index``); the dict also keeps the
+    row's answer label and finding, so the tables can split by them.
+    """
 
     def study(loaded, result) -> None:
-        result.analysis.extras["faithfulness"] = faithfulness_study(loaded, result.film, result.record,
-                                                                    result.analysis.grid, config)
+        analysis = result.analysis
+        out = faithfulness_study(loaded, result.film, result.record, analysis.grid, config,
+                                 token_index=followed_index(analysis))
+        out["answer_label"] = analysis.answer_label
+        out["finding"] = str(getattr(result.sample, "finding", "") or "")
+        analysis.extras["faithfulness"] = out
 
     return study

@@ -56,6 +56,7 @@ def robustness_study(
     from medgemma_tui.analysis.sample import analyse_record
     from medgemma_tui.analysis.views import row_shares
     from medgemma_tui.engine.extract import extract_record
+    from medgemma_tui.engine.prompt import prompt_settings
 
     started = time.perf_counter()
     rob = config.robustness
@@ -76,7 +77,8 @@ def robustness_study(
         t0 = time.perf_counter()
         pixels = perturbation.apply(rgb, rob.seed, masks.body)
         record = extract_record(loaded, Image.fromarray(pixels), sample.question,
-                                max_new_tokens=config.decoding.max_new_tokens)
+                                max_new_tokens=config.decoding.max_new_tokens,
+                                prompt_settings=prompt_settings(analysis.record.extra.get("prompt")))
         if on_record is not None:  # e.g. the app keeps each perturbed film as the model was given it
             on_record(perturbation, record)
         perturbed = analyse_record(record, ground_truth=sample.answer, spec=spec, terms=terms)

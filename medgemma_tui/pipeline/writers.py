@@ -1,0 +1,79 @@
+"""Writing a row's files while the model answers the next rows: worker processes fed by a bounded queue.
+
+Figures (matplotlib), masks and the record's safetensors are written by ``writers`` worker processes
+(``concurrent.futures.ProcessPoolExecutor``; ``spawn``ed, so no thread state of torch is forked); the
+run's own process keeps the one writer of the CSV and puts a row only when its worker has written
+every file of it, so the tree's rules hold: atomic files, a row in the CSV means a finished row.
+
+At most ``backlog`` rows wait to be written; the model waits when the queue is full, so memory stays
+bounded. Workers ignore Ctrl-C: on an interrupt the run stops answering, ``close`` waits for the rows
+already handed over (their rows enter the CSV) and nothing finished is lost. A second Ctrl-C while
+waiting stops at once; files of rows not yet in the CSV are rewritten by the next run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from medgemma_tui.analysis.result import SampleResult
+from medgemma_tui.config import Config
+from medgemma_tui.data.schema import Sample
+from medgemma_tui.errors import first_line
+from medgemma_tui.export.tree import ResultsTree
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def write_in_worker(root: str, config: Config, result: SampleResult) -> dict:
+    """A worker's job: every file of one row; returns the row for the CSV."""
+    return ResultsTree(root).write_files(result, config)
+
+
+class OverlappedTreeSink:
+    """``evaluation.TreeSink`` with the files written in worker processes (see the module docstring)."""
+
+    def __init__(self, tree: ResultsTree, config: Config, writers: int = 1, backlog: int = 2):
+        self.tree, self.config = tree, config
+        self.backlog = max(1, backlog)
+        self.pool = ProcessPoolExecutor(max_workers=writers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_ignore_interrupts)
+        self.pending: deque[tuple[Sample, Future]] = deque()
+        self.write_failures: list[dict[str, str]] = []
+
+    def finished(self, result: SampleResult) -> None:
+        while len(self.pending) >= self.backlog:
+            self._settle_oldest()
+        self.pending.append((result.sample, self.pool.submit(write_in_worker, str(self.tree.root), self.config,
+                                                             result)))
+        self._settle_done()
+
+    def failed(self, sample: Sample, error: str) -> None:
+        self.tree.write_failure(sample, error)
+
+    def _settle_done(self) -> None:
+        while self.pending and self.pending[0][1].done():
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        sample, future = self.pending.popleft()
+        try:
+            row = future.result()
+        except Exception as exc:  # a row whose files could not be written fails alone
+            error = f"writing files: {type(exc).__name__}: {first_line(exc)}"
+            self.tree.write_failure(sample, error)
+            self.write_failures.append({"key": sample.key, "error": error})
+            return
+        self.tree.put_row(row)
+
+    def close(self) -> None:
+        """Wait for every row handed over, put its CSV row; then stop the workers."""
+        try:
+            while self.pending:
+                self._settle_oldest()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
