@@ -172,7 +172,8 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
         summary.setdefault("intervals", {}).update(gains)
     from medgemma_tui.export.method_analysis import write_method_analysis
 
-    focal = set(boxed_rows(finished(rows))[1]["key"].astype(str)) if not rows.empty else set()
+    focal_rows = boxed_rows(finished(rows))[1] if not rows.empty else None
+    focal = set(focal_rows["key"].astype(str)) if focal_rows is not None and "key" in focal_rows else set()
     summary.update(write_method_analysis(tree, finished(rows), focal, plots, formats, dpi))
     if plots:
         summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi)
