@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from medgemma_tui.analysis.film import gray_unit
 from medgemma_tui.analysis.grid import area_matrix as _area_matrix
 from medgemma_tui.analysis.grid import area_resize, interp_resize
 from medgemma_tui.analysis.grid import interp_matrix as _interp_matrix
@@ -115,17 +116,8 @@ class AnatomyMasks:
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim == 3:
-        if arr.shape[2] not in (1, 3, 4):
-            raise ValueError(f"expected H x W or H x W x 3 image, got shape {arr.shape}")
-        arr = arr[..., :3].astype(np.float32).mean(axis=2)
-    if arr.ndim != 2 or min(arr.shape) < 16:
-        raise ValueError(f"expected a 2-D image of at least 16 x 16, got shape {arr.shape}")
-    g = arr.astype(np.float32)
-    finite = np.isfinite(g)
-    if not finite.all():
-        g = np.where(finite, g, np.nanmin(np.where(finite, g, np.nan)) if finite.any() else 0.0)
+    """The film in gray, stretched between its 0.5th and 99.5th percentiles to [0, 1]."""
+    g = gray_unit(image)
     lo, hi = np.percentile(g, (0.5, 99.5))
     if hi <= lo:
         return np.zeros_like(g)
@@ -422,7 +414,7 @@ def anatomy_masks(image: np.ndarray, net=None, method: str = "lungnet") -> Anato
         raise ValueError(f"unknown anatomy method {method!r}: expected 'lungnet' or 'classical'")
     from medgemma_tui.analysis import lungnet
 
-    g_full = lungnet.gray_unit(image)
+    g_full = gray_unit(image)
     h0, w0 = g_full.shape
     scale = min(1.0, _NET_WORK / max(h0, w0))
     h, w = max(16, round(h0 * scale)), max(16, round(w0 * scale))
