@@ -107,15 +107,9 @@ def ratio_ci(
     return bootstrap_columns_ci([numerator, denominator], groups, _ratio, n=n, seed=seed, level=level)
 
 
-def paired_difference_ci(
-    after: Sequence[float],
-    before: Sequence[float],
-    groups: Sequence | None = None,
-    statistic: Callable[[np.ndarray], float] = np.mean,
-    n: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> Interval:
+def paired_difference_ci(after: Sequence[float], before: Sequence[float], groups: Sequence | None = None,
+                         statistic: Callable[[np.ndarray], float] = np.mean, n: int = 1000, seed: int = 0,
+                         level: float = 0.95) -> Interval:
     """Interval of ``statistic(after) - statistic(before)`` on the same resampled rows (a paired gain)."""
 
     def difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from medgemma_tui.analysis.answers import read_answer
-from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.engine.record import SHARE_COLUMNS, AttentionRecord
 
 HeadMode = Literal["mean", "group", "head"]
 VIEWS = ("answer", "gated", "layer_weighted", "rollout", "relative", "gradient", "relevancy", "gradcam", "question")
@@ -417,7 +417,7 @@ def row_shares(record: AttentionRecord, spec: MapSpec) -> dict[str, float]:
     rows = select_rows(record, spec.rows)
     layers = layer_range(record, spec.layers)
     s = select_heads(record.shares[rows, layers], record, spec.head_mode, spec.head).mean(axis=(0, 1))
-    return {"bos_share": float(s[0]), "image_share": float(s[1]), "text_share": float(s[2])}
+    return {name: float(value) for name, value in zip(SHARE_COLUMNS, s, strict=True)}
 
 
 # ---- which query rows can see the image -------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 from medgemma_tui.model.info import ModelInfo
 
 SHARE_NAMES = ("bos", "image", "text")
+SHARE_COLUMNS = tuple(f"{name}_share" for name in SHARE_NAMES)  # as views.row_shares names them
 
 
 @dataclass

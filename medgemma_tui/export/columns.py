@@ -17,6 +17,7 @@ import numpy as np
 
 from medgemma_tui.analysis.grounding import box_area_fraction
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
+from medgemma_tui.engine.record import SHARE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from medgemma_tui.analysis.result import SampleResult
     from medgemma_tui.data.schema import Sample
 
-SHARE_NAMES = ("bos_share", "image_share", "text_share")
+SHARE_NAMES = SHARE_COLUMNS  # the raw rows' shares on BOS, image and text (engine.record)
 STUDY_SECTIONS = ("robustness", "faithfulness")  # analysis.extras written to robustness/{key}.json
 INPUT_COLUMNS = (
     "row",

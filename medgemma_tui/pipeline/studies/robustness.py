@@ -17,6 +17,7 @@ import numpy as np
 from medgemma_tui.analysis.compare import compare_maps
 from medgemma_tui.analysis.perturbations import Perturbation, from_config, square_box
 from medgemma_tui.analysis.result import SampleResult
+from medgemma_tui.engine.record import SHARE_COLUMNS as SHARE_NAMES
 from medgemma_tui.engine.record import AttentionRecord, first_answer_token
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.loading import LoadedModel
@@ -24,7 +25,6 @@ from medgemma_tui.model.loading import LoadedModel
 if TYPE_CHECKING:
     from medgemma_tui.config import Config
 
-SHARE_NAMES = ("bos_share", "image_share", "text_share")
 
 
 def robustness_study(
