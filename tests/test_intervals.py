@@ -31,12 +31,12 @@ def test_the_interval_is_seeded():
 
 def test_the_mean_of_a_normal_sample_is_covered_about_as_often_as_the_level_says():
     rng = np.random.default_rng(0)
-    trials, covered = 200, 0
+    trials, covered = 120, 0
     for t in range(trials):
         low, high = bootstrap_ci(rng.normal(0.0, 1.0, 60), n=400, seed=t)
         covered += low <= 0.0 <= high
-    # the percentile bootstrap of a mean undercovers slightly at n = 60; binomial sd at 200 trials ~ 0.015
-    assert 0.88 <= covered / trials <= 0.99
+    # the percentile bootstrap of a mean undercovers slightly at n = 60; binomial sd at 120 trials ~ 0.02
+    assert 0.87 <= covered / trials <= 1.0
 
 
 def test_the_width_matches_the_normal_theory_interval_on_a_large_sample():
