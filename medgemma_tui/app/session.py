@@ -314,14 +314,14 @@ class Session:
         position = {key: i for i, key in enumerate(keys)}
         session = self
 
-        def run_one(loaded, item: Item, settings) -> Entry:
+        def run_one(loaded, item: Item, settings) -> Item:
             report(position[item.key], len(keys), item.key, None)
-            return session.run(item.key)
+            session.run(item.key)
+            return item
 
         class Reporter:  # the batch runner's sink: the entries are already up to date; tell the screen
-            def finished(self, entry: Entry) -> None:
-                key = next(k for k, e in session.entries.items() if e is entry)
-                report(position[key] + 1, len(keys), key, entry)
+            def finished(self, item: Item) -> None:
+                report(position[item.key] + 1, len(keys), item.key, session.entries[item.key])
 
             def failed(self, item: Item, error: str) -> None:
                 report(position[item.key] + 1, len(keys), item.key, session.entries[item.key])
