@@ -200,22 +200,6 @@ def test_a_format_that_fails_leaves_no_file_of_that_figure(tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_full_figure_passes_formats_and_dpi(tmp_path):
-    from types import SimpleNamespace
-
-    from medgemma_tui.analysis.masks import AnatomyMasks
-
-    p = phantom(3, "nodule")
-    masks = AnatomyMasks(body=p.masks["body"], lung_right=p.masks["lung_right"], lung_left=p.masks["lung_left"])
-    result = SimpleNamespace(film=SimpleNamespace(pixels=p.image), analysis=stand_in_analysis(masks, one_hot(4, 3)),
-                             sample=SimpleNamespace(bbox=(p.box,), answer="yes", key="s1_d_v0"))
-    first = figures.save_full_figure(tmp_path / "s1_d_v0_full.png", result, formats=("png", "pdf"), dpi=100)
-    assert first.name == "s1_d_v0_full.png"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s1_d_v0_full.pdf", "s1_d_v0_full.png"]
-    with Image.open(first) as image:
-        assert image.size == (1550, 1020)  # the figure's 15.5 x 10.2 inches at 100 dpi
-
-
 # ---- dataset plots: what they count ------------------------------------------------------------------------
 def scored_rows(n: int, wrong: int, boxed: int) -> pd.DataFrame:
     correct = np.ones(n, dtype=bool)

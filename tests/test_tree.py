@@ -154,7 +154,7 @@ def test_summary_and_run_json(full_tree):
 def test_a_row_enters_the_csv_only_after_all_its_files(tmp_path, demo_model, monkeypatch):
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
-    from medgemma_tui.export import figures
+    from medgemma_tui.export import sample_sheet
     from medgemma_tui.export.tree import ResultsTree
     from tests.support import run_sample
 
@@ -164,7 +164,7 @@ def test_a_row_enters_the_csv_only_after_all_its_files(tmp_path, demo_model, mon
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(figures, "save_full_figure", broken)
+    monkeypatch.setattr(sample_sheet, "save_full_figure", broken)
     tree = ResultsTree(tmp_path / "out")
     with tree.locked(), pytest.raises(OSError, match="disk full"):
         tree.write_sample(result, load_config(eval_config(tmp_path)))

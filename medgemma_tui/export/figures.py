@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from medgemma_tui.analysis.result import SampleResult
 
 ORIENTATION = "image left = patient's right (PA view)"
 FIGURE_MAX_SIDE = 1024  # films are shown downsampled in the multi-panel figure; the overlay PNG is full size
@@ -41,6 +40,11 @@ BODY_COLOR = "#F0E442"
 LUNG_RIGHT_COLOR = "#009E73"
 LUNG_LEFT_COLOR = "#E69F00"
 ACCENT = "#0072B2"
+MASK_TINT_ALPHA = 0.38
+# the multi-panel figure of one sample: its size in inches and its 2 x 3 panel grid (matplotlib's
+# gridspec fractions of the figure; ``export.sample_sheet`` lays its panels out by the same numbers)
+SHEET_INCHES = (15.5, 10.2)
+SHEET_GRID = {"hspace": 0.32, "wspace": 0.28, "left": 0.04, "right": 0.985, "bottom": 0.06, "top": 0.80}
 
 
 # ---- the overlay (numpy) ------------------------------------------------------------------------------
@@ -272,6 +276,78 @@ def metrics_lines(metrics: dict[str, float], extra: dict[str, Any] | None = None
     return lines
 
 
+@dataclass(frozen=True)
+class SampleContent:
+    """What the multi-panel figure of one sample shows, whichever renderer draws it (matplotlib here,
+    Pillow in ``export.sample_sheet``): header lines, panel titles, the maps and the metric columns."""
+
+    title: str
+    question: str
+    answer: str
+    verdict: str
+    map_line: str
+    film_title: str
+    grid: np.ndarray  # [R, C] float64, sums to 1
+    grid_title: str
+    lung_grid: np.ndarray | None  # the map inside the lung fields, renormalised; None without masks
+    lung_title: str
+    overlay_title: str
+    metric_columns: tuple[list[str], list[str]]
+    boxes: tuple[tuple[float, float, float, float], ...]
+    masks: Any  # AnatomyMasks or None
+    colormap: str
+    alpha: float
+
+    GRID_LABEL = "attention (sums to 1)"
+    LUNG_LABEL = "attention inside lungs (renormalised)"
+    METRICS_TITLE = "metrics"
+
+
+def sample_content(pixels: np.ndarray, analysis, *, boxes: Sequence[Sequence[float]] = (),
+                   ground_truth: str | None = None, title: str | None = None, colormap: str = "magma",
+                   alpha: float = 0.45) -> SampleContent:
+    from medgemma_tui.analysis.grid import mask_to_grid
+
+    record = analysis.record
+    grid = np.asarray(analysis.grid, dtype=np.float64)
+    grid = grid / grid.sum()
+    rows, cols = grid.shape
+    height, width = pixels.shape[:2]
+    verdict = f"parsed: {analysis.answer_label}"
+    if ground_truth:
+        mark = {True: "correct", False: "wrong", None: "not scored"}[analysis.correct]
+        verdict += f"   ground truth: {ground_truth}   ({mark})"
+    masks = analysis.masks
+    lung_grid, lung_title = None, "no lung mask"
+    if masks is not None:
+        inside = grid * mask_to_grid(masks.lungs, (rows, cols))
+        share = float(inside.sum())
+        lung_grid = inside / share if share > 0 else inside
+        lung_title = f"map × lung fields ({share:.0%} of the mass)"
+    lines = metrics_lines(analysis.metrics, {"gated tokens": len(analysis.gating.tokens)})
+    # two columns, cut at a group heading near the middle, so the box metrics fit under the others
+    heads = [i for i, line in enumerate(lines) if not line.startswith(" ")]
+    cut = min(heads, key=lambda i: abs(i - len(lines) / 2)) if len(lines) > 22 else len(lines)
+    return SampleContent(
+        title=title or (Path(record.image_path).name if record.image_path else "sample"),
+        question=textwrap.shorten("Q: " + record.question, 160),
+        answer=textwrap.shorten("A: " + (record.answer or "(empty)"), 160),
+        verdict=verdict,
+        map_line=textwrap.shorten("map: " + analysis.view.description, 190),
+        film_title=f"X-ray ({width}×{height} px)",
+        grid=grid,
+        grid_title=f"answer map ({rows}×{cols} cells)",
+        lung_grid=lung_grid,
+        lung_title=lung_title,
+        overlay_title=f"overlay ({colormap}, alpha {alpha:g})",
+        metric_columns=(lines[:cut], lines[cut:]),
+        boxes=tuple(tuple(float(v) for v in box) for box in boxes),
+        masks=masks,
+        colormap=colormap,
+        alpha=alpha,
+    )
+
+
 def full_figure(
     pixels: np.ndarray,
     analysis,
@@ -283,54 +359,46 @@ def full_figure(
     alpha: float = 0.45,
 ) -> Figure:
     """X-ray, raw grid with a colour bar, masks, masked map, overlay, metrics, question and answer."""
-    from medgemma_tui.analysis.grid import mask_to_grid
-
-    record = analysis.record
-    grid = np.asarray(analysis.grid, dtype=np.float64)
-    grid = grid / grid.sum()
+    content = sample_content(pixels, analysis, boxes=boxes, ground_truth=ground_truth, title=title,
+                             colormap=colormap, alpha=alpha)
+    grid = content.grid
     rows, cols = grid.shape
     height, width = pixels.shape[:2]
+    boxes = content.boxes
     cmap = mpl_colormap(colormap)
-    figure = new_figure(15.5, 10.2)
-    axes = figure.subplots(2, 3, gridspec_kw={"hspace": 0.32, "wspace": 0.28, "left": 0.04, "right": 0.985,
-                                               "bottom": 0.06, "top": 0.80})
+    figure = new_figure(*SHEET_INCHES)
+    axes = figure.subplots(2, 3, gridspec_kw=SHEET_GRID)
 
     # header: question, answer, verdict, how the map was made
-    verdict = f"parsed: {analysis.answer_label}"
-    if ground_truth:
-        mark = {True: "correct", False: "wrong", None: "not scored"}[analysis.correct]
-        verdict += f"   ground truth: {ground_truth}   ({mark})"
-    header = [title or (Path(record.image_path).name if record.image_path else "sample")]
     plain = {"va": "top", "parse_math": False}  # questions and answers are text, never mathtext
-    figure.text(0.04, 0.975, header[0], fontsize=14, fontweight="bold", **plain)
-    figure.text(0.04, 0.94, textwrap.shorten("Q: " + record.question, 160), fontsize=11.5, **plain)
-    figure.text(0.04, 0.91, textwrap.shorten("A: " + (record.answer or "(empty)"), 160), fontsize=11.5, **plain)
-    figure.text(0.04, 0.88, verdict, fontsize=10.5, color=ACCENT, **plain)
-    figure.text(0.04, 0.855, textwrap.shorten("map: " + analysis.view.description, 190), fontsize=9, color="0.3",
-                **plain)
+    figure.text(0.04, 0.975, content.title, fontsize=14, fontweight="bold", **plain)
+    figure.text(0.04, 0.94, content.question, fontsize=11.5, **plain)
+    figure.text(0.04, 0.91, content.answer, fontsize=11.5, **plain)
+    figure.text(0.04, 0.88, content.verdict, fontsize=10.5, color=ACCENT, **plain)
+    figure.text(0.04, 0.855, content.map_line, fontsize=9, color="0.3", **plain)
 
     # (a) the film with its boxes
     ax = axes[0, 0]
-    film_axes(ax, pixels, width, height, f"X-ray ({width}×{height} px)")
+    film_axes(ax, pixels, width, height, content.film_title)
     draw_boxes(ax, boxes)
     mark_sides(ax, width, height)
 
     # (b) the raw grid
-    grid_axes(axes[0, 1], figure, grid, cmap, f"answer map ({rows}×{cols} cells)", "attention (sums to 1)")
+    grid_axes(axes[0, 1], figure, grid, cmap, content.grid_title, content.GRID_LABEL)
     if boxes:
         draw_boxes(axes[0, 1], boxes, cols / width, rows / height)
 
     # (c) the masks
     ax = axes[0, 2]
     film_axes(ax, pixels, width, height, "anatomy masks")
-    masks = analysis.masks
+    masks = content.masks
     if masks is not None:
         shown = display_film(pixels).shape
         tint = np.zeros((*shown, 4))
         for mask, colour in ((masks.lung_right, LUNG_RIGHT_COLOR), (masks.lung_left, LUNG_LEFT_COLOR)):
             from matplotlib.colors import to_rgba
 
-            tint[display_mask(mask, shown)] = to_rgba(colour, 0.38)
+            tint[display_mask(mask, shown)] = to_rgba(colour, MASK_TINT_ALPHA)
         ax.imshow(tint, extent=(0, width, height, 0), interpolation="nearest")
         ax.contour(display_mask(masks.body, shown).astype(float), levels=[0.5], colors=[BODY_COLOR],
                    linewidths=1.4, extent=(0, width, 0, height), origin="upper")
@@ -346,16 +414,11 @@ def full_figure(
 
     # (d) the map inside the lung fields
     ax = axes[1, 0]
-    if masks is not None:
-        lungs = mask_to_grid(masks.lungs, (rows, cols))
-        inside = grid * lungs
-        share = float(inside.sum())
-        shown = inside / share if share > 0 else inside
-        grid_axes(ax, figure, shown, cmap, f"map × lung fields ({share:.0%} of the mass)",
-                  "attention inside lungs (renormalised)")
+    if content.lung_grid is not None:
+        grid_axes(ax, figure, content.lung_grid, cmap, content.lung_title, content.LUNG_LABEL)
     else:
         ax.axis("off")
-        ax.text(0.5, 0.5, "no lung mask", transform=ax.transAxes, ha="center")
+        ax.text(0.5, 0.5, content.lung_title, transform=ax.transAxes, ha="center")
 
     # (e) the overlay
     ax = axes[1, 1]
@@ -364,7 +427,7 @@ def full_figure(
               interpolation=FILM_INTERPOLATION)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"overlay ({colormap}, alpha {alpha:g})", fontsize=11)
+    ax.set_title(content.overlay_title, fontsize=11)
     ax.set_xlabel(ORIENTATION, fontsize=8.5)
     draw_boxes(ax, boxes)
     mark_sides(ax, width, height)
@@ -372,27 +435,11 @@ def full_figure(
     # (f) the metrics
     ax = axes[1, 2]
     ax.axis("off")
-    extra = {"gated tokens": len(analysis.gating.tokens)}
-    lines = metrics_lines(analysis.metrics, extra)
-    # two columns, cut at a group heading near the middle, so the box metrics fit under the others
-    heads = [i for i, line in enumerate(lines) if not line.startswith(" ")]
-    cut = min(heads, key=lambda i: abs(i - len(lines) / 2)) if len(lines) > 22 else len(lines)
-    for x, column in ((0.0, lines[:cut]), (0.53, lines[cut:])):
+    for x, column in zip((0.0, 0.53), content.metric_columns, strict=True):
         ax.text(x, 1.0, "\n".join(column), family="monospace", fontsize=8.6, va="top", ha="left",
                 transform=ax.transAxes, parse_math=False)
-    ax.set_title("metrics", fontsize=11, loc="left")
+    ax.set_title(content.METRICS_TITLE, fontsize=11, loc="left")
     return figure
-
-
-def save_full_figure(path: Path, result: SampleResult, colormap: str = "magma", alpha: float = 0.45,
-                     formats: str | Sequence[str] | None = None, dpi: float | None = None) -> Path:
-    """``visualizations/{key}_full.png`` for one finished sample (and ``.pdf`` / ``.svg`` beside it when
-    ``formats`` asks for them); returns the first file written."""
-    figure = full_figure(
-        result.film.pixels, result.analysis, boxes=list(result.sample.bbox),
-        ground_truth=result.sample.answer or None, title=result.sample.key, colormap=colormap, alpha=alpha,
-    )
-    return save_figure(figure, path, formats, dpi)
 
 
 # ---- dataset plots ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 from medgemma_tui.analysis.views import layer_summaries
 from medgemma_tui.config import Config
 from medgemma_tui.errors import MedtuiError
-from medgemma_tui.export import figures
+from medgemma_tui.export import figures, sample_sheet
 from medgemma_tui.export.atomic import save_npy_atomic, save_png_atomic, write_bytes_atomic, write_json_atomic
 from medgemma_tui.export.columns import COLUMNS, csv_cell, result_columns, sample_columns
 from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
@@ -206,8 +206,8 @@ class ResultsTree(TreeLayout):
         if "overlay" in files:
             figures.save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
         if "full" in files:
-            figures.save_full_figure(files["full"], result, colormap=vis.colormap, alpha=vis.overlay_alpha,
-                                     formats=vis.formats, dpi=vis.dpi)
+            sample_sheet.save_full_figure(files["full"], result, colormap=vis.colormap, alpha=vis.overlay_alpha,
+                                          formats=vis.formats, dpi=vis.dpi)
             first, *others = figures.figure_paths(files["full"], vis.formats)
             files["full"] = first
             files.update({f"full_{path.suffix.lstrip('.')}": path for path in others})
