@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.colormaps import get_colormap, scale
+from medgemma_tui.colormaps import get_colormap
 from medgemma_tui.export.atomic import atomic_file
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ SHEET_GRID = {"hspace": 0.32, "wspace": 0.28, "left": 0.04, "right": 0.985, "bot
 
 
 # ---- the overlay (numpy) ------------------------------------------------------------------------------
-def upsample_grid(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def upsample_grid(grid: np.ndarray, size: tuple[int, int], dtype=np.float64) -> np.ndarray:
     """A [R, C] map to [height, width] by bilinear interpolation between cell centres.
 
     The processor stretches the whole film to its square input, so cell (i, j) covers rows
@@ -58,19 +58,28 @@ def upsample_grid(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     width, height = size
     image = Image.fromarray(np.ascontiguousarray(grid, dtype=np.float32))
-    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float64)
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=dtype)
 
 
 def overlay_image(pixels: np.ndarray, grid: np.ndarray, colormap: str = "magma", alpha: float = 0.45) -> np.ndarray:
-    """The map, scaled to its maximum and coloured, blended over the gray film: uint8 [H, W, 3]."""
+    """The map, scaled to its maximum and coloured, blended over the gray film: uint8 [H, W, 3].
+
+    In float32, one pass per term: a MIMIC-size film (about 2500 x 3000) is 20M channel values, where
+    float64 temporaries cost a second and a half.
+    """
     pixels = np.asarray(pixels)
     if pixels.ndim == 3:
         pixels = pixels.mean(axis=-1)
     height, width = pixels.shape
-    heat = np.clip(scale(upsample_grid(grid, (width, height))), 0.0, 1.0)
-    colour = get_colormap(colormap)(heat).astype(np.float64)
-    gray = np.repeat(pixels.astype(np.float64)[..., None], 3, axis=-1)
-    return np.clip((1.0 - alpha) * gray + alpha * colour + 0.5, 0, 255).astype(np.uint8)
+    heat = upsample_grid(grid, (width, height), np.float32)
+    top = heat.max()
+    if top > 0:
+        heat /= top  # by the film's own hottest pixel, which need not sit on a cell's centre
+    index = np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8)  # the colour map's lookup (Colormap.__call__)
+    out = get_colormap(colormap).table[index].astype(np.float32)  # [H, W, 3]
+    out *= alpha
+    out += ((1.0 - alpha) * pixels.astype(np.float32) + 0.5)[..., None]
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 def save_overlay(path: Path, pixels: np.ndarray, grid: np.ndarray, colormap: str = "magma",
@@ -79,7 +88,9 @@ def save_overlay(path: Path, pixels: np.ndarray, grid: np.ndarray, colormap: str
     from PIL import Image
 
     with atomic_file(Path(path)) as tmp:
-        Image.fromarray(overlay_image(pixels, grid, colormap, alpha)).save(tmp, format="PNG")
+        # zlib level 1 (Pillow documentation, PNG ``compress_level``): a film-size PNG at the default level
+        # costs about two seconds to encode, for a file about a fifth smaller
+        Image.fromarray(overlay_image(pixels, grid, colormap, alpha)).save(tmp, format="PNG", compress_level=1)
     return Path(path)
 
 
