@@ -58,7 +58,7 @@ def upsample_grid(grid: np.ndarray, size: tuple[int, int], dtype=np.float64) -> 
 
     width, height = size
     image = Image.fromarray(np.ascontiguousarray(grid, dtype=np.float32))
-    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=dtype)
+    return np.array(image.resize((width, height), Image.Resampling.BILINEAR), dtype=dtype)
 
 
 def overlay_image(pixels: np.ndarray, grid: np.ndarray, colormap: str = "magma", alpha: float = 0.45) -> np.ndarray:
