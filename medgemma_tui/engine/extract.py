@@ -56,6 +56,36 @@ def decode_tokens(tokenizer, ids) -> list[str]:
     return [tokenizer.decode([int(i)]) for i in ids]
 
 
+def batch_inputs(loaded: LoadedModel, prompts: list[PromptInputs]) -> dict[str, torch.Tensor]:
+    """The prompts of one film as one left-padded batch: ``input_ids`` and ``token_type_ids`` [B, S] with
+    padding (``pad_token_id``, type 0: never part of an image block) before the shorter prompts, the
+    ``attention_mask`` 0 on it, and the film's pixels once (every row's are the same film)."""
+    if len(prompts) == 1:
+        return model_inputs(loaded, prompts[0])
+    rows = [model_inputs(loaded, prompt) for prompt in prompts]
+    if any(not torch.equal(row["pixel_values"], rows[0]["pixel_values"]) for row in rows[1:]):
+        raise ValueError("a batch holds the rows of one film")
+    width = max(row["input_ids"].shape[1] for row in rows)
+    pad_id = loaded.processor.tokenizer.pad_token_id
+    if pad_id is None:
+        raise ValueError("the tokenizer has no pad token: rows of different lengths cannot be batched")
+
+    def left_padded(name: str, value: int) -> torch.Tensor:
+        return torch.cat([torch.nn.functional.pad(row[name], (width - row[name].shape[1], 0), value=value)
+                          for row in rows])  # [B, S]
+
+    return {"input_ids": left_padded("input_ids", pad_id), "attention_mask": left_padded("attention_mask", 0),
+            "token_type_ids": left_padded("token_type_ids", 0), "pixel_values": rows[0]["pixel_values"]}
+
+
+def row_answer(sequence: torch.Tensor, ends: set[int]) -> np.ndarray:
+    """A batch row's generated tokens up to its own first end token (included): after it, ``generate``
+    only pads the row while the longer rows go on."""
+    ids = sequence.cpu().numpy()
+    stops = [i for i, token in enumerate(ids.tolist()) if token in ends]
+    return ids[: stops[0] + 1] if stops else ids
+
+
 @torch.no_grad()
 def extract_record(
     loaded: LoadedModel,
@@ -72,20 +102,48 @@ def extract_record(
     With ``vision``, the film's image features are computed once and reused by the next rows on the
     same film (``engine.vision``). ``prompt_settings`` (the config's ``[prompt]``) shape the chat
     prompt; the record keeps them in ``extra["prompt"]``, so every later pass rebuilds the same prompt."""
+    return extract_records(loaded, image, [question], max_new_tokens, keep_layer_mean, image_path, vision,
+                           prompt_settings)[0]
+
+
+@torch.no_grad()
+def extract_records(
+    loaded: LoadedModel,
+    image: Image.Image,
+    questions: list[str],
+    max_new_tokens: int = 24,
+    keep_layer_mean: bool = True,
+    image_path: str | None = None,
+    vision: VisionCache | None = None,
+    prompt_settings: PromptConfig | None = None,
+) -> list[AttentionRecord]:
+    """``extract_record`` for several questions about one film, answered by one ``generate``.
+
+    The prompts are left-padded into one batch (``batch_inputs``), the film's features computed once and
+    given to every row (a fresh ``VisionCache`` when none is given), one ``CaptureSession`` per row.
+    Each row stops at its own end token (``row_answer``); its logits, rows and record are its own, the
+    same as the batch-1 record of the question (``engine.capture`` on padding and positions)."""
     model, processor = loaded.model, loaded.processor
     t0 = time.perf_counter()
-    prompt = build_prompt(processor, model.config, image, question, prompt_settings)
-    inputs = model_inputs(loaded, prompt)
-    P = prompt.prompt_length
+    prompts, prompt_s = [], []
+    for question in questions:
+        start = time.perf_counter()
+        prompts.append(build_prompt(processor, model.config, image, question, prompt_settings))
+        prompt_s.append(time.perf_counter() - start)
+    inputs = batch_inputs(loaded, prompts)
+    if len(prompts) > 1 and vision is None:
+        vision = VisionCache()
+    width = int(inputs["input_ids"].shape[1])
     text_config = model.config.get_text_config()
-    session = CaptureSession(
+    sessions = [CaptureSession(
         num_layers=text_config.num_hidden_layers,
         keep_positions=set(prompt.question_positions.tolist()),
-        keep_from=P - 1,
+        keep_from=prompt.prompt_length - 1,
         keep_layer_mean=keep_layer_mean,
-    )
+    ) for prompt in prompts]
+    padding = {} if len(prompts) == 1 else {"pad_token_id": processor.tokenizer.pad_token_id}
     t1 = time.perf_counter()
-    with capturing(session):
+    with capturing(sessions):
         out = model.generate(
             **with_features(model, inputs, vision),
             max_new_tokens=max_new_tokens,
@@ -93,18 +151,27 @@ def extract_record(
             suppress_tokens=forbidden_tokens(model.config),
             output_logits=True,
             return_dict_in_generate=True,
+            **padding,
         )
     t2 = time.perf_counter()
-    answer_ids = out.sequences[0, P:].cpu().numpy()
-    logits = torch.stack(out.logits, dim=1)[0].float()  # [A, vocab]
-    logprobs = torch.log_softmax(logits, dim=-1)[torch.arange(len(answer_ids)), torch.as_tensor(answer_ids)]
-    record = assemble_record(loaded, prompt, session, answer_ids, logprobs.cpu().numpy(), image, image_path)
-    record.timings_s = {
-        "prompt": t1 - t0,
-        "generate_and_capture": t2 - t1,
-        "assemble": time.perf_counter() - t2,
-    }
-    return record
+    ends = end_token_ids(model)
+    logits = torch.stack(out.logits, dim=1)  # [B, steps, vocab]
+    records = []
+    for b, (prompt, session) in enumerate(zip(prompts, sessions, strict=True)):
+        t3 = time.perf_counter()
+        answer_ids = row_answer(out.sequences[b, width:], ends)
+        row_logits = logits[b, : len(answer_ids)].float()  # [A, vocab]
+        logprobs = torch.log_softmax(row_logits, dim=-1)[torch.arange(len(answer_ids)), torch.as_tensor(answer_ids)]
+        record = assemble_record(loaded, prompt, session, answer_ids, logprobs.cpu().numpy(), image, image_path)
+        record.timings_s = {
+            "prompt": prompt_s[b] if len(prompts) > 1 else t1 - t0,
+            "generate_and_capture": (t2 - t1) / len(prompts),  # a batch's generate, shared by its rows
+            "assemble": time.perf_counter() - t3,
+        }
+        if len(prompts) > 1:
+            record.extra["batch_rows"] = len(prompts)
+        records.append(record)
+    return records
 
 
 def assemble_record(
