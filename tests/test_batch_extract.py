@@ -72,3 +72,19 @@ def test_rows_that_stop_at_different_lengths_keep_their_own_answers(short_window
     lengths = [len(r.answer_ids) for r in alone]
     assert len(set(lengths)) > 1 and max(lengths) == 6 and alone[0].answer_ids[-1] == stop
     assert_same_records(extract_records(short_window_model, phantom, questions, max_new_tokens=6), alone)
+
+
+def test_auto_batch_size_is_1_on_a_cpu_and_what_half_the_free_gpu_memory_holds(demo_model, monkeypatch):
+    import types
+
+    import torch
+
+    from medgemma_tui.engine.extract import AUTO_BATCH_MAX, auto_batch_size, batch_size_for, row_bytes
+
+    assert auto_batch_size(demo_model, 24) == 1 and batch_size_for("auto", demo_model, 24) == 1
+    assert batch_size_for(3, demo_model, 24) == 3
+    per_row = row_bytes(demo_model.model.config, 24, 4)
+    on_gpu = types.SimpleNamespace(device="cuda:0", model=demo_model.model)
+    for free, rows in ((0, 1), (2 * 3 * per_row + 1, 3), (10 ** 15, AUTO_BATCH_MAX)):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, free=free: (free, 10 ** 15))
+        assert auto_batch_size(on_gpu, 24) == rows

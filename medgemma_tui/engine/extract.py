@@ -56,6 +56,47 @@ def decode_tokens(tokenizer, ids) -> list[str]:
     return [tokenizer.decode([int(i)]) for i in ids]
 
 
+AUTO_BATCH_MAX = 8  # a batch holds the rows of one film: a hard-positive set asks a handful of questions each
+PROMPT_TEXT_TOKENS = 64  # a VQA prompt's tokens besides the image's: chat turns, question, instruction
+
+
+def row_bytes(config, max_new_tokens: int, dtype_bytes: int) -> int:
+    """What one more row of a batch holds on the device while it is answered and captured, from the config.
+
+    The sequence is the image's tokens, ``PROMPT_TEXT_TOKENS`` and the answer. Per row: its key/value
+    cache (every layer, ``num_key_value_heads`` x ``head_dim``), the captured fp32 rows (every head of the
+    question and answer rows, and the layer-mean matrix), one layer's fp32 prefill probabilities and MLP
+    activations at a time, and the answer's logits over the vocabulary (kept for the log-probabilities)."""
+    text = config.get_text_config()
+    seq = config.mm_tokens_per_image + PROMPT_TEXT_TOKENS + max_new_tokens
+    layers, heads = text.num_hidden_layers, text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    cache = 2 * layers * text.num_key_value_heads * head_dim * seq * dtype_bytes
+    captured = 4 * layers * seq * (heads * (PROMPT_TEXT_TOKENS + max_new_tokens) + seq)
+    prefill = 4 * 2 * heads * seq * seq + 3 * seq * text.intermediate_size * dtype_bytes
+    logits = 2 * 4 * max_new_tokens * text.vocab_size
+    return cache + captured + prefill + logits
+
+
+def auto_batch_size(loaded: LoadedModel, max_new_tokens: int) -> int:
+    """The ``[decoding] batch_size = "auto"`` rule: 1 on a CPU (one row's ops already use every core); on a
+    GPU, as many rows as half its free memory holds now (``row_bytes`` each; the model is loaded, so its
+    weights are already counted out), at least 1 and at most ``AUTO_BATCH_MAX``."""
+    device = torch.device(loaded.device)
+    if device.type != "cuda":
+        return 1
+    free, _ = torch.cuda.mem_get_info(device)
+    per_row = row_bytes(loaded.model.config, max_new_tokens, loaded.model.dtype.itemsize)
+    return max(1, min(AUTO_BATCH_MAX, int(0.5 * free) // per_row))
+
+
+def batch_size_for(setting: int | str, loaded: LoadedModel | None, max_new_tokens: int) -> int:
+    """The rows per generate that ``[decoding] batch_size`` asks for on ``loaded``'s device."""
+    if setting != "auto":
+        return int(setting)
+    return 1 if loaded is None else auto_batch_size(loaded, max_new_tokens)
+
+
 def batch_inputs(loaded: LoadedModel, prompts: list[PromptInputs]) -> dict[str, torch.Tensor]:
     """The prompts of one film as one left-padded batch: ``input_ids`` and ``token_type_ids`` [B, S] with
     padding (``pad_token_id``, type 0: never part of an image block) before the shorter prompts, the
