@@ -52,3 +52,33 @@ def test_eval_names_a_batch_size_below_1():
 
     result = CliRunner().invoke(main, ["eval", "--export", "unused", "--batch-size", "0"])
     assert result.exit_code == 2 and "batch_size" in result.output
+
+
+def test_a_batch_whose_generate_fails_is_answered_row_by_row(monkeypatch):
+    from medgemma_tui.pipeline.batch import FilmAtHand, batches, run_batch
+    from medgemma_tui.pipeline.sample import RowSettings
+
+    class Row:
+        problem, question, image = None, "Is there a nodule?", "film.png"
+
+        def __init__(self, key):
+            self.key = key
+
+    def fails(self, loaded, samples, settings):
+        raise RuntimeError("CUDA out of memory (a stand-in)")
+
+    answered = []
+    monkeypatch.setattr(FilmAtHand, "answer_together", fails)
+    monkeypatch.setattr(FilmAtHand, "answer", lambda self, loaded, sample, settings: answered.append(sample.key))
+
+    class Sink:
+        def finished(self, result):
+            pass
+
+        def failed(self, sample, error):
+            raise AssertionError(error)
+
+    rows = [Row("a"), Row("b"), Row("c")]
+    assert [[r.key for r in b] for b in batches(rows, 2)] == [["a", "b"], ["c"]]
+    counts = run_batch(object(), rows, RowSettings(batch_size=2), Sink())
+    assert counts.done == 3 and answered == ["a", "b", "c"]
