@@ -53,7 +53,9 @@ def print_human(figures: dict) -> None:
                        shown(figures["cpu_ratios"].get(name)), verdicts.get(name, ""))
     console.print(ratios)
     if figures.get("rows"):
-        data = Table(box=None, pad_edge=False, title=f"a dataset of {figures['films']} films, {figures['rows']} rows")
+        title = (f"a dataset of {figures['films']} films, {figures['rows']} rows, "
+                 f"{figures.get('batch_size', 1)} per generate in the eval")
+        data = Table(box=None, pad_edge=False, title=title)
         for column in ("figure", "value", "target"):
             data.add_column(column, justify="right" if column == "value" else "left")
         for name in ("loop_s_per_row", "old_s_per_row", "eval_s_per_row", "eval_over_loop", "old_over_eval",
@@ -70,6 +72,15 @@ def print_human(figures: dict) -> None:
                   f"{figures['machine']['torch_threads']} torch threads; {figures['wall_s']:.0f}s in all[/dim]")
     for note in figures["notes"]:
         console.print(f"[dim]note: {note}[/dim]")
+
+
+def bench_batch_size(text: str) -> int | str:
+    """``--batch-size``: "auto" or a whole number >= 1."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    if not text.strip().isdigit() or int(text) < 1:
+        raise click.BadParameter(f"'auto' or a whole number >= 1, got {text!r}", param_hint="--batch-size")
+    return int(text)
 
 
 @click.command("bench")
@@ -93,12 +104,15 @@ def print_human(figures: dict) -> None:
                    "default 2, and 0 on medgemma-4b-text, where each way takes many minutes on a CPU).")
 @click.option("--dataset-questions", type=click.IntRange(1, 6), default=6, show_default=True,
               help="Questions asked about each film of the bench dataset.")
+@click.option("--batch-size", "batch_size", default="1", show_default=True, metavar="N|auto",
+              help="Rows of one film per generate in the dataset's medtui eval, as eval --batch-size (auto: 1 on "
+                   "a CPU, by free memory on a GPU); the figure is in the JSON as batch_size.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="torch CPU threads (default: torch's choice, one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @reports_errors
 def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, dataset_films, dataset_questions,
-                  threads, as_json):
+                  batch_size, threads, as_json):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
     from medgemma_tui.app.bench import measure_nav_redraw
     from medgemma_tui.bench.run import run_bench
@@ -112,7 +126,8 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
         dataset_films = 0 if shape == "medgemma-4b-text" else 2
     result = run_bench(shape=shape, device=device, dtype=dtype, repeats=repeats, new_tokens=new_tokens,
                        nav_keys=nav_keys, eval_samples=eval_samples, threads=threads, nav_measure=measure_nav_redraw,
-                       dataset_films=dataset_films, dataset_questions=dataset_questions, progress=progress)
+                       dataset_films=dataset_films, dataset_questions=dataset_questions,
+                       dataset_batch_size=bench_batch_size(batch_size), progress=progress)
     figures = result.figures()
     if as_json:
         sys.stdout.write(json.dumps(jsonable(figures)) + "\n")

@@ -60,6 +60,16 @@ def resolve_inputs(config, model, data, images):
     return model, csv, root, demo_data and model == "demo"
 
 
+def batch_option(text: str | None) -> int | str | None:
+    """``--batch-size``: a whole number, or "auto"; checked by the config like the file's value."""
+    if text is None or text.strip().lower() == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return text  # the config's check names the option's expected values
+
+
 def check_map_settings(config) -> None:
     from medgemma_tui.analysis.views import VIEWS
     from medgemma_tui.colormaps import get_colormap
@@ -214,6 +224,10 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, auto).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
+@click.option("--batch-size", "batch_size", default=None, metavar="N|auto",
+              help="Rows of one film answered by one generate, each record the same as alone (default: the "
+                   "config's [decoding] batch_size, auto: 1 on a CPU, on a GPU what half its free memory holds, "
+                   "at most 8).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Run on a Ray cluster: 'auto' or host:port joins one; no value starts a local Ray.")
 @click.option("--workers", type=click.IntRange(1), default=None, metavar="N",
@@ -222,7 +236,7 @@ def print_summary(counts, as_json: bool) -> None:
               help="Only shard I of N (from 0), split by film; default inside a Slurm array: its task's shard.")
 @reports_errors
 def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
-                 resume, as_json, device, dtype, ray_address, workers, shard_text):
+                 resume, as_json, device, dtype, batch_size, ray_address, workers, shard_text):
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
@@ -239,7 +253,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
 
         import_ray()
     config = load_config(config_path)
-    overrides = {"model.device": device, "model.dtype": dtype}
+    overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size)}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     model, csv, root, demo = resolve_inputs(config, model, data, images)
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),

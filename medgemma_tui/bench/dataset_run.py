@@ -7,7 +7,8 @@ The bench dataset is a few films with several questions each (as a hard-positive
 - ``old``: the old pipeline's way, per row: an eager ``generate`` with ``output_attentions`` and an
   eager ``output_attentions`` re-run of the sequence (on the first film's rows: it costs the most);
 - ``eval``: ``pipeline.evaluation.run_evaluation`` into a temporary results tree with everything
-  captured, analysed and written (figures, masks, analysis/), the film's vision pass reused per film.
+  captured, analysed and written (figures, masks, analysis/), the film's vision pass reused per film,
+  ``batch_size`` rows of a film per generate (``[decoding] batch_size``; the loop stays one row at a time).
 
 Every generate makes the same number of tokens (``min_new_tokens`` pinned), so the three do the same
 decoding work per row.
@@ -28,7 +29,7 @@ import torch
 from medgemma_tui.bench.workload import Workload, attention_paths
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import load_dataset
-from medgemma_tui.engine.extract import forbidden_tokens, model_inputs
+from medgemma_tui.engine.extract import batch_size_for, forbidden_tokens, model_inputs
 from medgemma_tui.engine.prompt import build_prompt
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
@@ -55,6 +56,7 @@ class DatasetFigures:
     eval_row_s: list[float]
     vision_passes: int
     gpu_util: float | None
+    batch_size: int = 1  # rows of one film per generate in the eval
 
     def to_json(self) -> dict[str, Any]:
         loop = float(np.mean(self.loop_s))
@@ -62,6 +64,7 @@ class DatasetFigures:
         return {
             "films": self.films,
             "rows": self.rows,
+            "batch_size": self.batch_size,
             "loop_s_per_row": loop,
             "old_s_per_row": float(np.mean(self.old_s)) if self.old_s else None,
             "eval_s_per_row": per_row,
@@ -113,8 +116,11 @@ def gpu_utilisation(device) -> float | None:
 
 
 def measure_dataset(loaded: LoadedModel, films: int, questions: tuple[str, ...], new_tokens: int,
-                    progress=lambda message: None) -> DatasetFigures:
+                    progress=lambda message: None, batch_size: int | str = 1) -> DatasetFigures:
+    """The dataset three ways; ``batch_size`` (a whole number or "auto", as ``[decoding] batch_size``) is
+    the eval's rows per generate."""
     model = loaded.model
+    rows_per_generate = batch_size_for(batch_size, loaded, new_tokens)
     pictures = bench_films(films)
     suppress = forbidden_tokens(model.config)
 
@@ -138,7 +144,7 @@ def measure_dataset(loaded: LoadedModel, films: int, questions: tuple[str, ...],
                 workload.old_sample()
                 old_s.append(time.perf_counter() - start)
 
-    progress(f"dataset: medtui eval over {films * len(questions)} rows")
+    progress(f"dataset: medtui eval over {films * len(questions)} rows, {rows_per_generate} per generate")
     row_s: list[float] = []
     utilisation: list[float] = []
 
@@ -156,7 +162,7 @@ def measure_dataset(loaded: LoadedModel, films: int, questions: tuple[str, ...],
         calls.append(1)
         return real(*args, **kwargs)
 
-    config = Config().with_overrides({"decoding.max_new_tokens": new_tokens})
+    config = Config().with_overrides({"decoding.max_new_tokens": new_tokens, "decoding.batch_size": rows_per_generate})
     with tempfile.TemporaryDirectory(prefix="medtui-bench-data-") as folder:
         samples = load_dataset(write_bench_dataset(Path(folder), pictures, questions)).samples
         tree = ResultsTree(Path(folder) / "out")
@@ -171,4 +177,4 @@ def measure_dataset(loaded: LoadedModel, films: int, questions: tuple[str, ...],
     if counts.failed:
         raise RuntimeError(f"the bench eval failed {counts.failed} rows: {counts.failures[:1]}")
     return DatasetFigures(films, len(samples), loop_s, old_s, wall, row_s, len(calls),
-                          float(np.mean(utilisation)) if utilisation else None)
+                          float(np.mean(utilisation)) if utilisation else None, rows_per_generate)

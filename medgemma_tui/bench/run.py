@@ -204,6 +204,7 @@ def run_bench(
     threads: int | None = None,
     dataset_films: int = 2,
     dataset_questions: int = 6,
+    dataset_batch_size: int | str = 1,
     progress: Callable[[str], None] = lambda message: None,
     nav_measure: NavMeasure | None = None,
 ) -> BenchResult:
@@ -227,8 +228,8 @@ def run_bench(
         timings = time_variants(variants, repeats, loaded.device, memory, progress, warm_up=chosen is None)
         progress("capture against eager")
         verify = verify_layers(loaded, workload.image, workload.record)
-        dataset = (measure_dataset(loaded, dataset_films, BENCH_QUESTIONS[:dataset_questions], new_tokens, progress)
-                   if dataset_films and dataset_questions else None)
+        dataset = (measure_dataset(loaded, dataset_films, BENCH_QUESTIONS[:dataset_questions], new_tokens, progress,
+                                   dataset_batch_size) if dataset_films and dataset_questions else None)
     record = workload.record
     what = {v.name: v.what for v in variants}
     notes = workload.answer_notes()

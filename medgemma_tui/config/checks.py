@@ -176,6 +176,14 @@ def _auto_or_count(value: Any, where: _Where) -> str | int:
     raise where.fail('"auto" or a whole number >= 0', value)
 
 
+def _auto_or_positive(value: Any, where: _Where) -> str | int:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise where.fail('"auto" or a whole number >= 1', value)
+
+
 def _key_table(value: Any, where: _Where) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise where.fail("a table of binding id = \"key\"", value)

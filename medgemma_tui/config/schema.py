@@ -17,6 +17,7 @@ from typing import Any
 from medgemma_tui.config.checks import (
     ConfigError,
     _auto_or_count,
+    _auto_or_positive,
     _choice,
     _describe,
     _device,
@@ -57,6 +58,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class DecodingConfig:
     max_new_tokens: int = _option(24, _integer(1))
+    # rows of one film answered by one generate, each record the same as alone: "auto" is 1 on a CPU and
+    # on a GPU as many as half its free memory holds, at most 8 (engine.extract.auto_batch_size)
+    batch_size: str | int = _option("auto", _auto_or_positive)
 
 
 PROMPT_ORDERS = ("text_first", "image_first")  # where the image sits in the user turn, after or before the text

@@ -8,6 +8,13 @@ about what answering costs. Per-head L x L matrices live only inside one call, o
 
 The mask function ``eager_mask`` is registered under the same name: without it a new attention name
 gets ``mask=None`` and SDPA silently drops the bidirectional image block and the sliding window.
+
+Batches: one ``CaptureSession`` per batch row (``capturing`` takes a list of them). ``generate`` pads the
+rows on the left and gives each row its own positions (``position_ids`` = the attention mask's cumulative
+sum - 1, padding at 0; transformers' ``GenerationMixin._prepare_position_ids_for_generation``), while the
+cache and the mask run on cache indices, padding included. A row's probabilities are computed on its own
+query rows and keys only: the padding queries before its first token and the padding keys before its first
+position are cut off (the mask gives them no mass), so each row's record is its batch-1 record.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ CAPTURE_ATTENTION = "medtui_capture"
 # on one CPU thread; torch's own grain size for splitting an op across threads
 SMALL_PROBS = 32768
 
-_active_session: contextvars.ContextVar[CaptureSession | None] = contextvars.ContextVar(
-    "medtui_capture_session", default=None
+_active_batch: contextvars.ContextVar[CaptureBatch | None] = contextvars.ContextVar(
+    "medtui_capture_batch", default=None
 )
 
 
@@ -65,9 +72,29 @@ def attention_probs_fp32(
     return torch.softmax(scores, dim=-1)
 
 
+def first_real_query(positions: list[int]) -> int:
+    """Index of a forward pass's first query that is one of the row's tokens, not left padding.
+
+    The row's own tokens of a pass are consecutive positions ending at the last query; the padding before
+    them has position 0 under ``generate`` (see the module docstring), which breaks the run."""
+    first = len(positions) - 1
+    while first > 0 and positions[first - 1] == positions[first] - 1:
+        first -= 1
+    return first
+
+
+@dataclass(frozen=True)
+class RowStep:
+    """One batch row in one forward pass: its first real query, their positions, which of them are kept."""
+
+    first: int  # query index of the row's first token (left padding before it)
+    positions: list[int]  # sequence positions of the queries from ``first`` on
+    kept: list[int]  # indices into ``positions`` of the rows kept per head
+
+
 @dataclass
 class CaptureSession:
-    """Collects attention rows of the text decoder while the model runs.
+    """Collects attention rows of the text decoder while the model runs (one sequence: one batch row).
 
     ``keep_positions`` and every position from ``keep_from`` on: the query positions whose per-head
     rows are kept (question tokens, then the answer rows); the head-mean of every row
@@ -89,25 +116,20 @@ class CaptureSession:
     # layer -> blocks of head-mean rows of calls with rows not kept: (positions, [q, W] float32)
     mean_blocks: dict[int, list[tuple[list[int], torch.Tensor]]] = field(default_factory=dict)
     calls: int = 0
-    # the position_ids tensor of the forward pass under way, its values and the indices of the rows
-    # kept: every layer of one forward pass gets the same tensor, so reading it (a device sync on a
-    # GPU) and choosing the rows happen once a step, not once a layer
-    _positions_of: tuple[torch.Tensor, list[int], list[int]] | None = field(default=None, repr=False)
 
-    def _positions(self, query_positions: torch.Tensor) -> tuple[list[int], list[int]]:
-        if self._positions_of is None or self._positions_of[0] is not query_positions:
-            positions = query_positions.tolist()
-            kept = [i for i, pos in enumerate(positions) if self._kept(pos)]
-            self._positions_of = (query_positions, positions, kept)
-        return self._positions_of[1], self._positions_of[2]
+    def step(self, query_positions: list[int]) -> RowStep:
+        """The row's part of a forward pass whose queries of this row sit at ``query_positions``."""
+        first = first_real_query(query_positions)
+        positions = query_positions[first:]
+        return RowStep(first, positions, [i for i, pos in enumerate(positions) if self._kept(pos)])
 
     def _kept(self, pos: int) -> bool:
         return pos in self.keep_positions or (self.keep_from is not None and pos >= self.keep_from)
 
-    def observe(self, layer_idx: int, probs: torch.Tensor, query_positions: torch.Tensor) -> None:
-        """probs: [H, q, K] fp32 for one sequence; query_positions: [q] ascending sequence positions."""
+    def observe(self, layer_idx: int, probs: torch.Tensor, step: RowStep) -> None:
+        """probs: [H, q, K] fp32 of the row's own queries (``step.positions``) over its own latest K keys."""
         self.calls += 1
-        positions, kept = self._positions(query_positions)
+        positions, kept = step.positions, step.kept
         keys = probs.shape[-1]
         first_key = positions[-1] + 1 - keys  # the cache holds the most recent `keys` positions
         if first_key < 0:
@@ -157,6 +179,26 @@ class CaptureSession:
         return out
 
 
+@dataclass
+class CaptureBatch:
+    """The sessions of one ``generate``, one per batch row, in batch order."""
+
+    sessions: list[CaptureSession]
+    # the position_ids tensor of the forward pass under way and every row's step: every layer of one
+    # forward pass gets the same tensor, so reading it (a device sync on a GPU) and choosing the rows
+    # happen once a step, not once a layer
+    _steps_of: tuple[torch.Tensor, list[RowStep]] | None = field(default=None, repr=False)
+
+    def steps(self, position_ids: torch.Tensor) -> list[RowStep]:
+        """Each row's step of the pass whose ``position_ids`` ([B, q]) are given."""
+        if self._steps_of is None or self._steps_of[0] is not position_ids:
+            rows = position_ids.tolist()
+            if len(rows) != len(self.sessions):
+                raise RuntimeError(f"{len(self.sessions)} capture sessions for a batch of {len(rows)} rows")
+            self._steps_of = (position_ids, [s.step(r) for s, r in zip(self.sessions, rows, strict=True)])
+        return self._steps_of[1]
+
+
 @contextmanager
 def one_cpu_thread(tensor: torch.Tensor, entries: int):
     """Run a small CPU computation on one thread.
@@ -177,12 +219,14 @@ def one_cpu_thread(tensor: torch.Tensor, entries: int):
 
 
 @contextmanager
-def capturing(session: CaptureSession):
-    token = _active_session.set(session)
+def capturing(sessions: CaptureSession | list[CaptureSession]):
+    """Capture into ``sessions``: one session, or one per batch row of the ``generate`` under way."""
+    batch = CaptureBatch([sessions] if isinstance(sessions, CaptureSession) else list(sessions))
+    token = _active_batch.set(batch)
     try:
-        yield session
+        yield sessions
     finally:
-        _active_session.reset(token)
+        _active_batch.reset(token)
 
 
 def capture_attention_forward(
@@ -201,17 +245,25 @@ def capture_attention_forward(
     output, _ = sdpa_attention_forward(
         module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
     )
-    session = _active_session.get()
+    batch = _active_batch.get()
     layer_idx = getattr(module, "layer_idx", None)
-    if session is None or layer_idx is None:  # SigLIP modules have no layer_idx: pass them through
+    if batch is None or layer_idx is None:  # SigLIP modules have no layer_idx: pass them through
         return output, None
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     position_ids = kwargs.get("position_ids")
     if position_ids is None:
         raise RuntimeError("capture needs position_ids from the decoder layer (transformers >= 5)")
+    steps = batch.steps(position_ids)
     entries = query.shape[1] * query.shape[2] * key.shape[2]  # H x q x K
     with torch.no_grad(), one_cpu_thread(query, entries):
-        probs = attention_probs_fp32(query[:1], key[:1], attention_mask, scaling, kwargs.get("softcap"))
-        session.observe(layer_idx, probs[0], position_ids[0])
+        for b, (session, step) in enumerate(zip(batch.sessions, steps, strict=True)):
+            # left padding in the cache: the row's keys start `pad_keys` columns in
+            pad_keys = max(0, key.shape[2] - (step.positions[-1] + 1))
+            mask = None
+            if attention_mask is not None:
+                mask = attention_mask[b if attention_mask.shape[0] > 1 else 0, None, :, step.first:, pad_keys:]
+            probs = attention_probs_fp32(query[b:b + 1, :, step.first:], key[b:b + 1, :, pad_keys:], mask, scaling,
+                                         kwargs.get("softcap"))
+            session.observe(layer_idx, probs[0], step)
     return output, None

@@ -12,6 +12,7 @@ robustness study) or the next film of the dataset is a new entry and replaces th
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +50,17 @@ class VisionCache:
 
 
 def with_features(model, inputs: dict[str, torch.Tensor], cache: VisionCache | None) -> dict[str, Any]:
-    """``generate`` inputs with the film's features in place of its pixels (unchanged without a cache)."""
+    """``generate`` inputs with the film's features in place of its pixels (unchanged without a cache).
+
+    A batch of rows about one film (``input_ids`` [B, S], ``pixel_values`` of the one film) gets the film's
+    features once per row: the model scatters them over the image tokens of every row in batch order."""
     if cache is None or "pixel_values" not in inputs:
         return inputs
     out = {k: v for k, v in inputs.items() if k != "pixel_values"}
-    out["mm_encoder_outputs"] = {"image": cache.features_for(model, inputs["pixel_values"])}
+    features = cache.features_for(model, inputs["pixel_values"])
+    rows = int(inputs["input_ids"].shape[0])
+    if rows > 1 and features.pooler_output.shape[0] == 1:
+        features = copy.copy(features)  # the cached output stays the film's own
+        features.pooler_output = features.pooler_output.repeat(rows, 1, 1)  # [B, tokens, hidden]
+    out["mm_encoder_outputs"] = {"image": features}
     return out

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.data.images import load_image
+from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
+from medgemma_tui.engine.extract import batch_size_for
+from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.interrupts import InterruptFlag
-from medgemma_tui.pipeline.sample import RowSettings, answer_row, check_row, needs_model
+from medgemma_tui.pipeline.sample import RowSettings, answer_films, answer_row, check_row, needs_model
 
 # A study run on each answered row before it reaches the sink (robustness, faithfulness): it may add
 # to ``result.analysis.extras``; an exception fails the row like any other.
@@ -110,24 +112,52 @@ def free_accelerator_memory() -> None:
 class FilmAtHand:
     """The film of the rows being answered: read from disk once, its vision pass and its anatomy masks
     computed once, for every row on it in a row (``film_order`` puts them together); memory holds one
-    film at a time."""
+    film at a time. ``answer_together`` answers several of its rows by one generate; ``answer`` then
+    takes each row's record from there."""
 
     def __init__(self) -> None:
         self.path = None
         self.film = None
         self.masks = None
         self.vision = VisionCache()
+        self.ready: dict[str, AttentionRecord] = {}  # key -> record answered with others of the film
 
-    def answer(self, loaded: LoadedModel, sample: Sample, settings: RowSettings) -> SampleResult:
+    def _at(self, sample: Sample) -> LoadedImage:
         if sample.image != self.path:
             self.path, self.film, self.masks = sample.image, None, None
             self.vision.clear()
+            self.ready = {}
         if self.film is None:
             check_row(sample)
             self.film = load_image(sample.image)
-        result = answer_row(loaded, sample, settings, film=self.film, vision=self.vision, masks=self.masks)
+        return self.film
+
+    def answer_together(self, loaded: LoadedModel, samples: Sequence[Sample], settings: RowSettings) -> None:
+        """Answer the rows ``samples`` (of one film) by one generate, for ``answer`` to take."""
+        film = self._at(samples[0])
+        records = answer_films(loaded, list(samples), film, settings, self.vision)
+        self.ready.update({sample.key: record for sample, record in zip(samples, records, strict=True)})
+
+    def answer(self, loaded: LoadedModel, sample: Sample, settings: RowSettings) -> SampleResult:
+        film = self._at(sample)
+        record = self.ready.pop(sample.key, None)
+        result = answer_row(loaded, sample, settings, film=film, vision=self.vision, masks=self.masks, record=record)
         self.masks = result.analysis.masks
         return result
+
+
+def batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
+    """Consecutive rows of one film, ``size`` at most to a batch; a row the model will not be asked (a bad
+    row) is a batch of its own, so it fails alone."""
+    out: list[list[Sample]] = []
+    for sample in samples:
+        last = out[-1] if out else None
+        if (last is not None and len(last) < size and needs_model(sample) and needs_model(last[0])
+                and last[0].image == sample.image):
+            last.append(sample)
+        else:
+            out.append([sample])
+    return out
 
 
 def film_order(samples: Sequence[Sample]) -> list[Sample]:
@@ -154,16 +184,23 @@ def run_batch(
     """Answer ``samples`` in order into ``sink``; returns the counts (``interrupted`` when stopped early).
 
     ``answer`` is how a row is answered (default: ``sample.answer_row`` with the film at hand reused,
-    ``FilmAtHand``; the app passes its own, which also reads rows from a tree).
+    ``FilmAtHand``; the app passes its own, which also reads rows from a tree). With the default,
+    ``settings.batch_size`` rows of one film at a time are answered by one generate (``batches``), each
+    record the same as the row's alone; the studies and the model views stay per row. A batch whose
+    generate fails (CUDA out of memory included) is answered again row by row, so only a failing row fails.
+    A row's ``sample_s`` includes its share of its batch's generate.
 
     ``interrupted`` is the flag of ``interrupts_noted``: an exception raised while it is set is the
     interrupt surfacing through torch, not a failure of the row.
     """
     counts = BatchCounts(selected=len(samples) + skipped, skipped=skipped)
+    size, at_hand = 1, None
     if answer is None:
         if loaded is None and any(needs_model(s) for s in samples):
             raise ValueError(f"{len(samples)} rows left to run and no model given")
-        answer = FilmAtHand().answer
+        at_hand = FilmAtHand()
+        answer = at_hand.answer
+        size = batch_size_for(settings.batch_size, loaded, settings.max_new_tokens)
     started = time.perf_counter()
 
     def report(event: str, key: str | None = None, error: str | None = None, sample_s: float | None = None):
@@ -171,35 +208,60 @@ def run_batch(
             progress(Progress(event, len(samples), counts.done + counts.failed, counts.done, counts.failed,
                               counts.skipped, time.perf_counter() - started, key, error, sample_s))
 
+    def stopping() -> bool:
+        return (should_stop is not None and should_stop()) or bool(interrupted)
+
+    def run_row(sample: Sample, shared_s: float) -> None:
+        t0 = time.perf_counter()
+        error = None
+        try:
+            result = answer(loaded, sample, settings)
+            for study in studies:
+                study(loaded, result)
+            sink.finished(result)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            if interrupted:  # Ctrl-C surfaced as another exception inside torch: stop, record nothing
+                raise KeyboardInterrupt from exc
+            error = failure_message(exc)
+            if is_cuda_oom(exc):
+                free_accelerator_memory()
+            sink.failed(sample, error)
+            counts.failed += 1
+            counts.failures.append({"key": sample.key, "error": error})
+        else:
+            counts.done += 1
+        elapsed = time.perf_counter() - t0 + shared_s
+        counts.sample_times.append(elapsed)
+        report("sample", sample.key, error, elapsed)
+
     report("start")
     try:
-        for sample in samples:
-            if (should_stop is not None and should_stop()) or interrupted:
+        for batch in batches(samples, size):
+            if stopping():
                 counts.interrupted = True
                 break
-            t0 = time.perf_counter()
-            error = None
-            try:
-                result = answer(loaded, sample, settings)
-                for study in studies:
-                    study(loaded, result)
-                sink.finished(result)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                if interrupted:  # Ctrl-C surfaced as another exception inside torch: stop, record nothing
-                    raise KeyboardInterrupt from exc
-                error = failure_message(exc)
-                if is_cuda_oom(exc):
-                    free_accelerator_memory()
-                sink.failed(sample, error)
-                counts.failed += 1
-                counts.failures.append({"key": sample.key, "error": error})
-            else:
-                counts.done += 1
-            elapsed = time.perf_counter() - t0
-            counts.sample_times.append(elapsed)
-            report("sample", sample.key, error, elapsed)
+            shared = 0.0  # the batch's generate, shared by its rows
+            if at_hand is not None and len(batch) > 1:
+                t0 = time.perf_counter()
+                try:
+                    at_hand.answer_together(loaded, batch, settings)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # out of memory or a bad row: its rows are answered one by one
+                    if interrupted:
+                        raise KeyboardInterrupt from exc
+                    if is_cuda_oom(exc):
+                        free_accelerator_memory()
+                shared = (time.perf_counter() - t0) / len(batch)
+            for sample in batch:
+                if stopping():
+                    counts.interrupted = True
+                    break
+                run_row(sample, shared)
+            if counts.interrupted:
+                break
     except KeyboardInterrupt:
         counts.interrupted = True
     return counts

@@ -17,7 +17,8 @@ from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
-from medgemma_tui.engine.extract import extract_record
+from medgemma_tui.engine.extract import extract_record, extract_records
+from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError
 from medgemma_tui.model.loading import LoadedModel
@@ -39,6 +40,7 @@ class RowSettings:
     max_new_tokens: int = 24
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX
     prompt: PromptConfig = PromptConfig()  # the chat prompt ([prompt]): system turn, instruction, image order
+    batch_size: int | str = 1  # rows of one film per generate ([decoding] batch_size; "auto": by the device)
 
     @classmethod
     def from_config(cls, config: Config) -> RowSettings:
@@ -48,7 +50,8 @@ class RowSettings:
         spec = DEFAULT_SPEC.with_(view=analysis.map_view, rows=analysis.default_row, layers=analysis.layer_span)
         terms = tuple(analysis.terms) if analysis.terms else None
         return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens,
-                   pointing_tolerance_px=analysis.pointing_tolerance_px, prompt=config.prompt)
+                   pointing_tolerance_px=analysis.pointing_tolerance_px, prompt=config.prompt,
+                   batch_size=config.decoding.batch_size)
 
     def with_view(self, view: str | None) -> RowSettings:
         if view is None:
@@ -74,14 +77,17 @@ def check_row(sample: Sample) -> None:
 
 
 def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film: LoadedImage | None = None,
-               vision: VisionCache | None = None, masks: AnatomyMasks | None = None) -> SampleResult:
+               vision: VisionCache | None = None, masks: AnatomyMasks | None = None,
+               record: AttentionRecord | None = None) -> SampleResult:
     """Answer one row and analyse it; the views that need the model again are computed first.
 
     ``film`` and ``vision`` carry the film at hand from the previous row on the same image: the file
-    is not read again, its vision pass is reused (``engine.vision``) and so are its anatomy ``masks``."""
+    is not read again, its vision pass is reused (``engine.vision``) and so are its anatomy ``masks``.
+    ``record`` is the row's answer when it was already given with others of its film (``answer_films``)."""
     check_row(sample)
     film = film if film is not None else load_image(sample.image)
-    record = answer_film(loaded, sample, film, settings, vision)
+    if record is None:
+        record = answer_film(loaded, sample, film, settings, vision)
     return analyse_row(sample, film, record, settings, loaded, masks)
 
 
@@ -90,6 +96,17 @@ def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings
     """The answer to the row's question about ``film`` and its attention record."""
     return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
                           image_path=str(sample.image), vision=vision, prompt_settings=settings.prompt)
+
+
+def answer_films(loaded: LoadedModel, samples: list[Sample], film: LoadedImage, settings: RowSettings,
+                 vision: VisionCache | None = None) -> list[AttentionRecord]:
+    """The records of several rows about ``film``, answered by one generate (``engine.extract.extract_records``):
+    each the same as ``answer_film`` gives the row alone. Anything else a row needs the model for (the
+    gradient and relative views, the studies) is computed per row afterwards, by ``analyse_row``."""
+    for sample in samples:
+        check_row(sample)
+    return extract_records(loaded, film.rgb, [s.question for s in samples], max_new_tokens=settings.max_new_tokens,
+                           image_path=str(samples[0].image), vision=vision, prompt_settings=settings.prompt)
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
