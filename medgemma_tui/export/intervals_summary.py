@@ -9,6 +9,9 @@ faithfulness gains. Each interval is ``[low, high]``, or null where there are no
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,3 +81,72 @@ def dataset_intervals(done: pd.DataFrame, focal: pd.DataFrame | None, groups: pd
                                                                             n=RESAMPLES, seed=SEED))
     return out
 
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One dataset-level figure of ``summary.json`` with its study-bootstrap interval, as drawn and shown."""
+
+    name: str  # the key in ``summary.json``'s ``intervals``
+    label: str  # what it is, in words
+    value: float | None  # the point estimate, from the same rows as the interval
+    low: float | None
+    high: float | None
+    n: int | None  # rows (or groups, or samples) behind it
+    reference: float | None = None  # what it means by chance or "no better than random" (a line in the figure)
+    reference_label: str = ""
+    kind: str = "share"  # share (0..1), ratio (1 = chance) or gain (0 = random)
+
+    def text(self, digits: int = 3) -> str:
+        """``accuracy 0.964 [0.916, 1.000]``: the value and its interval (``n/a`` where there is none)."""
+        if self.value is None:
+            return f"{self.label} n/a"
+        interval = "" if self.low is None or self.high is None else f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        return f"{self.label} {self.value:.{digits}f}{interval}"
+
+
+INTERVAL_NOTE = "95% CI, study bootstrap"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def headlines(summary: Mapping[str, Any]) -> list[Headline]:
+    """The dataset-level figures of a ``summary.json`` (as written by ``export.summary``) that have a value,
+    each with its interval from ``summary["intervals"]``; the order of the figures and the app."""
+    intervals = summary.get("intervals") or {}
+    faith = summary.get("faithfulness") or {}
+
+    def bounds(name: str) -> tuple[float | None, float | None]:
+        pair = intervals.get(name)
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            return None, None
+        return _number(pair[0]), _number(pair[1])
+
+    def make(name: str, label: str, value: Any, n: Any, **extra) -> Headline:
+        number = _number(n)
+        return Headline(name, label, _number(value), *bounds(name), None if number is None else int(number), **extra)
+
+    hit, chance = _number(summary.get("pointing_game")), _number(summary.get("pointing_game_chance"))
+    out = [
+        make("accuracy", "accuracy", summary.get("accuracy"), summary.get("scored"), reference=0.5,
+             reference_label="0.5"),
+        make("hard_positive_answer_consistency", "hard-positive consistency",
+             summary.get("hard_positive_answer_consistency"), summary.get("hard_positive_groups")),
+        make("pointing_game", "pointing game", hit, summary.get("pointing_game_n"), reference=chance,
+             reference_label="chance by the same rule"),
+        make("pointing_game_over_chance", "pointing game / chance",
+             hit / chance if hit is not None and chance else None, summary.get("pointing_game_n"), reference=1.0,
+             reference_label="1 = chance", kind="ratio"),
+        make("mass_in_box_lift", "mass-in-box lift", summary.get("pointing_game_mass_in_box_lift"),
+             summary.get("pointing_game_n"), reference=1.0, reference_label="1 = chance", kind="ratio"),
+    ]
+    for curve in ("deletion", "insertion"):
+        for kind, words in (("", "log-prob"), ("_prob", "prob")):
+            out.append(make(f"{curve}_gain{kind}", f"{curve} gain ({words})", faith.get(f"mean_{curve}_gain{kind}"),
+                            faith.get("samples"), reference=0.0, reference_label="0 = random order", kind="gain"))
+    return [h for h in out if h.value is not None]
