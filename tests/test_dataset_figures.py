@@ -37,8 +37,9 @@ def test_headlines_pair_each_figure_with_its_interval_and_its_chance():
     assert shown["mass_in_box_lift"].value == 4.2 and shown["mass_in_box_lift"].n == 56
     assert shown["insertion_gain"].text() == "insertion gain (log-prob) -0.100 [-0.300, 0.100]"
     # a figure without a value is left out; one without an interval says so by having none
-    partial = headlines({"accuracy": 0.5, "scored": 4, "intervals": {}})
-    assert [h.text() for h in partial] == ["accuracy 0.500"]
+    partial = headlines({"accuracy": 0.5, "scored": 4, "intervals": {"accuracy": None},
+                         "interval_studies": {"accuracy": 1}})
+    assert [h.text() for h in partial] == ["accuracy 0.500 (no interval: 1 study)"]
 
 
 def _errorbar_spans(ax) -> list[tuple[float, float]]:

@@ -788,7 +788,10 @@ def dataset_intervals_figure(summary: dict[str, Any]) -> Figure | None:
             span = max(float(np.max(finite) - np.min(finite)), 1e-3)
             ax.set_xlim(min(float(np.min(finite)), line) - 0.08 * span, max(float(np.max(finite)), line) + 0.08 * span)
         for yi, h in zip(y, items, strict=True):
-            ax.text(1.02, yi, h.text()[len(h.label) + 1:] + (f"   n = {h.n}" if h.n is not None else ""),
+            counts = ", ".join(part for part in (f"n = {h.n}" if h.n is not None else "",
+                                                 f"{h.studies} studies" if h.studies and h.low is not None else "")
+                               if part)
+            ax.text(1.02, yi, h.text()[len(h.label) + 1:] + (f"   {counts}" if counts else ""),
                     va="center", ha="left", fontsize=9.5, transform=ax.get_yaxis_transform(), parse_math=False)
         ax.set_yticks(y, [h.label for h in items], fontsize=9.5)
         ax.set_ylim(len(items) - 0.4, -0.6)

@@ -11,8 +11,9 @@ without the model (``ResultsReader.summary()``, ``write_analysis``).
   hit rate of a top cell drawn uniformly at random, by the same 15 px rule), and
   ``pointing_game_mass_in_box_lift`` their mean mass-in-box lift. ``pointing_game_overall`` counts every
   boxed row.
-- ``intervals``: the study-bootstrap 95% interval of each of these figures (``intervals_summary``);
-  ``headlines`` there pairs each with its value, as the figures and the app show them.
+- ``intervals``: the study-bootstrap 95% interval of each of these figures (``intervals_summary``),
+  null with fewer than two studies; ``interval_studies`` how many studies each resampled;
+  ``intervals_summary.headlines`` pairs each with its value, as the figures and the app show them.
 - Hard-positive groups are the rows sharing (image_path, baseline_question) with at least two finished
   variants. ``hard_positive_answer_consistency``: share of those groups whose parsed labels all agree;
   ``mean_js_variants``: mean over groups of the mean pairwise Jensen-Shannon divergence (nats) of their
@@ -141,7 +142,9 @@ def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] 
     if consistency is None:
         consistency = consistency_tables(rows, load_grid)
     summary.update(consistency.summary)
-    summary["intervals"] = dataset_intervals(done, boxed_rows(done)[1], consistency.groups)
+    studies: dict[str, int] = {}
+    summary["intervals"] = dataset_intervals(done, boxed_rows(done)[1], consistency.groups, studies=studies)
+    summary["interval_studies"] = studies
     if counts:
         summary["run"] = {k: v for k, v in counts.items() if k != "skipped"}
     return summary
@@ -174,8 +177,10 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     studies, faithfulness = study_summary(tree, rows)
     summary.update(studies)
     if not faithfulness.empty:
-        gains = dataset_intervals(finished(rows), None, consistency.groups.iloc[0:0], faithfulness)
+        studies = {}
+        gains = dataset_intervals(finished(rows), None, consistency.groups.iloc[0:0], faithfulness, studies=studies)
         summary.setdefault("intervals", {}).update(gains)
+        summary.setdefault("interval_studies", {}).update(studies)
     from medgemma_tui.export.method_analysis import write_method_analysis
 
     focal_rows = boxed_rows(finished(rows))[1] if not rows.empty else None

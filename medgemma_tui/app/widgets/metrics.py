@@ -91,8 +91,10 @@ def headline_table(summary: dict | None) -> Table:
     for headline in headlines(summary or {}):
         chance = headline.name == "pointing_game" and headline.reference is not None
         reference = f"chance {headline.reference:.3f} (same 15 px rule)" if chance else ""
-        table.add_row(headline.label, headline.text()[len(headline.label) + 1:],
-                      "" if headline.n is None else f"n {headline.n}", reference)
+        counts = "" if headline.n is None else f"n {headline.n}"
+        if headline.studies and headline.low is not None:
+            counts += f", {headline.studies} studies"
+        table.add_row(headline.label, headline.text()[len(headline.label) + 1:], counts, reference)
     return table
 
 
