@@ -665,7 +665,7 @@ def accuracy_by_strategy_figure(table: pd.DataFrame, summary: dict[str, Any] | N
     overall = overall_accuracy(summary)
     if overall is not None:
         value, low, high = overall
-        handles.append(ax.axvspan(low, high, color="#CC79A7", alpha=0.18, lw=0, gid="overall-interval",
+        handles.append(ax.axvspan(low, high, color="#CC79A7", alpha=0.18, lw=0, gid="overall-interval", zorder=0,
                                   label=f"all scored rows {value:.2f} [{low:.2f}, {high:.2f}] ({INTERVAL_LABEL})"))
     ax.set_yticks(y, labels, fontsize=9.5)
     ax.invert_yaxis()  # the baseline on top, then the strategies from best to worst
@@ -773,8 +773,10 @@ def dataset_intervals_figure(summary: dict[str, Any]) -> Figure | None:
         low = np.array([h.value if h.low is None else h.low for h in items], dtype=float)
         high = np.array([h.value if h.high is None else h.high for h in items], dtype=float)
         errors = np.clip(np.stack([values - low, high - values]), 0.0, None)
-        ax.errorbar(values, y, xerr=errors, fmt="o", color=ACCENT, ecolor="black", capsize=4, lw=1.2, ms=6,
-                    gid="intervals")
+        bars = ax.errorbar(values, y, xerr=errors, fmt="o", color=ACCENT, ecolor="black", capsize=4, lw=1.2, ms=6,
+                           gid="intervals")
+        for artist in (bars.lines[0], *bars.lines[1], *bars.lines[2]):
+            artist.set_clip_on(False)  # a share of 0 or 1 sits on the frame, whole
         references = [(yi, h.reference) for yi, h in zip(y, items, strict=True) if h.reference is not None]
         if kind == "share":
             if references:
