@@ -25,7 +25,9 @@ SHOWN = (
     ("apical_fraction", "apical third"),
     ("basal_fraction", "basal third"),
     ("mass_in_box", "mass in box"),
+    ("mass_in_box_lift", "mass-in-box lift"),
     ("pointing_hit", "pointing hit"),
+    ("pointing_chance", "pointing chance"),  # a random top cell's hit rate by the same 15 px rule
     ("iou_top10", "IoU top-10%"),
 )
 
