@@ -74,7 +74,7 @@ def test_eval_runs_real_films_into_a_tree_with_masks_pointing_intervals_and_fait
     config = tmp_path / "medtui.toml"
     config.write_text('[model]\nname_or_path = "demo"\ndevice = "cpu"\ndtype = "fp32"\n[decoding]\nmax_new_tokens = 4\n'
                       "[faithfulness]\nsteps = 2\nrandom_orders = 2\n"
-                      "[visualization]\nsave_full = false\n", encoding="utf-8")
+                      "[visualization]\nsave_full = false\nsave_overlays = false\n", encoding="utf-8")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["eval", "--export", str(out), "--data", str(data), "--images", str(ROOT),
                                        "--config", str(config), "--faithfulness"], catch_exceptions=False)
