@@ -160,3 +160,25 @@ def test_a_live_session_summarises_the_rows_it_ran_as_eval_would():
     assert summary["accuracy"] == pytest.approx(correct.mean())
     expected = bootstrap_ci(correct.astype(float), [item.study for item in scored], n=1000, seed=0)
     assert summary["intervals"]["accuracy"] == pytest.approx(list(expected))
+
+
+def test_summary_intervals_count_their_studies_and_leave_one_study_without_an_interval():
+    from medgemma_tui.analysis.intervals import bootstrap_ci
+    from medgemma_tui.export.intervals_summary import dataset_intervals
+
+    done = pd.DataFrame({
+        "key": [f"k{i}" for i in range(6)], "study_id": ["a", "a", "b", "b", "c", "c"],
+        "image_path": ["a.png", "a.png", "b.png", "b.png", "c.png", "c.png"],
+        "correct": pd.array([True, False, True, True, None, None], dtype="boolean"),
+    })
+    focal = pd.DataFrame({"key": ["k0", "k1"], "study_id": ["a", "a"], "image_path": ["a.png", "a.png"],
+                          "pointing_hit": [1.0, 0.0], "pointing_chance": [0.03, 0.03], "mass_in_box_lift": [5.0, 3.0]})
+    studies: dict[str, int] = {}
+    out = dataset_intervals(done, focal, pd.DataFrame(), studies=studies)
+    # accuracy over the four scored rows of two studies (c is not scored), resampled by study
+    assert studies["accuracy"] == 2
+    assert out["accuracy"] == pytest.approx(list(bootstrap_ci([1.0, 0.0, 1.0, 1.0], ["a", "a", "b", "b"])))
+    assert out["accuracy"] == pytest.approx([0.5, 1.0])  # study means 0.5 and 1.0
+    # every boxed row is from study a: no interval, and the count says why
+    assert studies["pointing_game"] == studies["mass_in_box_lift"] == 1
+    assert out["pointing_game"] is None and out["pointing_game_over_chance"] is None and out["mass_in_box_lift"] is None
