@@ -83,3 +83,14 @@ def test_bad_arguments_are_rejected():
         bootstrap_ci([1.0, 2.0], level=1.5)
     with pytest.raises(ValueError):
         bootstrap_ci([1.0, 2.0], n=0)
+
+
+def test_one_study_gives_no_interval_when_the_study_bootstrap_asks_for_two():
+    values = np.array([1.0, 0.0, 1.0, 1.0])
+    assert bootstrap_ci(values, groups=["a"] * 4) == (0.75, 0.75)  # the default: every replicate is the one study
+    low, high = bootstrap_ci(values, groups=["a"] * 4, min_groups=2)
+    assert math.isnan(low) and math.isnan(high)
+    low, high = ratio_ci(values, values, groups=["a"] * 4, min_groups=2)
+    assert math.isnan(low) and math.isnan(high)
+    # two studies, means 0.5 and 1.0: the replicates are 0.5, 0.75 and 1.0
+    assert bootstrap_ci(values, groups=["a", "a", "b", "b"], min_groups=2) == (0.5, 1.0)

@@ -8,7 +8,9 @@ Tibshirani 1993, "An Introduction to the Bootstrap", chapter 13).
 
 Every function is seeded (the same call gives the same interval) and NaN-safe: rows where any input is
 NaN are left out before resampling, and replicates whose statistic is NaN are left out of the
-quantiles. With no usable row the interval is ``(nan, nan)``.
+quantiles. With no usable row the interval is ``(nan, nan)``, and so it is with fewer than ``min_groups``
+groups: resampling a single study draws that study every time, and its zero-width interval would say
+"no uncertainty" where there is no information about it (pass ``min_groups=2`` for a study bootstrap).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def bootstrap_columns_ci(
     n: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    min_groups: int = 1,
 ) -> Interval:
     """Percentile interval of ``statistic(*columns)`` under resampling of ``groups`` with replacement.
 
@@ -58,6 +61,8 @@ def bootstrap_columns_ci(
     if len(labels) == 0:
         return NAN_INTERVAL
     _, codes = np.unique(labels.astype(str), return_inverse=True)
+    if codes.max() + 1 < min_groups:
+        return NAN_INTERVAL
     members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]  # rows of each group
     rng = np.random.default_rng(seed)
     stats = np.empty(n)
@@ -79,12 +84,13 @@ def bootstrap_ci(
     n: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    min_groups: int = 1,
 ) -> Interval:
     """(low, high) percentile interval of ``statistic(values)``, resampling ``groups`` (studies).
 
     For accuracy, consistency or the pointing game pass the 0/1 column and its study ids.
     """
-    return bootstrap_columns_ci([values], groups, statistic, n=n, seed=seed, level=level)
+    return bootstrap_columns_ci([values], groups, statistic, n=n, seed=seed, level=level, min_groups=min_groups)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> float:
@@ -99,20 +105,23 @@ def ratio_ci(
     n: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    min_groups: int = 1,
 ) -> Interval:
     """Interval of the ratio of sums (= ratio of means), rows resampled together by group.
 
     E.g. the pointing game over its chance: ``ratio_ci(pointing_hit, pointing_chance, study_id)``.
     """
-    return bootstrap_columns_ci([numerator, denominator], groups, _ratio, n=n, seed=seed, level=level)
+    return bootstrap_columns_ci([numerator, denominator], groups, _ratio, n=n, seed=seed, level=level,
+                                min_groups=min_groups)
 
 
 def paired_difference_ci(after: Sequence[float], before: Sequence[float], groups: Sequence | None = None,
                          statistic: Callable[[np.ndarray], float] = np.mean, n: int = 1000, seed: int = 0,
-                         level: float = 0.95) -> Interval:
+                         level: float = 0.95, min_groups: int = 1) -> Interval:
     """Interval of ``statistic(after) - statistic(before)`` on the same resampled rows (a paired gain)."""
 
     def difference(a: np.ndarray, b: np.ndarray) -> float:
         return float(statistic(a) - statistic(b))
 
-    return bootstrap_columns_ci([after, before], groups, difference, n=n, seed=seed, level=level)
+    return bootstrap_columns_ci([after, before], groups, difference, n=n, seed=seed, level=level,
+                                min_groups=min_groups)

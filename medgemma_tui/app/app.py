@@ -59,6 +59,18 @@ def sample_boxes(session: Session, key: str) -> list:
     return []
 
 
+def headline_note(session: Session) -> str:
+    """`` · accuracy 0.964 [0.916, 1.000]`` (the study-bootstrap interval) after a run, when rows were scored."""
+    from medgemma_tui.app.screens.summary import session_summary
+    from medgemma_tui.export.intervals_summary import headlines
+
+    try:
+        shown = {h.name: h for h in headlines(session_summary(session) or {})}
+    except Exception:  # noqa: BLE001 - a summary that cannot be made costs only this note
+        return ""
+    return f" · {shown['accuracy'].text()} (D: dataset figures)" if "accuracy" in shown else ""
+
+
 class MedtuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "medtui"
@@ -122,6 +134,10 @@ class MedtuiApp(App):
             self.load_model()
         elif self.autorun and self.session.items:
             self.start_first()
+        if self.session.is_tree:
+            note = headline_note(self.session)
+            if note:
+                self.notify(note.lstrip(" ·"), title="dataset", timeout=8)
 
     def start_first(self) -> None:
         done = self.session.done()
@@ -311,6 +327,7 @@ class MedtuiApp(App):
         cancelled = worker.is_cancelled
         text = f"{job}: {finished} done" + (f", {failed} failed" if failed else "")
         text += f" of {len(keys)}" + (" (cancelled)" if cancelled else "") + f" in {time.perf_counter() - start:.1f}s"
+        text += headline_note(self.session)
         self.post_message(JobEnded(job, text, "warning" if failed or cancelled else "information"))
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
@@ -463,6 +480,24 @@ class MedtuiApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_summary(self) -> None:
+        self.open_summary()
+
+    def open_summary(self) -> None:
+        """The dataset figures with their intervals (a tree's summary.json, or the samples run here)."""
+        from medgemma_tui.app.screens.summary import SummaryScreen
+
+        if isinstance(self.screen, SummaryScreen):
+            return
+        self.summary_worker()
+
+    @work(thread=True, exclusive=True, group="summary", exit_on_error=False, name="dataset summary")
+    def summary_worker(self) -> None:
+        from medgemma_tui.app.screens.summary import SummaryScreen, session_summary
+
+        summary = session_summary(self.session)  # the bootstrap is a second or two: off the UI thread
+        self.call_from_thread(self.push_screen, SummaryScreen(summary, self.session.source))
+
     def open_gallery(self) -> None:
         frame = self.current_frame()
         if frame is None:
@@ -562,6 +597,8 @@ class MedtuiApp(App):
         yield SystemCommand("Run all samples", "Run every sample that has not run (x)", self.run_all)
         yield SystemCommand("Cancel the running job", "Stops after the current sample (esc)", self.cancel_jobs)
         yield SystemCommand("Export", "Write the standard results tree (e)", self.open_export)
+        yield SystemCommand("Dataset figures", "Accuracy, consistency, pointing, lift, faithfulness with their "
+                            "95% study-bootstrap intervals (D)", self.open_summary)
         yield SystemCommand("Head gallery", "Every layer x head as a small map (G)", self.open_gallery)
         yield SystemCommand("Methods side by side", "Every map view of this row with its pointing and lift (M)",
                             self.open_methods)

@@ -10,6 +10,8 @@ from textual.binding import Binding
 
 APP_BINDINGS = [
     Binding("question_mark", "help", "Help", id="help"),
+    Binding("D", "summary", "Dataset", tooltip="The dataset figures with their study-bootstrap 95% intervals",
+            id="summary", show=False),
     Binding("q", "quit", "Quit", id="quit"),
     Binding("ctrl+p", "command_palette", "Commands", id="command_palette", show=False),
 ]

@@ -663,13 +663,35 @@ def strategy_bars(table: pd.DataFrame | None) -> pd.DataFrame:
 
 @_quiet
 def plot_accuracy_by_strategy(table: pd.DataFrame, path: Path, formats: str | Sequence[str] | None = None,
-                              dpi: float | None = None) -> Path | None:
+                              dpi: float | None = None, summary: dict[str, Any] | None = None) -> Path | None:
     """Accuracy per paraphrase strategy kind with 95% Wilson intervals (``table`` from summary.by_strategy).
 
     The original questions are the baseline, not a strategy: their bar comes first, in gray, and their
     accuracy is a dashed line across the paraphrase bars. A variant naming several kinds counts in each
-    of their bars; the figure says how many do. None (and no file) when no kind has a scored row.
+    of their bars; the figure says how many do. With ``summary`` (summary.json), the accuracy over every
+    scored row is a shaded band from its study-bootstrap interval (``intervals.accuracy``): rows of one
+    study are resampled together, which the per-bar Wilson intervals cannot do. None (and no file) when
+    no kind has a scored row.
     """
+    return _save_or_none(accuracy_by_strategy_figure(table, summary), path, formats, dpi)
+
+
+def _save_or_none(figure: Figure | None, path: Path, formats, dpi) -> Path | None:
+    return None if figure is None else save_figure(figure, path, formats, dpi)
+
+
+def overall_accuracy(summary: dict[str, Any] | None) -> tuple[float, float, float] | None:
+    """(accuracy, low, high) over every scored row, from summary.json's ``accuracy`` and ``intervals``."""
+    if not summary:
+        return None
+    value, pair = summary.get("accuracy"), (summary.get("intervals") or {}).get("accuracy")
+    if not isinstance(value, (int, float)) or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        return None
+    return float(value), float(pair[0]), float(pair[1])
+
+
+def accuracy_by_strategy_figure(table: pd.DataFrame, summary: dict[str, Any] | None = None) -> Figure | None:
+    """The figure of ``plot_accuracy_by_strategy``, unsaved."""
     bars = strategy_bars(table)
     if bars.empty:
         return None
@@ -698,20 +720,25 @@ def plot_accuracy_by_strategy(table: pd.DataFrame, path: Path, formats: str | Se
         base = float(acc[is_base][0])
         handles.append(ax.axvline(base, color="0.35", ls="--", lw=1.2, label=f"original accuracy {base:.2f}"))
     handles.append(ax.axvline(0.5, color="0.6", ls=":", lw=1, label="0.5"))
+    overall = overall_accuracy(summary)
+    if overall is not None:
+        value, low, high = overall
+        handles.append(ax.axvspan(low, high, color="#CC79A7", alpha=0.18, lw=0, gid="overall-interval", zorder=0,
+                                  label=f"all scored rows {value:.2f} [{low:.2f}, {high:.2f}] ({INTERVAL_LABEL})"))
     ax.set_yticks(y, labels, fontsize=9.5)
     ax.invert_yaxis()  # the baseline on top, then the strategies from best to worst
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy   (whiskers and [brackets]: 95% Wilson interval)", fontsize=10)
     ax.grid(axis="x", alpha=0.25)
     ax.set_title("Accuracy by paraphrase strategy", fontsize=12, pad=28)
-    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), fontsize=9,
-              frameon=False)
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(handles), 3),
+              fontsize=9, frameon=False)
     height = figure.get_figheight()
     bottom = (0.75 + 0.3 * len(notes)) / height
     figure.subplots_adjust(left=0.26, right=0.8, top=1 - 0.85 / height, bottom=bottom)
     for i, note in enumerate(notes):
         figure.text(0.02, 0.1 / height + 0.3 * i / height, note, fontsize=9, color="0.25", parse_math=False)
-    return save_figure(figure, path, formats, dpi)
+    return figure
 
 
 @_quiet
@@ -771,3 +798,167 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
                     fontsize=12)
     figure.subplots_adjust(top=0.87, bottom=0.27, left=0.06, right=0.985)
     return save_figure(figure, path, formats, dpi)
+
+
+# ---- the dataset-level figures with their study-bootstrap intervals ---------------------------------
+
+INTERVAL_LABEL = "95% CI, study bootstrap"
+PANEL_TITLES = {
+    "share": "shares (0..1); orange tick: chance (pointing game: by the same 15 px rule; accuracy: 0.5)",
+    "ratio": "against chance (orange line: 1 = chance)",
+    "gain": "faithfulness: mean AUC gain of the map over the random orders (orange line: 0 = random)",
+}
+
+
+def dataset_intervals_figure(summary: dict[str, Any]) -> Figure | None:
+    """Every dataset-level figure of ``summary`` (``intervals_summary.headlines``) as a point with the
+    whiskers of its study-bootstrap 95% interval read from ``summary["intervals"]``, and the value and
+    interval written beside it; one panel per kind (shares, ratios to chance, faithfulness gains), each
+    with what chance or a random order gives. None when no figure has a value."""
+    from medgemma_tui.export.intervals_summary import headlines
+
+    shown = headlines(summary)
+    if not shown:
+        return None
+    kinds = [k for k in PANEL_TITLES if any(h.kind == k for h in shown)]
+    rows = [[h for h in shown if h.kind == k] for k in kinds]
+    heights = [len(r) + 1.2 for r in rows]
+    figure = new_figure(10.5, 1.3 + 0.42 * sum(heights))
+    axes = np.atleast_1d(figure.subplots(len(kinds), 1, gridspec_kw={"height_ratios": heights}))
+    for ax, kind, items in zip(axes, kinds, rows, strict=True):
+        y = np.arange(len(items))
+        values = np.array([h.value for h in items], dtype=float)
+        low = np.array([h.value if h.low is None else h.low for h in items], dtype=float)
+        high = np.array([h.value if h.high is None else h.high for h in items], dtype=float)
+        errors = np.clip(np.stack([values - low, high - values]), 0.0, None)
+        bars = ax.errorbar(values, y, xerr=errors, fmt="o", color=ACCENT, ecolor="black", capsize=4, lw=1.2, ms=6,
+                           gid="intervals")
+        for artist in (bars.lines[0], *bars.lines[1], *bars.lines[2]):
+            artist.set_clip_on(False)  # a share of 0 or 1 sits on the frame, whole
+        references = [(yi, h.reference) for yi, h in zip(y, items, strict=True) if h.reference is not None]
+        if kind == "share":
+            if references:
+                ax.plot([r for _, r in references], [yi for yi, _ in references], ls="none", marker="|", ms=16,
+                        mew=2, color="#D55E00", gid="references")
+            ax.set_xlim(0, 1)
+        else:
+            line = 1.0 if kind == "ratio" else 0.0
+            ax.axvline(line, color="#D55E00", ls="--", lw=1.2, gid="references")
+            finite = np.concatenate([low, high, [line]])
+            span = max(float(np.max(finite) - np.min(finite)), 1e-3)
+            ax.set_xlim(min(float(np.min(finite)), line) - 0.08 * span, max(float(np.max(finite)), line) + 0.08 * span)
+        for yi, h in zip(y, items, strict=True):
+            counts = ", ".join(part for part in (f"n = {h.n}" if h.n is not None else "",
+                                                 f"{h.studies} studies" if h.studies and h.low is not None else "")
+                               if part)
+            ax.text(1.02, yi, h.text()[len(h.label) + 1:] + (f"   {counts}" if counts else ""),
+                    va="center", ha="left", fontsize=9.5, transform=ax.get_yaxis_transform(), parse_math=False)
+        ax.set_yticks(y, [h.label for h in items], fontsize=9.5)
+        ax.set_ylim(len(items) - 0.4, -0.6)
+        ax.grid(axis="x", alpha=0.25)
+        ax.set_title(PANEL_TITLES[kind], fontsize=9.5, loc="left")
+    figure.suptitle(f"Dataset figures: value and whiskers of the {INTERVAL_LABEL}\n(studies resampled with "
+                    "replacement, seeded; value [low, high] beside each)", fontsize=11)
+    height = figure.get_figheight()
+    figure.subplots_adjust(left=0.22, right=0.72, top=1 - 0.95 / height, bottom=0.35 / height, hspace=0.75)
+    return figure
+
+
+@_quiet
+def plot_dataset_intervals(summary: dict[str, Any], path: Path, formats: str | Sequence[str] | None = None,
+                           dpi: float | None = None) -> Path | None:
+    """``dataset_intervals_figure`` written to ``path``; None (and no file) when there is nothing to draw."""
+    figure = dataset_intervals_figure(summary)
+    return None if figure is None else save_figure(figure, path, formats, dpi)
+
+
+def _curves(payloads: Sequence[dict[str, Any]], curve: str, field: str) -> np.ndarray:
+    """[samples, steps + 1] of one curve field over the samples that have it with the common length."""
+    rows = [np.asarray(p[curve][field], dtype=float) for p in payloads
+            if isinstance(p.get(curve), dict) and p[curve].get(field) is not None]
+    if not rows:
+        return np.zeros((0, 0))
+    length = min(len(r) for r in rows)
+    return np.stack([r[:length] for r in rows])
+
+
+LABEL_COLOURS = {"yes": "#0072B2", "no": "#D55E00", "uncertain": "#777777"}
+
+
+def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, Any] | None = None
+                        ) -> Figure | None:
+    """Deletion and insertion curves of the map against the random orders, log-probability beside
+    probability (RISE's curve), split by answer label.
+
+    ``payloads`` are the ``faithfulness`` sections of ``robustness/{key}.json`` (with ``answer_label``).
+    Per label, the solid line is the mean over samples of the map's curve and the dashed line the mean
+    of the random orders' mean curve, shaded by the mean over samples of the random orders' SD at each
+    step (the spread of one random order). The panel titles give each mean gain with its study-bootstrap
+    interval from ``summary["intervals"]``. None without a curve.
+    """
+    payloads = [p for p in payloads if isinstance(p, dict) and isinstance(p.get("deletion"), dict)]
+    if not payloads:
+        return None
+    intervals = (summary or {}).get("intervals") or {}
+    faith = (summary or {}).get("faithfulness") or {}
+    order = list(LABEL_COLOURS)
+    labels = sorted({str(p.get("answer_label") or "uncertain") for p in payloads},
+                    key=lambda x: (order.index(x) if x in order else len(order), x))
+    figure = new_figure(12.5, 8.6)
+    axes = figure.subplots(2, 2)
+    for row, curve in enumerate(("deletion", "insertion")):
+        for col, (kind, map_field, random_field, sd_field, axis) in enumerate((
+                ("", "map", "random", "random_sd", "log p(followed token)"),
+                ("_prob", "map_prob", "random_prob", "random_prob_sd", "p(followed token)"))):
+            ax = axes[row, col]
+            for label in labels:
+                part = [p for p in payloads if str(p.get("answer_label") or "uncertain") == label]
+                mapped = _curves(part, curve, map_field)
+                randoms = _curves(part, curve, random_field)
+                spread = _curves(part, curve, sd_field)
+                if mapped.size == 0:
+                    continue
+                fractions = np.asarray(part[0].get("fractions") or np.linspace(0, 1, mapped.shape[1]), dtype=float)
+                fractions = fractions[:mapped.shape[1]]
+                colour = LABEL_COLOURS.get(label, "#333333")
+                ax.plot(fractions, mapped.mean(axis=0), color=colour, lw=2,
+                        label=f"answer '{label}': map order (n = {len(part)})", gid=f"map-{label}")
+                if randoms.size:
+                    mean = randoms.mean(axis=0)
+                    ax.plot(fractions, mean, color=colour, lw=1.3, ls="--", label=f"answer '{label}': random orders",
+                            gid=f"random-{label}")
+                    if spread.size:
+                        sd = spread.mean(axis=0)
+                        ax.fill_between(fractions, mean - sd, mean + sd, color=colour, alpha=0.15, lw=0)
+            name = f"{curve}_gain{kind}"
+            gain = faith.get(f"mean_{name}")
+            pair = intervals.get(name)
+            title = f"{curve}, {'probability' if kind else 'log-probability'}"
+            if isinstance(gain, (int, float)):
+                title += f"\nmean gain {gain:.3f}"
+                if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                    title += f" [{pair[0]:.3f}, {pair[1]:.3f}] ({INTERVAL_LABEL})"
+            ax.set_title(title, fontsize=10, parse_math=False)
+            ax.set_xlabel(f"fraction of image tokens {'removed' if curve == 'deletion' else 'restored'} "
+                          "(most attended first)", fontsize=9)
+            ax.set_ylabel(axis, fontsize=9)
+            ax.grid(alpha=0.25)
+            ax.legend(fontsize=7.5, frameon=False)
+    beats = [f"{k.replace('_beats_random', ' beats random')}: {v:.2f}" for k, v in faith.items()
+             if k.endswith(("_beats_random", "_beats_random_prob")) and isinstance(v, (int, float))]
+    note = "shaded: random orders' mean ± 1 SD of one order (mean over samples)"
+    if beats:
+        note += "; share of samples whose map beats random (every order and 2 SD): " + ", ".join(beats)
+    figure.text(0.01, 0.01, textwrap.fill(note, 170), fontsize=8.5, color="0.25", parse_math=False)
+    figure.suptitle(f"Deletion and insertion (Petsiuk et al. 2018) over {len(payloads)} samples, split by answer",
+                    fontsize=12)
+    figure.subplots_adjust(left=0.07, right=0.985, top=0.9, bottom=0.11, hspace=0.42, wspace=0.2)
+    return figure
+
+
+@_quiet
+def plot_faithfulness(payloads: Sequence[dict[str, Any]], summary: dict[str, Any] | None, path: Path,
+                      formats: str | Sequence[str] | None = None, dpi: float | None = None) -> Path | None:
+    """``faithfulness_figure`` written to ``path``; None (and no file) without curves."""
+    figure = faithfulness_figure(payloads, summary)
+    return None if figure is None else save_figure(figure, path, formats, dpi)

@@ -7,8 +7,13 @@ without the model (``ResultsReader.summary()``, ``write_analysis``).
   (``uncertain`` counts as wrong).
 - ``pointing_game``: share of boxed rows whose map's top cell touches a box, over *focal* findings
   (every boxed row except diffuse findings such as cardiomegaly, where a box is the whole heart and
-  pointing says little); ``pointing_game_chance`` is the mean box area fraction of the same rows (the
-  hit rate of a map that points at random). ``pointing_game_overall`` counts every boxed row.
+  pointing says little); ``pointing_game_chance`` is the mean ``pointing_chance`` of the same rows (the
+  hit rate of a top cell drawn uniformly at random, by the same 15 px rule), and
+  ``pointing_game_mass_in_box_lift`` their mean mass-in-box lift. ``pointing_game_overall`` counts every
+  boxed row.
+- ``intervals``: the study-bootstrap 95% interval of each of these figures (``intervals_summary``),
+  null with fewer than two studies; ``interval_studies`` how many studies each resampled;
+  ``intervals_summary.headlines`` pairs each with its value, as the figures and the app show them.
 - Hard-positive groups are the rows sharing (image_path, baseline_question) with at least two finished
   variants. ``hard_positive_answer_consistency``: share of those groups whose parsed labels all agree;
   ``mean_js_variants``: mean over groups of the mean pairwise Jensen-Shannon divergence (nats) of their
@@ -92,6 +97,8 @@ def pointing_game(done: pd.DataFrame) -> dict[str, Any]:
         "pointing_game": finite_mean(focal["pointing_hit"]),
         "pointing_game_chance": finite_mean(focal[chance]),
         "pointing_game_n": len(focal),
+        "pointing_game_mass_in_box_lift": finite_mean(focal["mass_in_box_lift"]) if "mass_in_box_lift" in focal
+        else None,
         "pointing_game_overall": finite_mean(boxed["pointing_hit"]),
         "pointing_game_overall_chance": finite_mean(boxed[chance]),
         "pointing_game_overall_n": len(boxed),
@@ -135,7 +142,9 @@ def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] 
     if consistency is None:
         consistency = consistency_tables(rows, load_grid)
     summary.update(consistency.summary)
-    summary["intervals"] = dataset_intervals(done, boxed_rows(done)[1], consistency.groups)
+    studies: dict[str, int] = {}
+    summary["intervals"] = dataset_intervals(done, boxed_rows(done)[1], consistency.groups, studies=studies)
+    summary["interval_studies"] = studies
     if counts:
         summary["run"] = {k: v for k, v in counts.items() if k != "skipped"}
     return summary
@@ -168,15 +177,17 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     studies, faithfulness = study_summary(tree, rows)
     summary.update(studies)
     if not faithfulness.empty:
-        gains = dataset_intervals(finished(rows), None, consistency.groups.iloc[0:0], faithfulness)
+        studies = {}
+        gains = dataset_intervals(finished(rows), None, consistency.groups.iloc[0:0], faithfulness, studies=studies)
         summary.setdefault("intervals", {}).update(gains)
+        summary.setdefault("interval_studies", {}).update(studies)
     from medgemma_tui.export.method_analysis import write_method_analysis
 
     focal_rows = boxed_rows(finished(rows))[1] if not rows.empty else None
     focal = set(focal_rows["key"].astype(str)) if focal_rows is not None and "key" in focal_rows else set()
     summary.update(write_method_analysis(tree, finished(rows), focal, plots, formats, dpi))
     if plots:
-        summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi)
+        summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi, summary=summary)
         if failed:
             summary["plot_errors"] = failed
     text = json.dumps(jsonable(summary), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
@@ -207,10 +218,28 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any]
     return dict(tables.summary), tables.faithfulness
 
 
-def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame, formats=None, dpi=None
-                ) -> tuple[list[str], dict[str, str]]:
+def faithfulness_payloads(tree: ResultsTree, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ``faithfulness`` sections of the finished rows' ``robustness/{key}.json``, each with the row's
+    answer label from the CSV (which wins over the one the study kept)."""
+    done = finished(rows)
+    out = []
+    for _, row in done.iterrows() if not done.empty else ():
+        path = tree.robustness_path(row["key"])
+        if not path.exists():
+            continue
+        faith = json.loads(path.read_text(encoding="utf-8")).get("faithfulness")
+        if faith:
+            out.append({**faith, "answer_label": str(row.get("answer_label", faith.get("answer_label")) or "")})
+    return out
+
+
+def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame, formats=None, dpi=None,
+                summary: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
     """The dataset plots; returns the names written and, by name, the one-line error of each plot that
-    failed (a failing plot never costs the rest of the analysis)."""
+    failed (a failing plot never costs the rest of the analysis). With ``summary`` (summary.json's
+    numbers), the figures draw its study-bootstrap intervals: ``dataset_intervals.png`` every
+    dataset-level figure, ``accuracy_by_strategy.png`` the overall accuracy's band, ``faithfulness.png``
+    the gains' intervals in its titles."""
     folder = tree.analysis_dir
     summaries, layer_types, cells = [], None, None
     for key in finished(rows)["key"] if not rows.empty else []:
@@ -224,7 +253,11 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame,
         cells = cells or (int(np.prod(shape)) if shape else None)
     plots = {
         "metric_distributions.png": lambda path: figures.plot_metric_distributions(rows, path, formats, dpi),
-        "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path, formats, dpi),
+        "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path, formats, dpi,
+                                                                                   summary=summary),
+        "dataset_intervals.png": lambda path: figures.plot_dataset_intervals(summary or {}, path, formats, dpi),
+        "faithfulness.png": lambda path: figures.plot_faithfulness(faithfulness_payloads(tree, rows), summary, path,
+                                                                   formats, dpi),
         "layer_profile.png": lambda path: figures.plot_layer_profile(summaries, path, layer_types, cells, formats,
                                                                      dpi),
     }

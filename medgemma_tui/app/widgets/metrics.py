@@ -25,7 +25,9 @@ SHOWN = (
     ("apical_fraction", "apical third"),
     ("basal_fraction", "basal third"),
     ("mass_in_box", "mass in box"),
+    ("mass_in_box_lift", "mass-in-box lift"),
     ("pointing_hit", "pointing hit"),
+    ("pointing_chance", "pointing chance"),  # a random top cell's hit rate by the same 15 px rule
     ("iou_top10", "IoU top-10%"),
 )
 
@@ -76,3 +78,42 @@ class MetricsPanel(Static):
         shape = (lines, tuple(name in frame.metrics for name, _ in SHOWN), width >= 56, width)
         self.update(Group(description, MetricsTable(frame)), layout=shape != self._shape)
         self._shape = shape
+
+
+def headline_table(summary: dict | None) -> Table:
+    """The dataset-level figures of a summary.json (``export.intervals_summary.headlines``): one line each,
+    ``accuracy  0.964 [0.916, 1.000]  n 416``, the brackets the study-bootstrap 95% interval."""
+    from medgemma_tui.export.intervals_summary import headlines
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(style="dim", no_wrap=True)
+    for headline in headlines(summary or {}):
+        chance = headline.name == "pointing_game" and headline.reference is not None
+        reference = f"chance {headline.reference:.3f} (same 15 px rule)" if chance else ""
+        counts = "" if headline.n is None else f"n {headline.n}"
+        if headline.studies and headline.low is not None:
+            counts += f", {headline.studies} studies"
+        table.add_row(headline.label, headline.text()[len(headline.label) + 1:], counts, reference)
+    return table
+
+
+class DatasetSummaryPanel(Static):
+    """The dataset-level figures with their intervals, or a line saying why there are none."""
+
+    DEFAULT_CSS = "DatasetSummaryPanel { height: auto; }"
+
+    def show(self, summary: dict | None, source: str = "") -> None:
+        from medgemma_tui.export.intervals_summary import INTERVAL_NOTE, headlines
+
+        if not summary or not headlines(summary):
+            self.update(Text("No dataset figures yet: run samples (x) or open a results tree.", style="dim"))
+            return
+        title = Text(f"Dataset figures over {summary.get('done', 0)} finished rows", style="bold")
+        if source:
+            title.append(f" · {source}", style="dim")
+        note = Text(f"[low, high]: {INTERVAL_NOTE} (studies resampled with replacement, seeded, 1000 times)",
+                    style="italic dim")
+        self.update(Group(title, note, headline_table(summary)))

@@ -1,0 +1,184 @@
+"""The study-bootstrap intervals of summary.json, drawn in the dataset figures and shown in the app."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medgemma_tui.export import figures
+from medgemma_tui.export.intervals_summary import headlines
+
+SUMMARY = {
+    "done": 416, "accuracy": 0.964, "scored": 416,
+    "hard_positive_answer_consistency": 0.9, "hard_positive_groups": 70,
+    "pointing_game": 0.5, "pointing_game_chance": 0.0625, "pointing_game_n": 56,
+    "pointing_game_mass_in_box_lift": 4.2,
+    "faithfulness": {"samples": 20, "mean_deletion_gain": 0.3, "mean_insertion_gain": -0.1,
+                     "mean_deletion_gain_prob": 0.05, "mean_insertion_gain_prob": 0.02,
+                     "deletion_beats_random": 0.25},
+    "intervals": {"accuracy": [0.916, 1.0], "hard_positive_answer_consistency": [0.8, 0.97],
+                  "pointing_game": [0.375, 0.625], "pointing_game_over_chance": [6.0, 10.0],
+                  "mass_in_box_lift": [3.1, 5.0], "deletion_gain": [0.1, 0.5], "insertion_gain": [-0.3, 0.1],
+                  "deletion_gain_prob": [0.0, 0.1], "insertion_gain_prob": [-0.01, 0.05]},
+}
+
+
+def test_headlines_pair_each_figure_with_its_interval_and_its_chance():
+    shown = {h.name: h for h in headlines(SUMMARY)}
+    assert list(shown) == ["accuracy", "hard_positive_answer_consistency", "pointing_game",
+                           "pointing_game_over_chance", "mass_in_box_lift", "deletion_gain", "deletion_gain_prob",
+                           "insertion_gain", "insertion_gain_prob"]
+    assert shown["accuracy"].text() == "accuracy 0.964 [0.916, 1.000]"
+    assert shown["pointing_game"].reference == 0.0625
+    assert shown["pointing_game_over_chance"].value == pytest.approx(8.0)  # 0.5 / 0.0625
+    assert shown["mass_in_box_lift"].value == 4.2 and shown["mass_in_box_lift"].n == 56
+    assert shown["insertion_gain"].text() == "insertion gain (log-prob) -0.100 [-0.300, 0.100]"
+    # a figure without a value is left out; one without an interval says so by having none
+    partial = headlines({"accuracy": 0.5, "scored": 4, "intervals": {"accuracy": None},
+                         "interval_studies": {"accuracy": 1}})
+    assert [h.text() for h in partial] == ["accuracy 0.500 (no interval: 1 study)"]
+
+
+def _errorbar_spans(ax) -> list[tuple[float, float]]:
+    """low, high of each horizontal whisker the axes drew, one after the other."""
+    from matplotlib.collections import LineCollection
+
+    spans = []
+    for collection in ax.collections:
+        if isinstance(collection, LineCollection):
+            spans += [value for seg in collection.get_segments() for value in (seg[:, 0].min(), seg[:, 0].max())]
+    return [float(v) for v in spans]
+
+
+def test_the_intervals_figure_draws_every_interval_of_summary_json():
+    figure = figures.dataset_intervals_figure(SUMMARY)
+    shares, ratios, gains = figure.axes
+    assert _errorbar_spans(shares) == pytest.approx([0.916, 1.0, 0.8, 0.97, 0.375, 0.625])
+    assert _errorbar_spans(ratios) == pytest.approx([6.0, 10.0, 3.1, 5.0])
+    assert _errorbar_spans(gains) == pytest.approx([0.1, 0.5, 0.0, 0.1, -0.3, 0.1, -0.01, 0.05])
+    texts = [t.get_text() for t in shares.texts]
+    assert texts[0] == "0.964 [0.916, 1.000]   n = 416"
+    # the chance ticks: 0.5 for accuracy, pointing_chance by the same rule for the pointing game
+    ticks = next(line for line in shares.lines if line.get_gid() == "references")
+    assert list(ticks.get_xdata()) == [0.5, 0.0625]
+    assert "95% CI, study bootstrap" in figure._suptitle.get_text()
+    assert figures.dataset_intervals_figure({"intervals": {}}) is None
+
+
+def test_the_accuracy_figure_shades_the_overall_study_bootstrap_interval():
+    table = pd.DataFrame({"strategy": ["original", "synonym replacement"], "scored": [30, 20],
+                          "accuracy": [0.9, 0.8], "rows": [30, 20]})
+    figure = figures.accuracy_by_strategy_figure(table, SUMMARY)
+    band = next(p for p in figure.axes[0].patches if p.get_gid() == "overall-interval")
+    assert [band.get_x(), band.get_x() + band.get_width()] == pytest.approx([0.916, 1.0])
+    assert "study bootstrap" in band.get_label()
+    plain = figures.accuracy_by_strategy_figure(table)
+    assert not [p for p in plain.axes[0].patches if p.get_gid() == "overall-interval"]
+
+
+def _payload(label: str, offset: float) -> dict:
+    fractions = [0.0, 0.5, 1.0]
+    curve = {"map": [offset - 0.1, offset - 1.0, offset - 2.0], "random": [offset - 0.1, offset - 0.5, offset - 2.0],
+             "random_sd": [0.0, 0.2, 0.0]}
+    curve.update(map_prob=list(np.exp(curve["map"])), random_prob=list(np.exp(curve["random"])),
+                 random_prob_sd=[0.0, 0.05, 0.0])
+    return {"answer_label": label, "fractions": fractions, "deletion": curve, "insertion": curve}
+
+
+def test_the_faithfulness_figure_splits_by_answer_and_titles_each_gain_with_its_interval():
+    payloads = [_payload("yes", 0.0), _payload("yes", -1.0), _payload("no", 0.0)]
+    figure = figures.faithfulness_figure(payloads, SUMMARY)
+    deletion_log, deletion_prob = figure.axes[0], figure.axes[1]
+    lines = {line.get_gid(): line for line in deletion_log.lines}
+    assert set(lines) == {"map-yes", "random-yes", "map-no", "random-no"}
+    # the mean over the two "yes" samples of the map's log-probability curve
+    assert list(lines["map-yes"].get_ydata()) == pytest.approx([-0.6, -1.5, -2.5])
+    assert list(lines["map-no"].get_ydata()) == pytest.approx([-0.1, -1.0, -2.0])
+    assert "mean gain 0.300 [0.100, 0.500] (95% CI, study bootstrap)" in deletion_log.get_title()
+    assert "[0.000, 0.100]" in deletion_prob.get_title()  # the probability curve's own gain and interval
+    prob = {line.get_gid(): line for line in deletion_prob.lines}
+    assert list(prob["map-no"].get_ydata()) == pytest.approx(np.exp([-0.1, -1.0, -2.0]))
+    assert figures.faithfulness_figure([], SUMMARY) is None
+
+
+def _text_of(renderable, width: int = 120) -> str:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_app_shows_each_dataset_figure_with_its_interval():
+    from textual.app import App
+
+    from medgemma_tui.app.screens.summary import SummaryScreen
+    from medgemma_tui.app.widgets.metrics import DatasetSummaryPanel
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(SummaryScreen(SUMMARY, "demo"))
+
+    async def body() -> str:
+        app = Host()
+        async with app.run_test(size=(140, 30)) as pilot:
+            await pilot.pause()
+            return _text_of(app.screen.query_one(DatasetSummaryPanel).content)
+
+    text = asyncio.run(body())
+    lines = {line.split("  ")[0].strip(): line for line in text.splitlines() if line.strip()}
+    assert "0.964 [0.916, 1.000]" in lines["accuracy"] and "n 416" in lines["accuracy"]
+    assert "0.500 [0.375, 0.625]" in lines["pointing game"] and "chance 0.062" in lines["pointing game"]
+    assert "0.300 [0.100, 0.500]" in lines["deletion gain (log-prob)"]
+    assert "95% CI, study bootstrap" in text
+
+
+def test_a_live_session_summarises_the_rows_it_ran_as_eval_would():
+    """The app's dataset figures for samples run here: the same summarise as summary.json, by study."""
+    from medgemma_tui.analysis.intervals import bootstrap_ci
+    from medgemma_tui.app.screens.summary import session_summary
+    from medgemma_tui.app.session import DONE, Session, Summary
+    from medgemma_tui.data.schema import load_dataset
+    from medgemma_tui.resources import demo_dataset_csv
+
+    if not demo_dataset_csv().exists():
+        pytest.skip("the demo dataset CSV is not in this checkout")
+    dataset = load_dataset(demo_dataset_csv())
+    session = Session.from_dataset(dataset, model_source=None)
+    scored = [item for item in session.items if item.truth in ("yes", "no")][:12]
+    rng = np.random.default_rng(0)
+    correct = rng.random(len(scored)) < 0.7
+    for item, right in zip(scored, correct, strict=True):
+        label = item.truth if right else ("no" if item.truth == "yes" else "yes")
+        entry = session.entries[item.key]
+        entry.status, entry.summary = DONE, Summary(label, bool(right), {"entropy_norm": 0.9},
+                                                    np.full((16, 16), 1 / 256, np.float32), None)
+    summary = session_summary(session)
+    assert summary["accuracy"] == pytest.approx(correct.mean())
+    expected = bootstrap_ci(correct.astype(float), [item.study for item in scored], n=1000, seed=0)
+    assert summary["intervals"]["accuracy"] == pytest.approx(list(expected))
+
+
+def test_summary_intervals_count_their_studies_and_leave_one_study_without_an_interval():
+    from medgemma_tui.analysis.intervals import bootstrap_ci
+    from medgemma_tui.export.intervals_summary import dataset_intervals
+
+    done = pd.DataFrame({
+        "key": [f"k{i}" for i in range(6)], "study_id": ["a", "a", "b", "b", "c", "c"],
+        "image_path": ["a.png", "a.png", "b.png", "b.png", "c.png", "c.png"],
+        "correct": pd.array([True, False, True, True, None, None], dtype="boolean"),
+    })
+    focal = pd.DataFrame({"key": ["k0", "k1"], "study_id": ["a", "a"], "image_path": ["a.png", "a.png"],
+                          "pointing_hit": [1.0, 0.0], "pointing_chance": [0.03, 0.03], "mass_in_box_lift": [5.0, 3.0]})
+    studies: dict[str, int] = {}
+    out = dataset_intervals(done, focal, pd.DataFrame(), studies=studies)
+    # accuracy over the four scored rows of two studies (c is not scored), resampled by study
+    assert studies["accuracy"] == 2
+    assert out["accuracy"] == pytest.approx(list(bootstrap_ci([1.0, 0.0, 1.0, 1.0], ["a", "a", "b", "b"])))
+    assert out["accuracy"] == pytest.approx([0.5, 1.0])  # study means 0.5 and 1.0
+    # every boxed row is from study a: no interval, and the count says why
+    assert studies["pointing_game"] == studies["mass_in_box_lift"] == 1
+    assert out["pointing_game"] is None and out["pointing_game_over_chance"] is None and out["mass_in_box_lift"] is None
