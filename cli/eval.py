@@ -175,6 +175,7 @@ def print_summary(counts, as_json: bool) -> None:
         "failed": counts.failed,
         "selected": counts.selected,
         "accuracy": counts.accuracy,
+        "accuracy_interval": list(counts.accuracy_interval) if counts.accuracy_interval else None,
         "scored": counts.scored,
         "analysis_error": counts.analysis_error,
         "wall_s": round(counts.wall_s, 3),
@@ -185,7 +186,14 @@ def print_summary(counts, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
         return
-    accuracy = "n/a" if counts.accuracy is None else f"{counts.accuracy:.3f} over {counts.scored} scored rows"
+    from medgemma_tui.export.intervals_summary import INTERVAL_NOTE
+
+    accuracy = "n/a" if counts.accuracy is None else f"{counts.accuracy:.3f}"
+    if counts.accuracy is not None:
+        if counts.accuracy_interval:
+            low, high = counts.accuracy_interval
+            accuracy += f" [{low:.3f}, {high:.3f}] ({INTERVAL_NOTE})"
+        accuracy += f" over {counts.scored} scored rows"
     state = "interrupted" if counts.interrupted else "finished"
     click.echo(f"{state}: {counts.done} done, {counts.skipped} skipped, {counts.failed} failed "
                f"in {format_seconds(counts.wall_s)}; accuracy {accuracy}")

@@ -139,14 +139,18 @@ def test_without_model_flag_or_config_key_every_command_runs_the_demo(tmp_path, 
     keys_only = tmp_path / "keys.toml"
     keys_only.write_text('[app.keys]\nquit = "ctrl+q"\n[decoding]\nmax_new_tokens = 2\n[visualization]\n'
                          'save_full = false\n', encoding="utf-8")
-    csv = demo_subset_csv(tmp_path, (0,))
+    csv = demo_subset_csv(tmp_path, (0, 4))  # two studies: the accuracy has an interval
     from medgemma_tui.resources import fixtures_dir
 
     result = CliRunner().invoke(main, ["eval", "--export", str(tmp_path / "out"), "--data", str(csv), "--images",
                                        str(fixtures_dir()), "--config", str(keys_only)])
     assert result.exit_code == 0, result.output
     assert asked == ["demo"]
-    assert "over 1 scored rows" in result.output
+    # the last line carries the accuracy with the interval summary.json holds
+    summary = json.loads((tmp_path / "out" / "analysis" / "summary.json").read_text())
+    low, high = summary["intervals"]["accuracy"]
+    line = f"{summary['accuracy']:.3f} [{low:.3f}, {high:.3f}] (95% CI, study bootstrap) over 2 scored rows"
+    assert line in result.output
 
 
 def test_an_empty_question_fails_its_row_and_the_others_run(tmp_path, monkeypatch, demo_model):

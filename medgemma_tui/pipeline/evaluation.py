@@ -40,6 +40,7 @@ class EvalCounts:
     wall_s: float = 0.0
     out: str = ""
     accuracy: float | None = None  # over every scored row of the tree
+    accuracy_interval: tuple[float, float] | None = None  # its 95% study-bootstrap interval, when one exists
     scored: int = 0  # rows of the tree with a yes/no ground truth and a finished answer
     retried: int = 0  # failed rows of an earlier run, tried again
     analysis_error: str | None = None
@@ -119,6 +120,8 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
             summary = write_analysis(tree, counts={"skipped": counts.skipped, "interrupted": counts.interrupted},
                                      plots=plots, formats=config.visualization.formats, dpi=config.visualization.dpi)
             counts.accuracy = summary.get("accuracy")
+            interval = (summary.get("intervals") or {}).get("accuracy")
+            counts.accuracy_interval = tuple(interval) if interval and None not in interval else None
             counts.scored = int(summary.get("scored") or 0)
         except KeyboardInterrupt:
             counts.interrupted = True
