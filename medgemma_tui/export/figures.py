@@ -944,7 +944,11 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
             ax.set_ylabel(axis, fontsize=9)
             ax.grid(alpha=0.25)
             ax.legend(fontsize=7.5, frameon=False)
-    beats = [f"{k.replace('_beats_random', ' beats random')}: {v:.2f}" for k, v in faith.items()
+    def beats_label(key: str) -> str:  # deletion_beats_random_prob -> deletion (probability)
+        curve, _, scale = key.partition("_beats_random")
+        return f"{curve} ({'probability' if scale else 'log-probability'})"
+
+    beats = [f"{beats_label(k)}: {v:.2f}" for k, v in faith.items()
              if k.endswith(("_beats_random", "_beats_random_prob")) and isinstance(v, (int, float))]
     note = "shaded: random orders' mean ± 1 SD of one order (mean over samples)"
     if beats:
