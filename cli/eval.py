@@ -193,6 +193,8 @@ def print_summary(counts, as_json: bool) -> None:
         if counts.accuracy_interval:
             low, high = counts.accuracy_interval
             accuracy += f" [{low:.3f}, {high:.3f}] ({INTERVAL_NOTE})"
+        else:
+            accuracy += " (no interval: fewer than 2 studies)"
         accuracy += f" over {counts.scored} scored rows"
     state = "interrupted" if counts.interrupted else "finished"
     click.echo(f"{state}: {counts.done} done, {counts.skipped} skipped, {counts.failed} failed "
