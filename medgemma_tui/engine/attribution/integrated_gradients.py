@@ -6,7 +6,7 @@ rule) the attribution of pixel i is (x_i - b_i) * mean_k df/dx_i(b + a_k (x - b)
 token's probability at the target row (``gradients.answer_target``). Completeness: the attributions
 sum to f(x) - f(b) up to the rule's error.
 
-That error is not small at a fixed n on a trained model: along the straight path f can jump from 0.002
+That error is not small at a fixed n on a trained model: along the straight path f can jump from 0.09
 to 0.93 within 4% of the path (measured on the demo model), and 32 midpoints then see the jump at one
 or two points, so the sum misses f(x) - f(b) by more than the difference itself. The paper's remedy is
 to check completeness and take more steps ("between 20 and 300 steps are enough ... within 5%"):
