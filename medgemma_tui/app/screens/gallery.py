@@ -46,9 +46,8 @@ class DatasetHeads:
 
     def order(self) -> list[tuple[int, int]]:
         """(layer, head), rank 1 first."""
-        rank = self.grids["rank"]
-        return [tuple(int(v) for v in lh) for lh in np.argwhere(np.isfinite(rank))[np.argsort(rank[np.isfinite(rank)],
-                                                                                                 kind="stable")]]
+        rank = self.grids["rank"]  # [L, H], 1 = best; no NaN (``head_table_grids`` refuses those)
+        return [(int(i) // rank.shape[1], int(i) % rank.shape[1]) for i in np.argsort(rank.ravel(), kind="stable")]
 
     def describe(self, layer: int, head: int) -> str:
         g = self.grids
