@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from medgemma_tui.export.figures import ACCENT, _quiet, new_figure, save_figure
 
@@ -64,6 +65,8 @@ def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = 
         grid = np.full((L, H), np.nan)
         grid[table["layer"].to_numpy(int), table["head"].to_numpy(int)] = table[column].to_numpy(float)
         image = ax.imshow(grid, aspect="auto", cmap="viridis", origin="lower")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers and heads are whole numbers
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
         ax.set_title(title)
