@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from medgemma_tui.engine.attribution.grad_cam_pp import grad_cam_pp
-from medgemma_tui.engine.attribution.integrated_gradients import integrated_gradients, sum_pool_to_tokens
-from medgemma_tui.engine.attribution.occlusion import occlusion_masks, occlusion_scores
+from medgemma_tui.engine.attribution.integrated_gradients import (
+    integrated_gradients,
+    refined_integrated_gradients,
+    sum_pool_to_tokens,
+)
+from medgemma_tui.engine.attribution.occlusion import occlusion_map, occlusion_masks, occlusion_scores
+from medgemma_tui.engine.attribution.probe import PixelProbe, cell_weights_to_pixels
 from medgemma_tui.engine.attribution.rise import rise_masks, rise_scores
 
 SHAPE = (16, 16)
@@ -66,6 +71,58 @@ def test_integrated_gradients_are_complete_for_a_smooth_nonlinear_function():
     att = integrated_gradients(f, x, b, steps=64, batch_size=16)
     gap = float(att.sum() - (f(x[None]) - f(b[None]))[0])
     assert abs(gap) < 1e-4
+
+
+def test_refined_integrated_gradients_triple_the_steps_until_complete_and_reuse_every_gradient():
+    # along the path b -> x the function jumps (a steep sigmoid at a quarter of the way): the midpoint
+    # rule at 2 points misses the jump, as 32 points missed the demo model's
+    x, b = torch.ones(2, 3), torch.zeros(2, 3)
+    seen = []
+
+    def f(batch):
+        seen.append(batch.shape[0])
+        return torch.sigmoid(40 * (batch.mean(dim=(1, 2)) - 0.27))
+
+    att, check = refined_integrated_gradients(f, x, b, steps=2, batch_size=64, tolerance=0.01, max_steps=2 * 3**6)
+    calls = list(seen)
+    difference = float(f(x[None]) - f(b[None]))
+    gaps = [abs(gap) for _, gap in check["history"]]
+    assert gaps[0] > 0.2 * difference  # 2 midpoints are far off
+    assert check["converged"] and abs(check["gap"]) <= 0.01 * difference
+    assert float(att.sum()) == pytest.approx(difference, abs=0.01 * difference)
+    assert [n for n, _ in check["history"]] == [2 * 3**k for k in range(len(gaps))]
+    assert check["steps"] == 2 * 3 ** (len(gaps) - 1) > 2
+    assert calls[0] == 2 and sum(calls[1:]) == check["steps"]  # after the two ends, each midpoint's gradient taken once
+
+
+def test_refined_integrated_gradients_stop_at_max_steps_and_say_so():
+    x, b = torch.ones(4), torch.zeros(4)
+    _, check = refined_integrated_gradients(lambda t: torch.sigmoid(200 * (t.mean(dim=1) - 0.31)), x, b,
+                                            steps=1, tolerance=1e-6, max_steps=9)
+    assert check["steps"] == 9 and not check["converged"]
+
+
+def test_pixel_occlusion_finds_the_one_patch_the_answer_depends_on():
+    side, size = 4, 8  # 2 x 2 pixels per cell
+    cell = 2 * side + 1  # row 2, column 1
+    film = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0)) + 1
+
+    def answer(films):  # reads only the pixels of cell (2, 1)
+        return torch.sigmoid(films[:, :, 4:6, 2:4].sum(dim=(1, 2, 3)) - 12)
+
+    probe = PixelProbe(function=answer, pixels=film, baseline=torch.zeros_like(film), side=side, batch_size=5)
+    expected = np.zeros(side * side)
+    expected[cell] = float(answer(film[None]) - answer(torch.zeros(1, 3, size, size)))
+    np.testing.assert_allclose(occlusion_map(probe, (side, side)), expected, atol=1e-6)
+    wide = occlusion_map(probe, (side, side), window=2)  # every 2 x 2 window over the cell removes it
+    assert int(np.argmax(wide)) == cell and wide[cell] == pytest.approx(expected[cell], rel=1e-5)
+
+
+def test_cell_weights_reach_their_own_square_of_pixels_row_major():
+    keep = torch.ones(1, 16)
+    keep[0, 3] = 0  # row 0, column 3: the top-right cell of a 4 x 4 grid
+    pixels = cell_weights_to_pixels(keep, 4, 8)[0, 0]
+    assert pixels.shape == (8, 8) and (pixels[:2, 6:] == 0).all() and pixels.sum() == 60
 
 
 def test_sum_pooling_keeps_the_total_and_is_row_major():

@@ -113,3 +113,18 @@ def test_the_top_heads_method_scores_each_row_with_heads_chosen_on_other_studies
     assert chosen["all_rows"] == [[0, 0]]  # a tie on every score: the first head
     np.testing.assert_array_equal(top_head_weights_for(chosen, "k0", (1, 2)), [[1.0, 0.0]])
     assert top_head_weights_for(chosen, "missing", (1, 2)) is None
+
+
+def test_the_heads_intervals_at_once_equal_the_bootstrap_of_each_head_alone():
+    from medgemma_tui.analysis.intervals import bootstrap_ci
+    from medgemma_tui.export.method_tables import bootstrap_means_ci
+
+    rng = np.random.default_rng(1)
+    values = rng.random((12, 5))
+    values[:, 2] = values[:, 2] > 0.5  # a pointing column of hits and misses
+    values[3, 4] = np.nan  # a head without a map on one row: its own bootstrap drops that row
+    studies = list("aabbccddeeff")
+    low, high = bootstrap_means_ci(values, studies, n=300, seed=2)
+    expected = np.array([bootstrap_ci(values[:, c], studies, n=300, seed=2) for c in range(5)])
+    np.testing.assert_allclose(np.stack([low, high], axis=1), expected, rtol=0, atol=1e-12)
+    assert (low < high).all()

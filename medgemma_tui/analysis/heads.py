@@ -32,6 +32,18 @@ def head_metrics(head_maps: np.ndarray, shape: tuple[int, int], box: np.ndarray,
     return out
 
 
+def row_head_scores(record, rows, box: np.ndarray | None, pointing: np.ndarray | None
+                    ) -> dict[str, np.ndarray] | None:
+    """``head_metrics`` of one row's heads at the query ``rows`` (a ``views.select_rows`` choice, the maps
+    averaged over them); None for a row without a box."""
+    from medgemma_tui.analysis.views import select_rows
+
+    if box is None:
+        return None
+    head_maps = record.image_attn[select_rows(record, rows)].mean(axis=0)  # [L, H, N]
+    return head_metrics(head_maps, tuple(record.grid), box, pointing)
+
+
 def rank_heads(pointing: np.ndarray, lift: np.ndarray) -> np.ndarray:
     """Heads [L*H, 2] as (layer, head), best first: mean pointing over rows, then mean lift, then index.
 

@@ -66,6 +66,9 @@ CURSOR_BINDINGS = [
 GALLERY_BINDINGS = [
     Binding("escape", "close", "Back", id="gallery_close"),
     Binding("s", "sort", "Sort", id="gallery_sort"),
+    Binding("d", "dataset_sort", "Dataset/row",
+            tooltip="Sort by how the heads localise over the dataset (the tree's analysis/heads.csv, or the boxed "
+                    "rows run here), or back to this row's box", id="gallery_dataset"),
     Binding("enter", "choose", "Show head", id="gallery_choose"),
 ]
 

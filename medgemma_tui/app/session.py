@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from medgemma_tui.analysis.heads import row_head_scores
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import SampleAnalysis, analyse_record
@@ -55,11 +56,13 @@ class Summary:
     metrics: dict[str, float]
     grid: np.ndarray  # the default map
     xray: np.ndarray | None  # the film as the model saw it
+    heads: dict[str, np.ndarray] | None = None  # per layer x head pointing and lift on the box (boxed rows)
 
     @classmethod
     def of(cls, analysis: SampleAnalysis) -> Summary:
+        heads = row_head_scores(analysis.record, analysis.view.spec.rows, analysis.box_grid, analysis.pointing_cells)
         return cls(analysis.answer_label, analysis.correct, dict(analysis.metrics), analysis.grid,
-                   analysis.record.xray)
+                   analysis.record.xray, heads)
 
 
 @dataclass

@@ -175,12 +175,15 @@ class MethodsConfig:
     batch_size: int = _option(16, _integer(1))  # sequences per forward (occlusion, RISE) or path points (IG)
     seed: int = _option(0, _integer(0))  # RISE masks and the randomised layers
     occlusion_window: int = _option(1, _integer(1))  # cells per side of the occluding square
-    occlusion_baseline: str = _option("mean", _choice("mean", "zero"))  # what an occluded token becomes
+    occlusion_input: str = _option("pixels", _choice("pixels", "tokens"))  # occlude film pixels, or image tokens
+    occlusion_baseline: str = _option("mean", _choice("mean", "zero", "blur"))  # what an occluded cell becomes
     rise_masks: int = _option(512, _integer(1))
     rise_cells: int = _option(8, _integer(1))  # cells per side of RISE's coarse random grid
     rise_keep: float = _option(0.5, _number(0, 0.95, low_open=True))  # chance a coarse cell is kept
-    ig_steps: int = _option(32, _integer(1))  # integrated-gradients path points (midpoint rule)
-    ig_baseline: str = _option("black", _choice("black", "blur"))  # where the path starts
+    ig_steps: int = _option(32, _integer(1))  # integrated-gradients path points to start with (midpoint rule)
+    ig_tolerance: float = _option(0.05, _number(0, 1, low_open=True))  # completeness gap allowed, over |f(x) - f(b)|
+    ig_max_steps: int = _option(864, _integer(1))  # steps are tripled until complete or past this
+    ig_baseline: str = _option("blur", _choice("blur", "black"))  # where the path starts
     heads: bool = _option(False, _flag)  # per layer x head pointing and mass-in-box (analysis/heads.csv)
     top_heads: int = _option(4, _integer(1))  # k of the top-heads view
     sanity: bool = _option(False, _flag)  # cascading randomisation (analysis/sanity.csv)

@@ -13,9 +13,11 @@ token that is not an end token, at the row that produced it (the position before
 - ``"relevancy"``: Chefer et al.'s (2021) relevancy propagated through every decoder layer (their
   self-attention rule, eqs. 5-6): R = I, then for each layer in order R += mean_heads((dy/dA * A)^+) R,
   read at the target row over the image tokens: [N].
-- ``"gradcam"`` (Selvaraju et al.): on the last SigLIP encoder layer's output A [patches, channels],
-  channel weights w_c = mean over patches of dy/dA_c, map ReLU(sum_c w_c A_c) over the patch grid, pooled
-  to the token grid as ``Gemma3MultiModalProjector`` pools its features.
+- ``"gradcam"`` (Selvaraju et al.): on the vision tower's output A [patches, channels] (the last SigLIP
+  layer after the tower's final LayerNorm: the features ``Gemma3MultiModalProjector`` pools; the
+  layer's output before that norm is not, since the norm rescales each patch), channel weights
+  w_c = mean over patches of dy/dA_c, map ReLU(sum_c w_c A_c) over the patch grid, pooled to the token
+  grid as the projector pools its features.
 - ``"generic"``: the first answer row's image attention when the same image is asked the generic prompt,
   for the relative view (which cancels sinks).
 
@@ -174,14 +176,15 @@ def relevancy(loaded: LoadedModel, image: Image.Image, record: AttentionRecord) 
 
 # ---- Grad-CAM ----------------------------------------------------------------------------------------
 def last_vision_layer(model) -> torch.nn.Module:
-    """The last SigLIP encoder layer (its output is what the projector pools, after the final norm)."""
+    """The vision tower's last module: the final LayerNorm after the last SigLIP encoder layer, whose
+    output [1, patches, channels] is what the projector pools."""
     tower = model.model.vision_tower
     tower = getattr(tower, "vision_model", tower)  # older transformers wrap the transformer once more
-    return tower.encoder.layers[-1]
+    return tower.post_layernorm
 
 
 def vision_gradients(loaded: LoadedModel, image: Image.Image, record: AttentionRecord):
-    """The last SigLIP encoder layer's output A and dy/dA: two [patches, channels] float32 arrays."""
+    """The vision tower's output A (``last_vision_layer``) and dy/dA: two [patches, channels] float32 arrays."""
     model = loaded.model
     position, token = answer_target(record)
     inputs = teacher_forced_inputs(loaded, image, record, position)
@@ -212,7 +215,7 @@ def pool_to_tokens(patch_map: np.ndarray, config) -> np.ndarray:
 
 
 def gradcam(loaded: LoadedModel, image: Image.Image, record: AttentionRecord) -> np.ndarray:
-    """Grad-CAM on the last SigLIP encoder layer for the answer logit, pooled to the token grid: [N] float32."""
+    """Grad-CAM on the vision tower's output for the answer logit, pooled to the token grid: [N] float32."""
     activations, gradients = vision_gradients(loaded, image, record)
     return pool_to_tokens(grad_cam(activations, gradients), loaded.config).astype(np.float32)
 

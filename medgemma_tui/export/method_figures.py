@@ -7,36 +7,46 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from medgemma_tui.export.figures import ACCENT, _quiet, new_figure, save_figure
+
+PANELS = (  # (column, axis label, reference line: chance, uniform or random order)
+    ("pointing_game", "pointing game (top cell in the box)", "chance"),
+    ("mass_in_box_lift", "mass-in-box lift (1 = uniform)", 1.0),
+    ("auroc", "AUROC (cell in box)", 0.5),
+    ("deletion_gain", "deletion gain over random orders", 0.0),
+    ("insertion_gain", "insertion gain over random orders", 0.0),
+)
 
 
 @_quiet
 def plot_methods(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                  ) -> Path | None:
-    """Pointing game and mass-in-box lift per method with their 95% intervals (resampled by study)."""
+    """Per method, every column of ``methods.csv`` that has values (pointing game, mass-in-box lift, AUROC,
+    deletion and insertion gains) with its 95% interval resampled by study; the seconds per row in the labels."""
     table = table[np.isfinite(table["pointing_game"].astype(float))] if not table.empty else table
     if table.empty:
         return None
-    figure = new_figure(11.0, 1.6 + 0.45 * len(table))
-    axes = figure.subplots(1, 2, sharey=True)
+    panels = [p for p in PANELS if p[0] in table and np.isfinite(table[p[0]].to_numpy(dtype=float)).any()]
+    figure = new_figure(3.6 * len(panels) + 2.0, 1.6 + 0.45 * len(table))
+    axes = np.atleast_1d(figure.subplots(1, len(panels), sharey=True))
     y = np.arange(len(table))[::-1]
-    for ax, column, label, reference in ((axes[0], "pointing_game", "pointing game (top cell in the box)", None),
-                                         (axes[1], "mass_in_box_lift", "mass-in-box lift (1 = uniform)", 1.0)):
+    for ax, (column, label, reference) in zip(axes, panels, strict=True):
         value = table[column].to_numpy(dtype=float)
         low = table[f"{column}_low"].to_numpy(dtype=float)
         high = table[f"{column}_high"].to_numpy(dtype=float)
-        ax.barh(y, value, color=ACCENT, height=0.6)
+        ax.barh(y, np.nan_to_num(value), color=ACCENT, height=0.6)
         ax.errorbar(value, y, xerr=np.stack([value - low, high - value]), fmt="none", ecolor="black", capsize=3, lw=1)
-        if reference is not None:
+        if reference == "chance":
+            reference = float(np.nanmean(table["pointing_chance"].to_numpy(dtype=float)))
+        if np.isfinite(reference):
             ax.axvline(reference, color="0.5", ls="--", lw=1)
         ax.set_xlabel(label)
-    chance = float(np.nanmean(table["pointing_chance"].to_numpy(dtype=float)))
-    if np.isfinite(chance):
-        axes[0].axvline(chance, color="0.5", ls="--", lw=1)
     labels = [f"{m}  ({s:.2g} s/row)" for m, s in zip(table["method"], table["seconds_per_row"], strict=True)]
     axes[0].set_yticks(y, labels)
-    figure.suptitle("Attribution methods on the boxed rows (dashed: chance / uniform)")
+    figure.suptitle("Attribution methods on the boxed rows, 95% intervals by study "
+                    "(dashed: chance, uniform, AUROC 0.5, no gain)")
     figure.tight_layout()
     return save_figure(figure, path, formats, dpi)
 
@@ -55,6 +65,8 @@ def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = 
         grid = np.full((L, H), np.nan)
         grid[table["layer"].to_numpy(int), table["head"].to_numpy(int)] = table[column].to_numpy(float)
         image = ax.imshow(grid, aspect="auto", cmap="viridis", origin="lower")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers and heads are whole numbers
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
         ax.set_title(title)

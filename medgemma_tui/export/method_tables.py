@@ -84,18 +84,51 @@ def methods_table(entries: Sequence[tuple[str, str, Mapping[str, Any]]], n_boot:
     return table
 
 
+def bootstrap_means_ci(values: np.ndarray, groups: Sequence, n: int = 1000, seed: int = 0, level: float = 0.95
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``analysis.intervals.bootstrap_ci`` of the mean of every column of ``values`` [rows, K] at once.
+
+    The same replicates (the same seeded draws of studies) for every column, so a column without NaN
+    gets the interval ``bootstrap_ci`` gives it alone; each replicate's mean is (draw counts @ study
+    sums) / (draw counts @ study sizes). Columns with a NaN are left to ``bootstrap_ci``, which drops
+    their NaN rows first. Returns (low, high), each [K].
+    """
+    values = np.asarray(values, dtype=np.float64)
+    rows, k = values.shape
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    clean = np.isfinite(values).all(axis=0)
+    for column in np.flatnonzero(~clean):
+        low[column], high[column] = bootstrap_ci(values[:, column], groups, n=n, seed=seed, level=level)
+    if rows == 0 or not clean.any():
+        return low, high
+    _, codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    g = int(codes.max()) + 1
+    sums = np.zeros((g, int(clean.sum())))
+    np.add.at(sums, codes, values[:, clean])
+    sizes = np.bincount(codes, minlength=g).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, g, g), minlength=g) for _ in range(n)]).astype(np.float64)
+    means = (counts @ sums) / (counts @ sizes)[:, None]  # [n, K clean]
+    alpha = (1.0 - level) / 2.0
+    low[clean], high[clean] = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
+    return low, high
+
+
 def heads_table(studies: Sequence[str], pointing: np.ndarray, lift: np.ndarray, n_boot: int = 1000
                 ) -> pd.DataFrame:
     """One row per layer x head (``pointing``, ``lift`` [rows, L, H]), rank 1 the best localiser."""
     _, L, H = pointing.shape
     rank = {tuple(int(v) for v in lh): i + 1 for i, lh in enumerate(rank_heads(pointing, lift))}
+    intervals = {name: bootstrap_means_ci(np.asarray(values).reshape(len(values), L * H), studies, n_boot)
+                 for name, values in (("pointing_game", pointing), ("mass_in_box_lift", lift))}
     rows = []
     for layer in range(L):
         for head in range(H):
             finite = int(np.isfinite(pointing[:, layer, head]).sum())
             row: dict[str, Any] = {"layer": layer, "head": head, "rows": finite}
-            _with_interval(row, "pointing_game", pointing[:, layer, head], studies, n_boot)
-            _with_interval(row, "mass_in_box_lift", lift[:, layer, head], studies, n_boot)
+            for name, values in (("pointing_game", pointing), ("mass_in_box_lift", lift)):
+                row[name] = _mean(values[:, layer, head])
+                row[f"{name}_low"], row[f"{name}_high"] = (float(b[layer * H + head]) for b in intervals[name])
             row["rank"] = rank[(layer, head)]
             rows.append(row)
     return pd.DataFrame(rows).sort_values("rank", kind="stable").reset_index(drop=True)
@@ -220,3 +253,40 @@ def top_head_weights_for(top_heads: Mapping[str, Any], key: str, shape: tuple[in
         if layer < shape[0] and head < shape[1]:
             weights[layer, head] = 1.0
     return weights
+
+
+HEAD_TABLE_COLUMNS = ("pointing_game", "pointing_game_low", "pointing_game_high", "mass_in_box_lift",
+                      "mass_in_box_lift_low", "mass_in_box_lift_high", "rank", "rows")
+
+
+def head_table_grids(table: pd.DataFrame, shape: tuple[int, int]) -> dict[str, np.ndarray] | None:
+    """``heads_table``'s columns (``HEAD_TABLE_COLUMNS``) as [L, H] arrays, or None when the table does not
+    have one row for every (layer, head) of ``shape`` (another model's table)."""
+    L, H = shape
+    if table.empty or any(c not in table for c in ("layer", "head", *HEAD_TABLE_COLUMNS)):
+        return None
+    layers, heads = table["layer"].astype(int).to_numpy(), table["head"].astype(int).to_numpy()
+    if len(table) != L * H or layers.max() >= L or heads.max() >= H or layers.min() < 0 or heads.min() < 0:
+        return None
+    out = {}
+    for column in HEAD_TABLE_COLUMNS:
+        grid = np.full(shape, np.nan)
+        grid[layers, heads] = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+        out[column] = grid
+    if np.isnan(out["rank"]).any():
+        return None
+    return out
+
+
+def read_head_table(path, shape: tuple[int, int]) -> dict[str, np.ndarray] | None:
+    """``analysis/heads.csv`` as ``head_table_grids``; None when the file is missing or is not this model's."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+    return head_table_grids(table, shape)

@@ -29,6 +29,6 @@ def grad_cam_pp(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
 
 
 def gradcampp(loaded: LoadedModel, image: Image.Image, record: AttentionRecord) -> np.ndarray:
-    """Grad-CAM++ on the last SigLIP encoder layer for the answer logit, pooled to the token grid: [N]."""
+    """Grad-CAM++ on the vision tower's output for the answer logit, pooled to the token grid: [N]."""
     activations, gradients = vision_gradients(loaded, image, record)
     return pool_to_tokens(grad_cam_pp(activations, gradients), loaded.config).astype(np.float32)

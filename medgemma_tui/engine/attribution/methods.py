@@ -5,7 +5,8 @@ with the same metrics and put through the same sanity checks.
 - ``answer``: the target row's attention on the image tokens, mean over layers and heads (eager,
   teacher-forced over the record's fed tokens; on the unchanged model it is the captured map).
 - ``gradient``, ``gradcam``: ``engine.gradients``; ``gradcampp``: ``grad_cam_pp``.
-- ``occlusion``, ``rise``: ``occlusion``, ``rise`` through ``probe.TokenProbe``.
+- ``occlusion``: ``occlusion`` through ``probe.PixelProbe`` (each cell's pixels replaced, the film re-encoded),
+  or ``probe.TokenProbe`` with ``occlusion_input = "tokens"``; ``rise``: ``rise`` through ``probe.TokenProbe``.
 - ``ig``: ``integrated_gradients`` on the pixels.
 
 Settings come from the ``[methods]`` config section (``config.schema.MethodsConfig``).
@@ -24,7 +25,7 @@ from PIL import Image
 from medgemma_tui.engine.attribution.grad_cam_pp import gradcampp
 from medgemma_tui.engine.attribution.integrated_gradients import ig_map
 from medgemma_tui.engine.attribution.occlusion import occlusion_map
-from medgemma_tui.engine.attribution.probe import token_probe
+from medgemma_tui.engine.attribution.probe import pixel_probe, token_probe
 from medgemma_tui.engine.attribution.rise import rise_map
 from medgemma_tui.engine.gradients import answer_target, gradcam, gradient_attention, teacher_forced_inputs
 from medgemma_tui.engine.record import AttentionRecord
@@ -61,16 +62,19 @@ def compute_method(loaded: LoadedModel, image: Image.Image, record: AttentionRec
     if name == "gradcampp":
         return gradcampp(loaded, image, record), {}
     if name == "occlusion":
-        probe = token_probe(loaded, image, record, settings.occlusion_baseline, settings.batch_size)
+        make_probe = pixel_probe if settings.occlusion_input == "pixels" else token_probe
+        probe = make_probe(loaded, image, record, settings.occlusion_baseline, settings.batch_size)
         return occlusion_map(probe, shape, settings.occlusion_window), {
-            "window": settings.occlusion_window, "baseline": settings.occlusion_baseline}
+            "window": settings.occlusion_window, "baseline": settings.occlusion_baseline,
+            "input": settings.occlusion_input}
     if name == "rise":
         probe = token_probe(loaded, image, record, settings.occlusion_baseline, settings.batch_size)
         return rise_map(probe, shape, settings.rise_masks, settings.rise_cells, settings.rise_keep, settings.seed), {
             "masks": settings.rise_masks, "cells": settings.rise_cells, "keep": settings.rise_keep,
             "seed": settings.seed, "baseline": settings.occlusion_baseline}
     if name == "ig":
-        return ig_map(loaded, image, record, settings.ig_steps, settings.ig_baseline, settings.batch_size)
+        return ig_map(loaded, image, record, settings.ig_steps, settings.ig_baseline, settings.batch_size,
+                      settings.ig_tolerance, settings.ig_max_steps)
     raise ValueError(f"unknown attribution method {name!r} (known: {', '.join(METHODS)})")
 
 

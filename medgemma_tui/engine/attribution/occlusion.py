@@ -1,13 +1,15 @@
 """Occlusion sensitivity (Zeiler and Fergus, 2014, "Visualizing and Understanding Convolutional
 Networks") over the image-token grid.
 
-A ``window`` x ``window`` square of image tokens slides over the grid with stride 1; each position
-replaces those tokens by the probe's baseline (``probe.TokenProbe``) and reads the drop in the
-answer token's probability, p(full) - p(occluded). A cell's score is the sum of the drops of the
+A ``window`` x ``window`` square of grid cells slides over the grid with stride 1; each position
+replaces those cells by the probe's baseline and reads the drop in the answer token's probability,
+p(full) - p(occluded). With ``probe.PixelProbe`` (the default) a cell is its square of the film's
+pixels and every occluded film goes through the vision tower again; with ``probe.TokenProbe`` it is
+the image token, replaced after the tower. A cell's score is the sum of the drops of the
 windows that cover it over window^2 (with ``window`` 1: its own drop); dividing by the fixed window
 area rather than by how many windows cover a cell keeps border cells, which fewer windows reach, from
-inheriting the whole drop of a window whose effect lies further in. All windows go through the decoder
-in batches.
+inheriting the whole drop of a window whose effect lies further in. All windows go through the model in
+batches.
 """
 
 from __future__ import annotations
