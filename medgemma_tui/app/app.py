@@ -40,6 +40,7 @@ from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, load_themes
 from medgemma_tui.app.widgets.samples import SamplesPanel
 from medgemma_tui.colormaps import available as available_colormaps
 from medgemma_tui.config import Config
+from medgemma_tui.config.schema import METHOD_NAMES
 
 DATASET_METRIC = "inside_lungs_ratio"
 
@@ -418,6 +419,8 @@ class MedtuiApp(App):
         self.set_job("")
         self.notify(message.text, severity=message.severity, timeout=6)
         self.show_robustness()
+        if message.job == "methods":
+            self.show_methods()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where a failure becomes a message: one line, the app stays up."""
@@ -521,7 +524,36 @@ class MedtuiApp(App):
             if view is not None:
                 self.set_state(self.state.with_(view=view))
 
-        self.push_screen(MethodsScreen(frame), chosen)
+        live = self.session.needs_model and not self.session.is_tree
+        self.push_screen(MethodsScreen(frame, can_run=live), chosen)
+
+    def run_methods(self) -> None:
+        """Compute the attribution methods of the row shown, in a worker (they hold the model)."""
+        key = self.current_key
+        if key is None:
+            return
+        if any(w.group == "methods" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers):
+            self.notify("The methods of a row are being computed; one row at a time.", timeout=3)
+            return
+        config = self.config if self.config is not None else Config()
+        names = config.methods.names or METHOD_NAMES
+        self.set_job(f"methods of {key}…")
+        self.notify(f"Computing {', '.join(names)} for {key}…", timeout=4)
+        self.methods_worker(key, tuple(names))
+
+    @work(thread=True, group="methods", exit_on_error=False, name="methods")
+    def methods_worker(self, key: str, names: tuple[str, ...]) -> None:
+        study = self.session.run_methods(key, names)
+        seconds = sum(float(self.session.entries[key].analysis.record.timings_s.get(f"map_{n}", 0.0)) for n in names)
+        self.post_message(JobEnded("methods", f"methods of {key}: {len(study.get('methods', {}))} maps, "
+                                   f"{seconds:.1f}s"))
+
+    def show_methods(self) -> None:
+        """A methods screen on top shows the row's maps again (the methods have joined its record)."""
+        if isinstance(self.screen, MethodsScreen) and self.screen.is_mounted:
+            frame = self.current_frame()
+            if frame is not None:
+                self.screen.show(frame)
 
     def open_variants(self) -> None:
         if self.current_key is None:

@@ -102,6 +102,9 @@ ROBUSTNESS_BINDINGS = [
 METHODS_BINDINGS = [
     Binding("escape", "close", "Back", id="methods_close"),
     Binding("enter", "choose", "Show view", id="methods_choose"),
+    Binding("r", "run_methods", "Compute methods",
+            tooltip="Compute the attribution methods of [methods] names (all of them when none is named) for "
+                    "this row with the loaded model (live sessions)", id="methods_run"),
 ]
 
 

@@ -303,6 +303,24 @@ class Session:
         self.robustness[key] = study
         return study
 
+    def run_methods(self, key: str, names: tuple[str, ...]) -> dict:
+        """The attribution methods ``names`` of one finished live row, as ``medtui eval --methods`` computes
+        them: their maps join the row's record (so ``v`` and the methods screen show them) and their grid
+        metrics and seconds go to the row's ``extras["methods"]``. Holds the model lock throughout."""
+        from medgemma_tui.pipeline.studies.methods import methods_study
+
+        item = self.item(key)
+        if self.is_tree or not self.needs_model or item.sample is None:
+            raise RuntimeError("the methods need a live session with a model")
+        entry = self.entries[key]
+        if entry.status != DONE or entry.analysis is None:
+            raise RuntimeError(f"{key} has no answer in memory: run it first (enter)")
+        result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis)
+        with self._model_lock:
+            study = methods_study(self.loaded, result, self.config, names)
+        entry.analysis.extras["methods"] = study
+        return study
+
     def run_many(
         self,
         keys: list[str],

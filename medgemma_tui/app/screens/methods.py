@@ -37,9 +37,10 @@ def method_tiles(frame: Frame) -> list[Tile]:
 class MethodsScreen(Screen):
     BINDINGS = METHODS_BINDINGS
 
-    def __init__(self, frame: Frame, **kwargs) -> None:
+    def __init__(self, frame: Frame, can_run: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.frame = frame
+        self.can_run = can_run  # a live session with a model: ``r`` computes the methods for this row
 
     def compose(self) -> ComposeResult:
         yield Static("", id="methods-title")
@@ -47,14 +48,27 @@ class MethodsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        grid = self.query_one(TileGrid)
-        grid.set_tiles(method_tiles(self.frame), self.app.tile_paint())
+        self.show(self.frame)
+        self.query_one(TileGrid).focus()
+
+    def show(self, frame: Frame) -> None:
+        """The tiles of ``frame`` (again after ``r`` has added the methods to its record)."""
+        self.frame = frame
+        self.query_one(TileGrid).set_tiles(method_tiles(frame), self.app.tile_paint())
         title = Text()
         title.append("Methods side by side ", style="bold")
-        title.append("· each tile over its own range · pointing and lift on this row's box · "
-                     "enter show · esc back", style="dim")
+        hint = " · r compute the attribution methods" if self.can_run else ""
+        title.append(f"· each tile over its own range · pointing and lift on this row's box · "
+                     f"enter show · esc back{hint}", style="dim")
         self.query_one("#methods-title", Static).update(title)
-        grid.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run_methods":
+            return self.can_run
+        return True
+
+    def action_run_methods(self) -> None:
+        self.app.run_methods()
 
     def action_choose(self) -> None:
         grid = self.query_one(TileGrid)
