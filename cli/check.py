@@ -83,13 +83,18 @@ def check_command(image, question, model, device, dtype, max_new_tokens, as_json
                   config_path, export_dir):
     """Answer QUESTION about IMAGE and show where the answer looked."""
     from medgemma_tui.config import load_config
-    from medgemma_tui.engine.loading import load_for_capture
-    from medgemma_tui.pipeline.check import check_image, export_check
-    from medgemma_tui.pipeline.sample import RowSettings
+    from medgemma_tui.data.images import load_image
 
     if not question.strip():
         fail("the question is empty")
     config = load_config(config_path)
+    # a bad film (or config) is refused here, in half a second: before torch and the model are imported
+    load_image(image)
+
+    from medgemma_tui.engine.loading import load_for_capture
+    from medgemma_tui.pipeline.check import check_image, export_check
+    from medgemma_tui.pipeline.sample import RowSettings
+
     overrides = {"model.name_or_path": model, "decoding.max_new_tokens": max_new_tokens,
                  "analysis.map_view": view, "visualization.colormap": colormap,
                  "model.device": None if device == "auto" else device,
