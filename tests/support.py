@@ -46,13 +46,17 @@ def demo_subset_csv(folder: Path, rows: tuple[int, ...], name: str = "subset.csv
     return path
 
 
-def eval_config(folder: Path, full: bool = True, tokens: int = 4, extra: str = "") -> Path:
-    """A small TOML config: few answer tokens, and the slow full figure only when asked for."""
+def eval_config(folder: Path, full: bool = True, tokens: int = 4, extra: str = "", plots: bool | None = None
+                ) -> Path:
+    """A small TOML config: few answer tokens, and the per-row figure (``full``) and the dataset plots
+    (``plots``, by default as ``full``) only when asked for."""
+    plots = full if plots is None else plots
     path = folder / "medtui.toml"
     path.write_text(
         f"[model]\nname_or_path = \"demo\"\ndevice = \"cpu\"\ndtype = \"fp32\"\n"
         f"[decoding]\nmax_new_tokens = {tokens}\n"
-        f"[visualization]\nsave_full = {'true' if full else 'false'}\ncolormap = \"viridis\"\n{extra}",
+        f"[visualization]\nsave_full = {'true' if full else 'false'}\nsave_plots = {'true' if plots else 'false'}\n"
+        f"colormap = \"viridis\"\n{extra}",
         encoding="utf-8",
     )
     return path

@@ -26,7 +26,7 @@ def test_a_failing_plot_leaves_the_summary_the_other_plots_and_a_true_status(tmp
 
     monkeypatch.setattr(figures, "plot_accuracy_by_strategy", broken)
     counts, _ = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1)), tmp_path / "out",
-                         eval_config(tmp_path, full=False, tokens=2), plots=True)
+                         eval_config(tmp_path, full=False, tokens=2, plots=True), plots=True)
     summary = json.loads((tmp_path / "out" / "analysis" / "summary.json").read_text())
     assert summary["plot_errors"] == {"accuracy_by_strategy.png": "ValueError: 'xerr' must not contain negative values"}
     assert "metric_distributions.png" in summary["plots"]

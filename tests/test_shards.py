@@ -117,7 +117,7 @@ def test_the_split_depends_on_the_rows_not_their_order():
 def one_run(tmp_path_factory, demo_model):
     folder = tmp_path_factory.mktemp("one-run")
     csv = demo_subset_csv(folder, MERGE_ROWS)
-    config = eval_config(folder, full=False, tokens=2)
+    config = eval_config(folder, full=False, tokens=2, plots=True)
     counts, samples = run_tree(demo_model, csv, folder / "whole", config, plots=True)
     assert counts.done == len(MERGE_ROWS)
     return csv, config, folder / "whole", samples

@@ -130,6 +130,9 @@ class VisualizationConfig:
     save_overlays: bool = _option(True, _flag)
     save_full: bool = _option(True, _flag)
     save_masks: bool = _option(True, _flag)
+    # analysis/*.png, the dataset plots (the tables and summary.json are always written): off for shards
+    # that `medtui merge` will summarise again, or quick runs
+    save_plots: bool = _option(True, _flag)
     formats: tuple[str, ...] = _option(("png",), _text_list(FIGURE_FORMATS))  # of every figure: png, pdf, svg
     dpi: float = _option(150.0, _number(10, 1200))  # resolution of the raster figures (300 for print)
 

@@ -108,7 +108,9 @@ def pending_samples(samples: Sequence[Sample], tree: ResultsTree, resume: bool =
 def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, counts: EvalCounts,
              run_info: dict[str, Any] | None = None, plots: bool = True) -> Iterator[dict[str, Any]]:
     """``run.json`` as the run starts; on the way out, whatever happened inside, ``analysis/`` and the
-    final ``run.json``. A failing analysis is reported in ``counts.analysis_error``, never raised."""
+    final ``run.json``. A failing analysis is reported in ``counts.analysis_error``, never raised.
+    ``plots`` and ``[visualization] save_plots`` both must hold for the dataset plots to be drawn."""
+    plots = plots and config.visualization.save_plots
     started = time.perf_counter()
     run = write_run_start(tree, loaded, config, counts, run_info)
     try:
