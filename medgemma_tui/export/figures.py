@@ -823,7 +823,7 @@ def dataset_intervals_figure(summary: dict[str, Any]) -> Figure | None:
     kinds = [k for k in PANEL_TITLES if any(h.kind == k for h in shown)]
     rows = [[h for h in shown if h.kind == k] for k in kinds]
     heights = [len(r) + 1.2 for r in rows]
-    figure = new_figure(10.5, 1.3 + 0.42 * sum(heights))
+    figure = new_figure(12.5, 1.3 + 0.42 * sum(heights))  # room on the right for the longest value text
     axes = np.atleast_1d(figure.subplots(len(kinds), 1, gridspec_kw={"height_ratios": heights}))
     for ax, kind, items in zip(axes, kinds, rows, strict=True):
         y = np.arange(len(items))
@@ -860,7 +860,7 @@ def dataset_intervals_figure(summary: dict[str, Any]) -> Figure | None:
     figure.suptitle(f"Dataset figures: value and whiskers of the {INTERVAL_LABEL}\n(studies resampled with "
                     "replacement, seeded; value [low, high] beside each)", fontsize=11)
     height = figure.get_figheight()
-    figure.subplots_adjust(left=0.22, right=0.72, top=1 - 0.95 / height, bottom=0.35 / height, hspace=0.75)
+    figure.subplots_adjust(left=0.19, right=0.64, top=1 - 0.95 / height, bottom=0.35 / height, hspace=0.75)
     return figure
 
 
