@@ -166,6 +166,11 @@ def gray_film(pixels: np.ndarray, box: Box) -> np.ndarray:
     return np.asarray(image.resize((box.width, box.height), Image.Resampling.BILINEAR, reducing_gap=2.0))
 
 
+def grid_top(grid: np.ndarray) -> float:
+    """The map's largest finite value (0 for a map with none): where the colour scale ends."""
+    return float(np.nanmax(grid)) if np.isfinite(grid).any() else 0.0
+
+
 def mask_at(mask: np.ndarray, box: Box) -> np.ndarray:
     image = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
     return np.asarray(image.resize((box.width, box.height), Image.Resampling.NEAREST)) > 127
@@ -192,7 +197,7 @@ def tinted_masks(gray: np.ndarray, masks, box: Box, line_px: int) -> np.ndarray:
 
 def cells(grid: np.ndarray, box: Box, colormap: str) -> np.ndarray:
     """The map as flat cells, coloured from 0 to its maximum (``imshow`` with ``vmin=0``)."""
-    top = float(np.nanmax(grid)) if np.isfinite(grid).any() else 0.0
+    top = grid_top(grid)
     scaled = grid / top if top > 0 else np.zeros_like(grid)
     colours = get_colormap(colormap)(np.nan_to_num(scaled))  # [R, C, 3] uint8
     image = Image.fromarray(colours)
@@ -250,7 +255,7 @@ def grid_panel(sheet: Sheet, cell: Box, grid: np.ndarray, colormap: str, title: 
 
 
 def colour_bar(sheet: Sheet, bar: Box, grid: np.ndarray, colormap: str, label: str) -> None:
-    top = float(np.nanmax(grid)) if np.isfinite(grid).any() else 0.0
+    top = grid_top(grid)
     ramp = np.linspace(1.0, 0.0, bar.height)[:, None].repeat(bar.width, axis=1)
     sheet.picture(bar, get_colormap(colormap)(ramp))
     sheet.frame(bar)
@@ -306,6 +311,13 @@ def sample_sheet(pixels: np.ndarray, content: figures.SampleContent, dpi: float)
     sheet = Sheet(size, dpi)
     height, width = np.asarray(pixels).shape[:2]
     panels = panel_boxes(size)
+    films: dict[tuple[int, int], np.ndarray] = {}
+
+    def film_in(box: Box) -> np.ndarray:
+        """The gray film at ``box``'s size, resized once: the three film panels are the same size."""
+        if (box.width, box.height) not in films:
+            films[box.width, box.height] = gray_film(pixels, box)
+        return films[box.width, box.height]
 
     # header: question, answer, verdict, how the map was made (the figure fractions of full_figure)
     x = 0.04 * size[0]
@@ -318,7 +330,7 @@ def sample_sheet(pixels: np.ndarray, content: figures.SampleContent, dpi: float)
 
     # (a) the film with its boxes
     box = film_panel(sheet, panels[0][0], (width, height), content.film_title)
-    gray = gray_film(pixels, box)
+    gray = film_in(box)
     sheet.picture(box, np.repeat(gray[..., None], 3, axis=-1))
     sheet.frame(box)
     sheet.boxes(box, content.boxes, box.width / width, box.height / height)
@@ -331,10 +343,10 @@ def sample_sheet(pixels: np.ndarray, content: figures.SampleContent, dpi: float)
     # (c) the masks
     box = film_panel(sheet, panels[0][2], (width, height), "anatomy masks")
     if content.masks is not None:
-        sheet.picture(box, tinted_masks(gray_film(pixels, box), content.masks, box, sheet.px(BODY_LINE_PT)))
+        sheet.picture(box, tinted_masks(film_in(box), content.masks, box, sheet.px(BODY_LINE_PT)))
         legend(sheet, box)
     else:
-        sheet.picture(box, np.repeat(gray_film(pixels, box)[..., None], 3, axis=-1))
+        sheet.picture(box, np.repeat(film_in(box)[..., None], 3, axis=-1))
         sheet.text((box.centre_x, (box.y0 + box.y1) / 2), "no masks", "label", fill=WHITE, anchor="mm")
     sheet.frame(box)
     sheet.sides(box)
@@ -349,7 +361,7 @@ def sample_sheet(pixels: np.ndarray, content: figures.SampleContent, dpi: float)
 
     # (e) the overlay
     box = film_panel(sheet, panels[1][1], (width, height), content.overlay_title)
-    sheet.picture(box, figures.overlay_image(gray_film(pixels, box), content.grid, content.colormap, content.alpha))
+    sheet.picture(box, figures.overlay_image(film_in(box), content.grid, content.colormap, content.alpha))
     sheet.frame(box)
     sheet.boxes(box, content.boxes, box.width / width, box.height / height)
     sheet.sides(box)
