@@ -12,6 +12,7 @@ import os
 import click
 
 from cli.errors import fail, reports_errors
+from cli.options import adapter_option
 from medgemma_tui.config import GRAPHICS_MODES
 
 COLOR_CHOICES = ("auto", "truecolor", "256")
@@ -98,16 +99,17 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
 @click.option("--device", default=None, help="auto, cpu or cuda[:N].")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
+@adapter_option
 @app_options
 @reports_errors
-def tui_command(model, data, images, device, dtype, config_path, color, graphics, theme, colormap):
+def tui_command(model, data, images, device, dtype, config_path, color, graphics, theme, colormap, adapter=None):
     """Open the app: pick a sample, see where the model looks, walk layers, heads and tokens."""
     from medgemma_tui.app.session import Session
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.resources import demo_dataset_csv
 
     config = load_settings(config_path)
-    overrides = {"model.name_or_path": model, "model.device": device, "model.dtype": dtype}
+    overrides = {"model.name_or_path": model, "model.device": device, "model.dtype": dtype, "model.adapter": adapter}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     csv_path = data or config.data.csv
     images_root = images or config.data.images

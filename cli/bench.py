@@ -10,6 +10,7 @@ import time
 import click
 
 from cli.errors import reports_errors
+from cli.options import adapter_option
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.shapes import SHAPES
 
@@ -110,9 +111,10 @@ def bench_batch_size(text: str) -> int | str:
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="torch CPU threads (default: torch's choice, one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@adapter_option
 @reports_errors
 def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, dataset_films, dataset_questions,
-                  batch_size, threads, as_json):
+                  batch_size, threads, as_json, adapter):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
     from medgemma_tui.app.bench import measure_nav_redraw
     from medgemma_tui.bench.run import run_bench
@@ -127,7 +129,7 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
     result = run_bench(shape=shape, device=device, dtype=dtype, repeats=repeats, new_tokens=new_tokens,
                        nav_keys=nav_keys, eval_samples=eval_samples, threads=threads, nav_measure=measure_nav_redraw,
                        dataset_films=dataset_films, dataset_questions=dataset_questions,
-                       dataset_batch_size=bench_batch_size(batch_size), progress=progress)
+                       dataset_batch_size=bench_batch_size(batch_size), progress=progress, adapter=adapter)
     figures = result.figures()
     if as_json:
         sys.stdout.write(json.dumps(jsonable(figures)) + "\n")

@@ -8,6 +8,7 @@ demo bundle's builder name them.
 
 from __future__ import annotations
 
+from medgemma_tui.model.adapter import apply_adapter
 from medgemma_tui.model.info import model_info
 from medgemma_tui.model.loading import LoadedModel, load_model, resolve_device, resolve_dtype
 from medgemma_tui.resources import demo_model_dir
@@ -105,11 +106,12 @@ def medgemma_processor(demo_processor):
     )
 
 
-def load_shape(shape: str, device: str = "auto", dtype: str = "auto"):
+def load_shape(shape: str, device: str = "auto", dtype: str = "auto", adapter=None):
     """A ``LoadedModel`` for ``shape`` on SDPA, as ``load_model`` gives a real one (the engine then
-    prepares it for capture, ``engine.loading.prepare_for_capture``)."""
+    prepares it for capture, ``engine.loading.prepare_for_capture``), with ``adapter`` (a PEFT LoRA
+    folder made for that shape) merged."""
     if shape == "demo":
-        return load_model("demo", device=device, dtype=dtype)
+        return load_model("demo", device=device, dtype=dtype, adapter=adapter)
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}: expected one of {', '.join(SHAPES)}")
     import torch
@@ -131,6 +133,9 @@ def load_shape(shape: str, device: str = "auto", dtype: str = "auto"):
     with torch.device(device), no_init_weights():
         model = Gemma3ForConditionalGeneration._from_config(config, dtype=torch_dtype, attn_implementation="sdpa")
     fill_random(model, SHAPE_SEED)
+    identity = None
+    if adapter is not None:
+        model, identity = apply_adapter(model, adapter)
     model.generation_config = GenerationConfig(
         do_sample=False,
         bos_token_id=config.bos_token_id,
@@ -139,7 +144,8 @@ def load_shape(shape: str, device: str = "auto", dtype: str = "auto"):
     )
     model.eval()
     source = f"bench:{shape}"
-    return LoadedModel(model=model, processor=processor, info=model_info(model, source), source=source)
+    return LoadedModel(model=model, processor=processor, info=model_info(model, source, adapter=identity),
+                       source=source)
 
 
 def fill_random(model, seed: int, std: float = 0.02) -> None:
