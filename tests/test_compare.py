@@ -37,7 +37,8 @@ def test_top_shift_in_cells_and_film_pixels():
 
 def _rows(keys, labels, extra=None):
     frame = pd.DataFrame({
-        "key": keys, "study_id": [k.split("_")[0] for k in keys], "image_path": [f"{k.split('_')[0]}.png" for k in keys],
+        "key": keys, "study_id": [k.split("_")[0] for k in keys],
+        "image_path": [f"{k.split('_')[0]}.png" for k in keys],
         "question": "Is there a nodule?", "baseline_question": "", "finding": "nodule", "bbox": "1,1,4,4",
         "ground_truth": "yes", "answer": [f"Based on the image, the answer is {x}." for x in labels],
         "answer_label": labels, "correct": [x == "yes" for x in labels], "image_width": 64, "image_height": 64,
