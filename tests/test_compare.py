@@ -168,3 +168,35 @@ def test_compare_refuses_a_folder_that_is_not_a_tree(tmp_path, trees):
     result = CliRunner().invoke(main, ["compare", str(a), str(tmp_path / "empty"), "--into", str(tmp_path / "c")])
     assert result.exit_code == 2
     assert "is not a results tree" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_open_shows_the_comparison_most_moved_first_with_both_maps(trees):
+    import asyncio
+
+    from medgemma_tui.app.comparison import ComparisonApp
+    from medgemma_tui.export.comparison_tree import ComparisonReader, is_comparison
+
+    folder, a, b = trees
+    c = folder / "c_open"
+    CliRunner().invoke(main, ["compare", str(a), str(b), "--into", str(c), "--no-plots"], catch_exceptions=False)
+    assert is_comparison(c) and not is_comparison(a)
+    reader = ComparisonReader(c)
+    order = reader.rows["key"].tolist()
+    app = ComparisonApp(reader)
+
+    async def drive():
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.pause()
+            assert app.current_key == order[0]
+            maps = str(app.query_one("#maps").render())
+            assert "B - A" in maps
+            await pilot.press("j")
+            await pilot.pause()
+            assert app.current_key == order[1]
+            answers = str(app.query_one("#answers").render())
+            row = reader.rows.iloc[1]
+            assert row["answer_a"] in answers and row["answer_b"] in answers
+            header = str(app.query_one("#header").render())
+            assert "model.adapter" in header and "accuracy" in header
+
+    asyncio.run(drive())
