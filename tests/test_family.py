@@ -1,0 +1,57 @@
+"""The Gemma 3 family from its config: each member's head layout (query heads, key/value heads, head width,
+query scaling) holds the capture to transformers' eager attention at 1e-5, the views read heads and groups from
+the config, and the bf16 weight sizes the README gives are the checkpoints' parameter counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medgemma_tui.analysis.views import MapSpec, compute_view
+from medgemma_tui.engine.extract import extract_record
+from medgemma_tui.engine.loading import prepare_for_capture
+from medgemma_tui.engine.reference import eager_attentions, record_from_reference
+from medgemma_tui.model.shapes import FAMILY_TEXT, HEADS_SHAPES, bf16_weight_bytes, load_shape
+
+QUESTION = "Is there a small left-sided pleural effusion?"
+
+
+@pytest.fixture(scope="module", params=sorted(HEADS_SHAPES))
+def member(request):
+    return request.param, prepare_for_capture(load_shape(request.param, device="cpu", dtype="fp32"))
+
+
+def test_the_capture_matches_eager_with_each_members_heads(member, film):
+    shape, loaded = member
+    layout = FAMILY_TEXT[HEADS_SHAPES[shape]]
+    assert (loaded.info.num_heads, loaded.info.num_kv_heads) == (layout["num_attention_heads"],
+                                                                 layout["num_key_value_heads"])
+    record = extract_record(loaded, film, QUESTION, max_new_tokens=3)
+    assert record.image_attn.shape[1:3] == (loaded.info.num_layers, layout["num_attention_heads"])
+    reference = record_from_reference(record, eager_attentions(loaded, film, record))
+    for name in ("image_attn", "question_attn", "shares", "layer_mean_attn"):
+        np.testing.assert_allclose(getattr(record, name), reference[name], atol=1e-5, err_msg=f"{shape} {name}")
+
+
+def test_the_last_gqa_group_is_the_last_key_value_heads_query_heads(member, film):
+    """Grouped-query attention (Ainslie et al. 2023): query heads g*n .. g*n+n-1 share key/value head g, with
+    n = num_attention_heads / num_key_value_heads read from the member's config."""
+    shape, loaded = member
+    record = extract_record(loaded, film, QUESTION, max_new_tokens=2)
+    layout = FAMILY_TEXT[HEADS_SHAPES[shape]]
+    groups, n = layout["num_key_value_heads"], layout["num_attention_heads"] // layout["num_key_value_heads"]
+    row = int(record.answer_rows[0])
+    got = compute_view(record, MapSpec(rows=row, head_mode="group", head=groups - 1)).grid
+    want = record.image_attn[row, :, (groups - 1) * n: groups * n].astype(np.float64).mean(axis=(0, 1))
+    np.testing.assert_allclose(got.ravel(), want / want.sum(), atol=1e-6)
+    with pytest.raises(ValueError):
+        compute_view(record, MapSpec(rows=row, head_mode="group", head=groups))
+
+
+@pytest.mark.parametrize("hub_id, parameters", [
+    ("google/medgemma-4b-it", 4_300_079_472),  # the hub's safetensors parameter counts
+    ("google/gemma-3-12b-it", 12_187_325_040),
+    ("google/medgemma-27b-it", 27_432_406_640),
+])
+def test_bf16_weights_are_two_bytes_per_checkpoint_parameter(hub_id, parameters):
+    assert bf16_weight_bytes(hub_id) == 2 * parameters
