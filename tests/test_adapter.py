@@ -46,6 +46,26 @@ def test_merged_adapter_matches_peft_unmerged_forward(adapter):
     assert torch.allclose(got, want, atol=1e-5, rtol=0)
 
 
+def test_in_bf16_the_adapter_stays_unmerged_and_computes_what_peft_computes(adapter):
+    """A merged bf16 weight would be rounded again; unmerged, the model computes PEFT's own bf16 forward."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    from medgemma_tui.model.loading import load_model
+    from medgemma_tui.resources import demo_model_dir
+
+    loaded = load_model("demo", device="cpu", dtype="bf16", adapter=adapter)
+    assert loaded.info.adapter["merged"] is False
+    assert type(loaded.model).__name__ == "Gemma3ForConditionalGeneration"
+    base = AutoModelForImageTextToText.from_pretrained(demo_model_dir(), dtype=torch.bfloat16)
+    reference = PeftModel.from_pretrained(base, str(adapter)).eval()
+    ids = torch.tensor([[2, 105, 2364, 107, 3048, 563, 496, 3640, 106, 107, 105, 4368, 107]])
+    ids = ids.clamp(max=base.config.get_text_config().vocab_size - 1)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(input_ids=ids).logits, reference(input_ids=ids).logits)
+
+
 def test_check_records_the_adapter_and_its_map_changes(adapter):
     run = CliRunner()
     plain = run.invoke(main, ["check", str(DEMO_FILM), "-q", QUESTION, "--json", "--max-new-tokens", "4",
@@ -61,6 +81,7 @@ def test_check_records_the_adapter_and_its_map_changes(adapter):
     assert recorded["sha256"] == hashlib.sha256(weights).hexdigest()
     assert recorded["path"] == str(adapter.resolve())
     assert recorded["peft_config"]["r"] == 4 and recorded["peft_config"]["peft_type"] == "LORA"
+    assert recorded["merged"] is True  # fp32 on the CPU
     assert np.abs(np.asarray(a["grid"]) - np.asarray(b["grid"])).max() > 1e-4
 
 

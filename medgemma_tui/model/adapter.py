@@ -1,11 +1,17 @@
 """A PEFT adapter (LoRA, or QLoRA saved as LoRA) applied to a loaded model, and what identifies it.
 
 MedGemma is usually adapted with LoRA through PEFT (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large
-Language Models"): each adapted linear layer computes ``W x + (alpha / r) B A x``. The adapter is merged
-into the weights (``W <- W + (alpha / r) B A``, PEFT's ``merge_and_unload``), which leaves a plain
-``Gemma3ForConditionalGeneration``: the capture, the gradient views and every method run through it as
-through any model, at no cost per token. In fp32 the merged model gives the adapted model's outputs to
-float rounding (the tests hold them to 1e-5); in bf16 or fp16 each merged weight is rounded once.
+Language Models"): each adapted linear layer computes ``W x + (alpha / r) B A x``.
+
+- In fp32 the adapter is merged into the weights (``W <- W + (alpha / r) B A``, PEFT's ``merge_and_unload``),
+  which leaves a plain ``Gemma3ForConditionalGeneration`` at no cost per token; it gives PEFT's adapted
+  outputs to float rounding (the tests hold them to 1e-5).
+- In bf16 or fp16 a merged weight would be rounded to 8 or 11 bits of mantissa again, which is not what
+  the adapter was trained and run with; there PEFT's LoRA layers stay in the model, unmerged (PEFT's
+  ``get_base_model``: the same ``Gemma3ForConditionalGeneration``, its adapted linear layers wrapped), and
+  the outputs are PEFT's own.
+
+Either way the capture, the gradient views and the methods run through the adapted model.
 
 What identifies an adapter in ``run.json`` and each row's meta (``AdapterInfo``): its folder, its PEFT
 config (``adapter_config.json``) and the SHA-256 of its weight files.
@@ -71,18 +77,24 @@ def read_adapter(path: str | Path) -> dict[str, Any]:
     return {"path": str(folder.resolve()), "peft_config": peft_config, "sha256": weights_sha256(folder)}
 
 
-def apply_adapter(model, path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """``model`` with the adapter at ``path`` merged into its weights, and the adapter's identity."""
+def apply_adapter(model, path: str | Path, merge: bool | None = None) -> tuple[Any, dict[str, Any]]:
+    """``model`` with the adapter at ``path`` applied, and the adapter's identity (``merged`` says how).
+
+    ``merge`` None: merged in fp32, kept unmerged in lower precision (see above)."""
+    import torch
+
     identity = read_adapter(path)
+    if merge is None:
+        merge = model.dtype == torch.float32
     try:
         from peft import PeftModel
     except ImportError:
         raise AdapterError(f"--adapter needs PEFT: {INSTALL_HINT}") from None
     try:
         adapted = PeftModel.from_pretrained(model, identity["path"], is_trainable=False)
-        merged = adapted.merge_and_unload(safe_merge=True)
+        model = adapted.merge_and_unload(safe_merge=True) if merge else adapted.get_base_model()
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AdapterError(f"cannot apply adapter {identity['path']}: {first}") from None
-    merged.eval()
-    return merged, identity
+    model.eval()
+    return model, {**identity, "merged": bool(merge)}
