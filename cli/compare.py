@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -53,4 +54,6 @@ def compare_command(a, b, into, no_plots, as_json):
                    f"on {payload['shifts']['top_cell_moved']} rows")
     for name, label in HEADLINES:
         click.echo(_figure_line(label, payload["dataset"][name]))
+    if payload["unpaired_rows"]:
+        click.echo(f"  unpaired rows (not compared): {Path(into) / 'unpaired.csv'}")
     click.echo(f"comparison: {into}")

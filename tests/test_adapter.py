@@ -131,3 +131,23 @@ def test_an_adapter_for_another_model_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["check", str(DEMO_FILM), "-q", QUESTION, "--adapter", str(folder)])
     assert result.exit_code == 2, result.output
     assert "cannot apply adapter" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_tui_and_bench_hand_the_adapter_on(monkeypatch, tmp_path):
+    """The app's session loads with the config's adapter; the bench loads its shape with it."""
+    import cli.app
+    import medgemma_tui.bench.run
+
+    seen = {}
+    monkeypatch.setattr(cli.app, "launch", lambda session, config, *a, **k: seen.setdefault("tui", config))
+
+    def fake_bench(**kwargs):
+        seen["bench"] = kwargs["adapter"]
+        raise SystemExit(0)
+
+    monkeypatch.setattr(medgemma_tui.bench.run, "run_bench", fake_bench)
+    folder = tmp_path / "lora"
+    assert CliRunner().invoke(main, ["tui", "--adapter", str(folder)]).exit_code == 0
+    assert seen["tui"].model.adapter == folder
+    CliRunner().invoke(main, ["bench", "--shape", "demo", "--adapter", str(folder)])
+    assert seen["bench"] == str(folder)

@@ -200,3 +200,33 @@ def test_open_shows_the_comparison_most_moved_first_with_both_maps(trees):
             assert "model.adapter" in header and "accuracy" in header
 
     asyncio.run(drive())
+
+
+def _hand_tree(root, grid):
+    (root / "grids").mkdir(parents=True)
+    _rows(["s1_a", "s2_b"], ["yes", "no"]).to_csv(root / "evaluation_results.csv", index=False)
+    for key in ("s1_a", "s2_b"):
+        np.save(root / "grids" / f"{key}_grid.npy", grid)
+    return root
+
+
+def test_maps_of_different_grids_are_one_line_not_a_traceback(tmp_path):
+    a = _hand_tree(tmp_path / "a", np.full((16, 16), 1 / 256, np.float32))
+    b = _hand_tree(tmp_path / "b", np.full((8, 8), 1 / 64, np.float32))
+    result = CliRunner().invoke(main, ["compare", str(a), str(b), "--into", str(tmp_path / "c"), "--no-plots"])
+    assert result.exit_code == 2
+    assert "maps differ in shape" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compare_reads_trees_without_run_json_or_box_columns(tmp_path):
+    """Trees from other code versions: what a tree lacks is empty in the comparison, not an error."""
+    a = _hand_tree(tmp_path / "a", np.full((16, 16), 1 / 256, np.float32))
+    peaked = np.full((16, 16), 0.5 / 255, np.float32)
+    peaked[3, 4] = 0.5
+    b = _hand_tree(tmp_path / "b", peaked)
+    result = CliRunner().invoke(main, ["compare", str(a), str(b), "--into", str(tmp_path / "c"), "--no-plots"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "c" / "rows.csv").set_index("key")
+    assert rows.loc["s1_a", "top_b"] == "3,4" and rows.loc["s2_b", "top_shift_cells"] == pytest.approx(5.0)
+    assert math.isnan(rows.loc["s1_a", "lungs_shift"])

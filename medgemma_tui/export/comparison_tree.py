@@ -120,7 +120,10 @@ def compare_trees(a: str | os.PathLike, b: str | os.PathLike, into: str | os.Pat
         both = both[~both["key"].isin(missing)].reset_index(drop=True)
     if both.empty:
         raise ComparisonError(f"{root_a} and {root_b} have no finished row in common (joined on key)")
-    shifts = row_shifts(both, _grid_loader(root_a), _grid_loader(root_b))
+    try:
+        shifts = row_shifts(both, _grid_loader(root_a), _grid_loader(root_b))
+    except ValueError as exc:  # maps of different grids (another image geometry): no cell-wise comparison
+        raise ComparisonError(f"{root_a} and {root_b}: {exc}") from None
     heads = None
     heads_a, heads_b = root_a / "analysis" / HEADS_NAME, root_b / "analysis" / HEADS_NAME
     if heads_a.exists() and heads_b.exists():
