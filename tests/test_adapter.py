@@ -151,3 +151,16 @@ def test_tui_and_bench_hand_the_adapter_on(monkeypatch, tmp_path):
     assert seen["tui"].model.adapter == folder
     CliRunner().invoke(main, ["bench", "--shape", "demo", "--adapter", str(folder)])
     assert seen["bench"] == str(folder)
+
+
+def test_the_gradient_views_run_through_unmerged_lora_layers(adapter):
+    """bf16 keeps PEFT's layers in the model: the backward pass of the gradient view goes through them."""
+    result = CliRunner().invoke(main, ["check", str(DEMO_FILM), "-q", QUESTION, "--json", "--max-new-tokens", "3",
+                                       "--device", "cpu", "--dtype", "bf16", "--adapter", str(adapter),
+                                       "--view", "gradient"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["model"]["adapter"]["merged"] is False
+    assert "gradient" in json.dumps(payload["map"])
+    grid = np.asarray(payload["grid"])
+    assert grid.sum() == pytest.approx(1.0, abs=1e-3) and grid.max() > 1.5 / grid.size  # not a flat map
