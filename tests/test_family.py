@@ -17,27 +17,27 @@ QUESTION = "Is there a small left-sided pleural effusion?"
 
 
 @pytest.fixture(scope="module", params=sorted(HEADS_SHAPES))
-def member(request):
-    return request.param, prepare_for_capture(load_shape(request.param, device="cpu", dtype="fp32"))
+def member(request, film):
+    """(shape, the loaded model, its record of one question about the film)."""
+    loaded = prepare_for_capture(load_shape(request.param, device="cpu", dtype="fp32"))
+    return request.param, loaded, extract_record(loaded, film, QUESTION, max_new_tokens=3)
 
 
 def test_the_capture_matches_eager_with_each_members_heads(member, film):
-    shape, loaded = member
+    shape, loaded, record = member
     layout = FAMILY_TEXT[HEADS_SHAPES[shape]]
     assert (loaded.info.num_heads, loaded.info.num_kv_heads) == (layout["num_attention_heads"],
                                                                  layout["num_key_value_heads"])
-    record = extract_record(loaded, film, QUESTION, max_new_tokens=3)
     assert record.image_attn.shape[1:3] == (loaded.info.num_layers, layout["num_attention_heads"])
     reference = record_from_reference(record, eager_attentions(loaded, film, record))
     for name in ("image_attn", "question_attn", "shares", "layer_mean_attn"):
         np.testing.assert_allclose(getattr(record, name), reference[name], atol=1e-5, err_msg=f"{shape} {name}")
 
 
-def test_the_last_gqa_group_is_the_last_key_value_heads_query_heads(member, film):
+def test_the_last_gqa_group_is_the_last_key_value_heads_query_heads(member):
     """Grouped-query attention (Ainslie et al. 2023): query heads g*n .. g*n+n-1 share key/value head g, with
     n = num_attention_heads / num_key_value_heads read from the member's config."""
-    shape, loaded = member
-    record = extract_record(loaded, film, QUESTION, max_new_tokens=2)
+    shape, _, record = member
     layout = FAMILY_TEXT[HEADS_SHAPES[shape]]
     groups, n = layout["num_key_value_heads"], layout["num_attention_heads"] // layout["num_key_value_heads"]
     row = int(record.answer_rows[0])
