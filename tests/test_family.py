@@ -55,3 +55,25 @@ def test_the_last_gqa_group_is_the_last_key_value_heads_query_heads(member):
 ])
 def test_bf16_weights_are_two_bytes_per_checkpoint_parameter(hub_id, parameters):
     assert bf16_weight_bytes(hub_id) == 2 * parameters
+
+
+def test_gradient_views_and_methods_read_the_27b_layout():
+    """The gradient view, Grad-CAM and Grad-CAM++ on the tower and RISE on the decoder run on the layout furthest
+    from the demo's (32 query and 16 key-value heads of width 128, queries scaled by 168 ** -0.5) and give a map
+    of the config's grid (16 x 16 from mm_tokens_per_image) summing to 1."""
+    from medgemma_tui.config import Config
+    from medgemma_tui.data.schema import load_dataset
+    from medgemma_tui.pipeline.studies.methods import methods_study
+    from medgemma_tui.resources import demo_dataset_csv
+    from tests.support import run_sample
+
+    loaded = prepare_for_capture(load_shape("gemma-3-27b-heads", device="cpu", dtype="fp32"))
+    sample = next(s for s in load_dataset(demo_dataset_csv()).samples if s.bbox)
+    result = run_sample(loaded, sample, max_new_tokens=2)
+    config = Config().with_overrides({"methods.rise_masks": 8})
+    study = methods_study(loaded, result, config, names=("gradcampp", "rise"))
+    side = int(round(loaded.model.config.mm_tokens_per_image ** 0.5))
+    for name in ("gradient", "gradcam", "gradcampp", "rise"):
+        assert "error" not in study["methods"][name], (name, study["methods"][name])
+        grid = compute_view(result.record, result.analysis.view.spec.with_(view=name)).grid
+        assert grid.shape == (side, side) and grid.sum() == pytest.approx(1.0, abs=1e-5), name
