@@ -32,21 +32,14 @@ import numpy as np
 import pandas as pd
 
 from medgemma_tui.analysis.grounding import cell_centres
-from medgemma_tui.analysis.intervals import paired_difference_ci
+from medgemma_tui.analysis.intervals import MIN_STUDIES, RESAMPLES, SEED, paired_difference_ci
 from medgemma_tui.analysis.metrics import js_divergence
-from medgemma_tui.analysis.row_groups import is_focal, study_of
+from medgemma_tui.analysis.row_groups import finished, is_focal, study_of
 from medgemma_tui.analysis.sanity import spearman
 
-SEED = 0
-RESAMPLES = 1000
-MIN_STUDIES = 2  # one study resampled is that study every time: no interval
 MASS_SHIFTS = (("lungs", "inside_lungs_ratio"), ("mediastinum", "inside_mediastinum_ratio"), ("box", "mass_in_box"))
 PAIRED_FIGURES = ("accuracy", "pointing_game", "mass_in_box_lift", "hard_positive_answer_consistency")
 GridLoader = Callable[[str], np.ndarray]
-
-
-def finished(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["error"].astype(str) == ""] if "error" in rows and not rows.empty else rows
 
 
 def pair_rows(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,6 +12,11 @@ DIFFUSE_FINDINGS = frozenset({
 })
 
 
+def finished(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that finished (an empty ``error``)."""
+    return rows[rows["error"].astype(str) == ""] if "error" in rows and not rows.empty else rows
+
+
 def is_focal(finding: str) -> bool:
     return str(finding).strip().lower() not in DIFFUSE_FINDINGS
 

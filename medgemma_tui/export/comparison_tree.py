@@ -96,7 +96,7 @@ def _grid_loader(root: Path):
     return load
 
 
-def _film_root(run: dict[str, Any], tree: Path) -> Path | None:
+def _film_root(run: dict[str, Any]) -> Path | None:
     images = (run.get("dataset") or {}).get("images")
     return Path(images) if images else None
 
@@ -140,7 +140,7 @@ def compare_trees(a: str | os.PathLike, b: str | os.PathLike, into: str | os.Pat
         "flips": flip_counts(shifts),
         "shifts": shift_summary(shifts),
         "heads": heads is not None,
-        "films": {"a": str(_film_root(run_a, root_a) or ""), "b": str(_film_root(run_b, root_b) or "")},
+        "films": {"a": str(_film_root(run_a) or ""), "b": str(_film_root(run_b) or "")},
     }
     grids = out / "grids"
     grids.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def compare_trees(a: str | os.PathLike, b: str | os.PathLike, into: str | os.Pat
         from medgemma_tui.export.comparison_figures import plot_most_moved, plot_shifts
 
         errors = {}
-        for name, plot in (("most_moved", lambda: plot_most_moved(shifts, out, _film_root(run_a, root_a))),
+        for name, plot in (("most_moved", lambda: plot_most_moved(shifts, out, _film_root(run_a))),
                            ("shifts", lambda: plot_shifts(shifts, out))):
             try:
                 plot()

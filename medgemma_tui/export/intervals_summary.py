@@ -16,12 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medgemma_tui.analysis.intervals import bootstrap_ci, paired_difference_ci, ratio_ci
+from medgemma_tui.analysis.intervals import MIN_STUDIES, RESAMPLES, SEED, bootstrap_ci, paired_difference_ci, ratio_ci
 from medgemma_tui.analysis.row_groups import study_of
-
-SEED = 0
-RESAMPLES = 1000
-MIN_STUDIES = 2  # a study bootstrap over one study has no spread to show: no interval
 
 
 def _interval(value: tuple[float, float]) -> list[float] | None:
