@@ -230,3 +230,16 @@ def test_compare_reads_trees_without_run_json_or_box_columns(tmp_path):
     rows = pd.read_csv(tmp_path / "c" / "rows.csv").set_index("key")
     assert rows.loc["s1_a", "top_b"] == "3,4" and rows.loc["s2_b", "top_shift_cells"] == pytest.approx(5.0)
     assert math.isnan(rows.loc["s1_a", "lungs_shift"])
+
+
+def test_the_open_command_launches_the_comparison_app_on_a_comparison(trees, monkeypatch):
+    from medgemma_tui.app.comparison import ComparisonApp
+
+    folder, a, b = trees
+    c = folder / "c_cli_open"
+    CliRunner().invoke(main, ["compare", str(a), str(b), "--into", str(c), "--no-plots"], catch_exceptions=False)
+    shown = []
+    monkeypatch.setattr(ComparisonApp, "run", lambda self, *args, **kwargs: shown.append(self.reader.root))
+    result = CliRunner().invoke(main, ["open", str(c)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert shown == [c]
