@@ -74,13 +74,15 @@ def test_shifts_match_scipy_and_flips_are_counted_by_direction():
 
 
 def test_rows_in_one_tree_only_are_listed_with_the_reason():
-    a = _rows(["s1_a", "s2_b", "s3_c"], ["yes"] * 3)
+    a = _rows(["s1_a", "s2_b", "s3_c", "s5_e"], ["yes"] * 4)
     b = _rows(["s1_a", "s2_b", "s4_d"], ["yes"] * 3)
     b.loc[1, "error"] = "image: file not found"
+    a.loc[3, "error"] = "image: file not found"
     both, unpaired = pair_rows(a, b)
     assert both["key"].tolist() == ["s1_a"]
     reasons = dict(zip(unpaired["key"], unpaired["reason"], strict=True))
-    assert reasons == {"s2_b": "failed in b", "s3_c": "not in b", "s4_d": "not in a"}
+    assert reasons == {"s2_b": "failed in b", "s3_c": "not in b", "s4_d": "not in a", "s5_e": "failed in a, not in b"}
+    assert dict(zip(unpaired["key"], unpaired["in"], strict=True))["s4_d"] == "b"
 
 
 def test_a_constant_shift_has_a_zero_width_paired_interval():

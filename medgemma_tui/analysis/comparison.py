@@ -43,22 +43,26 @@ GridLoader = Callable[[str], np.ndarray]
 
 
 def pair_rows(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the rows finished in both runs, joined on ``key`` with ``_a``/``_b`` suffixes; the others, one line
-    each: ``key``, ``in`` (``a``, ``b``), ``reason``)."""
+    """(the rows finished in both runs, joined on ``key`` with ``_a``/``_b`` suffixes; every other key, one line
+    each: ``key``, ``in`` (the run that finished it, or empty), ``reason`` (``failed in b``, ``not in a``,
+    ``failed in a, not in b``, ...))."""
     done_a, done_b = finished(a), finished(b)
     both = done_a.merge(done_b, on="key", suffixes=("_a", "_b"), how="inner", sort=False)
+
+    def state(rows: pd.DataFrame, done: pd.DataFrame) -> dict[str, str]:
+        out = {str(k): "failed" for k in rows["key"]}
+        out.update({str(k): "done" for k in done["key"]})
+        return out
+
+    in_a, in_b = state(a, done_a), state(b, done_b)
     unpaired = []
-    for name, ours, theirs, all_theirs in (("a", done_a, done_b, b), ("b", done_b, done_a, a)):
-        other = "b" if name == "a" else "a"
-        failed = set(all_theirs.loc[all_theirs["error"].astype(str) != "", "key"]) if "error" in all_theirs else set()
-        for key in ours["key"]:
-            if key in set(theirs["key"]):
-                continue
-            reason = f"failed in {other}" if key in failed else f"not in {other}"
-            unpaired.append({"key": key, "in": name, "reason": reason})
-    failed_both = set(a.loc[a["error"].astype(str) != "", "key"]) & set(b.loc[b["error"].astype(str) != "", "key"]) \
-        if "error" in a and "error" in b else set()
-    unpaired += [{"key": key, "in": "", "reason": "failed in both"} for key in sorted(failed_both)]
+    for key in dict.fromkeys([*in_a, *in_b]):
+        states = {"a": in_a.get(key, "not"), "b": in_b.get(key, "not")}
+        if states["a"] == states["b"] == "done":
+            continue
+        finished_in = [run for run, st in states.items() if st == "done"]
+        reason = ", ".join(f"{st} in {run}" for run, st in states.items() if st != "done")
+        unpaired.append({"key": key, "in": finished_in[0] if finished_in else "", "reason": reason})
     return both.reset_index(drop=True), pd.DataFrame(unpaired, columns=["key", "in", "reason"])
 
 
