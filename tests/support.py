@@ -84,3 +84,23 @@ def run_sample(loaded, sample, max_new_tokens: int = 24, spec=None, terms=None):
     if spec is not None:
         settings = RowSettings(spec, settings.terms, max_new_tokens)
     return answer_row(loaded, sample, settings)
+
+
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+
+
+def make_lora_adapter(folder: Path, seed: int = 0, rank: int = 4) -> Path:
+    """A PEFT LoRA adapter for the demo model that changes it: random A and B (``init_lora_weights=False``;
+    PEFT's default makes B zero, a no-op), on the decoder's attention projections. Skips without peft."""
+    pytest.importorskip("peft")
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from medgemma_tui.resources import demo_model_dir
+
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_pretrained(demo_model_dir(), dtype=torch.float32)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS, init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder)
+    return folder

@@ -227,7 +227,7 @@ class Session:
         try:
             with self._model_lock:
                 self.loaded = load_for_capture(source, device=model.device, dtype=model.dtype,
-                                               revision=model.revision)
+                                               revision=model.revision, adapter=model.adapter)
         finally:
             self._model_ready.set()  # a run waiting for the model goes on (and fails clearly if it did not load)
         info = self.loaded.info

@@ -47,6 +47,7 @@ class ModelConfig:
     dtype: str = _option("auto", _choice("auto", "bf16", "fp16", "fp32", aliases={
         "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}))
     revision: str | None = _option(None, _optional_text)  # hub branch, tag or commit; None = default
+    adapter: Path | None = _option(None, _optional_path)  # a PEFT LoRA adapter folder merged into the model
 
 
 @dataclass(frozen=True)

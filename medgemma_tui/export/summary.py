@@ -33,6 +33,7 @@ import numpy as np
 from medgemma_tui.analysis.averages import finite_mean
 from medgemma_tui.analysis.consistency import Consistency, consistency_tables
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
+from medgemma_tui.analysis.row_groups import finished, is_focal
 from medgemma_tui.errors import first_line
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import write_bytes_atomic
@@ -46,18 +47,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 GridLoader = Callable[[str], np.ndarray]
-DIFFUSE_FINDINGS = frozenset({
-    "cardiomegaly", "enlarged cardiac silhouette", "enlarged heart", "edema", "pulmonary edema", "emphysema",
-    "fibrosis", "interstitial", "no finding", "normal", "support devices",
-})
-
-
-def finished(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["error"] == ""] if "error" in rows and not rows.empty else rows
-
-
-def is_focal(finding: str) -> bool:
-    return finding.strip().lower() not in DIFFUSE_FINDINGS
 
 
 def boxed_rows(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
