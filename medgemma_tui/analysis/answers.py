@@ -123,7 +123,7 @@ _HEDGE = _words(
     r"(?:can ?not|can't|could not|couldn't|unable to|not able to|not possible to|difficult to|hard to)\s+(?:be\s+)?(?:"
     r"\w+ly\s+)?(?:exclude[sd]?|rule[sd]? out|ruled out|determine[sd]?|assess(?:ed)?"
     r"|tell|say|confirm(?:ed)?|evaluate[sd]?|characterize[sd]?)",
-    r"(?:difficult|hard) to (?:see|visualize|appreciate)",
+    r"(?:difficult|hard) to (?:see|visualize|appreciate|detect)",
     r"not (?:be )?(?:excluded|ruled out)", r"(?:not|cannot be|can't be) (?:sure|certain)", r"unsure",
     r"i (?:do not|don't) know", r"possible|possibly|probable|probably|likely|unlikely|may|might|perhaps",
     r"questionable|equivocal|indeterminate|unclear|uncertain|borderline|suspected|suspect|suspicious for",
@@ -175,7 +175,8 @@ _SENTENCE = re.compile(r"[.!?;](?=\s|$)|\n+")
 _RELATIVE = re.compile(r"\bwhich\b", re.IGNORECASE)
 # a generic or hypothetical statement about a finding, not about this film (ConText's "hypothetical")
 _GENERIC = re.compile(
-    r"\b(?:would|usually|typically|generally|commonly|often|looks? like|appears? as|(?:is|are) (?:a |an |the )?"
+    r"\b(?:would|usually|typically|generally|commonly|often|looks? like|appears? as|(?:can|may) be (?:missed|difficult"
+    r"|hard)|(?:is|are) (?:a |an |the )?"
     r"(?:\w+ ){0,2}(?:signs?|features?|hallmarks?|causes?|indicators?|findings?) (?:of|in))\b", re.IGNORECASE)
 _EXISTENTIAL = re.compile(r"\b(?:there (?:is|are|appears?|seems?)|i (?:can )?see|(?:is|are) (?:seen|present|noted"
                           r"|visible|identified))\b", re.IGNORECASE)

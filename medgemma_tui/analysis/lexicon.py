@@ -147,19 +147,43 @@ def concept_of(term: str) -> str:
     return _CANONICAL.get(key, key)
 
 
-def _term_pattern(term: str) -> str:
-    words = term.lower().split()
-    return r"[\s\-]+".join(re.escape(w) for w in words)
+_SEPARATOR = r"[\s\-]+"
+
+
+def _trie_pattern(terms: Sequence[str]) -> str:
+    """One regular expression for many terms, factored on common prefixes so a position is tried against
+    a letter's branch, not every term; at each branch longer continuations come first (longest match)."""
+    trie: dict = {}
+    for term in terms:
+        node = trie
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        alternatives = [(_SEPARATOR if ch == " " else re.escape(ch)) + build(node[ch]) for ch in sorted(node) if ch]
+        if "" in node:
+            alternatives.append("")
+        if len(alternatives) == 1:
+            return alternatives[0]
+        return "(?:" + "|".join(alternatives) + ")"
+
+    return build(trie)
 
 
 @lru_cache(maxsize=32)
-def _compile(terms: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    norm = sorted({" ".join(t.lower().split()) for t in terms if t.strip()}, key=lambda s: (-len(s), s))
+def _compile(terms: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    norm = sorted({" ".join(t.lower().split()) for t in terms if t.strip()})
     if not norm:
-        return re.compile(r"(?!x)x"), ()
-    groups = "|".join(f"({_term_pattern(t)})" for t in norm)
-    pattern = re.compile(rf"(?<![{_WORD}])(?:{groups})(?![{_WORD}])", re.IGNORECASE)
-    return pattern, tuple(norm)
+        return re.compile(r"(?!x)x"), {}
+    pattern = re.compile(rf"(?<![{_WORD}]){_trie_pattern(norm)}(?![{_WORD}])", re.IGNORECASE)
+    by_key = {_key(t, r"[\s\-]+"): t for t in norm} | {_key(t): t for t in norm}
+    return pattern, by_key
+
+
+def _key(text: str, separator: str = r"\s+") -> str:
+    """A matched text as its term: lower case, each run of ``separator`` between words one space."""
+    return re.sub(separator, " ", text.lower())
 
 
 def match_terms(text: str, terms: Sequence[str] | None = None) -> list[TermMatch]:
@@ -168,10 +192,10 @@ def match_terms(text: str, terms: Sequence[str] | None = None) -> list[TermMatch
     Case-insensitive, on word boundaries, longest term first at any position, never overlapping:
     "Small left pleural effusions." gives one match, term "pleural effusions", concept "effusion".
     """
-    pattern, norm = _compile(tuple(DEFAULT_TERMS if terms is None else terms))
+    pattern, by_key = _compile(tuple(DEFAULT_TERMS if terms is None else terms))
     out: list[TermMatch] = []
     for m in pattern.finditer(text):
-        term = norm[m.lastindex - 1]
+        term = by_key.get(_key(m.group())) or by_key[_key(m.group(), r"[\s\-]+")]
         out.append(TermMatch(term=term, start=m.start(), end=m.end(), concept=concept_of(term)))
     return out
 
