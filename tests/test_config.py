@@ -44,6 +44,7 @@ def test_defaults_match_the_research_script_config():
     assert (analysis.terms, analysis.map_view, analysis.layers, analysis.default_row) == (
         None, "answer", "all", "decision")
     assert analysis.pointing_tolerance_px == 15.0
+    assert analysis.hedged_answers == "uncertain"  # a leaning hedge is left open unless asked
     assert analysis.layer_span is None
     r = config.robustness
     assert (r.enabled, r.noise_sigma, r.contrast, r.brightness, r.blur_sigma, r.rotation_deg) == (
@@ -260,6 +261,7 @@ def test_top_level_key_that_is_not_a_section_is_rejected(tmp_path):
     ("[analysis]\nterms = []", "analysis.terms", "an array of non-empty strings"),
     ('[analysis]\ndefault_row = "last"', "analysis.default_row", "one of decision, first_answer, answer, question"),
     ('[faithfulness]\nbaseline = "noise"', "faithfulness.baseline", "one of mean, zero, blur"),
+    ('[analysis]\nhedged_answers = "yes"', "analysis.hedged_answers", "one of uncertain, lean"),
     ("[faithfulness]\nrandom_orders = 0", "faithfulness.random_orders", "an integer >= 1"),
     ('[prompt]\norder = "image_last"', "prompt.order", "one of text_first, image_first"),
     ('[prompt]\nsystem = ""', "prompt.system", "a non-empty string"),

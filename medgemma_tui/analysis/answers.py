@@ -53,6 +53,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from medgemma_tui.config.schema import HEDGED_READINGS
+
 from .lexicon import match_terms
 
 __all__ = [
@@ -61,10 +63,7 @@ __all__ = [
 ]
 
 YES, NO, UNCERTAIN = "yes", "no", "uncertain"
-# what a hedge that leans ("suggestive of X", "likely X") reads as: "uncertain" (the CheXpert labeler's
-# choice, and the default) or "lean", the label it leans to (what many VQA studies count)
-HEDGED_READINGS = ("uncertain", "lean")
-HEDGED_DEFAULT = "uncertain"
+HEDGED_DEFAULT = HEDGED_READINGS[0]  # a leaning hedge is left open unless [analysis] hedged_answers = "lean"
 PRESENT, ABSENT, POSSIBLE = "present", "absent", "possible"
 LEFT, RIGHT = "left", "right"
 
