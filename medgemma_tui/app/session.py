@@ -130,7 +130,7 @@ class Session:
         under ``config``, by default the config the tree was written with (its ``run.json``)."""
         from medgemma_tui.export.reader import read_results
 
-        tree = read_results(out_dir)
+        tree = read_results(out_dir, config.analysis.hedged_answers if config is not None else None)
         items = []
         for key in tree.keys:
             row = tree.row(key)
