@@ -3,7 +3,8 @@ lexicon lacks, hedges (and the setting that decides them), hedge words asked abo
 
 The corpus (tests/data/medgemma_register_answers.csv) was written for these tests in MedGemma-4b's register;
 each row has the label a radiologist reads with hedges left open (``label``), whether a hedge qualified the
-verdict (``hedged``), the label under ``hedged = "lean"`` (``lean``) and the pattern it exercises.
+verdict (``hedged``), the label under ``hedged = "lean"`` (``lean``), the pattern it exercises and its batch
+(``dev``: written before the rules changed for it; ``heldout``: written after, scored before any change).
 """
 
 import csv
@@ -35,6 +36,7 @@ def test_the_corpus_is_several_hundred_labelled_answers_across_the_patterns():
     assert sum("\n" in r["answer"] for r in rows) >= 8  # markdown lists and paragraphs
     assert sum(len(r["answer"]) > 200 for r in rows) >= 10 and sum(len(r["answer"]) < 8 for r in rows) >= 10
     assert len({(r["question"], r["answer"]) for r in rows}) == len(rows)
+    assert Counter(r["batch"] for r in rows)["heldout"] >= 40 and {r["batch"] for r in rows} == {"dev", "heldout"}
 
 
 @pytest.mark.parametrize("hedged", HEDGED_READINGS)

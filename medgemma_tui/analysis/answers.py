@@ -54,6 +54,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from medgemma_tui.config.schema import HEDGED_READINGS
+from medgemma_tui.data.schema import NO_WORDS, YES_WORDS
 
 from .lexicon import match_terms
 
@@ -842,8 +843,6 @@ def parse_answer(answer: str, question: str | None = None, hedged: str = HEDGED_
     return read_answer(answer, question, hedged).label
 
 
-_TRUE = {"yes", "y", "true", "t", "1", "positive", "pos", "present", "1.0"}
-_FALSE = {"no", "n", "false", "f", "0", "negative", "neg", "absent", "0.0"}
 
 
 def normalise_truth(ground_truth: object) -> str | None:
@@ -853,9 +852,9 @@ def normalise_truth(ground_truth: object) -> str | None:
     if isinstance(ground_truth, bool):
         return YES if ground_truth else NO
     key = str(ground_truth).strip().strip(".!").strip().lower()
-    if key in _TRUE:
+    if key in YES_WORDS:
         return YES
-    if key in _FALSE:
+    if key in NO_WORDS:
         return NO
     return None
 
