@@ -129,6 +129,17 @@ def test_the_reason_names_the_words_that_decided():
     assert reading.label == "yes" and answer[slice(*reading.cue_span)] == "kyphotic"
 
 
+def test_a_finding_the_lexicon_lacks_is_the_questions_own_but_a_question_about_any_finding_stays_open():
+    # the question's own noun phrase decides, not the other findings the answer names
+    assert read_answer("There is a small right pleural effusion. No goiter.", "Is there a goiter?").label == "no"
+    assert read_answer("There is a small right pleural effusion.", "Is there a goiter?").label == "uncertain"
+    # "acute disease", "something wrong with the heart" name no finding: any finding named answers them
+    acute = "Is there any evidence of acute disease?"
+    assert read_answer("There is a right lower lobe pneumonia.", acute).label == "yes"
+    assert read_answer("No acute cardiopulmonary process.", acute).label == "no"
+    assert read_answer("The heart size is normal.", "Is there something wrong with the heart?").label == "no"
+
+
 def test_an_unknown_hedge_setting_is_refused():
     with pytest.raises(ValueError, match="hedged must be one of uncertain, lean"):
         read_answer("Yes.", "Is there a pleural effusion?", "maybe")

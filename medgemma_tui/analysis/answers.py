@@ -578,6 +578,12 @@ _VAGUE_HEADS = {"area", "areas", "region", "regions", "zone", "zones", "part", "
                 "pattern", "patterns", "finding", "findings", "sign", "signs", "thing", "structure", "change",
                 "changes", "shadow", "shadows", "spot", "spots", "process", "disease", "abnormality", "lobe", "line",
                 "lines", "evidence", "image", "film", "chest", "lung", "lungs", "heart"}
+# words that name no particular finding: "Is there any acute disease?", "something wrong with the heart?" ask
+# about any finding, and whatever finding the answer names answers them
+_GENERIC_WORDS = _VAGUE_HEADS | {
+    "acute", "any", "significant", "abnormal", "abnormalities", "cardiopulmonary", "wrong", "something",
+    "anything", "with", "the", "a", "an", "of", "in", "to", "pathology", "pathologies", "problem", "problems",
+    "issue", "issues", "new", "other", "obvious", "major", "serious", "concerning", "unusual", "notable"}
 _SUFFIXES = ("ations", "ation", "osis", "oses", "otic", "sis", "ses", "tic", "ies", "ia", "ic", "es", "s", "ed", "ing")
 # an adjective the question asks about and the normal word it denies ("unclear" area: "the lungs are clear")
 _ANTONYMS = {"unclear": "lungs", "hazy": "lungs", "opaque": "lungs", "abnormal": "study"}
@@ -597,7 +603,7 @@ def _own_finding(question: str, q: _Question) -> None:
     if m is None:
         return
     words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", m.group("np"))]
-    if not words or len(words) > 6:
+    if not words or len(words) > 6 or set(words) <= _GENERIC_WORDS:
         return
     head = words[words.index("of") - 1] if "of" in words[1:] else words[-1]
     forms = [r"[\s-]+".join(re.escape(w) for w in words[:-1]) + (r"[\s-]+" if len(words) > 1 else "")
