@@ -15,7 +15,11 @@ How an answer is read (``read_answer``; ``parse_answer`` returns only its label)
 2. The question is read for what it asks: its findings (lexicon concepts such as effusion or
    cardiomegaly), or anatomy with a property ("Is the heart enlarged?" asks about cardiomegaly, "Is
    the mediastinum widened?" about mediastinal widening, "Are the lungs clear?" whether the lungs are
-   normal), and the side ("left", "right", "bilateral") and lobe it names.
+   normal), and the side ("left", "right", "bilateral") and lobe it names. A question naming no finding
+   the lexicon knows and no property has its own noun phrase taken as the finding ("Is there an air
+   collection?", "Do you see any unclear area?"), matched in the answer with its inflections; a hedge
+   word it asks about ("unclear") is then the finding, not a hedge. A phrase that names no particular
+   finding ("any acute disease?") stays a question about any finding.
 3. The answer is cut into sentences and scopes. In each scope every finding, and every anatomy word
    carrying a property ("The heart is normal in size", "The mediastinum appears widened"), becomes a
    mention: *present*, *absent* (a negation trigger before it, or "absent", "not seen", "ruled out",
@@ -23,7 +27,10 @@ How an answer is read (``read_answer``; ``parse_answer`` returns only its label)
    "cannot be excluded", "suspicious for", ...). A negation whose scope holds a hedge governs it ("no
    consolidation to suggest pneumonia" is absent). Each mention takes the side and lobe words between
    it and the previous finding of its scope, else the side phrase right after it. In a clause naming
-   no finding, "none" and "(a small) one" stand for the finding last named.
+   no finding, "none" and "(a small) one" stand for the finding last named. A relative clause ("...,
+   which is a common sign of pleural effusion") after a clause that denies a sign denies its findings
+   with the sign; a generic statement ("Blunting is a common sign of effusion.", "A pneumothorax would
+   appear as ...") asserts none (ConText's "hypothetical").
 4. Mentions of the asked finding decide: a present one on a compatible side gives ``yes``; an absent
    one ``no`` (both on the same side: ``uncertain``, contradiction); a possible one ``uncertain``
    (hedge); a present one only on another side or lobe ``no`` (laterality or lobe mismatch). A broader
@@ -39,13 +46,18 @@ How an answer is read (``read_answer``; ``parse_answer`` returns only its label)
 6. A verdict word ("Yes", "No", "Negative", "Present" standing alone, "The answer is no") decides when
    the rest agrees or says nothing definite; when the rest reads the other way ("No. There is a small
    effusion.") the label is ``uncertain`` with reason ``contradiction``. A hedge after a verdict word
-   does not undo it ("No, although a tiny effusion cannot be excluded." is ``no``).
+   does not undo it ("No, although a tiny effusion cannot be excluded." is ``no``). An answer opening
+   "No, ..." opens with a verdict.
 7. An answer that names no finding and no other anatomy is elliptic and refers to the question: "Not
    present.", "None seen." are ``no``; "Present." is ``yes``; "Not sure." is ``uncertain``.
 8. Anything else is ``uncertain`` (an answer about another finding, or about nothing).
 
 Each reading has a ``reason`` naming the rule or cue that decided it and ``cue_span``, the character
-span in the raw answer of the word carrying the verdict (for the decision token of a map).
+span in the raw answer of the word carrying the verdict (for the decision token of a map); ``hedged``
+says whether a hedge qualified the verdict and ``leans`` where a leaning hedge ("suggestive of",
+"likely", "unlikely") points. ``read_answer(..., hedged="lean")`` reads a leaning hedge as that label;
+the default, ``"uncertain"``, leaves it open, as the CheXpert labeler does (Irvin et al., AAAI 2019).
+"Consistent with" and "compatible with" assert, as there.
 """
 
 from __future__ import annotations
