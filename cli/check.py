@@ -68,7 +68,7 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 @click.option("-q", "--question", required=True, help="The yes/no question to ask about the image.")
 @model_options
 @click.option("--max-new-tokens", type=click.IntRange(1, 512), default=None,
-              help="Longest answer, in tokens (default: the config's decoding.max_new_tokens, 24).")
+              help="Longest answer, in tokens (default: the config's decoding.max_new_tokens, 128).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @click.option("--verify-eager", is_flag=True, help="Also run the eager output_attentions reference and compare.")
 @click.option("--colormap", default=None, help="Heatmap colours (default: the config's, magma).")

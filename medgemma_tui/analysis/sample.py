@@ -60,13 +60,13 @@ class SampleAnalysis:
 def gate_question(record: AttentionRecord, terms: list[str] | None = None) -> Gating:
     """Match lexicon terms in the question and map them to prompt tokens through their offsets.
 
-    A gated token's weight is its share of the answer row's attention (head mean, all layers) over
-    the gated tokens: the tokens the answer actually read weigh most. Weights sum to 1.
+    A gated token's weight is its share of the decision row's attention (head mean, all layers) over
+    the gated tokens: the tokens the verdict actually read weigh most. Weights sum to 1.
     """
     matches = match_terms(record.question, terms)
     by_token = tokens_for_matches(matches, record.question_offsets)
     columns = sorted(by_token)
-    answer_rows = select_rows(record, "first_answer")
+    answer_rows = select_rows(record, "decision")
     reads = record.question_attn[answer_rows].mean(axis=(0, 1, 2))  # [Tq]
     chosen = reads[columns] if columns else np.zeros(0)
     weights = chosen / chosen.sum() if chosen.sum() > 0 else np.full(len(columns), 1 / max(len(columns), 1))

@@ -57,7 +57,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    max_new_tokens: int = _option(24, _integer(1))
+    max_new_tokens: int = _option(128, _integer(1))  # MedGemma answers in sentences of 20 to 100 tokens
     # rows of one film answered by one generate, each record the same as alone: "auto" is 1 on a CPU and
     # on a GPU as many as half its free memory holds, at most 8 (engine.extract.auto_batch_size)
     batch_size: str | int = _option("auto", _auto_or_positive)
