@@ -71,6 +71,13 @@ def test_a_tree_opened_reads_its_answers_again_under_its_own_setting_and_says_wh
     strict = read_results(tmp_path / "old", hedged_answers="uncertain")  # a setting given overrides the tree's
     assert [c.key for c in strict.relabelled] == ["a"]
 
+    from medgemma_tui.app.session import Session  # medtui open: the list shows the labels read now
+
+    session = Session.from_tree(tmp_path / "old")
+    assert {i.key: (i.answer_label, i.correct) for i in session.items} == {
+        "a": ("no", True), "b": ("yes", True), "c": ("yes", True)}
+    assert session.tree.relabelled_note == note
+
 
 def test_the_note_lists_the_first_few_and_counts_the_rest():
     _, changes = reread_answers(pd.concat([old_frame()] * 5, ignore_index=True))
