@@ -81,6 +81,9 @@ HARDEST = [
     ("Is there a pleural effusion?",
      "There is blunting of the left costophrenic angle, which is indicative of a pleural effusion.", "yes", "yes",
      False),
+    # a clause stating a finding with a denied detail is no denial
+    ("Is there evidence of pneumonia?",
+     "There is consolidation without air bronchograms, which is consistent with pneumonia.", "yes", "yes", False),
     # a finding the lexicon lacks: read from the question's noun phrase, not from whatever else is named
     ("Is there elongation of the descending aorta?",
      "There is an opacity in the left lower lobe. The aorta is not elongated.", "no", "no", False),

@@ -458,20 +458,24 @@ def _clause_negation(text: str, scope: Span) -> tuple[Span, str] | None:
     return (m.span(), m.group()) if m else None
 
 
-def _referred(text: str, sentence: list[Span], i: int, found: list[_Mention]) -> list[_Mention]:
+def _referred(text: str, sentence: list[Span], i: int, found: list[_Mention], before: list[_Mention]
+              ) -> list[_Mention]:
     """Findings a clause names without asserting them.
 
     A relative clause after a denied sign says what the sign would have meant ("There is no blunting of the
     costophrenic angles, which is a common sign of pleural effusion."): its findings are denied with the
     sign. A generic sentence ("Blunting is a common sign of effusion.", "A pneumothorax would appear as a
     dark area.") asserts nothing about this film: its findings are dropped unless a negation governs them.
+    ``before`` are the mentions of the clause before: one it states ("There is consolidation without air
+    bronchograms, which is consistent with pneumonia.") makes it no denial.
     """
     scope = sentence[i]
     findings = [m for m in found if not m.concept.startswith("normal:")]
     if not findings:
         return found
     if i > 0 and _RELATIVE.search(text, sentence[i - 1][1], scope[0]):
-        denial = _clause_negation(text, sentence[i - 1])
+        stated = any(m.status != ABSENT for m in before if not m.concept.startswith("normal:"))
+        denial = None if stated else _clause_negation(text, sentence[i - 1])
         if denial is None:
             return found
         cue, word = denial
@@ -488,11 +492,13 @@ def _mentions(text: str, q: _Question | None = None) -> list[_Mention]:
     out: list[_Mention] = []
     for sentence_span in _pieces(text, _SENTENCE, 0, len(text)):
         sentence = _pieces(text, _TERMINATE, *sentence_span)
+        before: list[_Mention] = []
         for i, scope in enumerate(sentence):
             found = _scope_mentions(text, scope, q)
-            found = _referred(text, sentence, i, found)
+            found = _referred(text, sentence, i, found, before)
             if not found:
                 found = _anaphora(text, scope, out, q.asked_hedges)
+            before = found
             out.extend(_located(text, scope, found))
     return out
 
