@@ -4,7 +4,8 @@ lexicon lacks, hedges (and the setting that decides them), hedge words asked abo
 The corpus (tests/data/medgemma_register_answers.csv) was written for these tests in MedGemma-4b's register;
 each row has the label a radiologist reads with hedges left open (``label``), whether a hedge qualified the
 verdict (``hedged``), the label under ``hedged = "lean"`` (``lean``), the pattern it exercises and its batch
-(``dev``: written before the rules changed for it; ``heldout``: written after, scored before any change).
+(``dev``: written before the rules changed for it; ``heldout``, ``heldout2``: each written after the rules
+before it, and scored before any change).
 """
 
 import csv
@@ -36,7 +37,8 @@ def test_the_corpus_is_several_hundred_labelled_answers_across_the_patterns():
     assert sum("\n" in r["answer"] for r in rows) >= 8  # markdown lists and paragraphs
     assert sum(len(r["answer"]) > 200 for r in rows) >= 10 and sum(len(r["answer"]) < 8 for r in rows) >= 10
     assert len({(r["question"], r["answer"]) for r in rows}) == len(rows)
-    assert Counter(r["batch"] for r in rows)["heldout"] >= 40 and {r["batch"] for r in rows} == {"dev", "heldout"}
+    assert {r["batch"] for r in rows} == {"dev", "heldout", "heldout2"}
+    assert sum(r["batch"].startswith("heldout") for r in rows) >= 70
 
 
 @pytest.mark.parametrize("hedged", HEDGED_READINGS)
@@ -84,6 +86,15 @@ HARDEST = [
     # a clause stating a finding with a denied detail is no denial
     ("Is there evidence of pneumonia?",
      "There is consolidation without air bronchograms, which is consistent with pneumonia.", "yes", "yes", False),
+    # a negation after something seen is a detail of it, not a denial of the sign
+    ("Is there a pneumothorax?", "I can see a thin pleural line at the left apex with no lung markings beyond it, "
+     "which suggests a small pneumothorax.", "uncertain", "yes", True),
+    # another explanation offered for the finding leaves it open
+    ("Is there a lung nodule?", "There appears to be a small nodule in the right lower lobe, but it could also be a "
+     "nipple shadow.", "uncertain", "uncertain", True),
+    # a generic caveat after a denial denies nothing and hedges nothing
+    ("Is there a lung nodule?", "I do not see any nodules. However, small nodules may not be visible on a chest "
+     "X-ray.", "no", "no", False),
     # a finding the lexicon lacks: read from the question's noun phrase, not from whatever else is named
     ("Is there elongation of the descending aorta?",
      "There is an opacity in the left lower lobe. The aorta is not elongated.", "no", "no", False),

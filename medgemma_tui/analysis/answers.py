@@ -139,7 +139,7 @@ _HEDGE = _words(
     r"not (?:be )?(?:excluded|ruled out)", r"(?:not|cannot be|can't be) (?:sure|certain)", r"unsure",
     r"i (?:do not|don't) know", r"possible|possibly|probable|probably|likely|unlikely|may|might|perhaps",
     r"questionable|equivocal|indeterminate|unclear|uncertain|borderline|suspected|suspect|suspicious for",
-    r"concerning for|worrisome for|suggestive of|suggests?|suggesting|could (?:represent|be|reflect)",
+    r"concerning for|worrisome for|suggestive of|suggests?|suggesting|could (?:represent|be|reflect|indicate)",
     r"(?:upper|high) limits? of normal|(?:top|high|upper)[- ]normal|versus|vs\.?|limited evaluation"
     r"|not well (?:evaluated|seen)",
     r"questioned|in question",
@@ -150,12 +150,12 @@ _HEDGE = _words(
 _ASKED_HEDGE = _words(r"unclear|uncertain|indeterminate|questionable|equivocal|suspicious|suspected|borderline")
 _LEANING = _words(r"possible|possibly|probable|probably|likely|unlikely|may|might|perhaps|suspected|suspect",
                   r"suspicious for|concerning for|worrisome for|suggestive of|suggests?|suggesting",
-                  r"could (?:represent|be|reflect)")
+                  r"could (?:represent|be|reflect|indicate)")
 # ConText's direction: these hedge only what follows them ("a nodule, concerning for malignancy": the
 # nodule is stated), these only what precedes them ("a small effusion cannot be excluded"); the rest
 # ("likely", "may", "possible") hedge their whole scope
 _HEDGE_FORWARD = _words(r"suspicious for|concerning for|worrisome for|suggestive of|suggests?|suggesting",
-                        r"could (?:represent|be|reflect)")
+                        r"could (?:represent|be|reflect|indicate)")
 _HEDGE_BACKWARD = _words(r"(?:can ?not|can't|not) (?:be )?(?:\w+ly )?"
                          r"(?:excluded|ruled out)", r"questioned|in question|suspected")
 _NOT = r"not|isn't|aren't|wasn't|weren't|don't|doesn't|didn't|hasn't|haven't|cannot|can't|couldn't|won't"
@@ -188,7 +188,7 @@ _RELATIVE = re.compile(r"\bwhich\b", re.IGNORECASE)
 # a generic or hypothetical statement about a finding, not about this film (ConText's "hypothetical")
 _GENERIC = re.compile(
     r"\b(?:would|usually|typically|generally|commonly|often|looks? like|appears? as|(?:can|may) be (?:missed|difficult"
-    r"|hard)|(?:is|are) (?:a |an |the )?"
+    r"|hard)|(?:can|may|might) not be (?:visible|seen|detected|apparent)|(?:is|are) (?:a |an |the )?"
     r"(?:\w+ ){0,2}(?:signs?|features?|hallmarks?|causes?|indicators?|findings?) (?:of|in))\b", re.IGNORECASE)
 _EXISTENTIAL = re.compile(r"\b(?:there (?:is|are|appears?|seems?)|i (?:can )?see|(?:is|are) (?:seen|present|noted"
                           r"|visible|identified))\b", re.IGNORECASE)
@@ -449,10 +449,15 @@ def _located(text: str, scope: Span, mentions: list[_Mention]) -> list[_Mention]
 
 
 def _clause_negation(text: str, scope: Span) -> tuple[Span, str] | None:
-    """The word that makes a clause a denial ("there is no blunting", "the angles are sharp"), if any."""
+    """The word that makes a clause a denial ("there is no blunting", "the angles are sharp"), if any. A
+    negation after something the clause sees ("I can see a pleural line with no lung markings beyond it")
+    is a detail of what it sees, not a denial."""
     masked = [m.span() for m in _HEDGE.finditer(text, *scope)]
     for m in _NEG_FORWARD.finditer(text, *scope):
         if not any(a <= m.start() < b for a, b in masked):
+            seen = _EXISTENTIAL.search(text, scope[0], m.start())
+            if seen and re.search(r"[A-Za-z]", text[seen.end(): m.start()]):
+                return None
             return m.span(), m.group()
     m = _NORMAL_WORDS.search(text, *scope)
     return (m.span(), m.group()) if m else None
@@ -474,7 +479,10 @@ def _referred(text: str, sentence: list[Span], i: int, found: list[_Mention], be
     if not findings:
         return found
     if i > 0 and _RELATIVE.search(text, sentence[i - 1][1], scope[0]):
-        stated = any(m.status != ABSENT for m in before if not m.concept.startswith("normal:"))
+        stated = [m for m in before if not m.concept.startswith("normal:") and m.status != ABSENT]
+        if stated and all(m.status == POSSIBLE for m in stated):  # "There might be an infiltrate, which ..."
+            return [_Mention(m.concept, POSSIBLE, m.span, stated[0].cue, stated[0].cue_text, m.sides, m.lobes)
+                    if m.status == PRESENT and not m.concept.startswith("normal:") else m for m in found]
         denial = None if stated else _clause_negation(text, sentence[i - 1])
         if denial is None:
             return found
@@ -497,10 +505,27 @@ def _mentions(text: str, q: _Question | None = None) -> list[_Mention]:
             found = _scope_mentions(text, scope, q)
             found = _referred(text, sentence, i, found, before)
             if not found:
+                _alternative(text, scope, out)
                 found = _anaphora(text, scope, out, q.asked_hedges)
             before = found
             out.extend(_located(text, scope, found))
     return out
+
+
+# "..., but it could also be a nipple shadow": another explanation of the finding last named
+_ALTERNATIVE = re.compile(r"[\s,]*(?:it|this|these|they|which|that)\s+(?:could|may|might|can)\s+(?:also\s+)?"
+                          r"(?:be|represent|reflect)\b", re.IGNORECASE)
+
+
+def _alternative(text: str, scope: Span, earlier: list[_Mention]) -> None:
+    """A clause that offers another explanation for the finding last named makes that finding possible."""
+    m = _ALTERNATIVE.match(text, *scope)
+    stated = [i for i, e in enumerate(earlier) if not e.concept.startswith("normal:") and e.status == PRESENT]
+    if m is None or not stated:
+        return
+    start = m.start() + len(m.group()) - len(m.group().lstrip(" ,"))
+    earlier[stated[-1]] = replace(earlier[stated[-1]], status=POSSIBLE, cue=(start, m.end()),
+                                  cue_text=text[start: m.end()])
 
 
 def _scope_mentions(text: str, scope: Span, q: _Question) -> list[_Mention]:
