@@ -4,7 +4,7 @@ lexicon lacks, hedges (and the setting that decides them), hedge words asked abo
 The corpus (tests/data/medgemma_register_answers.csv) was written for these tests in MedGemma-4b's register;
 each row has the label a radiologist reads with hedges left open (``label``), whether a hedge qualified the
 verdict (``hedged``), the label under ``hedged = "lean"`` (``lean``), the pattern it exercises and its batch
-(``dev``: written before the rules changed for it; ``heldout``, ``heldout2``: each written after the rules
+(``dev``: written before the rules changed for it; ``heldout``, ``heldout2``, ``heldout3``: each written after the rules
 before it, and scored before any change).
 """
 
@@ -37,8 +37,8 @@ def test_the_corpus_is_several_hundred_labelled_answers_across_the_patterns():
     assert sum("\n" in r["answer"] for r in rows) >= 8  # markdown lists and paragraphs
     assert sum(len(r["answer"]) > 200 for r in rows) >= 10 and sum(len(r["answer"]) < 8 for r in rows) >= 10
     assert len({(r["question"], r["answer"]) for r in rows}) == len(rows)
-    assert {r["batch"] for r in rows} == {"dev", "heldout", "heldout2"}
-    assert sum(r["batch"].startswith("heldout") for r in rows) >= 70
+    assert {r["batch"] for r in rows} == {"dev", "heldout", "heldout2", "heldout3"}
+    assert sum(r["batch"].startswith("heldout") for r in rows) >= 100
 
 
 @pytest.mark.parametrize("hedged", HEDGED_READINGS)
