@@ -39,7 +39,7 @@ def test_defaults_match_the_research_script_config():
     assert config.model.name_or_path == "demo"  # the same default for every command: the embedded demo
     assert (config.model.device, config.model.dtype, config.model.revision) == ("auto", "auto", None)
     assert (config.data.csv, config.data.images) == (None, None)
-    assert config.decoding.max_new_tokens == 24
+    assert config.decoding.max_new_tokens == 128
     analysis = config.analysis
     assert (analysis.terms, analysis.map_view, analysis.layers, analysis.default_row) == (
         None, "answer", "all", "decision")
@@ -170,7 +170,7 @@ def test_with_overrides_returns_a_new_config_and_keeps_the_original():
     assert changed.model.name_or_path == "x"
     assert changed.decoding.max_new_tokens == 8
     assert changed.model.device == "auto"
-    assert base.model.name_or_path == "demo" and base.decoding.max_new_tokens == 24
+    assert base.model.name_or_path == "demo" and base.decoding.max_new_tokens == 128
     assert changed.robustness is base.robustness
 
 
