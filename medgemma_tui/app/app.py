@@ -140,6 +140,9 @@ class MedtuiApp(App):
             note = headline_note(self.session)
             if note:
                 self.notify(note.lstrip(" ·"), title="dataset", timeout=8)
+            relabelled = getattr(self.session.tree, "relabelled_note", "")
+            if relabelled:  # a tree written by an older reader: its answers read again, labels changed
+                self.notify(relabelled, title="answers re-read", severity="warning", timeout=12)
 
     def start_first(self) -> None:
         done = self.session.done()

@@ -78,6 +78,11 @@ class PromptConfig:
     generic_question: str = _option(GENERIC_QUESTION, _text)  # the relative view's generic prompt
 
 
+# what a hedge that leans towards a finding ("suggestive of pneumonia") reads as (analysis.answers): left
+# "uncertain", as the CheXpert labeler reads it, or "lean", the label it leans to, as many VQA studies count it
+HEDGED_READINGS = ("uncertain", "lean")
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     terms: tuple[str, ...] | None = _option(None, _text_list(allow_none=True))  # None = default lexicon
@@ -86,6 +91,7 @@ class AnalysisConfig:
     # decision (the row that produced the token carrying the verdict) | first_answer | answer | question | index
     default_row: str | int = _option("decision", _row)
     pointing_tolerance_px: float = _option(15.0, _number(0))  # pointing game: top cell's centre to a box, px
+    hedged_answers: str = _option(HEDGED_READINGS[0], _choice(*HEDGED_READINGS))  # README: Answers
 
     @property
     def layer_span(self) -> tuple[int, int] | None:

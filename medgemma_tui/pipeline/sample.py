@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
@@ -39,6 +40,7 @@ class RowSettings:
     terms: tuple[str, ...] | None = None
     max_new_tokens: int = 24
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX
+    hedged_answers: str = HEDGED_DEFAULT  # what a leaning hedge reads as ([analysis] hedged_answers)
     prompt: PromptConfig = PromptConfig()  # the chat prompt ([prompt]): system turn, instruction, image order
     batch_size: int | str = 1  # rows of one film per generate ([decoding] batch_size; "auto": by the device)
 
@@ -50,7 +52,8 @@ class RowSettings:
         spec = DEFAULT_SPEC.with_(view=analysis.map_view, rows=analysis.default_row, layers=analysis.layer_span)
         terms = tuple(analysis.terms) if analysis.terms else None
         return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens,
-                   pointing_tolerance_px=analysis.pointing_tolerance_px, prompt=config.prompt,
+                   pointing_tolerance_px=analysis.pointing_tolerance_px, hedged_answers=analysis.hedged_answers,
+                   prompt=config.prompt,
                    batch_size=config.decoding.batch_size)
 
     def with_view(self, view: str | None) -> RowSettings:
@@ -121,5 +124,5 @@ def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings
     analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
                               ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
                               terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
-                              masks=masks)
+                              masks=masks, hedged_answers=settings.hedged_answers)
     return SampleResult(sample=sample, film=film, analysis=analysis)
