@@ -14,12 +14,12 @@ from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
-from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
+from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, decision_index
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.engine.extract import extract_record, extract_records
-from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.engine.record import TARGET_INDEX, AttentionRecord
 from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError
 from medgemma_tui.model.loading import LoadedModel
@@ -97,8 +97,16 @@ def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film:
 def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings,
                 vision: VisionCache | None = None):
     """The answer to the row's question about ``film`` and its attention record."""
-    return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
-                          image_path=str(sample.image), vision=vision, prompt_settings=settings.prompt)
+    return mark_decision_target(extract_record(loaded, film.rgb, sample.question,
+                                               max_new_tokens=settings.max_new_tokens, image_path=str(sample.image),
+                                               vision=vision, prompt_settings=settings.prompt))
+
+
+def mark_decision_target(record: AttentionRecord) -> AttentionRecord:
+    """Name the decision token as the one the gradient views and attribution methods explain
+    (``engine.gradients.target_row``): the verdict, not a sentence's first word."""
+    record.extra.setdefault(TARGET_INDEX, int(decision_index(record)))
+    return record
 
 
 def answer_films(loaded: LoadedModel, samples: list[Sample], film: LoadedImage, settings: RowSettings,
@@ -108,8 +116,9 @@ def answer_films(loaded: LoadedModel, samples: list[Sample], film: LoadedImage, 
     gradient and relative views, the studies) is computed per row afterwards, by ``analyse_row``."""
     for sample in samples:
         check_row(sample)
-    return extract_records(loaded, film.rgb, [s.question for s in samples], max_new_tokens=settings.max_new_tokens,
-                           image_path=str(samples[0].image), vision=vision, prompt_settings=settings.prompt)
+    records = extract_records(loaded, film.rgb, [s.question for s in samples], max_new_tokens=settings.max_new_tokens,
+                              image_path=str(samples[0].image), vision=vision, prompt_settings=settings.prompt)
+    return [mark_decision_target(record) for record in records]
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
