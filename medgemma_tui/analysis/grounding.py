@@ -36,18 +36,37 @@ def box_to_grid(box: Box, image_size: tuple[int, int], grid: tuple[int, int] = (
     return np.outer(rows, cols)
 
 
+def _elementary_intervals(box_edges: list[tuple[float, float]], cells: int):
+    """Cut [0, 1] at every cell edge and box edge: (widths [n], cell of each [n], box k covers it [K, n])."""
+    cuts = np.unique(np.clip(np.concatenate([np.linspace(0.0, 1.0, cells + 1), np.ravel(box_edges)]), 0.0, 1.0))
+    lo, hi = cuts[:-1], cuts[1:]
+    mid = 0.5 * (lo + hi)
+    cell = np.minimum((mid * cells).astype(int), cells - 1)
+    inside = np.array([(mid > a) & (mid < b) for a, b in box_edges])  # [K, n]
+    return hi - lo, cell, inside
+
+
 def boxes_to_grid(boxes, image_size: tuple[int, int], grid: tuple[int, int] = (16, 16)) -> np.ndarray | None:
-    """Union coverage of several boxes (capped at 1 per cell); None when there is no box."""
+    """Per-cell coverage [rows, cols] of the *union* of several boxes; None when there is no box.
+
+    Two boxes that overlap count their shared part once, and two that together fill a cell cover it
+    fully: the plane is cut at every cell edge and box edge into rectangles that each lie inside a box
+    or outside all of them, and a cell's coverage is the area of its covered rectangles over its own.
+    """
     if not boxes:
         return None
+    width, height = image_size
+    widths, col, in_x = _elementary_intervals([(x / width, (x + w) / width) for x, _, w, _ in boxes], grid[1])
+    heights, row, in_y = _elementary_intervals([(y / height, (y + h) / height) for _, y, _, h in boxes], grid[0])
+    covered = (in_y[:, :, None] & in_x[:, None, :]).any(axis=0)  # [ny, nx]
+    area = np.where(covered, heights[:, None] * widths[None, :], 0.0)
     cover = np.zeros(grid)
-    for box in boxes:
-        cover = np.maximum(cover, box_to_grid(box, image_size, grid))
-    return cover
+    np.add.at(cover, (row[:, None], col[None, :]), area)
+    return np.clip(cover * grid[0] * grid[1], 0.0, 1.0)
 
 
 def box_area_fraction(boxes, image_size: tuple[int, int], grid: tuple[int, int] = (16, 16)) -> float:
-    """Area of the boxes over the image's area: the pointing game's chance level for that film."""
+    """Area of the union of the boxes (inside the film) over the film's area: mass-in-box lift's denominator."""
     cover = boxes_to_grid(boxes, image_size, grid)
     return 0.0 if cover is None else float(cover.mean())
 
