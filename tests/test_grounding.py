@@ -50,3 +50,30 @@ def test_one_box_keeps_its_fractional_coverage_and_no_box_gives_none():
     cover = boxes_to_grid([(5, 0, 10, 20)], (320, 320))
     assert cover[0, 0] == pytest.approx(0.5) and cover.sum() == pytest.approx(0.5)
     assert boxes_to_grid([], (320, 320)) is None and box_area_fraction([], (320, 320)) == 0.0
+
+
+# ---- one pointing rule: the row metrics and the robustness study's map comparison ----------------------
+def test_a_small_box_inside_the_top_cell_of_a_large_film_is_a_hit_with_chance_one_cell():
+    from medgemma_tui.analysis.grounding import pointing_cells, pointing_chance
+
+    size = (2048, 2048)  # 128 px cells: cell (1, 1) spans 128..256 and is centred at 192
+    box = [(130, 130, 40, 40)]  # inside cell (1, 1), 22 px from its centre in x and in y
+    hits = pointing_cells(box, size)
+    assert hits[1, 1] and hits.sum() == 1
+    assert pointing_chance(box, size) == pytest.approx(1 / 256)
+
+
+def test_the_row_metrics_and_the_robustness_comparison_score_the_same_map_alike():
+    from medgemma_tui.analysis.compare import compare_maps
+    from medgemma_tui.analysis.grounding import pointing_cells
+    from medgemma_tui.analysis.metrics import map_metrics
+
+    rng = np.random.default_rng(5)
+    for size, boxes in (((2048, 2048), [(130, 130, 40, 40)]), ((1600, 1200), [(290, 0, 100, 100)]),
+                        ((512, 512), [(381.8, 126.9, 40.2, 44.6), (100, 300, 20, 20)])):
+        for _ in range(5):
+            grid = rng.random((16, 16)) ** 8
+            row = map_metrics(grid, box=boxes_to_grid(boxes, size), pointing=pointing_cells(boxes, size))
+            robust = compare_maps(grid, grid, (0, 0, *size), size, boxes=boxes)["metrics"]
+            for name in ("pointing_hit", "pointing_chance", "mass_in_box", "auroc"):
+                assert robust[name] == pytest.approx(row[name]), (size, name)

@@ -6,10 +6,15 @@ fractions, never through a square crop. By the same stretch, grid cell ``(i, j)`
 grid covers ``[j W/C, (j+1) W/C) x [i H/R, (i+1) H/R)`` of a ``W x H`` film.
 
 The pointing game (Zhang et al. 2016, "Top-down neural attention by excitation backprop", ECCV):
-a map's top point is a hit when it lies within 15 pixels of a ground-truth box. Here the top point
-is the centre of the top cell, in the film's own pixels, and the tolerance is in those pixels too.
-``pointing_cells`` gives the cells that would be hits; the hit rate of a uniformly random top cell
-(the chance level by the same rule) is their fraction.
+a map's top point is a hit when it lies within 15 pixels of a ground-truth box. A map on the grid
+knows its top point only to a cell, so here, once for every caller (the row metrics, the studies, the
+methods and heads tables, the app): the top cell is a **hit when its centre lies within the tolerance
+of a box, or when it holds part of a box** (positive area of the box inside the cell). The first part
+is Zhang et al.'s rule with the cell's centre as the point, the rule where cells are small against
+15 px; the second keeps a top cell that contains the box (or a piece of it) from being a miss where
+cells are larger than the box (a 2048 px film has 128 px cells). Distances are in the film's own
+pixels. ``pointing_cells`` gives the cells that are hits; the hit rate of a uniformly random top cell
+(the chance level by the same rule) is their fraction, and it is above 0 for every box inside the film.
 """
 
 from __future__ import annotations
@@ -81,17 +86,19 @@ def cell_centres(image_size: tuple[int, int], grid: tuple[int, int] = (16, 16)) 
 def pointing_cells(
     boxes, image_size: tuple[int, int], grid: tuple[int, int] = (16, 16), tolerance: float = POINTING_TOLERANCE_PX
 ) -> np.ndarray | None:
-    """[R, C] bool: cells whose centre lies within ``tolerance`` film pixels of a box (inside counts 0).
+    """[R, C] bool: the pointing game's hit cells (module docstring): centre within ``tolerance`` film
+    pixels of a box, or part of a box inside the cell.
 
     None when there is no box. The distance from a point to a box is the Euclidean distance to its
-    nearest point (0 inside), so the hit region is the box grown by ``tolerance`` with rounded corners.
+    nearest point (0 inside), so the centres that hit fill the box grown by ``tolerance`` with rounded
+    corners.
     """
     if not boxes:
         return None
     if tolerance < 0:
         raise ValueError(f"pointing tolerance must be >= 0 px, got {tolerance}")
     cx, cy = cell_centres(image_size, grid)
-    hit = np.zeros(grid, dtype=bool)
+    hit = boxes_to_grid(boxes, image_size, grid) > 0  # the cell holds part of a box
     for x, y, w, h in boxes:
         dx = np.maximum(np.maximum(x - cx, cx - (x + w)), 0.0)  # [C]
         dy = np.maximum(np.maximum(y - cy, cy - (y + h)), 0.0)  # [R]

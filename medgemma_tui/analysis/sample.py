@@ -126,7 +126,7 @@ def analyse_record(
     """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric.
 
     The pointing game counts the top cell a hit when its centre lies within ``pointing_tolerance_px``
-    of a box, in the original film's pixels.
+    of a box, in the original film's pixels, or when it holds part of a box (``grounding.pointing_cells``).
     """
     gating = gate_question(record, terms)
     attach_gating(record, gating)

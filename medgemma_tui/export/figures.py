@@ -804,7 +804,7 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
 
 INTERVAL_LABEL = "95% CI, study bootstrap"
 PANEL_TITLES = {
-    "share": "shares (0..1); orange tick: chance (pointing game: by the same 15 px rule; accuracy: 0.5)",
+    "share": "shares (0..1); orange tick: chance (pointing game: by the same rule; accuracy: 0.5)",
     "ratio": "against chance (orange line: 1 = chance)",
     "gain": "faithfulness: mean AUC gain of the map over the random orders (orange line: 0 = random)",
 }
