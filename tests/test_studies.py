@@ -279,7 +279,9 @@ def test_faithfulness_follows_a_later_answer_token_fed_the_tokens_before_it(seei
 def test_faithfulness_summary_splits_by_answer_label_and_finding():
     def study(gain: float, beats: bool, label: str, finding: str) -> dict:
         numbers = {f"{c}_gain{k}": gain for c in ("deletion", "insertion") for k in ("", "_prob")}
+        numbers.update({f"{c}_gain": gain / 10 for c in ("comprehensiveness", "sufficiency")})
         flags = {f"{c}_beats_random{k}": beats for c in ("deletion", "insertion") for k in ("", "_prob")}
+        flags.update({f"{c}_beats_random": beats for c in ("comprehensiveness", "sufficiency")})
         return {"faithfulness": {**numbers, **flags, "answer_label": label, "finding": finding,
                                  "random_order_count": 8, "target": {"text": "No"},
                                  "beats_random_rule": "the rule"}}
@@ -294,6 +296,9 @@ def test_faithfulness_summary_splits_by_answer_label_and_finding():
     assert summary["mean_deletion_gain"] == pytest.approx(0.2 / 3)
     assert summary["deletion_beats_random"] == pytest.approx(1 / 3)
     assert summary["deletion_gain_positive"] == pytest.approx(2 / 3)
+    assert summary["mean_comprehensiveness_gain"] == pytest.approx(0.02 / 3)
+    assert summary["sufficiency_beats_random"] == pytest.approx(1 / 3)
+    assert summary["sufficiency_gain_positive"] == pytest.approx(2 / 3)
     by_label = summary["by_answer_label"]
     assert set(by_label) == {"yes", "uncertain"}
     assert by_label["yes"]["samples"] == 2 and by_label["yes"]["mean_deletion_gain"] == pytest.approx(0.2)
