@@ -139,6 +139,41 @@ def test_grad_cam_pp_follows_the_closed_form_on_known_values():
                                rtol=1e-6)
 
 
+def test_grad_cam_pp_cubes_the_gradient_at_each_position_as_eq_19_does():
+    # Chattopadhay et al. 2018, eq. 19: alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab(A_ab) g_ij^3), worked by hand.
+    # channel 0: A = [1, 2] (sum 3), g = [1, 2]: alpha = 1 / (2 + 3) = 0.2 and 4 / (8 + 3 * 8) = 0.125,
+    #   w0 = 0.2 * 1 + 0.125 * 2 = 0.45
+    # channel 1: A = [2, 0] (sum 2), g = [0.5, -1]: alpha = 0.25 / (0.5 + 2 * 0.125) = 1/3 at patch 0;
+    #   patch 1's gradient is negative (ReLU 0), so w1 = 1/3 * 0.5 = 1/6
+    # map = [1 * 0.45 + 2 / 6, 2 * 0.45 + 0] = [0.78333, 0.9]. (With sum_p A_p g_p^3 in the denominator
+    # instead, the map would be [0.706, 0.745]: another shape, not only another scale.)
+    activations = np.array([[1.0, 2.0], [2.0, 0.0]])
+    gradients = np.array([[1.0, 0.5], [2.0, -1.0]])
+    np.testing.assert_allclose(grad_cam_pp(activations, gradients), [0.45 + 1 / 3, 0.9], rtol=1e-6)
+
+
+def eq19_by_the_letter(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """Eq. 19 and eq. 10 of Chattopadhay et al. (2018) position by position, as loops over i, j and a, b."""
+    patches, channels = activations.shape
+    weights = np.zeros(channels)
+    for k in range(channels):
+        total = sum(activations[ab, k] for ab in range(patches))  # sum_ab A^k_ab
+        for ij in range(patches):
+            g = gradients[ij, k]
+            if g > 0:  # alpha is multiplied by ReLU(g): only positive gradients count
+                weights[k] += g**2 / (2 * g**2 + total * g**3) * g
+    return np.maximum(activations @ weights, 0)
+
+
+def test_grad_cam_pp_equals_eq_19_on_random_activations_and_gradients():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        activations = rng.uniform(0.05, 3.0, (64, 8))  # post-ReLU-like activations, varied gradients
+        gradients = rng.normal(0.0, 1.0, (64, 8))
+        np.testing.assert_allclose(grad_cam_pp(activations, gradients), eq19_by_the_letter(activations, gradients),
+                                   rtol=1e-6, atol=1e-6)
+
+
 def test_grad_cam_pp_ignores_channels_with_only_negative_gradients():
     activations = np.array([[1.0, 5.0], [0.0, 5.0]])
     gradients = np.array([[1.0, -1.0], [1.0, -1.0]])

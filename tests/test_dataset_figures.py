@@ -18,11 +18,13 @@ SUMMARY = {
     "pointing_game_mass_in_box_lift": 4.2,
     "faithfulness": {"samples": 20, "mean_deletion_gain": 0.3, "mean_insertion_gain": -0.1,
                      "mean_deletion_gain_prob": 0.05, "mean_insertion_gain_prob": 0.02,
-                     "deletion_beats_random": 0.25},
+                     "deletion_beats_random": 0.25, "mean_comprehensiveness_gain": 0.04,
+                     "mean_sufficiency_gain": -0.02},
     "intervals": {"accuracy": [0.916, 1.0], "hard_positive_answer_consistency": [0.8, 0.97],
                   "pointing_game": [0.375, 0.625], "pointing_game_over_chance": [6.0, 10.0],
                   "mass_in_box_lift": [3.1, 5.0], "deletion_gain": [0.1, 0.5], "insertion_gain": [-0.3, 0.1],
-                  "deletion_gain_prob": [0.0, 0.1], "insertion_gain_prob": [-0.01, 0.05]},
+                  "deletion_gain_prob": [0.0, 0.1], "insertion_gain_prob": [-0.01, 0.05],
+                  "comprehensiveness_gain": [0.01, 0.07], "sufficiency_gain": [-0.05, 0.01]},
 }
 
 
@@ -30,7 +32,7 @@ def test_headlines_pair_each_figure_with_its_interval_and_its_chance():
     shown = {h.name: h for h in headlines(SUMMARY)}
     assert list(shown) == ["accuracy", "hard_positive_answer_consistency", "pointing_game",
                            "pointing_game_over_chance", "mass_in_box_lift", "deletion_gain", "deletion_gain_prob",
-                           "insertion_gain", "insertion_gain_prob"]
+                           "insertion_gain", "insertion_gain_prob", "comprehensiveness_gain", "sufficiency_gain"]
     assert shown["accuracy"].text() == "accuracy 0.964 [0.916, 1.000]"
     assert shown["pointing_game"].reference == 0.0625
     assert shown["pointing_game_over_chance"].value == pytest.approx(8.0)  # 0.5 / 0.0625
@@ -58,7 +60,8 @@ def test_the_intervals_figure_draws_every_interval_of_summary_json():
     shares, ratios, gains = figure.axes
     assert _errorbar_spans(shares) == pytest.approx([0.916, 1.0, 0.8, 0.97, 0.375, 0.625])
     assert _errorbar_spans(ratios) == pytest.approx([6.0, 10.0, 3.1, 5.0])
-    assert _errorbar_spans(gains) == pytest.approx([0.1, 0.5, 0.0, 0.1, -0.3, 0.1, -0.01, 0.05])
+    assert _errorbar_spans(gains) == pytest.approx([0.1, 0.5, 0.0, 0.1, -0.3, 0.1, -0.01, 0.05, 0.01, 0.07,
+                                                    -0.05, 0.01])
     texts = [t.get_text() for t in shares.texts]
     assert texts[0] == "0.964 [0.916, 1.000]   n = 416"
     # the chance ticks: 0.5 for accuracy, pointing_chance by the same rule for the pointing game
@@ -86,6 +89,25 @@ def _payload(label: str, offset: float) -> dict:
     curve.update(map_prob=list(np.exp(curve["map"])), random_prob=list(np.exp(curve["random"])),
                  random_prob_sd=[0.0, 0.05, 0.0])
     return {"answer_label": label, "fractions": fractions, "deletion": curve, "insertion": curve}
+
+
+def _eraser(offset: float) -> dict:
+    scores = {"bins": [0.01, 0.05, 0.1, 0.2, 0.5], "map": [offset + d for d in (0.0, 0.1, 0.2, 0.3, 0.4)],
+              "random": [0.0, 0.05, 0.1, 0.15, 0.2], "random_sd": [0.01] * 5}
+    return {"comprehensiveness": scores, "sufficiency": scores}
+
+
+def test_the_faithfulness_figure_draws_erasers_scores_per_bin_below_the_curves():
+    payloads = [{**_payload("yes", 0.0), **_eraser(0.0)}, {**_payload("yes", 0.0), **_eraser(0.2)}]
+    figure = figures.faithfulness_figure(payloads, SUMMARY)
+    assert len(figure.axes) == 6
+    comprehensiveness, sufficiency = figure.axes[4], figure.axes[5]
+    lines = {line.get_gid(): line for line in comprehensiveness.lines}
+    assert list(lines["comprehensiveness-map-yes"].get_xdata()) == pytest.approx([1, 5, 10, 20, 50])
+    assert list(lines["comprehensiveness-map-yes"].get_ydata()) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert "mean AOPC gain 0.040 [0.010, 0.070]" in comprehensiveness.get_title()
+    assert "lower is better" in sufficiency.get_title() and "[-0.050, 0.010]" in sufficiency.get_title()
+    assert len(figures.faithfulness_figure([_payload("yes", 0.0)], SUMMARY).axes) == 4  # trees made before ERASER
 
 
 def test_the_faithfulness_figure_splits_by_answer_and_titles_each_gain_with_its_interval():
@@ -133,6 +155,8 @@ def test_the_app_shows_each_dataset_figure_with_its_interval():
     assert "0.964 [0.916, 1.000]" in lines["accuracy"] and "n 416" in lines["accuracy"]
     assert "0.500 [0.375, 0.625]" in lines["pointing game"] and "chance 0.062" in lines["pointing game"]
     assert "0.300 [0.100, 0.500]" in lines["deletion gain (log-prob)"]
+    assert "0.040 [0.010, 0.070]" in lines["comprehensiveness gain (ERASER)"]
+    assert "-0.020 [-0.050, 0.010]" in lines["sufficiency gain (ERASER)"]
     assert "95% CI, study bootstrap" in text
 
 
@@ -182,3 +206,21 @@ def test_summary_intervals_count_their_studies_and_leave_one_study_without_an_in
     # every boxed row is from study a: no interval, and the count says why
     assert studies["pointing_game"] == studies["mass_in_box_lift"] == 1
     assert out["pointing_game"] is None and out["pointing_game_over_chance"] is None and out["mass_in_box_lift"] is None
+
+
+def test_erasers_gains_get_study_bootstrap_intervals_signed_so_that_above_zero_beats_random():
+    from medgemma_tui.analysis.intervals import paired_difference_ci
+    from medgemma_tui.export.intervals_summary import dataset_intervals
+
+    keys, study = [f"k{i}" for i in range(6)], ["a", "a", "b", "b", "c", "c"]
+    done = pd.DataFrame({"key": keys, "study_id": study, "image_path": [f"{s}.png" for s in study]})
+    ours = np.array([0.30, 0.25, 0.10, 0.20, 0.05, 0.15])
+    rand = np.array([0.10, 0.12, 0.11, 0.09, 0.10, 0.08])
+    faith = pd.DataFrame({"key": keys, "comprehensiveness_aopc": ours, "comprehensiveness_aopc_random": rand,
+                          "sufficiency_aopc": ours, "sufficiency_aopc_random": rand})
+    out = dataset_intervals(done, None, pd.DataFrame(), faith)
+    options = {"n": 1000, "seed": 0, "min_groups": 2}
+    # comprehensiveness: more lost than random is better; sufficiency: less lost than random is better
+    assert out["comprehensiveness_gain"] == pytest.approx(list(paired_difference_ci(ours, rand, study, **options)))
+    assert out["sufficiency_gain"] == pytest.approx(list(paired_difference_ci(rand, ours, study, **options)))
+    assert out["comprehensiveness_gain"][0] > 0 > out["sufficiency_gain"][1]

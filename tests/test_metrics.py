@@ -118,7 +118,7 @@ def test_inside_ratios_use_half_coverage_and_are_nan_without_a_mask():
 def test_map_concentrated_on_a_known_box():
     box = box_cells(2, 4, 2, 4)  # 4 cells
     g = box.copy()
-    m = map_metrics(g, box=box)
+    m = map_metrics(g, box=box, pointing=box > 0)
     assert m["pointing_hit"] == 1.0
     assert m["mass_in_box"] == pytest.approx(1.0)
     assert m["mass_in_box_lift"] == pytest.approx(64.0)  # 1 / (4 / 256)
@@ -142,7 +142,7 @@ def test_uniform_map_scores_chance_on_a_box():
 
 
 def test_pointing_misses_when_the_peak_is_outside_the_box():
-    m = map_metrics(one_hot(15, 15) + 0.01, box=box_cells(0, 3, 0, 3))
+    m = map_metrics(one_hot(15, 15) + 0.01, box=box_cells(0, 3, 0, 3), pointing=box_cells(0, 3, 0, 3) > 0)
     assert m["pointing_hit"] == 0.0
     assert m["auroc"] < 0.5
 
@@ -150,7 +150,7 @@ def test_pointing_misses_when_the_peak_is_outside_the_box():
 def test_box_smaller_than_a_cell_still_has_cells_and_weights_mass_by_coverage():
     box = np.zeros((N, N))
     box[7, 7] = 0.3
-    m = map_metrics(one_hot(7, 7), box=box)
+    m = map_metrics(one_hot(7, 7), box=box, pointing=box > 0)
     assert m["pointing_hit"] == 1.0
     assert m["mass_in_box"] == pytest.approx(0.3)
     assert m["mass_in_box_lift"] == pytest.approx(0.3 / (0.3 / 256))
@@ -192,16 +192,29 @@ def test_pointing_hit_is_the_top_cell_centre_within_the_tolerance_of_a_box():
     from medgemma_tui.analysis.grounding import boxes_to_grid, pointing_cells
 
     size = (1600, 1600)  # one cell is 100 x 100 film pixels; cell (0, 2) has its centre at (250, 50)
-    box = [(310, 0, 100, 100)]  # 60 px right of that centre, inside cell (0, 3) only
-    cover = boxes_to_grid(box, size)
+    far = [(310, 0, 100, 100)]  # 60 px right of that centre, inside cell (0, 3) only
+    cover = boxes_to_grid(far, size)
     peak = one_hot(0, 2)
-    assert map_metrics(peak, box=cover)["pointing_hit"] == 0.0  # cell (0, 2) is not touched either
-    near = [(290, 0, 100, 100)]  # 40 px away, and touching cell (0, 2)
+    assert map_metrics(peak, box=cover, pointing=pointing_cells(far, size))["pointing_hit"] == 0.0
+    assert map_metrics(peak, box=cover, pointing=pointing_cells(far, size, tolerance=59.9))["pointing_hit"] == 0.0
+    assert map_metrics(peak, box=cover, pointing=pointing_cells(far, size, tolerance=60))["pointing_hit"] == 1.0
+
+
+def test_a_top_cell_holding_part_of_the_box_is_a_hit_whatever_the_distance_to_its_centre():
+    from medgemma_tui.analysis.grounding import boxes_to_grid, pointing_cells
+
+    size = (1600, 1600)
+    near = [(290, 0, 100, 100)]  # reaches 10 px into cell (0, 2), 40 px from its centre
     cover = boxes_to_grid(near, size)
-    assert map_metrics(peak, box=cover)["pointing_hit"] == 1.0  # grid-only rule: touching is enough
-    assert map_metrics(peak, box=cover, pointing=pointing_cells(near, size))["pointing_hit"] == 0.0
-    assert map_metrics(peak, box=cover, pointing=pointing_cells(near, size, tolerance=40))["pointing_hit"] == 1.0
-    assert map_metrics(peak, box=cover, pointing=pointing_cells(near, size, tolerance=39.9))["pointing_hit"] == 0.0
+    peak = one_hot(0, 2)
+    assert map_metrics(peak, box=cover, pointing=pointing_cells(near, size, tolerance=0))["pointing_hit"] == 1.0
+    assert map_metrics(one_hot(0, 1), box=cover, pointing=pointing_cells(near, size))["pointing_hit"] == 0.0
+
+
+def test_without_the_hit_cells_the_pointing_game_is_not_scored_by_another_rule():
+    m = map_metrics(one_hot(2, 2), box=box_cells(2, 4, 2, 4))
+    assert math.isnan(m["pointing_hit"]) and math.isnan(m["pointing_chance"])
+    assert m["mass_in_box"] == pytest.approx(1.0)  # the other box metrics need only the coverage
 
 
 def test_distance_to_a_box_corner_is_euclidean():
@@ -234,7 +247,7 @@ def test_a_non_square_film_maps_cells_through_its_own_width_and_height():
     xs, ys = cell_centres((3200, 800))  # 200 px wide, 50 px tall cells
     assert (xs[0], ys[0]) == (100.0, 25.0)
     hits = pointing_cells([(0, 0, 10, 10)], (3200, 800), tolerance=15)
-    assert not hits.any()  # the nearest centre (100, 25) is 90 px away
+    assert hits.sum() == 1 and hits[0, 0]  # no centre within 15 px (the nearest is 90 px away): the cell holds it
     assert pointing_cells([(95, 20, 10, 10)], (3200, 800))[0, 0]
 
 

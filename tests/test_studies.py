@@ -90,8 +90,10 @@ def test_deletion_of_every_image_token_moves_the_logprob(faithfulness, wide_resu
     assert f["deletion"]["map"][0] == f["insertion"]["map"][-1] == f["deletion"]["random"][0]
     assert f["deletion"]["map"][-1] == f["insertion"]["map"][0] == f["insertion"]["random"][0]
     assert f["map_order"][0] == int(np.argmax(wide_result.analysis.grid))
-    # 2 shared ends + 1 middle point per curve: the map's and 3 random orders', deletion and insertion
-    assert f["sequences"] == 2 + 2 * 1 * (1 + 3) and f["forward_passes"] == 1
+    # 2 shared ends + 1 middle point per curve: the map's and 3 random orders', deletion and insertion; then
+    # ERASER's 5 bins (3, 13, 26, 51, 128 of 256 tokens) removed and kept alone for the same 4 orders, less
+    # the 128-token bin, which is the curves' middle point
+    assert f["sequences"] == 2 + 2 * 1 * (1 + 3) + 2 * 4 * (1 + 3) and f["forward_passes"] == 3
     assert f["deletion_gain"] == pytest.approx(f["deletion_auc_random"] - f["deletion_auc"])
     json.dumps(f, allow_nan=False)
 
@@ -102,7 +104,8 @@ def test_random_baseline_is_reproducible_under_its_seed(seeing_model, wide_resul
     assert again["random_orders"] == faithfulness["random_orders"]
     assert again["deletion"]["random"] == pytest.approx(faithfulness["deletion"]["random"], abs=1e-5)
     assert again["insertion"]["random"] == pytest.approx(faithfulness["insertion"]["random"], abs=1e-5)
-    assert again["forward_passes"] == 5  # 10 sequences, 2 at a time, the same numbers
+    assert again["forward_passes"] == 21  # 42 sequences, 2 at a time, the same numbers
+    assert again["comprehensiveness_aopc"] == pytest.approx(faithfulness["comprehensiveness_aopc"], abs=1e-5)
     other = faithfulness_study(*args, CONFIG.with_overrides({"faithfulness.seed": 1}))
     assert other["random_orders"] != faithfulness["random_orders"]
     assert other["deletion"]["map"] == pytest.approx(faithfulness["deletion"]["map"], abs=1e-6)
@@ -112,7 +115,7 @@ def test_faithfulness_baselines_and_refusals(seeing_model, wide_result):
     args = (seeing_model, wide_result.film, wide_result.record, wide_result.analysis.grid)
     zero = faithfulness_study(*args, CONFIG.with_overrides({"faithfulness.baseline": "zero"}), random_orders=2)
     assert zero["baseline"] == "zero" and len(zero["deletion"]["random_each"]) == 2
-    assert zero["sequences"] == 2 + 2 * 1 * 3
+    assert zero["sequences"] == 2 + 2 * 1 * 3 + 2 * 4 * 3
     with pytest.raises(ValueError, match="cells"):
         faithfulness_study(seeing_model, wide_result.film, wide_result.record, np.ones((8, 8)), CONFIG)
     other_film = Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).convert("RGB")
@@ -276,7 +279,9 @@ def test_faithfulness_follows_a_later_answer_token_fed_the_tokens_before_it(seei
 def test_faithfulness_summary_splits_by_answer_label_and_finding():
     def study(gain: float, beats: bool, label: str, finding: str) -> dict:
         numbers = {f"{c}_gain{k}": gain for c in ("deletion", "insertion") for k in ("", "_prob")}
+        numbers.update({f"{c}_gain": gain / 10 for c in ("comprehensiveness", "sufficiency")})
         flags = {f"{c}_beats_random{k}": beats for c in ("deletion", "insertion") for k in ("", "_prob")}
+        flags.update({f"{c}_beats_random": beats for c in ("comprehensiveness", "sufficiency")})
         return {"faithfulness": {**numbers, **flags, "answer_label": label, "finding": finding,
                                  "random_order_count": 8, "target": {"text": "No"},
                                  "beats_random_rule": "the rule"}}
@@ -291,6 +296,9 @@ def test_faithfulness_summary_splits_by_answer_label_and_finding():
     assert summary["mean_deletion_gain"] == pytest.approx(0.2 / 3)
     assert summary["deletion_beats_random"] == pytest.approx(1 / 3)
     assert summary["deletion_gain_positive"] == pytest.approx(2 / 3)
+    assert summary["mean_comprehensiveness_gain"] == pytest.approx(0.02 / 3)
+    assert summary["sufficiency_beats_random"] == pytest.approx(1 / 3)
+    assert summary["sufficiency_gain_positive"] == pytest.approx(2 / 3)
     by_label = summary["by_answer_label"]
     assert set(by_label) == {"yes", "uncertain"}
     assert by_label["yes"]["samples"] == 2 and by_label["yes"]["mean_deletion_gain"] == pytest.approx(0.2)
@@ -299,3 +307,44 @@ def test_faithfulness_summary_splits_by_answer_label_and_finding():
     by_finding = summary["by_finding"]
     assert by_finding["nodule"]["samples"] == 2 and by_finding["nodule"]["mean_deletion_gain"] == pytest.approx(0.05)
     assert by_finding["effusion"]["deletion_beats_random"] == 0.0
+
+
+# ---- ERASER's comprehensiveness and sufficiency (DeYoung et al. 2020) on the same orders -------------------
+def eraser_by_the_letter(probe, order: np.ndarray, full: float) -> tuple[float, float]:
+    """(comprehensiveness, sufficiency): p(x) - p(x without r_k) and p(x) - p(r_k alone), averaged over
+    k in {1, 5, 10, 20, 50}% of the tokens (r_k: the first round(k n) of ``order``), through the token
+    probe: an independent route that replaces image tokens by the film's mean token."""
+    n = probe.cells
+    removed, alone = [], []
+    for k in (0.01, 0.05, 0.10, 0.20, 0.50):
+        rationale = order[:max(1, round(k * n))]
+        keep = np.ones(n)
+        keep[rationale] = 0
+        only = 1 - keep
+        p_removed, p_alone = probe.probabilities(np.stack([keep, only]))
+        removed.append(full - p_removed)
+        alone.append(full - p_alone)
+    return float(np.mean(removed)), float(np.mean(alone))
+
+
+def test_comprehensiveness_and_sufficiency_follow_eraser_on_the_maps_and_the_random_orders(
+        seeing_model, wide_result, faithfulness):
+    from medgemma_tui.engine.attribution.probe import token_probe
+
+    f = faithfulness
+    assert f["comprehensiveness"]["cells"] == f["sufficiency"]["cells"] == [3, 13, 26, 51, 128]
+    probe = token_probe(seeing_model, wide_result.film.rgb, wide_result.record, baseline="mean")
+    full = float(probe.probabilities(np.ones((1, probe.cells)))[0])
+    assert full == pytest.approx(f["full_image_prob"], rel=1e-4)
+    comprehensiveness, sufficiency = eraser_by_the_letter(probe, np.asarray(f["map_order"]), full)
+    assert f["comprehensiveness_aopc"] == pytest.approx(comprehensiveness, abs=1e-5)
+    assert f["sufficiency_aopc"] == pytest.approx(sufficiency, abs=1e-5)
+    randoms = [eraser_by_the_letter(probe, np.asarray(order), full) for order in f["random_orders"]]
+    assert f["comprehensiveness_aopc_random_each"] == pytest.approx([c for c, _ in randoms], abs=1e-5)
+    assert f["sufficiency_aopc_random_each"] == pytest.approx([s for _, s in randoms], abs=1e-5)
+    # higher comprehensiveness and lower sufficiency are better: the gains are signed so that > 0 is better
+    assert f["comprehensiveness_gain"] == pytest.approx(comprehensiveness - np.mean([c for c, _ in randoms]), abs=1e-5)
+    assert f["sufficiency_gain"] == pytest.approx(np.mean([s for _, s in randoms]) - sufficiency, abs=1e-5)
+    # the 50% bin removes / keeps the same tokens as the curves' middle point (steps 2)
+    assert f["comprehensiveness"]["map"][-1] == pytest.approx(full - f["deletion"]["map_prob"][1], abs=1e-6)
+    assert f["sufficiency"]["map"][-1] == pytest.approx(full - f["insertion"]["map_prob"][1], abs=1e-6)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from medgemma_tui.analysis.grid import mask_to_grid, regrid
-from medgemma_tui.analysis.grounding import boxes_to_grid
+from medgemma_tui.analysis.grounding import POINTING_TOLERANCE_PX, boxes_to_grid, pointing_cells
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES, js_divergence, map_metrics, pearson, top_iou
 
 TOP_FRACTION = 0.1
@@ -24,13 +24,15 @@ def compare_maps(
     film_size: tuple[int, int],
     masks=None,
     boxes=(),
+    pointing_tolerance_px: float = POINTING_TOLERANCE_PX,
 ) -> dict[str, Any]:
     """JS, Pearson, top-10% IoU and metric deltas of a perturbed map against the reference map.
 
     ``reference`` covers the whole film (``film_size`` = (width, height)); ``perturbed`` covers
     ``frame`` = (x0, y0, x1, y1) in film pixels (the film itself, a padded square around it or a
     cropped square inside it). Both are area-resampled onto the same grid over the film's part inside
-    the frame, renormalised, and compared there; masks and boxes are cut to that region.
+    the frame, renormalised, and compared there; masks and boxes are cut to that region, and the
+    pointing game scores both maps by the row metrics' rule (``grounding.pointing_cells``) on it.
     """
     width, height = film_size
     region = (max(frame[0], 0), max(frame[1], 0), min(frame[2], width), min(frame[3], height))
@@ -40,14 +42,16 @@ def compare_maps(
     total = float(np.asarray(perturbed, dtype=np.float64).sum())
     inside = float(new_raw.sum())
     x0, y0, x1, y1 = region
-    body = lungs = box = None
+    body = lungs = box = pointing = None
     if masks is not None:
         body = mask_to_grid(masks.body[y0:y1, x0:x1], shape)
         lungs = mask_to_grid(masks.lungs[y0:y1, x0:x1], shape)
     if boxes:
-        box = boxes_to_grid([(bx - x0, by - y0, bw, bh) for bx, by, bw, bh in boxes], (x1 - x0, y1 - y0), shape)
-    before = map_metrics(ref, body, lungs, box)
-    after = map_metrics(new_raw, body, lungs, box)
+        shifted = [(bx - x0, by - y0, bw, bh) for bx, by, bw, bh in boxes]
+        box = boxes_to_grid(shifted, (x1 - x0, y1 - y0), shape)
+        pointing = pointing_cells(shifted, (x1 - x0, y1 - y0), shape, pointing_tolerance_px)
+    before = map_metrics(ref, body, lungs, box, pointing)
+    after = map_metrics(new_raw, body, lungs, box, pointing)
     names = [n for n in (*METRIC_NAMES, *BOX_METRIC_NAMES) if n in before]
     return {
         "compared_on": "film" if region == (0, 0, width, height) else "centre square",

@@ -26,11 +26,12 @@ Conventions, fixed here once:
   an area-resampled map, and a uniform map gets ``mass_in_box_lift == 1``). The set-based box metrics
   (``cnr``, ``iou_top10``, ``auroc``) use the cells with coverage >= 0.5, or, for a box too small to
   cover half of any cell, the cells it touches at all.
-- *Pointing game* (Zhang et al. 2016): ``pointing`` is the bool grid of cells whose centre lies within
-  the tolerance (in film pixels) of a box, from ``grounding.pointing_cells``; ``pointing_hit`` asks
-  whether the argmax cell (first in row-major order on ties) is one of them, and ``pointing_chance``
-  is their fraction: the hit rate of a uniformly random top cell by the same rule. Given only the
-  coverage grid (no pixel geometry), the cells touched by the box (coverage > 0) stand in.
+- *Pointing game* (Zhang et al. 2016): ``pointing`` is the bool grid of the hit cells by the one rule
+  of ``grounding.pointing_cells`` (centre within the tolerance, in film pixels, of a box, or part of a
+  box inside the cell); ``pointing_hit`` asks whether the argmax cell (first in row-major order on
+  ties) is one of them, and ``pointing_chance`` is their fraction: the hit rate of a uniformly random
+  top cell by the same rule. Without ``pointing`` (a coverage grid alone has no pixel geometry) both
+  are NaN rather than scored by another rule.
 - *Top 10%* is the ``ceil(0.1 * R * C)`` largest cells (26 of 256), ties broken in row-major order.
 """
 
@@ -209,10 +210,11 @@ def _box_metrics(p: np.ndarray, cov: np.ndarray, hits: np.ndarray | None) -> dic
     if not inside.any():
         inside = touched
     if hits is None:
-        hits = touched
-    argmax = np.unravel_index(int(np.argmax(p)), p.shape)
-    out["pointing_hit"] = 1.0 if hits[argmax] else 0.0
-    out["pointing_chance"] = float(hits.mean())
+        out["pointing_hit"] = out["pointing_chance"] = math.nan
+    else:
+        argmax = np.unravel_index(int(np.argmax(p)), p.shape)
+        out["pointing_hit"] = 1.0 if hits[argmax] else 0.0
+        out["pointing_chance"] = float(hits.mean())
     area = cov.sum() / cov.size
     mass = float((p * cov).sum())
     out["mass_in_box"] = mass

@@ -128,8 +128,8 @@ def analyse_record(
     """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric.
 
     The pointing game counts the top cell a hit when its centre lies within ``pointing_tolerance_px``
-    of a box, in the original film's pixels. ``hedged_answers`` says what a leaning hedge reads as
-    (``answers.read_answer``).
+    of a box, in the original film's pixels, or when it holds part of a box (``grounding.pointing_cells``).
+    ``hedged_answers`` says what a leaning hedge reads as (``answers.read_answer``).
     """
     gating = gate_question(record, terms)
     attach_gating(record, gating)

@@ -90,7 +90,7 @@ class AnalysisConfig:
     layers: str | tuple[int, int] = _option("all", _layers)  # "all" or (start, end), end exclusive
     # decision (the row that produced the token carrying the verdict) | first_answer | answer | question | index
     default_row: str | int = _option("decision", _row)
-    pointing_tolerance_px: float = _option(15.0, _number(0))  # pointing game: top cell's centre to a box, px
+    pointing_tolerance_px: float = _option(15.0, _number(0))  # pointing game tolerance, px (analysis.grounding)
     hedged_answers: str = _option(HEDGED_READINGS[0], _choice(*HEDGED_READINGS))  # README: Answers
 
     @property

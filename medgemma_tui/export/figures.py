@@ -804,7 +804,7 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
 
 INTERVAL_LABEL = "95% CI, study bootstrap"
 PANEL_TITLES = {
-    "share": "shares (0..1); orange tick: chance (pointing game: by the same 15 px rule; accuracy: 0.5)",
+    "share": "shares (0..1); orange tick: chance (pointing game: by the same rule; accuracy: 0.5)",
     "ratio": "against chance (orange line: 1 = chance)",
     "gain": "faithfulness: mean AUC gain of the map over the random orders (orange line: 0 = random)",
 }
@@ -888,7 +888,9 @@ LABEL_COLOURS = {"yes": "#0072B2", "no": "#D55E00", "uncertain": "#777777"}
 def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, Any] | None = None
                         ) -> Figure | None:
     """Deletion and insertion curves of the map against the random orders, log-probability beside
-    probability (RISE's curve), split by answer label.
+    probability (RISE's curve), split by answer label; below them, where the payloads have them, ERASER's
+    comprehensiveness and sufficiency (DeYoung et al. 2020) at each of its bins, the map's order against
+    the random orders' on the same samples.
 
     ``payloads`` are the ``faithfulness`` sections of ``robustness/{key}.json`` (with ``answer_label``).
     Per label, the solid line is the mean over samples of the map's curve and the dashed line the mean
@@ -904,8 +906,9 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
     order = list(LABEL_COLOURS)
     labels = sorted({str(p.get("answer_label") or "uncertain") for p in payloads},
                     key=lambda x: (order.index(x) if x in order else len(order), x))
-    figure = new_figure(12.5, 8.6)
-    axes = figure.subplots(2, 2)
+    eraser = any(isinstance(p.get("comprehensiveness"), dict) for p in payloads)
+    figure = new_figure(12.5, 12.6 if eraser else 8.6)
+    axes = figure.subplots(3 if eraser else 2, 2)
     for row, curve in enumerate(("deletion", "insertion")):
         for col, (kind, map_field, random_field, sd_field, axis) in enumerate((
                 ("", "map", "random", "random_sd", "log p(followed token)"),
@@ -944,8 +947,13 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
             ax.set_ylabel(axis, fontsize=9)
             ax.grid(alpha=0.25)
             ax.legend(fontsize=7.5, frameon=False)
+    if eraser:
+        _eraser_panels(axes[2], payloads, labels, faith, intervals)
+
     def beats_label(key: str) -> str:  # deletion_beats_random_prob -> deletion (probability)
         curve, _, scale = key.partition("_beats_random")
+        if curve in ("comprehensiveness", "sufficiency"):
+            return curve
         return f"{curve} ({'probability' if scale else 'log-probability'})"
 
     beats = [f"{beats_label(k)}: {v:.2f}" for k, v in faith.items()
@@ -954,10 +962,55 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
     if beats:
         note += "; share of samples whose map beats random (every order and 2 SD): " + ", ".join(beats)
     figure.text(0.01, 0.01, textwrap.fill(note, 170), fontsize=8.5, color="0.25", parse_math=False)
-    figure.suptitle(f"Deletion and insertion (Petsiuk et al. 2018) over {len(payloads)} samples, split by answer",
-                    fontsize=12)
-    figure.subplots_adjust(left=0.07, right=0.985, top=0.9, bottom=0.11, hspace=0.42, wspace=0.2)
+    what = "Deletion and insertion (Petsiuk et al. 2018)" + (", comprehensiveness and sufficiency (DeYoung et al. "
+                                                             "2020)" if eraser else "")
+    figure.suptitle(f"{what} over {len(payloads)} samples, split by answer", fontsize=12)
+    figure.subplots_adjust(left=0.07, right=0.985, top=0.93 if eraser else 0.9, bottom=0.08 if eraser else 0.11,
+                           hspace=0.42, wspace=0.2)
     return figure
+
+
+def _eraser_panels(axes, payloads: Sequence[dict[str, Any]], labels: Sequence[str], faith: dict[str, Any],
+                   intervals: dict[str, Any]) -> None:
+    """ERASER's comprehensiveness (left) and sufficiency (right) per bin: for each answer label the mean
+    over samples of the map order's drop in probability (solid) and of the random orders' mean (dashed),
+    shaded by the mean random SD; titles give the mean AOPC gain with its interval."""
+    for ax, score, better in zip(axes, ("comprehensiveness", "sufficiency"), ("higher", "lower"), strict=True):
+        bins = None
+        for label in labels:
+            part = [p for p in payloads if str(p.get("answer_label") or "uncertain") == label
+                    and isinstance(p.get(score), dict)]
+            mapped = _curves(part, score, "map")
+            if mapped.size == 0:
+                continue
+            bins = 100 * np.asarray(part[0][score].get("bins") or [0.01, 0.05, 0.1, 0.2, 0.5], dtype=float)
+            bins = bins[:mapped.shape[1]]
+            colour = LABEL_COLOURS.get(label, "#333333")
+            ax.plot(bins, mapped.mean(axis=0), color=colour, lw=2, marker="o", ms=3,
+                    label=f"answer '{label}': map order (n = {len(part)})", gid=f"{score}-map-{label}")
+            randoms, spread = _curves(part, score, "random"), _curves(part, score, "random_sd")
+            if randoms.size:
+                mean = randoms.mean(axis=0)
+                ax.plot(bins, mean, color=colour, lw=1.3, ls="--", label=f"answer '{label}': random orders",
+                        gid=f"{score}-random-{label}")
+                if spread.size:
+                    sd = spread.mean(axis=0)
+                    ax.fill_between(bins, mean - sd, mean + sd, color=colour, alpha=0.15, lw=0)
+        if bins is not None:
+            ax.set_xscale("log")
+            ax.set_xticks(bins, [f"{b:g}%" for b in bins])
+        title = f"{score} (ERASER; {better} is better)"
+        gain, pair = faith.get(f"mean_{score}_gain"), intervals.get(f"{score}_gain")
+        if isinstance(gain, (int, float)):
+            title += f"\nmean AOPC gain {gain:.3f}"
+            if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                title += f" [{pair[0]:.3f}, {pair[1]:.3f}] ({INTERVAL_LABEL})"
+        ax.set_title(title, fontsize=10, parse_math=False)
+        action = "removed" if score == "comprehensiveness" else "kept alone"
+        ax.set_xlabel(f"share of image tokens {action} (the map's top k%)", fontsize=9)
+        ax.set_ylabel("p(full film) - p(followed token)", fontsize=9)
+        ax.grid(alpha=0.25)
+        ax.legend(fontsize=7.5, frameon=False)
 
 
 @_quiet

@@ -90,6 +90,15 @@ def dataset_intervals(done: pd.DataFrame, focal: pd.DataFrame | None, groups: pd
                 after, before = (rand, ours) if curve == "deletion" else (ours, rand)
                 put(f"{curve}_gain{kind}", paired_difference_ci(after, before, faith_study, **options), faith_study,
                     ours, rand)
+        for score in ("comprehensiveness", "sufficiency"):  # ERASER (DeYoung et al. 2020), on the probabilities
+            if f"{score}_aopc" not in faithfulness or f"{score}_aopc_random" not in faithfulness:
+                continue
+            ours = _column(faithfulness, f"{score}_aopc")
+            rand = _column(faithfulness, f"{score}_aopc_random")
+            # comprehensiveness: removing the map's tokens should lose more (gain = ours - random); sufficiency:
+            # keeping them alone should lose less (gain = random - ours)
+            after, before = (ours, rand) if score == "comprehensiveness" else (rand, ours)
+            put(f"{score}_gain", paired_difference_ci(after, before, faith_study, **options), faith_study, ours, rand)
     return out
 
 
@@ -166,4 +175,7 @@ def headlines(summary: Mapping[str, Any]) -> list[Headline]:
         for kind, words in (("", "log-prob"), ("_prob", "prob")):
             out.append(make(f"{curve}_gain{kind}", f"{curve} gain ({words})", faith.get(f"mean_{curve}_gain{kind}"),
                             faith.get("samples"), reference=0.0, reference_label="0 = random order", kind="gain"))
+    for score in ("comprehensiveness", "sufficiency"):
+        out.append(make(f"{score}_gain", f"{score} gain (ERASER)", faith.get(f"mean_{score}_gain"),
+                        faith.get("samples"), reference=0.0, reference_label="0 = random order", kind="gain"))
     return [h for h in out if h.value is not None]

@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 from medgemma_tui.export.figures import ACCENT, _quiet, new_figure, save_figure
 
 PANELS = (  # (column, axis label, reference line: chance, uniform or random order)
-    ("pointing_game", "pointing game (top cell in the box)", "chance"),
+    ("pointing_game", "pointing game (top cell on the box)", "chance"),
     ("mass_in_box_lift", "mass-in-box lift (1 = uniform)", 1.0),
     ("auroc", "AUROC (cell in box)", 0.5),
     ("deletion_gain", "deletion gain over random orders", 0.0),

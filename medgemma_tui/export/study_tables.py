@@ -1,10 +1,11 @@
 """The studies of a whole tree as tables: one row per sample and perturbation, one per sample's curves.
 
 Read from the contents of a tree's ``robustness/{key}.json`` files; no model. The faithfulness table
-has each sample's AUCs (log-probability and probability curves), the random orders' mean and SD,
-the gains and the ``beats_random`` flags; its summary gives their means, the share of samples that
-beat random, and the same split by answer label (a "no" answer's deletion curve follows the
-probability of "no", which removing a finding's evidence need not lower) and by finding.
+has each sample's AUCs (log-probability and probability curves) and ERASER's comprehensiveness and
+sufficiency (AOPC over its bins), the random orders' mean and SD, the gains and the ``beats_random``
+flags; its summary gives their means, the share of samples that beat random, and the same split by
+answer label (a "no" answer's deletion curve follows the probability of "no", which removing a finding's
+evidence need not lower) and by finding.
 """
 
 from __future__ import annotations
@@ -32,11 +33,18 @@ ROBUSTNESS_COLUMNS = ("key", "perturbation", "strength", "reference_label", "ans
 CURVE_COLUMNS = tuple(f"{curve}_{column}" for curve in ("deletion", "insertion") for kind in ("", "_prob")
                       for column in (f"auc{kind}", f"auc{kind}_random", f"auc{kind}_random_sd", f"gain{kind}",
                                      f"z{kind}", f"orders_beaten{kind}"))
-FLAG_COLUMNS = tuple(f"{curve}_beats_random{kind}" for curve in ("deletion", "insertion") for kind in ("", "_prob"))
+# ERASER (DeYoung et al. 2020) on the same orders: comprehensiveness_aopc, _aopc_random, _aopc_random_sd, _gain, ...
+ERASER_SCORES = ("comprehensiveness", "sufficiency")
+ERASER_COLUMNS = tuple(f"{score}_{column}" for score in ERASER_SCORES
+                       for column in ("aopc", "aopc_random", "aopc_random_sd", "gain", "z", "orders_beaten"))
+FLAG_COLUMNS = (*(f"{curve}_beats_random{kind}" for curve in ("deletion", "insertion") for kind in ("", "_prob")),
+                *(f"{score}_beats_random" for score in ERASER_SCORES))
 FAITHFULNESS_COLUMNS = ("key", "answer_label", "finding", "target_token", "baseline", "steps", "random_orders",
-                        *CURVE_COLUMNS, *FLAG_COLUMNS, "full_image_logprob", "neutral_image_logprob",
+                        *CURVE_COLUMNS, *ERASER_COLUMNS, *FLAG_COLUMNS, "full_image_logprob", "neutral_image_logprob",
                         "full_image_prob", "neutral_image_prob")
-SUMMARY_COLUMNS = (*CURVE_COLUMNS, "full_image_prob", "neutral_image_prob")  # averaged in the summary
+SUMMARY_COLUMNS = (*CURVE_COLUMNS, *ERASER_COLUMNS, "full_image_prob", "neutral_image_prob")  # averaged
+GAIN_COLUMNS = (*(f"{curve}_gain{kind}" for curve in ("deletion", "insertion") for kind in ("", "_prob")),
+                *(f"{score}_gain" for score in ERASER_SCORES))  # > 0: the map beats the random orders' mean
 SUMMARY_DELTAS = ("entropy_norm", "inside_body_ratio", "inside_lungs_ratio", "mass_in_box", "image_share")
 
 
@@ -56,8 +64,7 @@ def faithfulness_summary(part: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {"samples": len(part), "random_orders": _mean(part["random_orders"])}
     out.update({f"mean_{c}": _mean(part[c]) for c in SUMMARY_COLUMNS})
     out.update({flag: _mean(part[flag].astype(float)) for flag in FLAG_COLUMNS})
-    out.update({f"{curve}_gain{kind}_positive": _positive_share(part[f"{curve}_gain{kind}"])
-                for curve in ("deletion", "insertion") for kind in ("", "_prob")})
+    out.update({f"{gain}_positive": _positive_share(part[gain]) for gain in GAIN_COLUMNS})
     return out
 
 

@@ -5,10 +5,10 @@ without the model (``ResultsReader.summary()``, ``write_analysis``).
 
 - ``accuracy``: share of the finished rows with a yes/no ground truth whose parsed answer matches it
   (``uncertain`` counts as wrong).
-- ``pointing_game``: share of boxed rows whose map's top cell touches a box, over *focal* findings
+- ``pointing_game``: share of boxed rows whose map's top cell is a hit (``analysis.grounding``), over *focal* findings
   (every boxed row except diffuse findings such as cardiomegaly, where a box is the whole heart and
   pointing says little); ``pointing_game_chance`` is the mean ``pointing_chance`` of the same rows (the
-  hit rate of a top cell drawn uniformly at random, by the same 15 px rule), and
+  hit rate of a top cell drawn uniformly at random, by the same rule), and
   ``pointing_game_mass_in_box_lift`` their mean mass-in-box lift. ``pointing_game_overall`` counts every
   boxed row.
 - ``intervals``: the study-bootstrap 95% interval of each of these figures (``intervals_summary``),

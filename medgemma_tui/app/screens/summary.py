@@ -55,7 +55,7 @@ def session_summary(session: Session) -> dict[str, Any] | None:
 
 class SummaryScreen(Screen):
     """``D``: the dataset figures (accuracy, consistency, pointing game and its chance, lift, faithfulness
-    gains), each as ``value [low, high]``."""
+    gains: deletion, insertion and ERASER's comprehensiveness and sufficiency), each as ``value [low, high]``."""
 
     BINDINGS = CLOSE_BINDINGS
 

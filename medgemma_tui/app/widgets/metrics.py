@@ -27,7 +27,7 @@ SHOWN = (
     ("mass_in_box", "mass in box"),
     ("mass_in_box_lift", "mass-in-box lift"),
     ("pointing_hit", "pointing hit"),
-    ("pointing_chance", "pointing chance"),  # a random top cell's hit rate by the same 15 px rule
+    ("pointing_chance", "pointing chance"),  # a random top cell's hit rate by the same rule
     ("iou_top10", "IoU top-10%"),
 )
 
@@ -92,7 +92,7 @@ def headline_table(summary: dict | None) -> Table:
     table.add_column(style="dim", no_wrap=True)
     for headline in headlines(summary or {}):
         chance = headline.name == "pointing_game" and headline.reference is not None
-        reference = f"chance {headline.reference:.3f} (same 15 px rule)" if chance else ""
+        reference = f"chance {headline.reference:.3f} (same rule)" if chance else ""
         counts = "" if headline.n is None else f"n {headline.n}"
         if headline.studies and headline.low is not None:
             counts += f", {headline.studies} studies"

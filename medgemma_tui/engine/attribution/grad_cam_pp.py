@@ -2,9 +2,10 @@
 Explanations for Deep Convolutional Networks") on the same layer and target as ``gradients.gradcam``.
 
 With the exponential of the score as the output (the paper's eq. 19), the pixel weights have a closed
-form in the first gradient g = dy/dA: alpha_pc = g^2 / (2 g^2 + sum_p A_pc g^3), the channel weight
+form in the first gradient g = dy/dA: alpha_pc = g_pc^2 / (2 g_pc^2 + (sum_q A_qc) g_pc^3), the gradient
+cubed *at the position p itself* times the channel's total activation; the channel weight
 w_c = sum_p alpha_pc ReLU(g_pc), and the map ReLU(sum_c w_c A_c), pooled to the token grid as
-Grad-CAM is.
+Grad-CAM is. Positions where the denominator vanishes (g = 0) get alpha 0, as in the authors' code.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def grad_cam_pp(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
     a = activations.astype(np.float64)
     g = gradients.astype(np.float64)
     g2, g3 = g**2, g**3
-    denominator = 2 * g2 + (a * g3).sum(axis=0, keepdims=True)
+    denominator = 2 * g2 + a.sum(axis=0, keepdims=True) * g3  # eq. 19: sum_ab A_ab, times g_ij^3 [patches, ch]
     alpha = np.divide(g2, denominator, out=np.zeros_like(g2), where=np.abs(denominator) > 1e-30)
     weights = (alpha * np.maximum(g, 0)).sum(axis=0)  # [channels]
     return np.maximum(a @ weights, 0).astype(np.float32)

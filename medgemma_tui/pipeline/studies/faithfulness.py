@@ -10,8 +10,21 @@
   curve is the one of RISE, Petsiuk et al. 2018; the log-probability curve spreads out the low end);
   the same curves for ``random_orders`` seeded random orders are the baseline, reported with their
   spread. All the inputs of every curve go through the decoder as batches of ``inputs_embeds``:
-  ``2 + 2 (steps - 1) (1 + random_orders)`` sequences, ``batch_size`` at a time, plus one vision pass
-  (two with the ``blur`` baseline).
+  ``2 + 2 (steps - 1) (1 + random_orders)`` sequences for the curves and up to
+  ``2 len(ERASER_BINS) (1 + random_orders)`` more for ERASER's bins (fewer where a bin falls on a curve
+  point), ``batch_size`` at a time, plus one vision pass (two with the ``blur`` baseline).
+
+- ERASER's comprehensiveness and sufficiency (DeYoung et al. 2020, "ERASER: A Benchmark to Evaluate
+  Rationalized NLP Models", section 4.2), on the same orders: the map's top k% of the image tokens is
+  the rationale r_k, for k in ``ERASER_BINS`` (1, 5, 10, 20, 50%; ``round(k N)`` tokens, at least one).
+  Comprehensiveness is p(x) - p(x without r_k), the probability lost when the rationale is removed
+  (higher = the map found what the answer needs); sufficiency is p(x) - p(r_k alone), the probability
+  lost when only the rationale is kept on the neutral image (lower = the rationale suffices). Each is
+  aggregated over the bins as the area over the perturbation curve (AOPC): the mean over the five bins,
+  as the authors' code computes it. The same numbers for every random order are the baseline, compared
+  as the curves are (``compare_to_random``; for sufficiency lower is better). Removed and kept tokens
+  are replaced exactly as in the deletion and insertion curves, so comprehensiveness at a bin is the
+  deletion curve's drop at that fraction and sufficiency the insertion curve's shortfall there.
 
 The followed token is the one whose row the map read (``followed_index``): the verdict token for
 the default ``decision`` row ("no" in "Based on the image, there is no effusion."), fed the answer
@@ -125,17 +138,20 @@ def faithfulness_study(
         rng = np.random.default_rng(faith.seed)
         shuffled = [rng.permutation(n) for _ in range(random_orders)]
         counts = [int(math.floor(n * i / steps + 0.5)) for i in range(steps + 1)]
-        curves = {(name, 0): map_order for name in ("deletion", "insertion")}
-        curves.update({(f"{name}_random", j): order for j, order in enumerate(shuffled)
-                       for name in ("deletion", "insertion")})
-        keep_sets, index = _curve_inputs(curves, counts, n)
+        rationale = eraser_counts(n)
+        counts_of = {"deletion": counts, "insertion": counts, "comprehensiveness": rationale,
+                     "sufficiency": rationale}
+        curves = {(name, 0): (map_order, counts_of[name]) for name in counts_of}
+        curves.update({(f"{name}_random", j): (order, counts_of[name]) for j, order in enumerate(shuffled)
+                       for name in counts_of})
+        keep_sets, index = _curve_inputs(curves, n)
         t_forward = time.perf_counter()
         logprobs = _batched_logprobs(model, text, features, neutral, image_mask[0], attention, token_types,
                                      keep_sets, token["id"], batch_size)
         forward_s = time.perf_counter() - t_forward
 
     def curve(name: str, j: int) -> list[float]:
-        return [float(logprobs[index[(name, j, i)]]) for i in range(steps + 1)]
+        return [float(logprobs[index[(name, j, i)]]) for i in range(len(counts_of[name.removesuffix("_random")]))]
 
     fractions = [c / n for c in counts]
     out: dict[str, Any] = {
@@ -176,6 +192,23 @@ def faithfulness_study(
             out[f"{name}_z{kind}"] = compared["z"]
             out[f"{name}_orders_beaten{kind}"] = compared["orders_beaten"]
             out[f"{name}_beats_random{kind}"] = compared["beats_random"]
+    full = math.exp(out["deletion"]["map"][0])
+    for name in ("comprehensiveness", "sufficiency"):
+        mapped = full - np.exp(curve(name, 0))  # [bins]: probability lost with r_k removed / with r_k alone
+        randoms = full - np.exp([curve(f"{name}_random", j) for j in range(random_orders)])  # [orders, bins]
+        out[name] = {"bins": list(ERASER_BINS), "cells": rationale, "map": mapped.tolist(),
+                     "random": randoms.mean(axis=0).tolist(), "random_sd": _sd(randoms).tolist(),
+                     "random_each": randoms.tolist()}
+        compared = compare_to_random(aopc(mapped), [aopc(r) for r in randoms],
+                                     lower_is_better=name == "sufficiency")
+        out[f"{name}_aopc"] = compared["auc"]
+        out[f"{name}_aopc_random"] = compared["random_mean"]
+        out[f"{name}_aopc_random_sd"] = compared["random_sd"]
+        out[f"{name}_aopc_random_each"] = compared["random_each"]
+        out[f"{name}_gain"] = compared["gain"]  # > 0: the map does better than the random mean
+        out[f"{name}_z"] = compared["z"]
+        out[f"{name}_orders_beaten"] = compared["orders_beaten"]
+        out[f"{name}_beats_random"] = compared["beats_random"]
     out["full_image_logprob"] = out["deletion"]["map"][0]
     out["neutral_image_logprob"] = out["deletion"]["map"][-1]
     out["full_image_prob"] = math.exp(out["full_image_logprob"])
@@ -185,6 +218,19 @@ def faithfulness_study(
     out["batch_size"] = batch_size
     out["seconds"] = {"forward": forward_s, "total": time.perf_counter() - started}
     return jsonable(out)
+
+
+ERASER_BINS = (0.01, 0.05, 0.10, 0.20, 0.50)  # DeYoung et al. 2020: the rationale's share of the tokens
+
+
+def eraser_counts(n: int) -> list[int]:
+    """Tokens in the rationale at each of ``ERASER_BINS`` of ``n``: round(k n), at least 1."""
+    return [max(1, int(math.floor(n * k + 0.5))) for k in ERASER_BINS]
+
+
+def aopc(drops) -> float:
+    """ERASER's aggregate over the bins (area over the perturbation curve): the mean of the per-bin drops."""
+    return float(np.mean(np.asarray(drops, dtype=np.float64)))
 
 
 BEATS_RANDOM_RULE = ("the map's AUC beats every random order's and the random mean by more than 2 SD of the "
@@ -274,19 +320,24 @@ def neutral_tokens(loaded: LoadedModel, image, record: AttentionRecord, features
     raise ValueError(f"unknown faithfulness baseline {baseline!r} (mean, zero or blur)")
 
 
-def _curve_inputs(curves: Mapping[tuple[str, int], np.ndarray], counts: list[int], n: int):
+KEEPS_ONLY = ("insertion", "sufficiency")  # curves that keep only the first ``count`` of the order
+
+
+def _curve_inputs(curves: Mapping[tuple[str, int], tuple[np.ndarray, list[int]]], n: int):
     """Unique keep-masks over every curve point, and (curve, order, step) -> its mask's index.
 
-    Deletion keeps every token but the first ``count`` of the order; insertion keeps only those.
-    Curves share their end points (the whole image, the all-neutral image), computed once.
+    ``curves`` maps (name, order index) to (order, counts). Deletion and comprehensiveness keep every
+    token but the first ``count`` of the order; insertion and sufficiency keep only those. Curves share
+    points (the whole image, the all-neutral image, a bin on a curve step), each computed once.
     """
     masks: list[np.ndarray] = []
     seen: dict[bytes, int] = {}
     index: dict[tuple[str, int, int], int] = {}
-    for (name, j), order in curves.items():
+    for (name, j), (order, counts) in curves.items():
+        only = name.startswith(KEEPS_ONLY)
         for i, count in enumerate(counts):
-            keep = np.zeros(n, dtype=bool) if name.startswith("insertion") else np.ones(n, dtype=bool)
-            keep[order[:count]] = name.startswith("insertion")
+            keep = np.zeros(n, dtype=bool) if only else np.ones(n, dtype=bool)
+            keep[order[:count]] = only
             sig = np.packbits(keep).tobytes()
             if sig not in seen:
                 seen[sig] = len(masks)

@@ -84,7 +84,8 @@ def robustness_study(
         perturbed = analyse_record(record, ground_truth=sample.answer, spec=spec, terms=terms,
                                    hedged_answers=config.analysis.hedged_answers)
         frame = square_box(width, height, perturbation.name) if perturbation.changes_frame else (0, 0, width, height)
-        compared = compare_maps(reference_grid, perturbed.grid, frame, (width, height), masks, boxes)
+        compared = compare_maps(reference_grid, perturbed.grid, frame, (width, height), masks, boxes,
+                                config.analysis.pointing_tolerance_px)
         shares = row_shares(record, spec)
         token = first_answer_token(record)
         entries.append({
