@@ -43,7 +43,7 @@ def test_merged_adapter_matches_peft_unmerged_forward(adapter):
         got = merged(input_ids=ids).logits
         before = plain(input_ids=ids).logits
     assert (want - before).abs().max() > 1e-2  # the adapter changes the model
-    assert torch.allclose(got, want, atol=1e-5, rtol=0)
+    assert (got - want).abs().max() <= 1e-5 * max(1.0, float(want.abs().max())), (got - want).abs().max()  # fp32 rounding
 
 
 def test_in_bf16_the_adapter_stays_unmerged_and_computes_what_peft_computes(adapter):
