@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medgemma_tui.export.columns import read_rows
-from medgemma_tui.export.layout import CSV_NAME
+from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME
 from medgemma_tui.export.tree import ResultsTree
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class ResultsReader:
     def __init__(self, out_dir: str | os.PathLike[str]):
         self.tree = ResultsTree(out_dir)
         self.root = self.tree.root
-        self.rows = read_rows(self.tree.csv_path)
+        self.rows = read_rows(self.tree.csv_path, self.tree.journal_path)  # a running tree's rows too
 
     @property
     def keys(self) -> list[str]:
@@ -103,6 +103,6 @@ def read_results(out_dir: str | os.PathLike[str]) -> ResultsReader:
     root = Path(out_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results tree not found: {root}")
-    if not (root / CSV_NAME).exists():
+    if not (root / CSV_NAME).exists() and not (root / JOURNAL_NAME).exists():
         raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
     return ResultsReader(root)
