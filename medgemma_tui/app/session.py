@@ -25,8 +25,9 @@ from medgemma_tui.analysis.sample import SampleAnalysis, analyse_record
 from medgemma_tui.config import Config
 from medgemma_tui.data.images import load_image
 from medgemma_tui.engine.record import AttentionRecord
-from medgemma_tui.pipeline.batch import run_batch
+from medgemma_tui.pipeline.batch import film_order, run_batch
 from medgemma_tui.pipeline.sample import RowSettings, answer_row
+from medgemma_tui.pipeline.shards import films_of
 
 NOT_RUN, QUEUED, RUNNING, DONE, FAILED = "not run", "queued", "running", "done", "failed"
 
@@ -327,11 +328,26 @@ class Session:
         cancelled: Callable[[], bool],
         report: Callable[[int, int, str, Entry | None], None],
     ) -> tuple[int, int]:
-        """Run ``keys`` in order until cancelled, through the pipeline's batch runner (the one ``eval``
-        uses); ``report(done, total, key, entry)`` before and after each. One sample failing does not stop
-        the others. Returns (finished, failed)."""
+        """Run ``keys`` until cancelled, through the pipeline's batch runner (the one ``eval`` uses);
+        ``report(done, total, key, entry)`` before and after each. One sample failing does not stop the
+        others. Returns (finished, failed).
+
+        Live, rows go film by film (``batch.film_order``) through the runner's own per-film path, as in
+        ``eval``: each film read once, its vision pass and masks computed once, ``[decoding] batch_size``
+        rows to a generate. The model lock is held for one film at a time, so a single run asked for
+        meanwhile waits for one film at most. A tree's rows are read from disk one by one."""
         for key in keys:
             self.entries[key].status = QUEUED
+        try:
+            if self.is_tree or not self.needs_model:
+                return self._read_many(keys, cancelled, report)
+            return self._answer_many(keys, cancelled, report)
+        finally:
+            for key in keys:
+                if self.entries[key].status in (QUEUED, RUNNING):
+                    self.entries[key].status = NOT_RUN
+
+    def _read_many(self, keys, cancelled, report) -> tuple[int, int]:
         position = {key: i for i, key in enumerate(keys)}
         session = self
 
@@ -349,10 +365,50 @@ class Session:
 
         counts = run_batch(self.loaded, [self.item(k) for k in keys], self.settings, Reporter(),
                            should_stop=cancelled, answer=run_one)
-        for key in keys:
-            if self.entries[key].status == QUEUED:
-                self.entries[key].status = NOT_RUN
         return counts.done, counts.failed
+
+    def _answer_many(self, keys, cancelled, report) -> tuple[int, int]:
+        if self.loaded is None:
+            self._model_ready.wait()
+        if self.loaded is None:
+            raise RuntimeError("the model did not load")
+        items = {item.key: item for item in self.items}
+        samples = film_order([items[k].sample for k in keys])
+        total, settings = len(samples), self.settings
+        state = {"index": 0, "done": 0, "failed": 0}
+        session = self
+
+        class Entries:  # the batch runner's sink: each row into its entry, then the screen told
+            def finished(self, result: SampleResult) -> None:
+                key = result.sample.key
+                self._told(key, session.finish(key, result.analysis))
+
+            def failed(self, sample, error: str) -> None:
+                entry = session.entries[sample.key]
+                entry.status, entry.error = FAILED, error
+                self._told(sample.key, entry)
+
+            def _told(self, key: str, entry: Entry) -> None:
+                state["index"] += 1
+                report(state["index"], total, key, entry)
+
+        def timed(p) -> None:
+            if p.event == "sample" and p.key is not None:
+                self.entries[p.key].seconds = p.sample_s
+
+        for film in films_of(samples).values():
+            if cancelled():
+                break
+            for sample in film:
+                self.entries[sample.key].status = RUNNING
+            report(state["index"], total, film[0].key, None)
+            with self._model_lock:
+                counts = run_batch(self.loaded, film, settings, Entries(), should_stop=cancelled, progress=timed)
+            state["done"] += counts.done
+            state["failed"] += counts.failed
+            if counts.interrupted:
+                break
+        return state["done"], state["failed"]
 
     # ---- across samples ---------------------------------------------------------------------------
     def dataset_values(self, metric: str) -> np.ndarray:
