@@ -69,6 +69,8 @@ RESULT_COLUMNS = (
     "error",
 )
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
+INTEGER_COLUMNS = frozenset({"row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
+                             "image_height"})
 TEXT_COLUMNS = frozenset(
     {"key", "study_id", "dicom_id", "image_path", "question", "baseline_question", "question_variant", "strategy",
      "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason", "decision_token",
@@ -171,8 +173,7 @@ def read_rows(csv_path: Path, journal_path: Path | None = None) -> pd.DataFrame:
     for name in frame.columns:
         if name == "correct":
             frame[name] = frame[name].map({"True": True, "False": False}).astype("boolean")
-        elif name in ("row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
-                      "image_height"):
+        elif name in INTEGER_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
         elif name in RESULT_COLUMNS and name not in TEXT_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce")
