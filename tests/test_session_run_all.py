@@ -14,7 +14,7 @@ ROWS = (0, 1, 2, 4, 5)  # three rows of film p0000 (a batch of 2, then 1), two o
 
 def test_run_all_reads_each_film_once_batches_its_rows_and_gives_evals_answers(tmp_path, demo_model, monkeypatch):
     import medgemma_tui.pipeline.batch as batch
-    from medgemma_tui.app.session import DONE, Session
+    from medgemma_tui.app.session import DONE, THUMBNAIL_SIDE, Session
     from medgemma_tui.export.reader import read_results
 
     csv = demo_subset_csv(tmp_path, ROWS)
@@ -42,6 +42,26 @@ def test_run_all_reads_each_film_once_batches_its_rows_and_gives_evals_answers(t
         row = evaluated.row(key)
         assert entry.summary.answer_label == row["answer_label"]
         np.testing.assert_allclose(entry.summary.grid / entry.summary.grid.sum(), evaluated.load_grid(key), atol=1e-6)
+    # what stays per finished row is small: the rows of one film share one thumbnail of their film
+    by_film: dict[str, set[int]] = {}
+    for item in session.items:
+        thumbnail = session.entries[item.key].summary.xray
+        assert max(thumbnail.shape) <= THUMBNAIL_SIDE
+        by_film.setdefault(item.sample.image_path, set()).add(id(thumbnail))
+    assert sorted(len(ids) for ids in by_film.values()) == [1, 1] and len(by_film) == 2
+
+
+def test_a_thumbnail_averages_the_films_pixels_and_keeps_its_aspect():
+    from medgemma_tui.app.session import film_thumbnail
+
+    film = np.zeros((512, 256), dtype=np.uint8)
+    film[:, 128:] = 200
+    film[:4, :4] = 100  # one 4x4 block: one thumbnail pixel, its mean
+    thumbnail = film_thumbnail(film, side=128)
+    assert thumbnail.shape == (128, 64) and thumbnail.dtype == np.uint8
+    assert thumbnail[0, 0] == 100 and thumbnail[5, 0] == 0 and (thumbnail[:, 32:] == 200).all()
+    small = np.zeros((64, 64), dtype=np.uint8)
+    assert film_thumbnail(small, side=128) is small
 
 
 def test_a_cancelled_run_all_puts_the_rows_it_did_not_reach_back_to_not_run(tmp_path, demo_model):

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,20 @@ from medgemma_tui.pipeline.sample import RowSettings, answer_row
 from medgemma_tui.pipeline.shards import films_of
 
 NOT_RUN, QUEUED, RUNNING, DONE, FAILED = "not run", "queued", "running", "done", "failed"
+THUMBNAIL_SIDE = 128  # px: a summary's film, for the tiles of the variants and robustness screens
+
+
+def film_thumbnail(xray: np.ndarray | None, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
+    """The film as the model saw it, shrunk to at most ``side`` px a side: what a tile of a few dozen
+    terminal cells can show, at 1/49 of MedGemma's 896 px film's memory."""
+    if xray is None or max(xray.shape[:2]) <= side:
+        return xray
+    from PIL import Image
+
+    height, width = xray.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(xray).resize(size, Image.Resampling.BOX))
 
 
 @dataclass(frozen=True)
@@ -56,14 +70,14 @@ class Summary:
     correct: bool | None
     metrics: dict[str, float]
     grid: np.ndarray  # the default map
-    xray: np.ndarray | None  # the film as the model saw it
+    xray: np.ndarray | None  # the film as the model saw it, as a thumbnail (film_thumbnail)
     heads: dict[str, np.ndarray] | None = None  # per layer x head pointing and lift on the box (boxed rows)
 
     @classmethod
     def of(cls, analysis: SampleAnalysis) -> Summary:
         heads = row_head_scores(analysis.record, analysis.view.spec.rows, analysis.box_grid, analysis.pointing_cells)
         return cls(analysis.answer_label, analysis.correct, dict(analysis.metrics), analysis.grid,
-                   analysis.record.xray, heads)
+                   film_thumbnail(analysis.record.xray), heads)
 
 
 @dataclass
@@ -98,6 +112,9 @@ class Session:
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _model_ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _recent: list[str] = field(default_factory=list, repr=False)
+    _index: dict[str, Item] = field(default_factory=dict, repr=False)  # key -> item
+    # film -> the one thumbnail its rows share
+    _thumbnails: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for item in self.items:
@@ -179,10 +196,10 @@ class Session:
         return self.tree is not None
 
     def item(self, key: str) -> Item:
-        for item in self.items:
-            if item.key == key:
-                return item
-        raise KeyError(key)
+        """The item of ``key``, by an index (a run-all of many rows asks for every row's)."""
+        if len(self._index) != len(self.items):
+            self._index = {item.key: item for item in self.items}
+        return self._index[key]
 
     def group_of(self, key: str) -> list[Item]:
         group = self.item(key).group
@@ -198,6 +215,11 @@ class Session:
         """Record a finished sample; drop the records of the oldest beyond ``keep`` (their summaries stay)."""
         entry = self.entries[key]
         entry.finish(analysis)
+        if entry.summary.xray is not None:  # the rows of one film share one thumbnail
+            film = self.item(key).group[0] if key in self.entries else key
+            shared = self._thumbnails.setdefault(film, entry.summary.xray)
+            if shared is not entry.summary.xray and shared.shape == entry.summary.xray.shape:
+                entry.summary = replace(entry.summary, xray=shared)
         if key in self._recent:
             self._recent.remove(key)
         self._recent.append(key)
