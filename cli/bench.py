@@ -85,7 +85,8 @@ def print_scale(figures: dict) -> None:
     if long:
         memory = (f"RSS {long['early_rss_mib']:.0f} -> {long['late_rss_mib']:.0f} MiB "
                   f"(x{long['memory_end_over_start']:.2f})" if long.get("memory_end_over_start") else "RSS not read")
-        click.echo(f"long demo eval, {long['rows']} rows, figures off, on {figures['device']}: "
+        click.echo(f"long demo eval, {long['rows']} rows ({long['rows_per_s']:.2f} rows/s), figures off, "
+                   f"{figures['shape']} on {figures['device']}: "
                    f"{long['early_s_per_row'] * 1000:.0f} ms/row at 5-15%, {long['late_s_per_row'] * 1000:.0f} in the "
                    f"last tenth (x{long['cost_end_over_start']:.2f}); {memory}")
     if both:
@@ -143,10 +144,13 @@ def bench_batch_size(text: str) -> int | str:
               help="--scale: repeated demo rows in the long eval (0 skips it).")
 @click.option("--scale-app-rows", type=click.IntRange(0, 100_000), default=60, show_default=True,
               help="--scale: repeated demo rows run by the app's run-all and by eval (0 skips it).")
+@click.option("--scale-shape", type=click.Choice(SHAPES), default="demo", show_default=True,
+              help="--scale: the model answering the demo rows (a random-weight shape, as --shape).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @reports_errors
 def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, dataset_films, dataset_questions,
-                  batch_size, threads, scale, scale_writer_rows, scale_eval_rows, scale_app_rows, as_json):
+                  batch_size, threads, scale, scale_writer_rows, scale_eval_rows, scale_app_rows, scale_shape,
+                  as_json):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
     from medgemma_tui.app.bench import measure_nav_redraw
 
@@ -156,6 +160,8 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
     if scale:
+        if 0 < scale_eval_rows < 3:
+            raise click.BadParameter("0 (skip it) or at least 3 rows", param_hint="--scale-eval-rows")
         if threads:
             import torch
 
@@ -165,7 +171,7 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
 
         figures = run_scale_bench(device=device, dtype=dtype, writer_rows=scale_writer_rows, eval_rows=scale_eval_rows,
                                   app_rows=scale_app_rows, batch_size=bench_batch_size(batch_size),
-                                  run_all=measure_run_all, progress=progress)
+                                  run_all=measure_run_all, progress=progress, shape=scale_shape)
         if as_json:
             sys.stdout.write(json.dumps(jsonable(figures)) + "\n")
         else:

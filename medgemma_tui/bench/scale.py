@@ -146,7 +146,11 @@ def demo_config(batch_size: int | str = 1) -> Config:
 def measure_long_eval(loaded: LoadedModel, rows: int = 2000, batch_size: int | str = 1,
                       progress: Callable[[str], None] | None = None) -> LongEvalFigures:
     """``rows`` repeated demo rows through ``run_evaluation`` into a temporary tree, figures off."""
-    early_a, early_b, late_a = max(1, rows // 20), max(2, rows * 3 // 20), max(3, rows - rows // 10)
+    if rows < 3:
+        raise ValueError(f"the long eval needs at least 3 rows to compare its start and its end, got {rows}")
+    early_a = max(1, rows // 20)
+    early_b = max(early_a + 1, rows * 3 // 20)
+    late_a = min(rows - 1, max(early_b, rows - rows // 10))
     stamps: list[float] = []
     memory: dict[str, float | None] = {}
 
@@ -217,13 +221,17 @@ def measure_run_all(loaded: LoadedModel, rows: int, measure: RunAllMeasure | Non
 
 def run_scale_bench(device: str = "auto", dtype: str = "auto", writer_rows: int = 100_000, eval_rows: int = 2000,
                     app_rows: int = 60, batch_size: int | str = 1, run_all: RunAllMeasure | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every measure of the module docstring; one JSON-ready dict (``medtui bench --scale --json``)."""
-    from medgemma_tui.engine.loading import load_for_capture
+                    progress: Callable[[str], None] | None = None, shape: str = "demo") -> dict[str, Any]:
+    """Every measure of the module docstring; one JSON-ready dict (``medtui bench --scale --json``).
+    ``shape``: the model that answers the demo rows, the demo bundle or a random-weight shape
+    (``model.shapes``: ``medgemma-4b`` is MedGemma-4b's config, its 896 px processor included)."""
+    from medgemma_tui.engine.loading import load_for_capture, prepare_for_capture
+    from medgemma_tui.model.shapes import load_shape
 
     say = progress or (lambda message: None)
     started = time.perf_counter()
-    out: dict[str, Any] = {"device": None, "dtype": None}
+    out: dict[str, Any] = {"device": None, "dtype": None, "shape": shape,
+                           "batch_size": batch_size}
     if writer_rows:
         say(f"tree writer: {writer_rows} rows")
         writer = measure_writer(writer_rows)
@@ -232,12 +240,18 @@ def run_scale_bench(device: str = "auto", dtype: str = "auto", writer_rows: int 
                          "end_over_start": writer.end_over_start, "csv_build_s": writer.csv_build_s,
                          "columns": len(COLUMNS)}
     if eval_rows or app_rows:
-        loaded = load_for_capture("demo", device=device, dtype=dtype)
+        loaded = load_for_capture("demo", device=device, dtype=dtype) if shape == "demo" \
+            else prepare_for_capture(load_shape(shape, device=device, dtype=dtype))
         out["device"], out["dtype"] = str(loaded.device), loaded.info.dtype
+        if str(loaded.device).startswith("cuda"):
+            import torch
+
+            out["gpu"] = torch.cuda.get_device_name(loaded.device)
         if eval_rows:
             say(f"long eval: {eval_rows} demo rows, figures off")
             long = measure_long_eval(loaded, eval_rows, batch_size, progress)
-            out["long_eval"] = {"rows": long.rows, "failed": long.failed, "wall_s": long.wall_s,
+            out["long_eval"] = {"rows": long.rows, "rows_per_s": long.rows / long.wall_s, "failed": long.failed,
+                                "wall_s": long.wall_s,
                                 "early_s_per_row": long.early_s_per_row, "late_s_per_row": long.late_s_per_row,
                                 "cost_end_over_start": long.cost_end_over_start,
                                 "early_rss_mib": long.early_rss_mib, "late_rss_mib": long.late_rss_mib,
