@@ -81,7 +81,8 @@ def print_scale(figures: dict) -> None:
         click.echo(f"tree writer, {writer['rows']} rows of {writer['columns']} columns: "
                    f"{writer['start_rows_per_s']:.0f} rows/s over the first {writer['window']}, "
                    f"{writer['end_rows_per_s']:.0f} over the last "
-                   f"(x{writer['end_over_start']:.2f}); CSV built in {writer['csv_build_s']:.2f}s")
+                   f"(x{writer['end_over_start']:.2f}); CPU {writer['start_cpu_ms_per_row']:.2f} -> "
+                   f"{writer['end_cpu_ms_per_row']:.2f} ms a row; CSV built in {writer['csv_build_s']:.2f}s")
     if long:
         memory = (f"RSS {long['early_rss_mib']:.0f} -> {long['late_rss_mib']:.0f} MiB "
                   f"(x{long['memory_end_over_start']:.2f})" if long.get("memory_end_over_start") else "RSS not read")

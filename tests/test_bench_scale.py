@@ -17,6 +17,7 @@ def test_scale_bench_reports_the_writer_the_long_eval_and_run_all_against_eval()
     writer, long, both = figures["writer"], figures["long_eval"], figures["run_all"]
     assert writer["rows"] == 60 and writer["window"] == 30 and writer["columns"] >= 60
     assert writer["start_rows_per_s"] > 0 and writer["end_rows_per_s"] > 0
+    assert writer["start_cpu_ms_per_row"] > 0 and writer["end_cpu_ms_per_row"] > 0
     assert abs(writer["end_over_start"] - writer["end_rows_per_s"] / writer["start_rows_per_s"]) < 1e-12
     assert long["rows"] == 12 and long["failed"] == 0 and long["early_s_per_row"] > 0 and long["late_s_per_row"] > 0
     assert long["late_rss_mib"] > 100  # a model and torch are resident

@@ -71,6 +71,8 @@ class WriterFigures:
     start_rows_per_s: float
     end_rows_per_s: float
     csv_build_s: float
+    start_cpu_ms_per_row: float  # this process's CPU time: the writer's own work, without waiting on the disk
+    end_cpu_ms_per_row: float
 
     @property
     def end_over_start(self) -> float:
@@ -86,19 +88,19 @@ def measure_writer(rows: int = 100_000, window: int = 1000, folder: str | os.Pat
         tree = ResultsTree(out)
         with tree.locked():
             tree.reset()
-            first_from = time.perf_counter()
+            first_from, first_cpu = time.perf_counter(), time.process_time()
             for i in range(1, rows + 1):
                 if i == rows - window + 1:
-                    last_from = time.perf_counter()
+                    last_from, last_cpu = time.perf_counter(), time.process_time()
                 tree.put_row(synthetic_row(i))
                 if i == window:
-                    first_to = time.perf_counter()
-            last_to = time.perf_counter()
+                    first_to, first_cpu = time.perf_counter(), time.process_time() - first_cpu
+            last_to, last_cpu = time.perf_counter(), time.process_time() - last_cpu
             tree.write_csv()
             build = time.perf_counter() - last_to
     start = window / (first_to - first_from)
     end = window / (last_to - last_from)
-    return WriterFigures(rows, window, start, end, build)
+    return WriterFigures(rows, window, start, end, build, first_cpu * 1000 / window, last_cpu * 1000 / window)
 
 
 def repeated_demo_csv(folder: Path, rows: int) -> Path:
@@ -238,6 +240,8 @@ def run_scale_bench(device: str = "auto", dtype: str = "auto", writer_rows: int 
         out["writer"] = {"rows": writer.rows, "window": writer.window,
                          "start_rows_per_s": writer.start_rows_per_s, "end_rows_per_s": writer.end_rows_per_s,
                          "end_over_start": writer.end_over_start, "csv_build_s": writer.csv_build_s,
+                         "start_cpu_ms_per_row": writer.start_cpu_ms_per_row,
+                         "end_cpu_ms_per_row": writer.end_cpu_ms_per_row,
                          "columns": len(COLUMNS)}
     if eval_rows or app_rows:
         loaded = load_for_capture("demo", device=device, dtype=dtype) if shape == "demo" \
