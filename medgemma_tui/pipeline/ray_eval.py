@@ -7,7 +7,8 @@ computed once, ``--batch-size`` rows answered by one generate. Where the actor s
 (one host, or a shared file system) it writes each finished row's files itself (``ResultsTree.write_files``:
 figures rendered where the rows are answered) and sends back only the row's CSV cells; elsewhere it sends
 the ``SampleResult`` and the driver writes its files. Only the driver puts rows, through the tree's
-journal and its atomic rules, so a Ray run and a local run of the same rows write the same CSV and files.
+journal (one synced append per film) and its atomic rules, so a Ray run and a local run of the same rows write
+the same CSV and files.
 
 Scheduling: the driver keeps a queue of films (in ``film_order``) and gives each live actor up to
 ``DEPTH`` films at a time, the next one as soon as one comes back, so fast workers take more films.
@@ -38,6 +39,7 @@ from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.errors import MedtuiError, first_line
+from medgemma_tui.export.columns import sample_columns
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.pipeline.batch import Progress, film_order
 from medgemma_tui.pipeline.evaluation import EvalCounts, TreeSink, pending_samples, sample_timings, tree_run
@@ -401,6 +403,31 @@ def drive(ray, pool: WorkerPool, pending: Sequence[Sample], tree: ResultsTree, c
         else:
             queue.appendleft(film)
 
+    def record_film(outcomes: list[RowOutcome], worker_name: str) -> None:
+        """A film's rows into the tree by one synced append (its files are written by then: by the worker,
+        or here for a worker that does not see the tree); a row whose files fail fails alone."""
+        rows = []
+        for outcome in outcomes:
+            try:
+                if outcome.row is not None:
+                    rows.append(outcome.row)
+                elif outcome.result is not None:
+                    rows.append(tree.write_files(outcome.result, config))
+            except Exception as exc:  # a write that fails fails its row, as in run_batch
+                outcome.error = f"{type(exc).__name__}: {first_line(exc)}"
+            if outcome.error is not None:
+                rows.append({**sample_columns(outcome.sample), "error": outcome.error})
+        tree.put_rows(rows)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                counts.failed += 1
+                counts.failures.append({"key": outcome.sample.key, "error": outcome.error})
+            else:
+                counts.done += 1
+            times.append(outcome.seconds)
+            emit("sample", key=outcome.sample.key, error=outcome.error, sample_s=outcome.seconds,
+                 worker=worker_name)
+
     emit("start", worker=None, note=f"{len(pool.alive)} of {pool.count} workers ready")
     while queue or in_flight:
         if interrupted:
@@ -434,21 +461,5 @@ def drive(ray, pool: WorkerPool, pending: Sequence[Sample], tree: ResultsTree, c
                 fail_rows(film, f"{type(exc.cause).__name__ if exc.cause else 'RayTaskError'}: "
                                 f"{first_line(exc.cause or exc)}")
                 continue
-            for outcome in outcomes:
-                try:
-                    if outcome.row is not None:  # its files written by the worker
-                        tree.put_row(outcome.row)
-                    elif outcome.result is not None:
-                        sink.finished(outcome.result)
-                except Exception as exc:  # a write that fails fails its row, as in run_batch
-                    outcome.error = f"{type(exc).__name__}: {first_line(exc)}"
-                if outcome.error is not None:
-                    sink.failed(outcome.sample, outcome.error)
-                    counts.failed += 1
-                    counts.failures.append({"key": outcome.sample.key, "error": outcome.error})
-                else:
-                    counts.done += 1
-                times.append(outcome.seconds)
-                emit("sample", key=outcome.sample.key, error=outcome.error, sample_s=outcome.seconds,
-                     worker=worker.name)
+            record_film(outcomes, worker.name)
     return times
