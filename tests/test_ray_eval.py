@@ -211,8 +211,9 @@ def stand_in(demo_model, monkeypatch):
     import medgemma_tui.pipeline.ray_eval as ray_eval
     from medgemma_tui.pipeline.sample import RowSettings
 
-    def install(config: Path, poison: set[str], workers_write: bool = True) -> StandInRay:
-        """``workers_write``: the actors see the tree's folder and write the files (else the driver does)."""
+    def install(config: Path, poison: set[str], workers_write: bool = True, writers: int = 0) -> StandInRay:
+        """``workers_write``: the actors see the tree's folder and write the files (else the driver does),
+        in ``writers`` processes of their own (0: in the actor)."""
         loaded_config = load_config(config)
         settings = RowSettings.from_config(loaded_config)
 
@@ -221,6 +222,7 @@ def stand_in(demo_model, monkeypatch):
             worker.error, worker.loaded, worker.settings = None, demo_model, settings
             worker.studies, worker.config = [], loaded_config
             worker.tree_root = tree_root if workers_write else None
+            worker.writers, worker.overlapped = (writers if workers_write else 0), None
             return worker
 
         ray = StandInRay(make_worker, poison)
@@ -333,9 +335,9 @@ def test_gpu_workers_get_the_one_gpu_ray_shows_them_whatever_cuda_index_was_aske
     assert pool.config_json["model"]["device"] == "cuda"
 
 
-@pytest.mark.parametrize("workers_write", [True, False])
+@pytest.mark.parametrize(("workers_write", "writers"), [(True, 0), (True, 1), (False, 0)])
 def test_ray_workers_answer_batch_size_rows_by_one_generate_and_write_the_tree_a_local_run_writes(
-        tmp_path, stand_in, demo_model, monkeypatch, workers_write):
+        tmp_path, stand_in, demo_model, monkeypatch, workers_write, writers):
     from tests.test_batch_eval import ROWS
 
     csv = demo_subset_csv(tmp_path, ROWS)  # films p0000 (rows 0, 1, 2) and p0001 (4, 5)
@@ -343,7 +345,7 @@ def test_ray_workers_answer_batch_size_rows_by_one_generate_and_write_the_tree_a
     config.write_text(config.read_text().replace("[decoding]\n", "[decoding]\nbatch_size = 2\n"))
     counts, samples = run_tree(demo_model, csv, tmp_path / "local", config)
     assert counts.done == len(ROWS)
-    stand_in(config, poison=set(), workers_write=workers_write)
+    stand_in(config, poison=set(), workers_write=workers_write, writers=writers)
     generates, sent = [], []
     real = demo_model.model.generate
     monkeypatch.setattr(demo_model.model, "generate", lambda *a, **k: generates.append(1) or real(*a, **k))

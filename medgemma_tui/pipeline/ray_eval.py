@@ -42,7 +42,14 @@ from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.export.columns import sample_columns
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.pipeline.batch import Progress, film_order
-from medgemma_tui.pipeline.evaluation import EvalCounts, TreeSink, pending_samples, sample_timings, tree_run
+from medgemma_tui.pipeline.evaluation import (
+    EvalCounts,
+    TreeSink,
+    pending_samples,
+    sample_timings,
+    tree_run,
+    writer_processes,
+)
 from medgemma_tui.pipeline.interrupts import interrupts_noted
 from medgemma_tui.pipeline.shards import films_of
 
@@ -123,6 +130,9 @@ class FilmWorker:
                                            dtype=config.model.dtype, revision=config.model.revision)
             self.settings = RowSettings.from_config(config)
             self.studies = make_studies(config, studies)
+            # processes writing the rows' files while the model answers ([export] writers; auto: one on a GPU)
+            self.writers = writer_processes(config, self.loaded, 2) if self.tree_root else 0
+            self.overlapped = None
         except Exception as exc:  # reported by describe(), so the driver can say it in one line
             self.error = f"{type(exc).__name__}: {first_line(exc)}"
 
@@ -146,6 +156,7 @@ class FilmWorker:
         times: dict[str, float] = {}
         tree = ResultsTree(self.tree_root) if self.tree_root else None
         config = self.config
+        film = {sample.key: sample for sample in samples}
 
         class Collect:
             def finished(self, result: SampleResult) -> None:
@@ -167,7 +178,21 @@ class FilmWorker:
             if p.event == "sample" and p.key is not None:
                 times[p.key] = p.sample_s or 0.0
 
-        run_batch(self.loaded, samples, self.settings, Collect(), studies=self.studies, progress=timed)
+        if tree is not None and self.writers:  # files written in worker processes while the next rows are answered
+            from medgemma_tui.pipeline.writers import OverlappedTreeSink
+
+            if self.overlapped is None:
+                self.overlapped = OverlappedTreeSink(tree, config, self.writers)
+            sink = self.overlapped
+            sink.put_row = lambda row: outcomes.append(RowOutcome(film[row["key"]], None, None, 0.0, row=row))
+            sink.put_failure = lambda sample, error: outcomes.append(RowOutcome(sample, None, error, 0.0))
+            try:
+                run_batch(self.loaded, samples, self.settings, sink, studies=self.studies, progress=timed)
+            finally:
+                sink.drain()
+                sink.write_failures.clear()
+        else:
+            run_batch(self.loaded, samples, self.settings, Collect(), studies=self.studies, progress=timed)
         for outcome in outcomes:
             outcome.seconds = times.get(outcome.sample.key, 0.0)
         return outcomes
