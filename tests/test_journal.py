@@ -131,3 +131,15 @@ def test_no_resume_forgets_the_journaled_rows_too(tmp_path):
         assert ResultsTree(tree.root).rows == {}
         tree.write_csv()
     assert csv_rows(tree) == [] and os.path.getsize(tree.journal_path) == 0
+
+
+def test_building_the_csv_with_an_empty_journal_leaves_the_csv_as_it_is(tmp_path):
+    tree = ResultsTree(tmp_path / "out")
+    with tree.locked():
+        tree.put_rows([row(1), row(2)])
+        tree.write_csv()
+        before = tree.csv_path.stat()
+        tree.write_csv()
+        after = tree.csv_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert [r["key"] for r in csv_rows(tree)] == [row(1)["key"], row(2)["key"]]

@@ -151,7 +151,11 @@ class ResultsTree(TreeLayout):
 
     def write_csv(self) -> None:
         """Build ``evaluation_results.csv`` from the CSV and the journal (rows in dataset order), sync it,
-        then empty the journal: a kill in between leaves rows in both, which read the same."""
+        then empty the journal: a kill in between leaves rows in both, which read the same. With the journal
+        empty the CSV already says everything and is left as it is (a resumed 300,000-row tree is not
+        rewritten)."""
+        if self.csv_path.exists() and not self.journal.exists():
+            return
         rows, names = tree_cells(self.csv_path, self.journal_path)
         self._write_csv(rows, [n for n in names if n not in COLUMNS])
         self.journal.clear()
