@@ -194,10 +194,13 @@ def reference(tmp_path_factory, demo_model):
     return csv, config, folder / "out" / "evaluation_results.csv"
 
 
-def csv_rows(path: Path) -> int:
+def recorded_rows(out: Path) -> int:
+    """Rows the tree holds so far: its CSV's and its journal's (a running tree records rows in the journal)."""
+    from medgemma_tui.export.tree import ResultsTree
+
     try:
-        return max(0, len(path.read_text(encoding="utf-8").splitlines()) - 1)
-    except FileNotFoundError:
+        return len(ResultsTree(out).rows)
+    except (FileNotFoundError, ValueError):
         return 0
 
 
@@ -211,7 +214,7 @@ def start_eval(out: Path, csv: Path, config: Path) -> subprocess.Popen:
 
 def kill_after_first_row(process: subprocess.Popen, out: Path, sig: int) -> tuple[int, str, str]:
     deadline = time.monotonic() + 90
-    while csv_rows(out / "evaluation_results.csv") < 1:
+    while recorded_rows(out) < 1:
         if process.poll() is not None or time.monotonic() > deadline:
             stdout, stderr = process.communicate()
             pytest.fail(f"eval ended before its first row (rc {process.returncode}): {stderr[-2000:]}")
@@ -229,7 +232,7 @@ def test_an_interrupted_run_resumes_to_the_same_csv_as_an_uninterrupted_one(tmp_
     csv, config, expected = reference
     out = tmp_path / "out"
     rc, stdout, stderr = kill_after_first_row(start_eval(out, csv, config), out, sig)
-    kept = csv_rows(out / "evaluation_results.csv")
+    kept = recorded_rows(out)
     assert 1 <= kept < len(KILL_ROWS), "the kill came too late to interrupt anything"
     if sig == signal.SIGINT:
         assert rc == 130, stderr
