@@ -150,8 +150,9 @@ class Session:
 
         tree = read_results(out_dir)
         items = []
+        rows = {str(row["key"]): row for row in tree.rows.to_dict("records")}  # one pass, not a search per key
         for key in tree.keys:
-            row = tree.row(key)
+            row = rows[key]
             question = _cell(row, "question", "")
             items.append(
                 Item(
