@@ -89,7 +89,8 @@ def print_scale(figures: dict) -> None:
         click.echo(f"long demo eval, {long['rows']} rows ({long['rows_per_s']:.2f} rows/s), figures off, "
                    f"{figures['shape']} on {figures['device']}: "
                    f"{long['early_s_per_row'] * 1000:.0f} ms/row at 5-15%, {long['late_s_per_row'] * 1000:.0f} in the "
-                   f"last tenth (x{long['cost_end_over_start']:.2f}); {memory}")
+                   f"last tenth (x{long['cost_end_over_start']:.2f}); CPU {long['early_cpu_s_per_row'] * 1000:.0f} -> "
+                   f"{long['late_cpu_s_per_row'] * 1000:.0f} ms a row; {memory}")
     if both:
         app = f"{both['app_rows_per_s']:.2f}" if both.get("app_rows_per_s") else "n/a"
         ratio = f" (x{both['app_over_eval']:.2f})" if both.get("app_over_eval") else ""

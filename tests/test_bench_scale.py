@@ -21,6 +21,7 @@ def test_scale_bench_reports_the_writer_the_long_eval_and_run_all_against_eval()
     assert abs(writer["end_over_start"] - writer["end_rows_per_s"] / writer["start_rows_per_s"]) < 1e-12
     assert long["rows"] == 12 and long["failed"] == 0 and long["early_s_per_row"] > 0 and long["late_s_per_row"] > 0
     assert long["late_rss_mib"] > 100  # a model and torch are resident
+    assert 0 < long["early_cpu_s_per_row"] and 0 < long["late_cpu_s_per_row"]
     assert both["rows"] == 3 and both["eval_rows_per_s"] > 0 and both["app_rows_per_s"] > 0
     assert both["method"] == "medgemma_tui.app.bench.measure_run_all"
     assert set(figures["targets"]) == {"writer.end_over_start", "long_eval.cost_end_over_start",

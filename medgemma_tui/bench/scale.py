@@ -14,6 +14,7 @@ Three measures, each on this machine (README, "medtui bench --scale"):
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -128,6 +129,8 @@ class LongEvalFigures:
     late_s_per_row: float  # the last tenth
     early_rss_mib: float | None  # at row 15%
     late_rss_mib: float | None  # at the end
+    early_cpu_s_per_row: float = math.nan  # this process's CPU time, the same windows: what other load
+    late_cpu_s_per_row: float = math.nan  # on the machine does not move
     stamps: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -154,12 +157,14 @@ def measure_long_eval(loaded: LoadedModel, rows: int = 2000, batch_size: int | s
     early_b = max(early_a + 1, rows * 3 // 20)
     late_a = min(rows - 1, max(early_b, rows - rows // 10))
     stamps: list[float] = []
+    cpu: list[float] = []
     memory: dict[str, float | None] = {}
 
     def seen(event: Progress) -> None:
         if event.event != "sample":
             return
         stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
         if event.index == early_b:
             memory["early"] = resident_mib()
         if event.index == rows - 1:
@@ -178,11 +183,12 @@ def measure_long_eval(loaded: LoadedModel, rows: int = 2000, batch_size: int | s
     if len(stamps) < rows:
         raise RuntimeError(f"the long eval stopped after {len(stamps)} of {rows} rows")
 
-    def cost(a: int, b: int) -> float:  # seconds per row between finished rows a and b (1-based)
-        return (stamps[b - 1] - stamps[a - 1]) / (b - a)
+    def cost(a: int, b: int, clock: list[float]) -> float:  # seconds per row between finished rows a and b
+        return (clock[b - 1] - clock[a - 1]) / (b - a)
 
-    return LongEvalFigures(rows, counts.failed, wall, cost(early_a, early_b), cost(late_a, rows),
-                           memory.get("early"), memory.get("late"), stamps)
+    return LongEvalFigures(rows, counts.failed, wall, cost(early_a, early_b, stamps), cost(late_a, rows, stamps),
+                           memory.get("early"), memory.get("late"), cost(early_a, early_b, cpu),
+                           cost(late_a, rows, cpu), stamps)
 
 
 @dataclass
@@ -259,7 +265,9 @@ def run_scale_bench(device: str = "auto", dtype: str = "auto", writer_rows: int 
                                 "early_s_per_row": long.early_s_per_row, "late_s_per_row": long.late_s_per_row,
                                 "cost_end_over_start": long.cost_end_over_start,
                                 "early_rss_mib": long.early_rss_mib, "late_rss_mib": long.late_rss_mib,
-                                "memory_end_over_start": long.memory_end_over_start}
+                                "memory_end_over_start": long.memory_end_over_start,
+                                "early_cpu_s_per_row": long.early_cpu_s_per_row,
+                                "late_cpu_s_per_row": long.late_cpu_s_per_row}
         if app_rows:
             say(f"run-all against eval: {app_rows} demo rows")
             both = measure_run_all(loaded, app_rows, run_all, batch_size)
