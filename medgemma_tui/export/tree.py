@@ -176,14 +176,14 @@ class ResultsTree(TreeLayout):
         return row
 
     def write_sample(self, result: SampleResult, config: Config | None = None) -> dict[str, Any]:
-        """Write every file of one finished sample, then its CSV row. Returns the row."""
+        """Write every file of one finished sample, then its row (``put_row``). Returns the row."""
         row = self.write_files(result, config)
         self.put_row(row)
         return row
 
     def write_files(self, result: SampleResult, config: Config | None = None) -> dict[str, Any]:
-        """Write every file of one finished sample (not its CSV row, which only the run's one writer of the
-        CSV puts, once the files exist); returns the row to put. Safe in another process."""
+        """Write every file of one finished sample (not its row, which only the run's one writer of the
+        rows puts, once the files exist); returns the row to put. Safe in another process."""
         config = config if config is not None else Config()
         key = result.sample.key
         analysis = result.analysis

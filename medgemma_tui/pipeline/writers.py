@@ -2,8 +2,8 @@
 
 Figures (matplotlib), masks and the record's safetensors are written by ``writers`` worker processes
 (``concurrent.futures.ProcessPoolExecutor``; ``spawn``ed, so no thread state of torch is forked); the
-run's own process keeps the one writer of the CSV and puts a row only when its worker has written
-every file of it, so the tree's rules hold: atomic files, a row in the CSV means a finished row.
+run's own process keeps the one writer of the rows and puts a row only when its worker has written
+every file of it, so the tree's rules hold: atomic files, a recorded row means a finished row.
 
 At most ``backlog`` rows wait to be written; the model waits when the queue is full, so memory stays
 bounded. Workers ignore Ctrl-C: on an interrupt the run stops answering, ``close`` waits for the rows
