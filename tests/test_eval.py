@@ -171,7 +171,7 @@ def test_missing_config_file_exits_2(tmp_path):
     assert result.exit_code == 2 and "config file not found" in result.stderr
 
 
-def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, demo_loader):
+def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, demo_loader, monkeypatch):
     out = tmp_path / "out"
     result = invoke("--export", str(out), "--limit", "1", "--robustness", "--faithfulness", "--json")
     assert result.exit_code == 0, result.output
@@ -180,6 +180,16 @@ def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, d
     assert "perturbations" in json.dumps(study) and "faithfulness" in json.dumps(study)
     summary = json.loads((out / "analysis" / "summary.json").read_text())
     assert "robustness" in json.dumps(summary) and "faithfulness" in json.dumps(summary)
+    # analysis/ again: each row's study file read once, the faithfulness figure drawn from that one read
+    from medgemma_tui.export.summary import write_analysis
+    from medgemma_tui.export.tree import ResultsTree
+
+    reads = []
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self.name) or real(self, *a, **k))
+    again = write_analysis(ResultsTree(out), plots=True)
+    assert reads.count(f"{key}.json") == 1
+    assert "faithfulness.png" in again["plots"] and "robustness" in json.dumps(again)
 
 
 # ---- interrupted runs ----------------------------------------------------------------------------------

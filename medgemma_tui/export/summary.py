@@ -174,7 +174,8 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     write_csv_atomic(consistency.groups, folder / "hard_positives.csv")
     write_csv_atomic(strategies, folder / "by_strategy.csv")
     write_csv_atomic(consistency.comparisons, folder / "variants.csv")
-    studies, faithfulness, faith_payloads = study_summary(tree, rows)
+    method_payloads: list[dict[str, Any]] = []
+    studies, faithfulness, faith_payloads = study_summary(tree, rows, method_payloads)
     summary.update(studies)
     if not faithfulness.empty:
         studies = {}
@@ -185,7 +186,7 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
 
     focal_rows = boxed_rows(finished(rows))[1] if not rows.empty else None
     focal = set(focal_rows["key"].astype(str)) if focal_rows is not None and "key" in focal_rows else set()
-    summary.update(write_method_analysis(tree, finished(rows), focal, plots, formats, dpi))
+    summary.update(write_method_analysis(tree, finished(rows), focal, plots, formats, dpi, payloads=method_payloads))
     if plots:
         summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi, summary=summary,
                                                faithfulness=faith_payloads)
@@ -196,15 +197,19 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     return summary
 
 
-def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame, list[dict[str, Any]]]:
+def study_summary(tree: ResultsTree, rows: pd.DataFrame, methods: list[dict[str, Any]] | None = None
+                  ) -> tuple[dict[str, Any], pd.DataFrame, list[dict[str, Any]]]:
     """Robustness and faithfulness from the finished rows' ``robustness/{key}.json``, when present, each
-    file read once.
+    file read once (those that hold a methods, heads or sanity study are added to ``methods``, for
+    ``write_method_analysis``).
 
     Writes ``analysis/robustness.csv`` and ``analysis/faithfulness.csv``; returns the summary sections,
     the faithfulness table (one row per sample; empty without the study) and the rows' ``faithfulness``
     sections, each with the row's answer label from the CSV (which wins over the one the study kept).
     """
     import pandas as pd
+
+    from medgemma_tui.export.method_analysis import has_method_studies
 
     done = finished(rows)
     if done.empty:
@@ -222,6 +227,8 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any]
                 continue
             found += 1
             payload = json.loads(path.read_text(encoding="utf-8"))
+            if methods is not None and has_method_studies(payload):
+                methods.append(payload)
             faith = payload.get("faithfulness")
             if faith:
                 label = labels.get(str(key), {}).get("answer_label", faith.get("answer_label"))
