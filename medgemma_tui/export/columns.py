@@ -48,6 +48,7 @@ RESULT_COLUMNS = (
     "answer",
     "answer_label",
     "answer_reason",
+    "answer_hedged",
     "correct",
     "decision_index",
     "decision_token",
@@ -71,6 +72,7 @@ RESULT_COLUMNS = (
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
 INTEGER_COLUMNS = frozenset({"row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
                              "image_height"})
+BOOLEAN_COLUMNS = frozenset({"correct", "answer_hedged"})
 TEXT_COLUMNS = frozenset(
     {"key", "study_id", "dicom_id", "image_path", "question", "baseline_question", "question_variant", "strategy",
      "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason", "decision_token",
@@ -138,6 +140,7 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
         "answer": record.answer,
         "answer_label": analysis.answer_label,
         "answer_reason": analysis.answer_reason,
+        "answer_hedged": analysis.answer_hedged,
         "correct": analysis.correct,
         "decision_index": analysis.decision_index,
         "decision_token": analysis.decision_token,
@@ -159,7 +162,8 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
 
 
 def read_rows(csv_path: Path, journal_path: Path | None = None) -> pd.DataFrame:
-    """The CSV as a DataFrame: text columns as str ('' when empty), numbers as float, ``correct`` as boolean.
+    """The CSV as a DataFrame: text columns as str ('' when empty), numbers as float, ``correct`` and
+    ``answer_hedged`` as boolean (a tree written before ``answer_hedged`` existed has no such column).
     With ``journal_path``, the rows of a running tree's journal (``export.journal``) join the CSV's."""
     import pandas as pd
 
@@ -171,7 +175,7 @@ def read_rows(csv_path: Path, journal_path: Path | None = None) -> pd.DataFrame:
     else:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_filter=False)
     for name in frame.columns:
-        if name == "correct":
+        if name in BOOLEAN_COLUMNS:
             frame[name] = frame[name].map({"True": True, "False": False}).astype("boolean")
         elif name in INTEGER_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")

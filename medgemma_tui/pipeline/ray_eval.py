@@ -127,7 +127,8 @@ class FilmWorker:
 
             self.config = config = Config.from_json(config_json)
             self.loaded = load_for_capture(config.model.name_or_path, device=config.model.device,
-                                           dtype=config.model.dtype, revision=config.model.revision)
+                                           dtype=config.model.dtype, revision=config.model.revision,
+                                           adapter=config.model.adapter)
             self.settings = RowSettings.from_config(config)
             self.studies = make_studies(config, studies)
             # processes writing the rows' files while the model answers ([export] writers; auto: one on a GPU)
