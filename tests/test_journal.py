@@ -17,7 +17,7 @@ def row(i: int, **cells) -> dict:
     return {"key": f"s{i:05d}_d{i:05d}_v0", "row": i, "study_id": f"s{i:05d}", "dicom_id": f"d{i:05d}",
             "question": "Is there a pleural effusion?",
             "answer": "Based on the image, there is no clear evidence of a pleural effusion.",
-            "answer_label": "no", "correct": True, "entropy": 4.25, "error": "", **cells}
+            "ground_truth": "no", "answer_label": "no", "correct": True, "entropy": 4.25, "error": "", **cells}
 
 
 def csv_rows(tree: ResultsTree) -> list[dict[str, str]]:
@@ -51,7 +51,9 @@ def test_a_running_tree_reads_its_journaled_rows_in_dataset_order(tmp_path):
         tree.put_rows([row(1), row(3)])
         tree.write_csv()
         tree.put_row(row(2))
-        tree.put_row(row(3, answer_label="yes", correct=False))  # the row of key 3 again: the later wins
+        # the row of key 3 again, answered otherwise: the later wins
+        tree.put_row(row(3, answer="Yes, there is a small right pleural effusion.", answer_label="yes",
+                         correct=False))
         reader = read_results(tree.root)
         assert reader.rows["key"].tolist() == [row(i)["key"] for i in (1, 2, 3)]
         assert reader.rows["answer_label"].tolist() == ["no", "no", "yes"]

@@ -25,7 +25,7 @@ from typing import Any
 
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import Sample, load_dataset
-from medgemma_tui.export.columns import COLUMNS, INTEGER_COLUMNS, TEXT_COLUMNS
+from medgemma_tui.export.columns import BOOLEAN_COLUMNS, COLUMNS, INTEGER_COLUMNS, TEXT_COLUMNS
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.batch import Progress
@@ -57,11 +57,13 @@ def synthetic_row(i: int) -> dict[str, Any]:
     for name in COLUMNS:
         if name in TEXT_COLUMNS:
             row[name] = "Based on the image, there is no clear evidence of a pleural effusion."
+        elif name in BOOLEAN_COLUMNS:
+            row[name] = False
         else:
             row[name] = 12 + i % 7 if name in INTEGER_COLUMNS else 0.123456789 * (1 + i % 7)
     row.update({"row": i, "key": f"s{i:07d}_d{i:07d}_v0", "study_id": f"s{i:07d}", "dicom_id": f"d{i:07d}",
-                "image_path": f"files/p{i % 100:02d}/s{i:07d}.dcm", "answer_label": "no", "correct": True,
-                "variant_index": 0, "error": ""})
+                "image_path": f"files/p{i % 100:02d}/s{i:07d}.dcm", "ground_truth": "no", "answer_label": "no",
+                "correct": True, "variant_index": 0, "error": ""})
     return row
 
 
