@@ -75,6 +75,33 @@ def print_human(figures: dict) -> None:
         console.print(f"[dim]note: {note}[/dim]")
 
 
+def print_scale(figures: dict) -> None:
+    """``--scale``: each measure on a line, then the verdicts."""
+    writer, long, both = figures.get("writer"), figures.get("long_eval"), figures.get("run_all")
+    if writer:
+        click.echo(f"tree writer, {writer['rows']} rows of {writer['columns']} columns: "
+                   f"{writer['start_rows_per_s']:.0f} rows/s over the first {writer['window']}, "
+                   f"{writer['end_rows_per_s']:.0f} over the last "
+                   f"(x{writer['end_over_start']:.2f}); CPU {writer['start_cpu_ms_per_row']:.2f} -> "
+                   f"{writer['end_cpu_ms_per_row']:.2f} ms a row; CSV built in {writer['csv_build_s']:.2f}s")
+    if long:
+        memory = (f"RSS {long['early_rss_mib']:.0f} -> {long['late_rss_mib']:.0f} MiB "
+                  f"(x{long['memory_end_over_start']:.2f})" if long.get("memory_end_over_start") else "RSS not read")
+        click.echo(f"long demo eval, {long['rows']} rows ({long['rows_per_s']:.2f} rows/s), figures off, "
+                   f"{figures['shape']} on {figures['device']}: "
+                   f"{long['early_s_per_row'] * 1000:.0f} ms/row at 5-15%, {long['late_s_per_row'] * 1000:.0f} in the "
+                   f"last tenth (x{long['cost_end_over_start']:.2f}); CPU {long['early_cpu_s_per_row'] * 1000:.0f} -> "
+                   f"{long['late_cpu_s_per_row'] * 1000:.0f} ms a row; {memory}")
+    if both:
+        app = f"{both['app_rows_per_s']:.2f}" if both.get("app_rows_per_s") else "n/a"
+        ratio = f" (x{both['app_over_eval']:.2f})" if both.get("app_over_eval") else ""
+        click.echo(f"run-all against eval, {both['rows']} rows: eval {both['eval_rows_per_s']:.2f} rows/s, "
+                   f"the app's run-all {app}{ratio}")
+    for name, verdict in figures["targets"].items():
+        click.echo(f"  {name} = {verdict}")
+    click.echo(f"{figures['wall_s']:.0f}s in all")
+
+
 def bench_batch_size(text: str) -> int | str:
     """``--batch-size``: "auto" or a whole number >= 1."""
     if text.strip().lower() == "auto":
@@ -111,19 +138,54 @@ def bench_batch_size(text: str) -> int | str:
                    "a CPU, by free memory on a GPU); the figure is in the JSON as batch_size.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="torch CPU threads (default: torch's choice, one per core).")
+@click.option("--scale", is_flag=True,
+              help="Instead: whether a row costs at the end of a long run what it did at the start: the tree "
+                   "writer alone, a long demo eval with figures off, the app's run-all against eval (README, "
+                   "\"medtui bench --scale\").")
+@click.option("--scale-writer-rows", type=click.IntRange(0, 10_000_000), default=100_000, show_default=True,
+              help="--scale: synthetic rows through the tree writer (0 skips it).")
+@click.option("--scale-eval-rows", type=click.IntRange(0, 1_000_000), default=2000, show_default=True,
+              help="--scale: repeated demo rows in the long eval (0 skips it).")
+@click.option("--scale-app-rows", type=click.IntRange(0, 100_000), default=60, show_default=True,
+              help="--scale: repeated demo rows run by the app's run-all and by eval (0 skips it).")
+@click.option("--scale-shape", type=click.Choice(SHAPES), default="demo", show_default=True,
+              help="--scale: the model answering the demo rows (a random-weight shape, as --shape).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @adapter_option
 @reports_errors
 def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, dataset_films, dataset_questions,
-                  batch_size, threads, as_json, adapter):
+                  batch_size, threads, scale, scale_writer_rows, scale_eval_rows, scale_app_rows, scale_shape,
+                  as_json, adapter):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
     from medgemma_tui.app.bench import measure_nav_redraw
-    from medgemma_tui.bench.run import run_bench
 
     started = time.perf_counter()
 
     def progress(message: str) -> None:
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
+
+    if scale:
+        if adapter:
+            raise click.BadParameter("--scale measures the demo or a random shape; leave it out",
+                                     param_hint="--adapter")
+        if 0 < scale_eval_rows < 3:
+            raise click.BadParameter("0 (skip it) or at least 3 rows", param_hint="--scale-eval-rows")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from medgemma_tui.app.bench import measure_run_all
+        from medgemma_tui.bench.scale import run_scale_bench
+
+        figures = run_scale_bench(device=device, dtype=dtype, writer_rows=scale_writer_rows, eval_rows=scale_eval_rows,
+                                  app_rows=scale_app_rows, batch_size=bench_batch_size(batch_size),
+                                  run_all=measure_run_all, progress=progress, shape=scale_shape)
+        if as_json:
+            sys.stdout.write(json.dumps(jsonable(figures)) + "\n")
+        else:
+            print_scale(figures)
+        return
+    from medgemma_tui.bench.run import run_bench
 
     if dataset_films is None:
         dataset_films = 0 if shape == "medgemma-4b-text" else 2

@@ -171,7 +171,7 @@ def test_missing_config_file_exits_2(tmp_path):
     assert result.exit_code == 2 and "config file not found" in result.stderr
 
 
-def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, demo_loader):
+def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, demo_loader, monkeypatch):
     out = tmp_path / "out"
     result = invoke("--export", str(out), "--limit", "1", "--robustness", "--faithfulness", "--json")
     assert result.exit_code == 0, result.output
@@ -180,6 +180,16 @@ def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, d
     assert "perturbations" in json.dumps(study) and "faithfulness" in json.dumps(study)
     summary = json.loads((out / "analysis" / "summary.json").read_text())
     assert "robustness" in json.dumps(summary) and "faithfulness" in json.dumps(summary)
+    # analysis/ again: each row's study file read once, the faithfulness figure drawn from that one read
+    from medgemma_tui.export.summary import write_analysis
+    from medgemma_tui.export.tree import ResultsTree
+
+    reads = []
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self.name) or real(self, *a, **k))
+    again = write_analysis(ResultsTree(out), plots=True)
+    assert reads.count(f"{key}.json") == 1
+    assert "faithfulness.png" in again["plots"] and "robustness" in json.dumps(again)
 
 
 # ---- interrupted runs ----------------------------------------------------------------------------------
@@ -194,10 +204,13 @@ def reference(tmp_path_factory, demo_model):
     return csv, config, folder / "out" / "evaluation_results.csv"
 
 
-def csv_rows(path: Path) -> int:
+def recorded_rows(out: Path) -> int:
+    """Rows the tree holds so far: its CSV's and its journal's (a running tree records rows in the journal)."""
+    from medgemma_tui.export.tree import ResultsTree
+
     try:
-        return max(0, len(path.read_text(encoding="utf-8").splitlines()) - 1)
-    except FileNotFoundError:
+        return len(ResultsTree(out).rows)
+    except (FileNotFoundError, ValueError):
         return 0
 
 
@@ -211,7 +224,7 @@ def start_eval(out: Path, csv: Path, config: Path) -> subprocess.Popen:
 
 def kill_after_first_row(process: subprocess.Popen, out: Path, sig: int) -> tuple[int, str, str]:
     deadline = time.monotonic() + 90
-    while csv_rows(out / "evaluation_results.csv") < 1:
+    while recorded_rows(out) < 1:
         if process.poll() is not None or time.monotonic() > deadline:
             stdout, stderr = process.communicate()
             pytest.fail(f"eval ended before its first row (rc {process.returncode}): {stderr[-2000:]}")
@@ -229,7 +242,7 @@ def test_an_interrupted_run_resumes_to_the_same_csv_as_an_uninterrupted_one(tmp_
     csv, config, expected = reference
     out = tmp_path / "out"
     rc, stdout, stderr = kill_after_first_row(start_eval(out, csv, config), out, sig)
-    kept = csv_rows(out / "evaluation_results.csv")
+    kept = recorded_rows(out)
     assert 1 <= kept < len(KILL_ROWS), "the kill came too late to interrupt anything"
     if sig == signal.SIGINT:
         assert rc == 130, stderr

@@ -153,7 +153,7 @@ class StandInRay:
 
             def remote(self, *args):
                 ray.started += 1
-                return Actor(ray, ray.make_worker())
+                return Actor(ray, ray.make_worker(*args))
 
         return lambda cls: ActorClass()
 
@@ -209,16 +209,20 @@ class Actor:
 @pytest.fixture
 def stand_in(demo_model, monkeypatch):
     import medgemma_tui.pipeline.ray_eval as ray_eval
-    from medgemma_tui.pipeline.batch import FilmAtHand
     from medgemma_tui.pipeline.sample import RowSettings
 
-    def install(config: Path, poison: set[str]) -> StandInRay:
-        settings = RowSettings.from_config(load_config(config))
+    def install(config: Path, poison: set[str], workers_write: bool = True, writers: int = 0) -> StandInRay:
+        """``workers_write``: the actors see the tree's folder and write the files (else the driver does),
+        in ``writers`` processes of their own (0: in the actor)."""
+        loaded_config = load_config(config)
+        settings = RowSettings.from_config(loaded_config)
 
-        def make_worker():
+        def make_worker(config_json, studies, threads, tree_root):
             worker = ray_eval.FilmWorker.__new__(ray_eval.FilmWorker)
             worker.error, worker.loaded, worker.settings = None, demo_model, settings
-            worker.studies, worker.at_hand = [], FilmAtHand()
+            worker.studies, worker.config = [], loaded_config
+            worker.tree_root = tree_root if workers_write else None
+            worker.writers, worker.overlapped = (writers if workers_write else 0), None
             return worker
 
         ray = StandInRay(make_worker, poison)
@@ -326,6 +330,32 @@ def test_gpu_workers_get_the_one_gpu_ray_shows_them_whatever_cuda_index_was_aske
             return {"CPU": 32.0, "GPU": 4.0}
 
     config = load_config(eval_config(tmp_path)).with_overrides({"model.device": "cuda:2"})
-    pool = WorkerPool(GpuCluster(lambda: None, set()), config, [], None)
+    pool = WorkerPool(GpuCluster(lambda *args: None, set()), config, [], None)
     assert pool.count == 4 and pool.options == {"num_gpus": 1, "num_cpus": 1}
     assert pool.config_json["model"]["device"] == "cuda"
+
+
+@pytest.mark.parametrize(("workers_write", "writers"), [(True, 0), (True, 1), (False, 0)])
+def test_ray_workers_answer_batch_size_rows_by_one_generate_and_write_the_tree_a_local_run_writes(
+        tmp_path, stand_in, demo_model, monkeypatch, workers_write, writers):
+    from tests.test_batch_eval import ROWS
+
+    csv = demo_subset_csv(tmp_path, ROWS)  # films p0000 (rows 0, 1, 2) and p0001 (4, 5)
+    config = eval_config(tmp_path, full=False, tokens=2)
+    config.write_text(config.read_text().replace("[decoding]\n", "[decoding]\nbatch_size = 2\n"))
+    counts, samples = run_tree(demo_model, csv, tmp_path / "local", config)
+    assert counts.done == len(ROWS)
+    stand_in(config, poison=set(), workers_write=workers_write, writers=writers)
+    generates, sent = [], []
+    real = demo_model.model.generate
+    monkeypatch.setattr(demo_model.model, "generate", lambda *a, **k: generates.append(1) or real(*a, **k))
+    run_film = Actor._run_film
+    monkeypatch.setattr(Actor, "_run_film", lambda self, rows: sent.extend(run_film(self, rows)) or sent[-len(rows):])
+    again = ray_run(csv, config, tmp_path / "out")
+    assert (again.done, again.failed) == (len(ROWS), 0)
+    assert len(generates) == 3  # batches [0, 1], [2], [4, 5], as a local run with --batch-size 2
+    if workers_write:  # what crosses back is the row's cells: no film, no record
+        assert all(o.result is None and o.row["key"] == o.sample.key for o in sent)
+    else:
+        assert all(o.result is not None and o.row is None for o in sent)
+    same_tree(tmp_path / "out", tmp_path / "local", samples)

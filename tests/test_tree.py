@@ -148,6 +148,9 @@ def test_summary_and_run_json(full_tree):
         assert run["versions"][name]
     assert run["config"]["decoding"]["max_new_tokens"] == ANSWER_TOKENS
     assert run["timings_s"]["run"] > 0
+    # analysis/ (plots included in this tree) timed, inside the run's time
+    assert 0 < run["timings_s"]["analysis"] < run["timings_s"]["run"]
+    assert (out / "evaluation_rows.jsonl").stat().st_size == 0  # every row is in the CSV once the run ends
     assert reader.config.visualization.colormap == "viridis"
 
 

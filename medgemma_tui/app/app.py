@@ -43,6 +43,7 @@ from medgemma_tui.config import Config
 from medgemma_tui.config.schema import METHOD_NAMES
 
 DATASET_METRIC = "inside_lungs_ratio"
+CHARTS_EVERY_S = 0.25  # the dataset charts redraw at most this often while rows finish
 
 
 def sample_boxes(session: Session, key: str) -> list:
@@ -93,6 +94,7 @@ class MedtuiApp(App):
     ) -> None:
         super().__init__()
         self.session = session
+        self._charts_due = False  # a redraw of the dataset charts is waiting (redraw_charts_later)
         self.graphics = graphics or Graphics()  # how the X-ray is drawn (app.graphics.prepare, before the app starts)
         self.config = config  # medgemma_tui.config.Config: figures and colours of exports, as for eval
         opening = config.analysis.default_row if config is not None else "decision"
@@ -411,9 +413,19 @@ class MedtuiApp(App):
             self.redraw_charts_later()
 
     def redraw_charts_later(self) -> None:
-        screen = self.inspector()
-        if screen is not None and screen.is_mounted:
-            screen.redraw(charts=True)
+        """The dataset charts again, at most every ``CHARTS_EVERY_S``: a run-all finishing many rows a second
+        redraws them (over every finished row) a few times a second, not once per row."""
+        if self._charts_due:
+            return
+        self._charts_due = True
+
+        def redraw() -> None:
+            self._charts_due = False
+            screen = self.inspector()
+            if screen is not None and screen.is_mounted:
+                screen.redraw(charts=True)
+
+        self.set_timer(CHARTS_EVERY_S, redraw)
 
     def on_progress(self, message: Progress) -> None:
         rate = f" · {message.rate:.2f} samples/s" if message.rate else ""

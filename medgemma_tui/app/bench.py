@@ -58,3 +58,18 @@ def measure_nav_redraw(
         st.status_line(state, rec)
         times.append((time.perf_counter() - start) * 1000.0)
     return times
+
+
+def measure_run_all(loaded, samples, config) -> float:
+    """Seconds the app's run-all (``Session.run_many``, as the ``x`` key runs it) takes over ``samples``."""
+    from pathlib import Path
+
+    from medgemma_tui.app.session import Session
+    from medgemma_tui.data.schema import Dataset
+
+    rows = Dataset(samples=tuple(samples), path=Path("bench rows"), images_root=Path("."), columns=())
+    session = Session.from_dataset(rows, model_source="demo", config=config)
+    session.loaded = loaded
+    start = time.perf_counter()
+    session.run_many([item.key for item in session.items], lambda: False, lambda *args: None)
+    return time.perf_counter() - start

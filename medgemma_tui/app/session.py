@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,25 @@ from medgemma_tui.analysis.sample import SampleAnalysis, analyse_record
 from medgemma_tui.config import Config
 from medgemma_tui.data.images import load_image
 from medgemma_tui.engine.record import AttentionRecord
-from medgemma_tui.pipeline.batch import run_batch
+from medgemma_tui.pipeline.batch import film_order, run_batch
 from medgemma_tui.pipeline.sample import RowSettings, answer_row
+from medgemma_tui.pipeline.shards import films_of
 
 NOT_RUN, QUEUED, RUNNING, DONE, FAILED = "not run", "queued", "running", "done", "failed"
+THUMBNAIL_SIDE = 128  # px: a summary's film, for the tiles of the variants and robustness screens
+
+
+def film_thumbnail(xray: np.ndarray | None, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
+    """The film as the model saw it, shrunk to at most ``side`` px a side: what a tile of a few dozen
+    terminal cells can show, at 1/49 of MedGemma's 896 px film's memory."""
+    if xray is None or max(xray.shape[:2]) <= side:
+        return xray
+    from PIL import Image
+
+    height, width = xray.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(xray).resize(size, Image.Resampling.BOX))
 
 
 @dataclass(frozen=True)
@@ -55,14 +70,14 @@ class Summary:
     correct: bool | None
     metrics: dict[str, float]
     grid: np.ndarray  # the default map
-    xray: np.ndarray | None  # the film as the model saw it
+    xray: np.ndarray | None  # the film as the model saw it, as a thumbnail (film_thumbnail)
     heads: dict[str, np.ndarray] | None = None  # per layer x head pointing and lift on the box (boxed rows)
 
     @classmethod
     def of(cls, analysis: SampleAnalysis) -> Summary:
         heads = row_head_scores(analysis.record, analysis.view.spec.rows, analysis.box_grid, analysis.pointing_cells)
         return cls(analysis.answer_label, analysis.correct, dict(analysis.metrics), analysis.grid,
-                   analysis.record.xray, heads)
+                   film_thumbnail(analysis.record.xray), heads)
 
 
 @dataclass
@@ -97,6 +112,9 @@ class Session:
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _model_ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _recent: list[str] = field(default_factory=list, repr=False)
+    _index: dict[str, Item] = field(default_factory=dict, repr=False)  # key -> item
+    # film -> the one thumbnail its rows share
+    _thumbnails: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for item in self.items:
@@ -132,8 +150,9 @@ class Session:
 
         tree = read_results(out_dir, config.analysis.hedged_answers if config is not None else None)
         items = []
+        rows = {str(row["key"]): row for row in tree.rows.to_dict("records")}  # one pass, not a search per key
         for key in tree.keys:
-            row = tree.row(key)
+            row = rows[key]
             question = _cell(row, "question", "")
             items.append(
                 Item(
@@ -178,10 +197,10 @@ class Session:
         return self.tree is not None
 
     def item(self, key: str) -> Item:
-        for item in self.items:
-            if item.key == key:
-                return item
-        raise KeyError(key)
+        """The item of ``key``, by an index (a run-all of many rows asks for every row's)."""
+        if len(self._index) != len(self.items):
+            self._index = {item.key: item for item in self.items}
+        return self._index[key]
 
     def group_of(self, key: str) -> list[Item]:
         group = self.item(key).group
@@ -197,6 +216,11 @@ class Session:
         """Record a finished sample; drop the records of the oldest beyond ``keep`` (their summaries stay)."""
         entry = self.entries[key]
         entry.finish(analysis)
+        if entry.summary.xray is not None:  # the rows of one film share one thumbnail
+            film = self.item(key).group[0] if key in self.entries else key
+            shared = self._thumbnails.setdefault(film, entry.summary.xray)
+            if shared is not entry.summary.xray and shared.shape == entry.summary.xray.shape:
+                entry.summary = replace(entry.summary, xray=shared)
         if key in self._recent:
             self._recent.remove(key)
         self._recent.append(key)
@@ -328,11 +352,26 @@ class Session:
         cancelled: Callable[[], bool],
         report: Callable[[int, int, str, Entry | None], None],
     ) -> tuple[int, int]:
-        """Run ``keys`` in order until cancelled, through the pipeline's batch runner (the one ``eval``
-        uses); ``report(done, total, key, entry)`` before and after each. One sample failing does not stop
-        the others. Returns (finished, failed)."""
+        """Run ``keys`` until cancelled, through the pipeline's batch runner (the one ``eval`` uses);
+        ``report(done, total, key, entry)`` before and after each. One sample failing does not stop the
+        others. Returns (finished, failed).
+
+        Live, rows go film by film (``batch.film_order``) through the runner's own per-film path, as in
+        ``eval``: each film read once, its vision pass and masks computed once, ``[decoding] batch_size``
+        rows to a generate. The model lock is held for one film at a time, so a single run asked for
+        meanwhile waits for one film at most. A tree's rows are read from disk one by one."""
         for key in keys:
             self.entries[key].status = QUEUED
+        try:
+            if self.is_tree or not self.needs_model:
+                return self._read_many(keys, cancelled, report)
+            return self._answer_many(keys, cancelled, report)
+        finally:
+            for key in keys:
+                if self.entries[key].status in (QUEUED, RUNNING):
+                    self.entries[key].status = NOT_RUN
+
+    def _read_many(self, keys, cancelled, report) -> tuple[int, int]:
         position = {key: i for i, key in enumerate(keys)}
         session = self
 
@@ -350,10 +389,50 @@ class Session:
 
         counts = run_batch(self.loaded, [self.item(k) for k in keys], self.settings, Reporter(),
                            should_stop=cancelled, answer=run_one)
-        for key in keys:
-            if self.entries[key].status == QUEUED:
-                self.entries[key].status = NOT_RUN
         return counts.done, counts.failed
+
+    def _answer_many(self, keys, cancelled, report) -> tuple[int, int]:
+        if self.loaded is None:
+            self._model_ready.wait()
+        if self.loaded is None:
+            raise RuntimeError("the model did not load")
+        items = {item.key: item for item in self.items}
+        samples = film_order([items[k].sample for k in keys])
+        total, settings = len(samples), self.settings
+        state = {"index": 0, "done": 0, "failed": 0}
+        session = self
+
+        class Entries:  # the batch runner's sink: each row into its entry, then the screen told
+            def finished(self, result: SampleResult) -> None:
+                key = result.sample.key
+                self._told(key, session.finish(key, result.analysis))
+
+            def failed(self, sample, error: str) -> None:
+                entry = session.entries[sample.key]
+                entry.status, entry.error = FAILED, error
+                self._told(sample.key, entry)
+
+            def _told(self, key: str, entry: Entry) -> None:
+                state["index"] += 1
+                report(state["index"], total, key, entry)
+
+        def timed(p) -> None:
+            if p.event == "sample" and p.key is not None:
+                self.entries[p.key].seconds = p.sample_s
+
+        for film in films_of(samples).values():
+            if cancelled():
+                break
+            for sample in film:
+                self.entries[sample.key].status = RUNNING
+            report(state["index"], total, film[0].key, None)
+            with self._model_lock:
+                counts = run_batch(self.loaded, film, settings, Entries(), should_stop=cancelled, progress=timed)
+            state["done"] += counts.done
+            state["failed"] += counts.failed
+            if counts.interrupted:
+                break
+        return state["done"], state["failed"]
 
     # ---- across samples ---------------------------------------------------------------------------
     def dataset_values(self, metric: str) -> np.ndarray:

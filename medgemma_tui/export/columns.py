@@ -18,6 +18,7 @@ import numpy as np
 from medgemma_tui.analysis.grounding import box_area_fraction
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
 from medgemma_tui.engine.record import SHARE_COLUMNS
+from medgemma_tui.export.journal import RowJournal, tree_cells
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +70,8 @@ RESULT_COLUMNS = (
     "error",
 )
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
+INTEGER_COLUMNS = frozenset({"row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
+                             "image_height"})
 BOOLEAN_COLUMNS = frozenset({"correct", "answer_hedged"})
 TEXT_COLUMNS = frozenset(
     {"key", "study_id", "dicom_id", "image_path", "question", "baseline_question", "question_variant", "strategy",
@@ -158,19 +161,23 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
     return row
 
 
-def read_rows(csv_path: Path) -> pd.DataFrame:
+def read_rows(csv_path: Path, journal_path: Path | None = None) -> pd.DataFrame:
     """The CSV as a DataFrame: text columns as str ('' when empty), numbers as float, ``correct`` and
-    ``answer_hedged`` as boolean (a tree written before ``answer_hedged`` existed has no such column)."""
+    ``answer_hedged`` as boolean (a tree written before ``answer_hedged`` existed has no such column).
+    With ``journal_path``, the rows of a running tree's journal (``export.journal``) join the CSV's."""
     import pandas as pd
 
-    if not csv_path.exists():
+    if journal_path is not None and RowJournal(journal_path).exists():
+        cells, names = tree_cells(csv_path, journal_path)
+        frame = pd.DataFrame(list(cells.values()), columns=names, dtype=str).fillna("")
+    elif not csv_path.exists():
         return pd.DataFrame({name: pd.Series(dtype=object if name in TEXT_COLUMNS else float) for name in COLUMNS})
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_filter=False)
+    else:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_filter=False)
     for name in frame.columns:
         if name in BOOLEAN_COLUMNS:
             frame[name] = frame[name].map({"True": True, "False": False}).astype("boolean")
-        elif name in ("row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
-                      "image_height"):
+        elif name in INTEGER_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
         elif name in RESULT_COLUMNS and name not in TEXT_COLUMNS:
             frame[name] = pd.to_numeric(frame[name], errors="coerce")

@@ -3,6 +3,7 @@
 ```
 OUT/
   evaluation_results.csv          one row per sample, scalar columns only
+  evaluation_rows.jsonl           rows finished since the CSV was last built (export.journal); empty between runs
   run.json                        model id and revision, versions, config, device, timings
   grids/{key}_grid.npy            16x16 float32 map of the configured view, sums to 1
   grids/{key}_meta.json           every scalar of the row plus token lists, gating, image span
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from medgemma_tui.config import Config
 
 CSV_NAME = "evaluation_results.csv"
+JOURNAL_NAME = "evaluation_rows.jsonl"
 RUN_NAME = "run.json"
 LOCK_NAME = ".medtui.lock"
 MASK_PARTS = ("body", "lungs", "lung_right", "lung_left", "mediastinum")  # masks/{key}_{part}.png
@@ -40,6 +42,10 @@ class TreeLayout:
     @property
     def csv_path(self) -> Path:
         return self.root / CSV_NAME
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / JOURNAL_NAME
 
     @property
     def run_path(self) -> Path:

@@ -20,19 +20,27 @@ def _write_csv(frame: pd.DataFrame, path) -> None:
     write_bytes_atomic(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
 
 
+def has_method_studies(payload: dict[str, Any]) -> bool:
+    """Whether a ``robustness/{key}.json`` holds a methods, heads or sanity study."""
+    return any(payload.get(name) for name in ("methods", "heads", "sanity"))
+
+
 def write_method_analysis(tree: ResultsTree, done: pd.DataFrame, focal_keys: set[str] | None = None,
-                          plots: bool = True, formats=None, dpi=None) -> dict[str, Any]:
-    """Write the tables (and figures) of the studies present; returns summary.json's sections."""
+                          plots: bool = True, formats=None, dpi=None,
+                          payloads: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write the tables (and figures) of the studies present; returns summary.json's sections.
+    ``payloads``: the rows' study files that hold such studies, where the caller has read them already."""
     from medgemma_tui.export.record_io import load_record
 
     keys = [str(k) for k in done["key"]] if not done.empty else []
-    payloads = []
-    for key in keys:
-        path = tree.robustness_path(key)
-        if path.exists():
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            if any(payload.get(name) for name in ("methods", "heads", "sanity")):
-                payloads.append(payload)
+    if payloads is None:
+        payloads = []
+        for key in keys:
+            path = tree.robustness_path(key)
+            if path.exists():
+                payload = json.loads(path.read_text(encoding="utf-8"))
+                if has_method_studies(payload):
+                    payloads.append(payload)
     if not payloads:
         return {}
     study_of = dict(zip(keys, done["study_id"].astype(str), strict=True)) if "study_id" in done else {}

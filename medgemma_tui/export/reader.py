@@ -12,7 +12,7 @@ import numpy as np
 from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.rereading import relabel_note, reread_answers
 from medgemma_tui.export.columns import read_rows
-from medgemma_tui.export.layout import CSV_NAME
+from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME
 from medgemma_tui.export.tree import ResultsTree
 
 if TYPE_CHECKING:
@@ -35,7 +35,9 @@ class ResultsReader:
         if hedged_answers is None:
             config = self.config
             hedged_answers = config.analysis.hedged_answers if config is not None else HEDGED_DEFAULT
-        self.rows, self.relabelled = reread_answers(read_rows(self.tree.csv_path), hedged_answers)
+        # a running tree's rows too: its CSV and its journal
+        self.rows, self.relabelled = reread_answers(read_rows(self.tree.csv_path, self.tree.journal_path),
+                                                    hedged_answers)
 
     @property
     def relabelled_note(self) -> str:
@@ -116,6 +118,6 @@ def read_results(out_dir: str | os.PathLike[str], hedged_answers: str | None = N
     root = Path(out_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results tree not found: {root}")
-    if not (root / CSV_NAME).exists():
+    if not (root / CSV_NAME).exists() and not (root / JOURNAL_NAME).exists():
         raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
     return ResultsReader(root, hedged_answers)

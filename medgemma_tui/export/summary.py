@@ -150,7 +150,7 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     """Write summary.json, hard_positives.csv, by_strategy.csv (and the plots, in ``formats`` at ``dpi``)
     under ``tree/analysis``. The answers are read again with the current reader under ``hedged_answers``
     (``analysis.rereading``); rows whose label that changed are listed as ``answers_reread``."""
-    rows, relabelled = reread_answers(read_rows(tree.csv_path), hedged_answers)
+    rows, relabelled = reread_answers(read_rows(tree.csv_path, tree.journal_path), hedged_answers)
     grids: dict[str, np.ndarray] = {}
 
     def load_grid(key: str) -> np.ndarray:
@@ -169,7 +169,8 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     write_csv_atomic(consistency.groups, folder / "hard_positives.csv")
     write_csv_atomic(strategies, folder / "by_strategy.csv")
     write_csv_atomic(consistency.comparisons, folder / "variants.csv")
-    studies, faithfulness = study_summary(tree, rows)
+    method_payloads: list[dict[str, Any]] = []
+    studies, faithfulness, faith_payloads = study_summary(tree, rows, method_payloads)
     summary.update(studies)
     if not faithfulness.empty:
         studies = {}
@@ -180,9 +181,10 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
 
     focal_rows = boxed_rows(finished(rows))[1] if not rows.empty else None
     focal = set(focal_rows["key"].astype(str)) if focal_rows is not None and "key" in focal_rows else set()
-    summary.update(write_method_analysis(tree, finished(rows), focal, plots, formats, dpi))
+    summary.update(write_method_analysis(tree, finished(rows), focal, plots, formats, dpi, payloads=method_payloads))
     if plots:
-        summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi, summary=summary)
+        summary["plots"], failed = write_plots(tree, rows, strategies, formats, dpi, summary=summary,
+                                               faithfulness=faith_payloads)
         if failed:
             summary["plot_errors"] = failed
     text = json.dumps(jsonable(summary), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
@@ -190,52 +192,65 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
     return summary
 
 
-def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Robustness and faithfulness from the finished rows' ``robustness/{key}.json``, when present.
+def study_summary(tree: ResultsTree, rows: pd.DataFrame, methods: list[dict[str, Any]] | None = None
+                  ) -> tuple[dict[str, Any], pd.DataFrame, list[dict[str, Any]]]:
+    """Robustness and faithfulness from the finished rows' ``robustness/{key}.json``, when present, each
+    file read once (those that hold a methods, heads or sanity study are added to ``methods``, for
+    ``write_method_analysis``).
 
-    Writes ``analysis/robustness.csv`` and ``analysis/faithfulness.csv``; returns the summary sections
-    and the faithfulness table (one row per sample; empty without the study).
+    Writes ``analysis/robustness.csv`` and ``analysis/faithfulness.csv``; returns the summary sections,
+    the faithfulness table (one row per sample; empty without the study) and the rows' ``faithfulness``
+    sections, each with the row's answer label from the CSV (which wins over the one the study kept).
     """
     import pandas as pd
 
-    paths = [tree.robustness_path(k) for k in (finished(rows)["key"] if not rows.empty else [])]
-    paths = [p for p in paths if p.exists()]
-    if not paths:
-        return {}, pd.DataFrame()
+    from medgemma_tui.export.method_analysis import has_method_studies
+
     done = finished(rows)
+    if done.empty:
+        return {}, pd.DataFrame(), []
     labels = {str(row["key"]): {name: row[name] for name in ("answer_label", "finding") if name in done}
               for _, row in done.iterrows()}
-    tables = summarise_studies((json.loads(p.read_text(encoding="utf-8")) for p in paths), labels)
+    faithfulness: list[dict[str, Any]] = []
+    found = 0
+
+    def payloads():
+        nonlocal found
+        for key in done["key"]:
+            path = tree.robustness_path(key)
+            if not path.exists():
+                continue
+            found += 1
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            if methods is not None and has_method_studies(payload):
+                methods.append(payload)
+            faith = payload.get("faithfulness")
+            if faith:
+                label = labels.get(str(key), {}).get("answer_label", faith.get("answer_label"))
+                faithfulness.append({**faith, "answer_label": str(label or "")})
+            yield payload
+
+    tables = summarise_studies(payloads(), labels)
+    if not found:
+        return {}, pd.DataFrame(), []
     if not tables.robustness.empty:
         write_csv_atomic(tables.robustness, tree.analysis_dir / "robustness.csv")
     if not tables.faithfulness.empty:
         write_csv_atomic(tables.faithfulness, tree.analysis_dir / "faithfulness.csv")
-    return dict(tables.summary), tables.faithfulness
-
-
-def faithfulness_payloads(tree: ResultsTree, rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """The ``faithfulness`` sections of the finished rows' ``robustness/{key}.json``, each with the row's
-    answer label from the CSV (which wins over the one the study kept)."""
-    done = finished(rows)
-    out = []
-    for _, row in done.iterrows() if not done.empty else ():
-        path = tree.robustness_path(row["key"])
-        if not path.exists():
-            continue
-        faith = json.loads(path.read_text(encoding="utf-8")).get("faithfulness")
-        if faith:
-            out.append({**faith, "answer_label": str(row.get("answer_label", faith.get("answer_label")) or "")})
-    return out
+    return dict(tables.summary), tables.faithfulness, faithfulness
 
 
 def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame, formats=None, dpi=None,
-                summary: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
+                summary: dict[str, Any] | None = None, faithfulness: list[dict[str, Any]] | None = None,
+                ) -> tuple[list[str], dict[str, str]]:
     """The dataset plots; returns the names written and, by name, the one-line error of each plot that
     failed (a failing plot never costs the rest of the analysis). With ``summary`` (summary.json's
     numbers), the figures draw its study-bootstrap intervals: ``dataset_intervals.png`` every
     dataset-level figure, ``accuracy_by_strategy.png`` the overall accuracy's band, ``faithfulness.png``
-    the gains' intervals in its titles."""
+    the gains' intervals in its titles, from ``faithfulness`` (``study_summary``'s sections; read none
+    when not given)."""
     folder = tree.analysis_dir
+    faith = faithfulness or []
     summaries, layer_types, cells = [], None, None
     for key in finished(rows)["key"] if not rows.empty else []:
         path = tree.meta_path(key)
@@ -251,7 +266,7 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame,
         "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path, formats, dpi,
                                                                                    summary=summary),
         "dataset_intervals.png": lambda path: figures.plot_dataset_intervals(summary or {}, path, formats, dpi),
-        "faithfulness.png": lambda path: figures.plot_faithfulness(faithfulness_payloads(tree, rows), summary, path,
+        "faithfulness.png": lambda path: figures.plot_faithfulness(faith, summary, path,
                                                                    formats, dpi),
         "layer_profile.png": lambda path: figures.plot_layer_profile(summaries, path, layer_types, cells, formats,
                                                                      dpi),

@@ -1,12 +1,15 @@
 """The writer of a results tree: its lock, its rows and one finished or failed sample at a time.
 
 Never lose work: every file is written to a temporary sibling and renamed onto its name
-(``export.atomic``); a sample's row enters the CSV (itself rewritten through a temporary file) only
-after all of the sample's files exist, so a row in the CSV always means a finished sample and a kill at
-any moment leaves at worst some files of an unlisted sample, which the next run rewrites. One run
-writes a tree at a time (an advisory lock on ``OUT/.medtui.lock``, released by the kernel even on
-SIGKILL); taking the lock removes temporary files a killed run left behind, and a tree that the run
-left empty (a failure before the first row) is removed again.
+(``export.atomic``); a sample's row is put only after all of the sample's files exist, so a row always
+means a finished sample and a kill at any moment leaves at worst some files of an unlisted sample, which
+the next run rewrites. A row is put by appending one synced line to the tree's journal
+(``export.journal``), whatever the number of rows already written; ``evaluation_results.csv`` (rewritten
+through a temporary file) is built from the CSV and the journal as a run starts and ends and when trees
+are merged. One run writes a tree at a time (an advisory lock on ``OUT/.medtui.lock``, released by the
+kernel even on SIGKILL); taking the lock removes temporary files a killed run left behind and cuts a
+journal line the kill left half written, and a tree that the run left empty (a failure before the first
+row) is removed again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import errno
 import fcntl
 import io
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -32,6 +34,7 @@ from medgemma_tui.errors import MedtuiError
 from medgemma_tui.export import figures, sample_sheet
 from medgemma_tui.export.atomic import save_npy_atomic, save_png_atomic, write_bytes_atomic, write_json_atomic
 from medgemma_tui.export.columns import COLUMNS, csv_cell, result_columns, sample_columns
+from medgemma_tui.export.journal import RowJournal, tree_cells
 from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
 from medgemma_tui.export.record_io import save_record
 
@@ -50,13 +53,13 @@ class TreeBusyError(MedtuiError, RuntimeError):
 
 # ---- the tree ---------------------------------------------------------------------------------------
 class ResultsTree(TreeLayout):
-    """The writer of a results tree. Rows are kept in memory and the CSV rewritten atomically."""
+    """The writer of a results tree: rows appended to its journal, the CSV built from it (``write_csv``)."""
 
     def __init__(self, out_dir: str | os.PathLike[str]):
         super().__init__(out_dir)
-        self._rows: dict[str, dict[str, str]] | None = None
-        self._extra_columns: list[str] = []
+        self._rows: dict[str, dict[str, str]] | None = None  # read when asked; dropped when a row is put
         self._lock = None
+        self.journal = RowJournal(self.journal_path)
 
     def __repr__(self) -> str:
         return f"ResultsTree({str(self.root)!r})"
@@ -81,6 +84,7 @@ class ResultsTree(TreeLayout):
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             self.remove_stale_temporaries()
+            self.journal.repair()
             self._lock = handle
             yield self
         finally:
@@ -113,16 +117,10 @@ class ResultsTree(TreeLayout):
     # -- rows
     @property
     def rows(self) -> dict[str, dict[str, str]]:
-        """key -> row (CSV text cells), read from the CSV once."""
+        """key -> row (CSV text cells) in dataset order, from the CSV and the journal; read when first asked
+        after a row was put (a run asks at its start, not per row, so memory does not grow with the rows)."""
         if self._rows is None:
-            self._rows = {}
-            if self.csv_path.exists():
-                with open(self.csv_path, newline="", encoding="utf-8") as handle:
-                    reader = csv.DictReader(handle)
-                    self._extra_columns = [c for c in reader.fieldnames or () if c not in COLUMNS]
-                    for row in reader:
-                        if row.get("key"):
-                            self._rows[row["key"]] = {k: v or "" for k, v in row.items() if k is not None}
+            self._rows, _ = tree_cells(self.csv_path, self.journal_path)
         return self._rows
 
     def finished_keys(self) -> set[str]:
@@ -136,36 +134,39 @@ class ResultsTree(TreeLayout):
         return {key for key, row in self.rows.items() if row.get("error")}
 
     def reset(self) -> None:
-        """Forget every row (``--no-resume``): the CSV is rewritten empty; files are overwritten as they come."""
-        self._rows = {}
-        self._extra_columns = []
-        self.write_csv()
+        """Forget every row (``--no-resume``): the CSV is rewritten empty, the journal emptied; files are
+        overwritten as they come."""
+        self._write_csv({}, [])
+        self.journal.clear()
+        self._rows = None
 
     def put_row(self, row: dict[str, Any]) -> None:
-        """Add or replace the row of ``row["key"]`` and rewrite the CSV atomically (rows in dataset order)."""
+        """Add or replace the row of ``row["key"]``: one line appended to the journal and synced."""
         self.put_rows([row])
 
     def put_rows(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Add or replace several rows, then rewrite the CSV once (``medtui merge`` adds rows in bulk)."""
-        for row in rows:
-            cells = {name: csv_cell(value) for name, value in row.items()}
-            for name in cells:
-                if name not in COLUMNS and name not in self._extra_columns:
-                    self._extra_columns.append(name)
-            self.rows[cells["key"]] = cells
-        self.write_csv()
+        """Add or replace several rows by one synced append (``medtui merge`` adds rows in bulk)."""
+        self.journal.append({name: csv_cell(value) for name, value in row.items()} for row in rows)
+        self._rows = None
 
     def write_csv(self) -> None:
-        def order(item: dict[str, str]):
-            text = item.get("row", "")
-            return (int(text) if text.lstrip("-").isdigit() else math.inf, item.get("key", ""))
+        """Build ``evaluation_results.csv`` from the CSV and the journal (rows in dataset order), sync it,
+        then empty the journal: a kill in between leaves rows in both, which read the same. With the journal
+        empty the CSV already says everything and is left as it is (a resumed 300,000-row tree is not
+        rewritten)."""
+        if self.csv_path.exists() and not self.journal.exists():
+            return
+        rows, names = tree_cells(self.csv_path, self.journal_path)
+        self._write_csv(rows, [n for n in names if n not in COLUMNS])
+        self.journal.clear()
+        self._rows = None
 
+    def _write_csv(self, rows: dict[str, dict[str, str]], extra_columns: list[str]) -> None:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *self._extra_columns], extrasaction="ignore",
+        writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *extra_columns], extrasaction="ignore",
                                 lineterminator="\n")
         writer.writeheader()
-        for row in sorted(self.rows.values(), key=order):
-            writer.writerow(row)
+        writer.writerows(rows.values())
         write_bytes_atomic(self.csv_path, buffer.getvalue().encode("utf-8"), sync=True)
 
     # -- samples
@@ -175,14 +176,14 @@ class ResultsTree(TreeLayout):
         return row
 
     def write_sample(self, result: SampleResult, config: Config | None = None) -> dict[str, Any]:
-        """Write every file of one finished sample, then its CSV row. Returns the row."""
+        """Write every file of one finished sample, then its row (``put_row``). Returns the row."""
         row = self.write_files(result, config)
         self.put_row(row)
         return row
 
     def write_files(self, result: SampleResult, config: Config | None = None) -> dict[str, Any]:
-        """Write every file of one finished sample (not its CSV row, which only the run's one writer of the
-        CSV puts, once the files exist); returns the row to put. Safe in another process."""
+        """Write every file of one finished sample (not its row, which only the run's one writer of the
+        rows puts, once the files exist); returns the row to put. Safe in another process."""
         config = config if config is not None else Config()
         key = result.sample.key
         analysis = result.analysis

@@ -108,17 +108,21 @@ def pending_samples(samples: Sequence[Sample], tree: ResultsTree, resume: bool =
 def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, counts: EvalCounts,
              run_info: dict[str, Any] | None = None, plots: bool = True) -> Iterator[dict[str, Any]]:
     """``run.json`` as the run starts; on the way out, whatever happened inside, ``analysis/`` and the
-    final ``run.json``. A failing analysis is reported in ``counts.analysis_error``, never raised.
+    final ``run.json`` (``timings_s.analysis``: the CSV built from the journal and ``analysis/`` written). A
+    failing analysis is reported in ``counts.analysis_error``, never raised.
     ``plots`` and ``[visualization] save_plots`` both must hold for the dataset plots to be drawn."""
     plots = plots and config.visualization.save_plots
     started = time.perf_counter()
+    tree.write_csv()  # the rows a killed run left in the journal join the CSV
     run = write_run_start(tree, loaded, config, counts, run_info)
     try:
         yield run
     except KeyboardInterrupt:
         counts.interrupted = True
     finally:
+        analysis_started = time.perf_counter()
         try:
+            tree.write_csv()
             summary = write_analysis(tree, counts={"skipped": counts.skipped, "interrupted": counts.interrupted},
                                      plots=plots, formats=config.visualization.formats, dpi=config.visualization.dpi,
                                      hedged_answers=config.analysis.hedged_answers)
@@ -131,6 +135,8 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
             counts.analysis_error = "interrupted while writing analysis/"
         except Exception as exc:  # the rows are safe; say what went wrong with the analysis
             counts.analysis_error = f"{type(exc).__name__}: {first_line(exc)}"
+        run["timings_s"] = {**run.get("timings_s", {}),
+                            "analysis": round(time.perf_counter() - analysis_started, 3)}
         counts.wall_s = time.perf_counter() - started
         write_run_finish(tree, run, counts)
 

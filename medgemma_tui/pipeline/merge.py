@@ -32,7 +32,7 @@ from medgemma_tui.export.tree import ResultsTree
 # run.json blocks that decide the numbers; a part differing in any of them is refused
 COMPARED = ("model", "dtype", "config", "studies")
 IGNORED_MODEL_KEYS = frozenset({"device"})  # where the model ran, not which model
-FLUSH_ROWS = 500  # the CSV is rewritten after this many copied rows, so a long merge keeps its progress
+FLUSH_ROWS = 500  # copied rows are journaled this many at a time, so a long merge keeps its progress
 
 
 class MergeError(MedtuiError):
@@ -211,6 +211,7 @@ def merge_trees(parts: Sequence[str | Path], into: str | Path, *, plots: bool = 
                 out.put_rows(batch)
                 batch = []
         out.put_rows(batch)
+        out.write_csv()
         counts.rows = len(chosen)
         counts.done = sum(1 for _, _, done in chosen.values() if done)
         counts.failed = counts.rows - counts.done

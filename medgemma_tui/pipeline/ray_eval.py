@@ -2,10 +2,13 @@
 
 Workers are Ray actors, each holding one model loaded once (one GPU each on GPU hosts, a share of the
 CPUs otherwise). The unit of work is a film: all rows on one image go to one actor in one task, which
-runs them through ``batch.run_batch`` with a ``batch.FilmAtHand``, so the film's vision pass is computed
-once, exactly as a local run does. The actor returns the finished rows (``SampleResult`` pickles whole)
-and the failed ones; only the driver writes the tree, through ``evaluation.TreeSink`` and the tree's
-atomic rules, so a Ray run and a local run of the same rows write the same CSV and the same files.
+runs them through ``batch.run_batch`` as a local run does: the film read, its vision pass and masks
+computed once, ``--batch-size`` rows answered by one generate. Where the actor sees the tree's folder
+(one host, or a shared file system) it writes each finished row's files itself (``ResultsTree.write_files``:
+figures rendered where the rows are answered) and sends back only the row's CSV cells; elsewhere it sends
+the ``SampleResult`` and the driver writes its files. Only the driver puts rows, through the tree's
+journal (one synced append per film) and its atomic rules, so a Ray run and a local run of the same rows write
+the same CSV and files.
 
 Scheduling: the driver keeps a queue of films (in ``film_order``) and gives each live actor up to
 ``DEPTH`` films at a time, the next one as soon as one comes back, so fast workers take more films.
@@ -36,9 +39,17 @@ from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.errors import MedtuiError, first_line
+from medgemma_tui.export.columns import sample_columns
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.pipeline.batch import Progress, film_order
-from medgemma_tui.pipeline.evaluation import EvalCounts, TreeSink, pending_samples, sample_timings, tree_run
+from medgemma_tui.pipeline.evaluation import (
+    EvalCounts,
+    TreeSink,
+    pending_samples,
+    sample_timings,
+    tree_run,
+    writer_processes,
+)
 from medgemma_tui.pipeline.interrupts import interrupts_noted
 from medgemma_tui.pipeline.shards import films_of
 
@@ -76,12 +87,14 @@ class RayProgress(Progress):
 
 @dataclass
 class RowOutcome:
-    """One row as an actor sends it back: finished (``result``) or failed (``error``)."""
+    """One row as an actor sends it back: finished, its files written (``row``, the CSV cells) or to be
+    written by the driver (``result``); or failed (``error``)."""
 
     sample: Sample
     result: SampleResult | None
     error: str | None
     seconds: float
+    row: dict[str, Any] | None = None
 
 
 def make_studies(config: Config, names: Sequence[str]) -> list:
@@ -98,24 +111,29 @@ def make_studies(config: Config, names: Sequence[str]) -> list:
 class FilmWorker:
     """The body of one Ray actor: one model, loaded once; films in, rows out."""
 
-    def __init__(self, config_json: dict[str, Any], studies: Sequence[str], threads: int | None = None):
+    def __init__(self, config_json: dict[str, Any], studies: Sequence[str], threads: int | None = None,
+                 tree_root: str | None = None):
         self.error: str | None = None
+        # the tree's folder, where this actor can write it (else the driver writes the files)
+        self.tree_root = tree_root if tree_root and os.path.isdir(tree_root) and os.access(tree_root, os.W_OK) \
+            else None
         try:
             if threads:
                 import torch
 
                 torch.set_num_threads(threads)
             from medgemma_tui.engine.loading import load_for_capture
-            from medgemma_tui.pipeline.batch import FilmAtHand
             from medgemma_tui.pipeline.sample import RowSettings
 
-            config = Config.from_json(config_json)
+            self.config = config = Config.from_json(config_json)
             self.loaded = load_for_capture(config.model.name_or_path, device=config.model.device,
                                            dtype=config.model.dtype, revision=config.model.revision,
                                            adapter=config.model.adapter)
             self.settings = RowSettings.from_config(config)
             self.studies = make_studies(config, studies)
-            self.at_hand = FilmAtHand()
+            # processes writing the rows' files while the model answers ([export] writers; auto: one on a GPU)
+            self.writers = writer_processes(config, self.loaded, 2) if self.tree_root else 0
+            self.overlapped = None
         except Exception as exc:  # reported by describe(), so the driver can say it in one line
             self.error = f"{type(exc).__name__}: {first_line(exc)}"
 
@@ -130,15 +148,29 @@ class FilmWorker:
                 "dtype": self.loaded.info.dtype, **where}
 
     def run_film(self, samples: Sequence[Sample]) -> list[RowOutcome]:
-        """The rows of one film, through the one batch runner; every row comes back finished or failed."""
+        """The rows of one film, through the one batch runner (``--batch-size`` rows to a generate); every
+        row comes back finished or failed, with its files written here where this actor sees the tree."""
+        from medgemma_tui.export.tree import ResultsTree
         from medgemma_tui.pipeline.batch import run_batch
 
         outcomes: list[RowOutcome] = []
         times: dict[str, float] = {}
+        tree = ResultsTree(self.tree_root) if self.tree_root else None
+        config = self.config
+        film = {sample.key: sample for sample in samples}
 
         class Collect:
             def finished(self, result: SampleResult) -> None:
-                outcomes.append(RowOutcome(result.sample, result, None, 0.0))
+                if tree is None:
+                    outcomes.append(RowOutcome(result.sample, result, None, 0.0))
+                    return
+                try:
+                    row = tree.write_files(result, config)
+                except Exception as exc:  # a row whose files could not be written fails alone
+                    outcomes.append(RowOutcome(result.sample, None, f"writing files: {type(exc).__name__}: "
+                                                                    f"{first_line(exc)}", 0.0))
+                    return
+                outcomes.append(RowOutcome(result.sample, None, None, 0.0, row=row))
 
             def failed(self, sample: Sample, error: str) -> None:
                 outcomes.append(RowOutcome(sample, None, error, 0.0))
@@ -147,8 +179,21 @@ class FilmWorker:
             if p.event == "sample" and p.key is not None:
                 times[p.key] = p.sample_s or 0.0
 
-        run_batch(self.loaded, samples, self.settings, Collect(), studies=self.studies, progress=timed,
-                  answer=self.at_hand.answer)
+        if tree is not None and self.writers:  # files written in worker processes while the next rows are answered
+            from medgemma_tui.pipeline.writers import OverlappedTreeSink
+
+            if self.overlapped is None:
+                self.overlapped = OverlappedTreeSink(tree, config, self.writers)
+            sink = self.overlapped
+            sink.put_row = lambda row: outcomes.append(RowOutcome(film[row["key"]], None, None, 0.0, row=row))
+            sink.put_failure = lambda sample, error: outcomes.append(RowOutcome(sample, None, error, 0.0))
+            try:
+                run_batch(self.loaded, samples, self.settings, sink, studies=self.studies, progress=timed)
+            finally:
+                sink.drain()
+                sink.write_failures.clear()
+        else:
+            run_batch(self.loaded, samples, self.settings, Collect(), studies=self.studies, progress=timed)
         for outcome in outcomes:
             outcome.seconds = times.get(outcome.sample.key, 0.0)
         return outcomes
@@ -204,8 +249,8 @@ class WorkerPool:
     """The actors of one run: started, ready, dead, replaced."""
 
     def __init__(self, ray, config: Config, studies: Sequence[str], workers: int | None,
-                 max_replacements: int | None = None):
-        self.ray = ray
+                 max_replacements: int | None = None, tree_root: str | None = None):
+        self.ray, self.tree_root = ray, tree_root
         self.count, self.options, self.threads = worker_options(ray, config, workers)
         self.actor_class = ray.remote(max_restarts=0)(FilmWorker)
         if self.options.get("num_gpus") and str(config.model.device).startswith("cuda:"):
@@ -224,7 +269,7 @@ class WorkerPool:
     def start(self) -> Worker:
         name = f"medtui-{self.run_id}-{len(self.workers)}"
         handle = self.actor_class.options(name=name, **self.options).remote(self.config_json, self.studies,
-                                                                            self.threads)
+                                                                            self.threads, self.tree_root)
         worker = Worker(name, handle, handle.describe.remote())
         self.workers.append(worker)
         return worker
@@ -321,7 +366,7 @@ def run_ray_evaluation(
     started_here = connect(ray, address)
     pool = None
     try:
-        pool = WorkerPool(ray, config, studies, workers, max_replacements)
+        pool = WorkerPool(ray, config, studies, workers, max_replacements, tree_root=str(tree.root.resolve()))
         first = pool.wait_first_ready()
         info = {**(run_info or {}), "model": first["model"], "device": first["device"], "dtype": first["dtype"],
                 "ray": {"address": address or "local", "workers": pool.count, "worker_resources": pool.options}}
@@ -384,6 +429,31 @@ def drive(ray, pool: WorkerPool, pending: Sequence[Sample], tree: ResultsTree, c
         else:
             queue.appendleft(film)
 
+    def record_film(outcomes: list[RowOutcome], worker_name: str) -> None:
+        """A film's rows into the tree by one synced append (its files are written by then: by the worker,
+        or here for a worker that does not see the tree); a row whose files fail fails alone."""
+        rows = []
+        for outcome in outcomes:
+            try:
+                if outcome.row is not None:
+                    rows.append(outcome.row)
+                elif outcome.result is not None:
+                    rows.append(tree.write_files(outcome.result, config))
+            except Exception as exc:  # a write that fails fails its row, as in run_batch
+                outcome.error = f"{type(exc).__name__}: {first_line(exc)}"
+            if outcome.error is not None:
+                rows.append({**sample_columns(outcome.sample), "error": outcome.error})
+        tree.put_rows(rows)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                counts.failed += 1
+                counts.failures.append({"key": outcome.sample.key, "error": outcome.error})
+            else:
+                counts.done += 1
+            times.append(outcome.seconds)
+            emit("sample", key=outcome.sample.key, error=outcome.error, sample_s=outcome.seconds,
+                 worker=worker_name)
+
     emit("start", worker=None, note=f"{len(pool.alive)} of {pool.count} workers ready")
     while queue or in_flight:
         if interrupted:
@@ -417,19 +487,5 @@ def drive(ray, pool: WorkerPool, pending: Sequence[Sample], tree: ResultsTree, c
                 fail_rows(film, f"{type(exc.cause).__name__ if exc.cause else 'RayTaskError'}: "
                                 f"{first_line(exc.cause or exc)}")
                 continue
-            for outcome in outcomes:
-                if outcome.result is not None:
-                    try:
-                        sink.finished(outcome.result)
-                    except Exception as exc:  # a write that fails fails its row, as in run_batch
-                        outcome.error = f"{type(exc).__name__}: {first_line(exc)}"
-                if outcome.error is not None:
-                    sink.failed(outcome.sample, outcome.error)
-                    counts.failed += 1
-                    counts.failures.append({"key": outcome.sample.key, "error": outcome.error})
-                else:
-                    counts.done += 1
-                times.append(outcome.seconds)
-                emit("sample", key=outcome.sample.key, error=outcome.error, sample_s=outcome.seconds,
-                     worker=worker.name)
+            record_film(outcomes, worker.name)
     return times

@@ -2,8 +2,8 @@
 
 Figures (matplotlib), masks and the record's safetensors are written by ``writers`` worker processes
 (``concurrent.futures.ProcessPoolExecutor``; ``spawn``ed, so no thread state of torch is forked); the
-run's own process keeps the one writer of the CSV and puts a row only when its worker has written
-every file of it, so the tree's rules hold: atomic files, a row in the CSV means a finished row.
+run's own process keeps the one writer of the rows and puts a row only when its worker has written
+every file of it, so the tree's rules hold: atomic files, a recorded row means a finished row.
 
 At most ``backlog`` rows wait to be written; the model waits when the queue is full, so memory stays
 bounded. Workers ignore Ctrl-C: on an interrupt the run stops answering, ``close`` waits for the rows
@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from medgemma_tui.analysis.result import SampleResult
@@ -35,10 +36,17 @@ def write_in_worker(root: str, config: Config, result: SampleResult) -> dict:
 
 
 class OverlappedTreeSink:
-    """``evaluation.TreeSink`` with the files written in worker processes (see the module docstring)."""
+    """``evaluation.TreeSink`` with the files written in worker processes (see the module docstring).
 
-    def __init__(self, tree: ResultsTree, config: Config, writers: int = 1, backlog: int = 2):
+    ``put_row(row)`` and ``put_failure(sample, error)`` record a row once its files exist (default: into
+    the tree; a Ray actor hands them back to its driver instead)."""
+
+    def __init__(self, tree: ResultsTree, config: Config, writers: int = 1, backlog: int = 2,
+                 put_row: Callable[[dict], None] | None = None,
+                 put_failure: Callable[[Sample, str], None] | None = None):
         self.tree, self.config = tree, config
+        self.put_row = put_row or tree.put_row
+        self.put_failure = put_failure or tree.write_failure
         self.backlog = max(1, backlog)
         self.pool = ProcessPoolExecutor(max_workers=writers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_ignore_interrupts)
@@ -53,7 +61,7 @@ class OverlappedTreeSink:
         self._settle_done()
 
     def failed(self, sample: Sample, error: str) -> None:
-        self.tree.write_failure(sample, error)
+        self.put_failure(sample, error)
 
     def _settle_done(self) -> None:
         while self.pending and self.pending[0][1].done():
@@ -65,15 +73,19 @@ class OverlappedTreeSink:
             row = future.result()
         except Exception as exc:  # a row whose files could not be written fails alone
             error = f"writing files: {type(exc).__name__}: {first_line(exc)}"
-            self.tree.write_failure(sample, error)
+            self.put_failure(sample, error)
             self.write_failures.append({"key": sample.key, "error": error})
             return
-        self.tree.put_row(row)
+        self.put_row(row)
+
+    def drain(self) -> None:
+        """Wait for every row handed over and record it; the workers stay for the next rows."""
+        while self.pending:
+            self._settle_oldest()
 
     def close(self) -> None:
-        """Wait for every row handed over, put its CSV row; then stop the workers."""
+        """Wait for every row handed over, record it; then stop the workers."""
         try:
-            while self.pending:
-                self._settle_oldest()
+            self.drain()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
