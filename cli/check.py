@@ -84,9 +84,10 @@ def check_command(image, question, model, device, dtype, max_new_tokens, as_json
     """Answer QUESTION about IMAGE and show where the answer looked."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.images import load_image
+    from medgemma_tui.data.schema import question_problem
 
-    if not question.strip():
-        fail("the question is empty")
+    if problem := question_problem(question):
+        fail(problem)
     config = load_config(config_path)
     # a bad film (or config) is refused here, in half a second: before torch and the model are imported
     load_image(image)

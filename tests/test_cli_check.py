@@ -73,7 +73,8 @@ def bad(args, tmp_path):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing file", "not an image", "empty question", "unknown model path", "model folder of another kind"],
+    ["missing file", "not an image", "empty question", "question past the length limit", "unknown model path",
+     "model folder of another kind"],
 )
 def test_bad_input_gets_one_line_and_a_nonzero_exit(case, tmp_path):
     text_file = tmp_path / "notes.png"
@@ -85,6 +86,7 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(case, tmp_path):
         "missing file": [str(tmp_path / "nope.png"), "-q", "Is there a mass?"],
         "not an image": [str(text_file), "-q", "Is there a mass?"],
         "empty question": [str(DEMO_FILM), "-q", "   "],
+        "question past the length limit": [str(DEMO_FILM), "-q", "Is there a nodule? " + "x" * 5000],
         "unknown model path": [str(DEMO_FILM), "-q", "Is there a mass?", "--model", str(tmp_path / "no-model")],
         "model folder of another kind": [str(DEMO_FILM), "-q", "Is there a mass?", "--model", str(other)],
     }[case]
