@@ -112,6 +112,19 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == mode
 
 
+def test_every_file_of_a_tree_follows_the_umask_and_no_lock_file_stays(tmp_path, demo_model):
+    old = os.umask(0o027)
+    try:
+        run_tree(demo_model, demo_subset_csv(tmp_path, (0,)), tmp_path / "out", eval_config(tmp_path, tokens=2))
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert any(p.parent.name == "attention" for p in files)
+    assert {p.relative_to(tmp_path / "out").as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+            if stat.S_IMODE(p.stat().st_mode) != 0o640} == {}
+    assert not (tmp_path / "out" / ".medtui.lock").exists()
+
+
 def test_a_run_whose_model_fails_to_load_leaves_no_folder_behind(tmp_path, monkeypatch):
     import medgemma_tui.engine.loading as loading
     from medgemma_tui.model.loading import ModelLoadError

@@ -34,12 +34,17 @@ def current_umask() -> int:
     return mask
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_path(path: Path) -> Path:
     """A temporary sibling of ``path`` to write to, then ``os.replace`` onto it (mode 0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
+        os.fchmod(fd, file_mode())
     finally:
         os.close(fd)
     return Path(tmp)
@@ -47,10 +52,15 @@ def atomic_path(path: Path) -> Path:
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; when the block succeeds it replaces ``path`` in one rename."""
+    """Yield a temporary sibling of ``path``; when the block succeeds it replaces ``path`` in one rename.
+
+    The mode is set again just before the rename: a writer that replaces the temporary file with one of its
+    own (safetensors writes its own temporary file and renames it over the name it is given, mode 0600)
+    would otherwise decide the mode."""
     tmp = atomic_path(path)
     try:
         yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
