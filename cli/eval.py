@@ -2,7 +2,8 @@
 
 With no ``--model`` and no ``--data`` (and no dataset in the config) it runs the embedded demo bundle.
 Progress goes to stderr (a rich bar on a terminal, plain lines otherwise); stdout carries only the
-final summary. Exit codes: 0 every row done, 1 some rows failed, 2 bad usage or input, 130 interrupted.
+final summary. Exit codes: 0 every row done, 1 some rows failed (or a full disk stopped the run), 2 bad usage or
+input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import EXIT_INTERRUPTED, fail, reports_errors
+from cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, fail, reports_errors
 
 
 def load_studies(config, wanted: list[str]) -> list:
@@ -316,6 +317,9 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         show.close()
     counts.wall_s = time.perf_counter() - started
     print_summary(counts, as_json)
+    if counts.disk_full:
+        fail(f"{counts.disk_full}; the run stopped there, every finished row is kept: free some space and run "
+             "the same command again", EXIT_FAILED)
     if counts.interrupted:
         click.echo("medtui: interrupted; run the same command again to finish", err=True)
         sys.exit(EXIT_INTERRUPTED)

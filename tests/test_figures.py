@@ -327,11 +327,13 @@ def test_layer_profile_of_one_layer_and_one_sample_is_drawn(tmp_path):
     assert path is not None and path.exists()
 
 
-def test_a_plot_that_fails_warns_and_leaves_no_file(tmp_path, monkeypatch):
+def test_a_plot_that_fails_raises_without_a_warning_and_leaves_no_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no font")
 
     monkeypatch.setattr(figures, "new_figure", broken)
-    with pytest.warns(UserWarning, match="plot_metric_distributions: not drawn .*no font"):
-        assert figures.plot_metric_distributions(scored_rows(5, 1, 0), tmp_path / "m.png") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="no font"):
+            figures.plot_metric_distributions(scored_rows(5, 1, 0), tmp_path / "m.png")
     assert list(tmp_path.iterdir()) == []

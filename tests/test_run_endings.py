@@ -49,6 +49,38 @@ def test_an_analysis_that_fails_is_said_in_run_json_and_the_rows_stay(tmp_path, 
     assert samples[0].key in (tmp_path / "out" / "evaluation_results.csv").read_text()
 
 
+def test_a_full_disk_stops_the_run_at_the_first_write_and_keeps_the_finished_rows(tmp_path, demo_model,
+                                                                                   monkeypatch):
+    import errno
+
+    import medgemma_tui.export.record_io as record_io
+    import medgemma_tui.pipeline.batch as batch
+
+    answered, saved = [], []
+    answer_row, save_file = batch.answer_row, record_io.save_file
+
+    def counting(loaded, sample, *args, **kwargs):
+        answered.append(sample.key)
+        return answer_row(loaded, sample, *args, **kwargs)
+
+    def filling(tensors, path, metadata=None):
+        if saved:  # the disk fills up after the first row's record
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        saved.append(path)
+        save_file(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(batch, "answer_row", counting)
+    monkeypatch.setattr(record_io, "save_file", filling)
+    counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1, 2, 3)), tmp_path / "out",
+                               eval_config(tmp_path, full=False, tokens=2))
+    assert answered == [s.key for s in samples[:2]]  # no row computed after the full disk
+    assert counts.disk_full.startswith("no space left on the device writing ")
+    assert (counts.done, counts.failed, counts.exit_code, counts.status) == (1, 0, 1, "disk full")
+    csv_text = (tmp_path / "out" / "evaluation_results.csv").read_text()
+    assert samples[0].key in csv_text and samples[1].key not in csv_text  # the second row is not failed: rerun
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "disk full"
+
+
 def test_ctrl_c_surfacing_inside_torch_as_another_error_stops_the_run_and_fails_no_row():
     flag = InterruptFlag()
     seen, failed, finished = [], [], []

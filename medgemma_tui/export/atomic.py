@@ -8,6 +8,7 @@ leave them 0600, unreadable to collaborators on a shared host).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -18,7 +19,28 @@ from typing import Any
 
 import numpy as np
 
+from medgemma_tui.errors import MedtuiError
 from medgemma_tui.json_values import jsonable
+
+# "No space left on device" and "Disk quota exceeded": no later write of the run can succeed either
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullError(MedtuiError):
+    """A write found the filesystem full (or the user's quota spent): the message names the file."""
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is a write that found no space. A library
+    that is not Python's own I/O (safetensors) says so only in its message: the C library's text."""
+    texts = tuple(os.strerror(code) for code in DISK_FULL_ERRNOS)
+    while exc is not None:
+        if isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS):
+            return True
+        if any(text in str(exc) for text in texts):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def current_umask() -> int:
@@ -57,13 +79,18 @@ def atomic_file(path: Path) -> Iterator[Path]:
     The mode is set again just before the rename: a writer that replaces the temporary file with one of its
     own (safetensors writes its own temporary file and renames it over the name it is given, mode 0600)
     would otherwise decide the mode."""
-    tmp = atomic_path(path)
     try:
-        yield tmp
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        tmp = atomic_path(path)
+        try:
+            yield tmp
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except Exception as exc:
+        if disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise DiskFullError(f"no space left on the device writing {path}") from exc
+        raise
 
 
 def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:

@@ -466,19 +466,15 @@ WRONG_COLOR = "#D55E00"
 
 
 def _quiet(plot: Callable[..., Path | None]) -> Callable[..., Path | None]:
-    """A dataset plot never stops a run: a failure is a warning and no file (the writes are atomic)."""
+    """A dataset plot without numpy's warnings on all-NaN slices. A failure is raised, never warned: the
+    caller names it in ``summary.json`` (``plot_errors``) and draws the other plots (the writes are atomic,
+    so a failed plot leaves no file)."""
 
     @functools.wraps(plot)
     def guarded(*args, **kwargs) -> Path | None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # numpy on all-NaN slices
-                return plot(*args, **kwargs)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure of one plot leaves the others and summary.json
-            warnings.warn(f"{plot.__name__}: not drawn ({type(exc).__name__}: {exc})", stacklevel=2)
-            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return plot(*args, **kwargs)
 
     return guarded
 

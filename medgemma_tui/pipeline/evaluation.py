@@ -5,7 +5,8 @@ all write their trees here, so every tree has the same files.
 Never lose work: finished keys are skipped; a failing row is recorded with its ``error`` and the run
 goes on; Ctrl-C or SIGTERM stops between two atomic writes, so the tree holds only whole rows, and the
 next run completes it. ``analysis/`` and the final ``run.json`` are written whatever happened, and
-``run.json`` says how the run ended ("done", "failed rows", "interrupted", "analysis failed").
+``run.json`` says how the run ended ("done", "failed rows", "interrupted", "disk full", "analysis failed").
+A full disk stops the run at the first write that finds no space; ``analysis/`` is then left as it was.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.errors import first_line
+from medgemma_tui.export.atomic import DiskFullError
 from medgemma_tui.export.run_json import environment, model_json, now
 from medgemma_tui.export.summary import write_analysis
 from medgemma_tui.export.tree import ResultsTree
@@ -37,6 +39,7 @@ class EvalCounts:
     failed: int = 0  # failed in this run
     skipped: int = 0  # already finished before this run
     interrupted: bool = False
+    disk_full: str | None = None  # the write that found no space and stopped the run
     wall_s: float = 0.0
     out: str = ""
     accuracy: float | None = None  # over every scored row of the tree
@@ -50,12 +53,14 @@ class EvalCounts:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if self.failed or self.analysis_error else 0
+        return 1 if self.failed or self.analysis_error or self.disk_full else 0
 
     @property
     def status(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.disk_full:
+            return "disk full"
         if self.analysis_error:
             return "analysis failed"
         return "failed rows" if self.failed else "done"
@@ -119,6 +124,8 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
         counts.interrupted = True
     finally:
         try:
+            if counts.disk_full:  # every write would fail the same way
+                raise DiskFullError(counts.disk_full)
             summary = write_analysis(tree, counts={"skipped": counts.skipped, "interrupted": counts.interrupted},
                                      plots=plots, formats=config.visualization.formats, dpi=config.visualization.dpi)
             counts.accuracy = summary.get("accuracy")
@@ -128,10 +135,15 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
         except KeyboardInterrupt:
             counts.interrupted = True
             counts.analysis_error = "interrupted while writing analysis/"
+        except DiskFullError as exc:
+            counts.disk_full = counts.disk_full or first_line(exc)
         except Exception as exc:  # the rows are safe; say what went wrong with the analysis
             counts.analysis_error = f"{type(exc).__name__}: {first_line(exc)}"
         counts.wall_s = time.perf_counter() - started
-        write_run_finish(tree, run, counts)
+        try:
+            write_run_finish(tree, run, counts)
+        except DiskFullError as exc:  # run.json stays "running": the one line on stderr says why
+            counts.disk_full = counts.disk_full or first_line(exc)
 
 
 def run_evaluation(
@@ -179,6 +191,7 @@ def run_evaluation(
         counts.done, counts.failed = batch.done - len(late), batch.failed + len(late)
         counts.failures = batch.failures + late
         counts.interrupted = batch.interrupted
+        counts.disk_full = batch.disk_full or getattr(sink, "disk_full", None)
         run["timings_s"] = {**run.get("timings_s", {}), **sample_timings(batch.sample_times)}
         report(Progress("analysis", len(pending), batch.done + batch.failed, batch.done, batch.failed,
                         counts.skipped, sum(batch.sample_times)))
