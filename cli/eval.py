@@ -251,7 +251,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import load_dataset
-    from medgemma_tui.export.tree import ResultsTree
+    from medgemma_tui.export.tree import ResultsTree, check_writable
     from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
     from medgemma_tui.pipeline.shards import parse_shard, shard_from_env, shard_info, shard_samples
 
@@ -264,6 +264,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
 
         import_ray()
     config = load_config(config_path)
+    check_writable(out)
     overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size)}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     model, csv, root, demo = resolve_inputs(config, model, data, images)

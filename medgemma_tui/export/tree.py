@@ -48,6 +48,24 @@ class TreeBusyError(MedtuiError, RuntimeError):
     """Another process is writing the same results tree."""
 
 
+class TreeNotWritableError(MedtuiError, OSError):
+    """The results tree's folder cannot be created or written (a read-only place, no permission)."""
+
+
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Raise ``TreeNotWritableError`` when ``folder`` cannot be written, or created where it does not exist:
+    asked before the work whose results would go there, so that no work is thrown away. Nothing is created."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TreeNotWritableError(f"cannot write {folder}: {existing} is not a folder")
+    # access(2) says EROFS for a read-only filesystem, for root too
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TreeNotWritableError(f"cannot write {folder}: {existing} is read-only or not writable by this user")
+
+
 # ---- the tree ---------------------------------------------------------------------------------------
 class ResultsTree(TreeLayout):
     """The writer of a results tree. Rows are kept in memory and the CSV rewritten atomically."""
