@@ -33,6 +33,23 @@ def test_a_record_from_reused_features_equals_the_record_from_scratch(demo_model
     assert (cache.misses, cache.hits) == (1, len(QUESTIONS) - 1)
 
 
+def test_without_mm_encoder_outputs_a_batch_of_one_film_is_answered_from_its_pixels_alike(demo_model,
+                                                                                       monkeypatch):
+    from medgemma_tui.engine import vision
+    from medgemma_tui.engine.extract import extract_records
+
+    film = load_image(fixtures_dir() / "phantoms" / "p0003.png")
+    reused = extract_records(demo_model, film.rgb, list(QUESTIONS[:2]), max_new_tokens=3)
+    monkeypatch.setattr(vision, "takes_features", lambda model: False)  # a transformers whose Gemma 3 lacks it
+    cache = VisionCache()
+    pixels = extract_records(demo_model, film.rgb, list(QUESTIONS[:2]), max_new_tokens=3, vision=cache)
+    assert cache.misses == cache.hits == 0  # no features handed over: each row's vision pass ran in the model
+    for a, b in zip(reused, pixels, strict=True):
+        assert a.answer == b.answer
+        for name in ARRAYS:
+            np.testing.assert_allclose(getattr(b, name), getattr(a, name), atol=1e-5, rtol=0, err_msg=name)
+
+
 def test_another_film_is_a_new_vision_pass(demo_model):
     cache = VisionCache()
     for name in ("p0003.png", "p0004.png", "p0003.png"):
