@@ -58,13 +58,16 @@ def load_settings(config_path: str | None):
 def launch(session, config, color: str | None, theme: str | None, colormap: str | None,
            graphics: str | None = None) -> None:
     """Apply the colour mode, ask the terminal about graphics, then import textual and run the app."""
-    from medgemma_tui.app.bindings import binding_ids
+    from medgemma_tui.app.bindings import binding_ids, key_clashes
 
+    where = config.source or "the config"
     unknown = sorted(set(config.app.keys) - binding_ids())
     if unknown:
-        where = config.source or "the config"
         fail(f"{where}: [app.keys] {', '.join(unknown)}: not a binding id "
              f"(ids: {', '.join(sorted(binding_ids()))})")
+    clashes = key_clashes(dict(config.app.keys))
+    if clashes:
+        fail(f"{where}: [app.keys] puts two bindings on one key: {'; '.join(clashes)} (? lists every id and key)")
     apply_color(color or config.app.color)
     from medgemma_tui.app.graphics import prepare
 
