@@ -254,6 +254,23 @@ async def test_run_all_reports_progress_and_cancel_stops_after_the_current_sampl
 
 
 @synchronously
+async def test_run_all_runs_only_the_samples_the_filter_shows(dataset, analyses, monkeypatch):
+    from medgemma_tui.app.widgets.samples import matches
+
+    session = session_with_stand_in_runs(dataset, analyses, monkeypatch, lambda: None)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        wanted = {k for k in session.pending() if matches(session, k, "cardio")}
+        assert 0 < len(wanted) < len(session.items) // 2
+        await pilot.press("slash", *"cardio", "escape", "x")
+        await wait_for(pilot, lambda: all(session.entries[k].status == DONE for k in wanted), timeout=30)
+        await wait_for(pilot, lambda: not app.job_running(), timeout=30)
+        ran = {i.key for i in session.items if session.entries[i.key].status == DONE} - {list(analyses)[0]}
+        assert ran == wanted
+
+
+@synchronously
 async def test_a_cancelled_run_counts_as_running_until_its_thread_has_tidied_up(dataset, analyses, monkeypatch):
     """Textual marks a cancelled worker CANCELLED at once; its thread still finishes the current sample and
     puts the queued ones back to "not run". Until then the app must not say the job is over."""

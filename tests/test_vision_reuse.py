@@ -13,13 +13,14 @@ from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.pipeline.batch import film_order, run_batch
 from medgemma_tui.pipeline.sample import RowSettings
 from medgemma_tui.resources import fixtures_dir
-from tests.support import demo_subset_csv
+from tests.support import demo_subset_csv, needs_feature_reuse
 
 QUESTIONS = ("Is there a nodule?", "Is there a pleural effusion in the left lung?", "Is the heart enlarged?")
 ARRAYS = ("input_ids", "answer_ids", "answer_logprobs", "query_positions", "image_attn", "question_attn", "shares",
           "layer_mean_attn")
 
 
+@needs_feature_reuse
 def test_a_record_from_reused_features_equals_the_record_from_scratch(demo_model):
     film = load_image(fixtures_dir() / "phantoms" / "p0003.png")
     cache = VisionCache()
@@ -50,6 +51,7 @@ def test_without_mm_encoder_outputs_a_batch_of_one_film_is_answered_from_its_pix
             np.testing.assert_allclose(getattr(b, name), getattr(a, name), atol=1e-5, rtol=0, err_msg=name)
 
 
+@needs_feature_reuse
 def test_another_film_is_a_new_vision_pass(demo_model):
     cache = VisionCache()
     for name in ("p0003.png", "p0004.png", "p0003.png"):
@@ -67,6 +69,7 @@ def test_rows_are_scheduled_film_by_film_in_order_of_first_appearance():
     assert [r.key for r in film_order(rows)] == ["a1", "a2", "b1", "b2", "c1"]
 
 
+@needs_feature_reuse
 def test_a_batch_computes_each_films_features_and_masks_once(demo_model, tmp_path, monkeypatch):
     calls = []
     real = demo_model.model.get_image_features
