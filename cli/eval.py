@@ -250,7 +250,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
                  resume, as_json, device, dtype, batch_size, ray_address, workers, shard_text):
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
-    from medgemma_tui.data.schema import load_dataset
+    from medgemma_tui.data.schema import duplicate_rows, load_dataset
     from medgemma_tui.export.tree import ResultsTree, check_writable
     from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
     from medgemma_tui.pipeline.shards import parse_shard, shard_from_env, shard_info, shard_samples
@@ -280,6 +280,12 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     selected = samples
     if shard is not None:
         samples = shard_samples(selected, shard)
+    repeated = duplicate_rows(samples)
+    if repeated:
+        pairs = ", ".join(f"line {again.line} repeats line {first.line}" for again, first in repeated[:3])
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        click.echo(f"medtui eval: {len(repeated)} row(s) ask an earlier row's question about the same film "
+                   f"({pairs}{more}): each is run and scored as a row of its own", err=True)
     bad = [s for s in samples if s.problem]
     if bad:
         click.echo(f"medtui eval: {len(bad)} bad row(s) will be recorded as failed, the others run:", err=True)

@@ -309,6 +309,17 @@ def test_a_question_past_the_length_limit_fails_that_row_only_saying_the_limit(t
                              f"{MAX_QUESTION_CHARS:,} allowed"
 
 
+def test_a_row_asking_an_earlier_rows_question_about_the_same_film_is_named_with_that_row(tmp_path):
+    from medgemma_tui.data.schema import duplicate_rows
+
+    path = write_csv(tmp_path, "image_path,question,answer\na.png,Is there edema?,yes\nb.png,Is there edema?,no\n"
+                               "a.png,Is there  EDEMA?,yes\na.png,Is the heart enlarged?,no\na.png,,yes\n"
+                               "a.png,,yes\n")
+    dataset = load_dataset(path)
+    assert [(again.line, first.line) for again, first in duplicate_rows(dataset.samples)] == [(4, 2)]
+    assert len({s.key for s in dataset}) == 6  # kept, each with a key of its own
+
+
 def test_an_empty_question_fails_that_row_only_and_the_others_load(tmp_path):
     path = write_csv(tmp_path, "image_path,question,answer\na.png,Is there edema?,yes\nb.png,,no\n"
                                "c.png,Any mass?,no\n")

@@ -180,6 +180,22 @@ class Dataset:
         return sum(sample.is_scored for sample in self.samples)
 
 
+def duplicate_rows(samples: Iterator[Sample] | tuple[Sample, ...] | list[Sample]) -> list[tuple[Sample, Sample]]:
+    """Each row that asks an earlier row's question (spaces and case aside) about the same film, with that
+    earlier row. Both are kept, run and scored as rows of their own: the CSV's word is taken as given."""
+    first: dict[tuple[str, str], Sample] = {}
+    out = []
+    for sample in samples:
+        if sample.problem:
+            continue
+        key = (str(sample.image), " ".join(sample.question.lower().split()))
+        if key in first:
+            out.append((sample, first[key]))
+        else:
+            first[key] = sample
+    return out
+
+
 def load_dataset(csv_path: str | os.PathLike[str], images_root: str | os.PathLike[str] | None = None
                  ) -> Dataset:
     """Read the CSV; images_root defaults to the CSV's folder.
