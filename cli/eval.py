@@ -3,7 +3,7 @@
 With no ``--model`` and no ``--data`` (and no dataset in the config) it runs the embedded demo bundle.
 Progress goes to stderr (a rich bar on a terminal, plain lines otherwise); stdout carries only the
 final summary. Exit codes: 0 every row done, 1 some rows failed (or a full disk stopped the run), 2 bad usage or
-input, 130 interrupted.
+input, 130 interrupted by Ctrl-C, 143 by SIGTERM (128 + the signal).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, fail, reports_errors
+from cli.errors import EXIT_FAILED, fail, reports_errors
 
 
 def load_studies(config, wanted: list[str]) -> list:
@@ -329,5 +329,4 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
              "the same command again", EXIT_FAILED)
     if counts.interrupted:
         click.echo("medtui: interrupted; run the same command again to finish", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     sys.exit(counts.exit_code)

@@ -81,6 +81,41 @@ def test_a_full_disk_stops_the_run_at_the_first_write_and_keeps_the_finished_row
     assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "disk full"
 
 
+def test_sigterm_stops_the_run_between_rows_with_exit_143_and_a_killed_run_is_named_so(tmp_path, demo_model):
+    import signal
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"status": "running", "started": "earlier"}))  # a run SIGKILL ended
+
+    def terminate(p):
+        if p.event == "sample" and p.index == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1, 2)), out,
+                               eval_config(tmp_path, full=False, tokens=2), progress=terminate)
+    assert counts.interrupted and counts.done == 1 and counts.exit_code == 143  # 128 + SIGTERM, the convention
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["previous_runs"][-1]["status"] == "killed"
+
+
+def test_an_interrupt_while_analysis_is_written_still_gives_the_rows_accuracy(tmp_path, demo_model, monkeypatch):
+    import medgemma_tui.pipeline.evaluation as evaluation
+    from medgemma_tui.export.reader import read_results
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "write_analysis", interrupted)
+    counts, _ = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1, 4)), tmp_path / "out",
+                         eval_config(tmp_path, full=False, tokens=2))
+    rows = read_results(tmp_path / "out").rows
+    scored = rows[rows["correct"].notna()]
+    assert counts.interrupted and counts.analysis_error == "interrupted while writing analysis/"
+    assert counts.scored == len(scored) == 3
+    assert counts.accuracy == pytest.approx(scored["correct"].astype(bool).mean())
+
+
 def test_ctrl_c_surfacing_inside_torch_as_another_error_stops_the_run_and_fails_no_row():
     flag = InterruptFlag()
     seen, failed, finished = [], [], []

@@ -23,7 +23,7 @@ from medgemma_tui.data.schema import Sample
 from medgemma_tui.errors import first_line
 from medgemma_tui.export.atomic import DiskFullError
 from medgemma_tui.export.run_json import environment, model_json, now
-from medgemma_tui.export.summary import write_analysis
+from medgemma_tui.export.summary import tree_accuracy, write_analysis
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.batch import Progress, Study, film_order, run_batch
@@ -39,6 +39,7 @@ class EvalCounts:
     failed: int = 0  # failed in this run
     skipped: int = 0  # already finished before this run
     interrupted: bool = False
+    signal: int | None = None  # the signal that interrupted the run (SIGINT for Ctrl-C)
     disk_full: str | None = None  # the write that found no space and stopped the run
     wall_s: float = 0.0
     out: str = ""
@@ -51,8 +52,8 @@ class EvalCounts:
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
-            return 130
+        if self.interrupted:  # the shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM)
+            return 128 + (self.signal or 2)
         return 1 if self.failed or self.analysis_error or self.disk_full else 0
 
     @property
@@ -135,6 +136,10 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
         except KeyboardInterrupt:
             counts.interrupted = True
             counts.analysis_error = "interrupted while writing analysis/"
+            try:  # the rows are all there: their accuracy is one read of the CSV
+                counts.accuracy, counts.scored = tree_accuracy(tree)
+            except (KeyboardInterrupt, Exception):
+                pass
         except DiskFullError as exc:
             counts.disk_full = counts.disk_full or first_line(exc)
         except Exception as exc:  # the rows are safe; say what went wrong with the analysis
@@ -195,6 +200,8 @@ def run_evaluation(
         run["timings_s"] = {**run.get("timings_s", {}), **sample_timings(batch.sample_times)}
         report(Progress("analysis", len(pending), batch.done + batch.failed, batch.done, batch.failed,
                         counts.skipped, sum(batch.sample_times)))
+    if interrupted:  # during the rows or while analysis/ was written
+        counts.signal = interrupted.signum
     report(Progress("finish", len(pending), counts.done + counts.failed, counts.done, counts.failed,
                     counts.skipped, counts.wall_s))
     return counts
@@ -236,7 +243,10 @@ def write_run_start(tree: ResultsTree, loaded: LoadedModel | None, config: Confi
     previous = tree.read_run()
     history = previous.pop("previous_runs", [])
     if previous:
-        history.append({k: previous.get(k) for k in ("started", "finished", "status", "counts", "model")})
+        entry = {k: previous.get(k) for k in ("started", "finished", "status", "counts", "model")}
+        if entry["status"] == "running":  # this run holds the lock: that one was killed before it could say so
+            entry["status"] = "killed"
+        history.append(entry)
     if loaded is not None:
         model = {"model": model_json(loaded), "device": str(loaded.device), "dtype": loaded.info.dtype}
     else:
