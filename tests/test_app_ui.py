@@ -116,9 +116,11 @@ async def test_keys_walk_layers_heads_tokens_views_and_the_status_line_follows(d
         assert app.state.head_mode == "mean" and " · head mean · " in status(app)
         await pilot.press("g")
         assert app.state.head_mode == "group" and " · group 0/" in status(app)
-        first = app.state.row
+        from medgemma_tui.app.state import token_rows
+
+        first, rows = app.state.row, token_rows(record)  # the rows that see the image, never the end token's
         await pilot.press("n")
-        assert app.state.row != first
+        assert app.state.row == rows[(rows.index(first) + 1) % len(rows)]
         await pilot.press("p")
         assert app.state.row == first
         await pilot.press("v")
@@ -418,7 +420,7 @@ async def test_question_tokens_that_cannot_see_the_image_are_never_shown_as_a_ma
         for _ in range(len(record.query_positions) + 1):
             await pilot.press("n")
             seen.add(app.state.row)
-        assert seen == set(record.answer_rows.tolist())
+        assert seen == set(record.content_answer_rows.tolist())  # the answer's rows; not the end token's
         for _ in range(len(record.query_positions)):
             await pilot.press("v")
             assert app.state.view != "question"
@@ -574,3 +576,38 @@ async def test_methods_screen_opens_with_M_and_enter_shows_the_chosen_view(datas
         await pilot.press("right", "enter")
         assert app.screen.__class__.__name__ == "InspectScreen"
         assert app.state.view == grid.tiles[1].key
+
+
+# ---- small terminals: every key has a way in, no text is cut ------------------------------------------
+@synchronously
+async def test_at_80x24_and_160x48_the_footer_shows_help_and_quit_and_the_picture_names_the_samples_key(
+        dataset, analyses):
+    from textual.widgets._footer import FooterKey
+
+    for width, height in ((80, 24), (160, 48)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=(width, height)) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            await pilot.pause(0.2)
+            keys = {key.key: key.region for key in app.screen.query(FooterKey)}
+            for key in ("question_mark", "q", "x", "V"):
+                assert key in keys and keys[key].right <= width, (width, key, keys.get(key))
+            hint = str(app.screen.query_one("#cell").render())
+            assert "s samples" in hint and "/ filter" in hint and "…" not in hint, (width, hint)
+
+
+@synchronously
+async def test_the_export_dialogs_title_is_whole_at_80_and_160_columns(dataset, analyses):
+    import textwrap
+
+    for width, height in ((80, 24), (160, 48)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=(width, height)) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            app.open_export()
+            await pilot.pause(0.2)
+            title = app.screen.query_one("#export-title")
+            text = str(title.render())
+            lines = textwrap.wrap(text, title.content_size.width)
+            assert text.startswith("Export to the standard results tree") and text.endswith("re-runs):")
+            assert len(lines) <= title.content_size.height and title.region.right <= width, (width, title.region)
