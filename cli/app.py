@@ -91,12 +91,12 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
     app.run()
 
 
-@click.command("tui")
+@click.command("tui", short_help="The app on real data: where the model looks, layer by layer.")
 @click.option("--model", default=None, metavar="M", help="Model folder, hub id, or 'demo' (default: the embedded "
               "demo bundle, unless the config names one).")
 @click.option("--data", "data", type=click.Path(dir_okay=False), default=None, help="Dataset CSV (default: the "
               "demo dataset).")
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Images root (default: the CSV's "
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None, help="Images root (default: the CSV's "
               "folder).")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N].")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
@@ -123,7 +123,7 @@ def tui_command(model, data, images, device, dtype, config_path, color, graphics
     launch(session, config, color, theme, colormap, graphics)
 
 
-@click.command("open")
+@click.command("open", short_help="The app on a results tree that eval wrote (no model).")
 @click.argument("out", type=click.Path(file_okay=False))
 @app_options
 @reports_errors

@@ -209,7 +209,7 @@ def print_summary(counts, as_json: bool) -> None:
     click.echo(f"results: {counts.out}")
 
 
-@click.command("eval")
+@click.command("eval", short_help="Every row of a dataset into the standard results tree.")
 @click.option("--export", "out", required=True, type=click.Path(file_okay=False), metavar="OUT",
               help="The results tree to write (created; a re-run completes it).")
 @click.option("--model", default=None, metavar="M",
@@ -217,7 +217,7 @@ def print_summary(counts, as_json: bool) -> None:
                    "[model] name_or_path, else the demo model.")
 @click.option("--data", default=None, type=click.Path(dir_okay=False), metavar="CSV",
               help="The dataset CSV (MIMIC-CXR hard-positive schema). Default: the config's, else the demo.")
-@click.option("--images", default=None, type=click.Path(file_okay=False), metavar="ROOT",
+@click.option("--images", default=None, type=click.Path(exists=True, file_okay=False), metavar="ROOT",
               help="Folder the CSV's image_path values are relative to. Default: the CSV's folder.")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="A TOML config (see fixtures/medtui.example.toml); flags override it.")
@@ -232,6 +232,8 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip keys the tree already finished (--no-resume recomputes every row).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@click.option("--no-plots", is_flag=True, help="Skip the dataset plots of analysis/ (tables and summary only), as "
+              "merge does; the same as [visualization] save_plots = false.")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, auto).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
@@ -247,7 +249,7 @@ def print_summary(counts, as_json: bool) -> None:
               help="Only shard I of N (from 0), split by film; default inside a Slurm array: its task's shard.")
 @reports_errors
 def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
-                 resume, as_json, device, dtype, batch_size, ray_address, workers, shard_text):
+                 resume, as_json, no_plots, device, dtype, batch_size, ray_address, workers, shard_text):
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.schema import duplicate_rows, load_dataset
@@ -265,7 +267,8 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         import_ray()
     config = load_config(config_path)
     check_writable(out)
-    overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size)}
+    overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size),
+                 "visualization.save_plots": False if no_plots else None}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     model, csv, root, demo = resolve_inputs(config, model, data, images)
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),

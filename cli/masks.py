@@ -91,7 +91,7 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int = 6) -> np.n
     return np.asarray(sheet)
 
 
-@click.command("masks")
+@click.command("masks", short_help="Anatomy masks of films, no model: check them before a run.")
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for the masks")
 @click.option("--data", type=click.Path(), help="dataset CSV: its image_path column names the films")
