@@ -96,8 +96,8 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
               "demo bundle, unless the config names one).")
 @click.option("--data", "data", type=click.Path(dir_okay=False), default=None, help="Dataset CSV (default: the "
               "demo dataset).")
-@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None, help="Images root (default: the CSV's "
-              "folder).")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Images root (default: the CSV's folder).")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N].")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")

@@ -192,7 +192,8 @@ def test_with_overrides_names_unknown_keys():
     known = r"\(known: max_new_tokens, batch_size\)"
     with pytest.raises(ConfigError, match=r"unknown key 'decoding.max_tokens' in the command's flags " + known):
         Config().with_overrides({"decoding.max_tokens": 8})
-    with pytest.raises(ConfigError, match=r"unknown key 'modle.device' in the command's flags \(known sections: model,"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown key 'modle.device' in the command's flags \(known sections: model,"):
         Config().with_overrides({"modle.device": "cpu"})
 
 
