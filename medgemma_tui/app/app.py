@@ -181,8 +181,8 @@ class MedtuiApp(App):
             return None
         hit = self._masks_cache.get(id(analysis))
         if hit is None or hit[0] is not analysis:
-            hit = (analysis, {"body": analysis.masks.body, "lungs": analysis.masks.lungs,
-                              "mediastinum": analysis.masks.mediastinum})
+            hit = (analysis, {"body": analysis.masks.body, "lung_right": analysis.masks.lung_right,
+                              "lung_left": analysis.masks.lung_left, "mediastinum": analysis.masks.mediastinum})
             self._masks_cache[id(analysis)] = hit
         return hit[1]
 

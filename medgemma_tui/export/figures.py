@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.colormaps import get_colormap
+from medgemma_tui.colormaps import MASK_COLORS, get_colormap
 from medgemma_tui.export.atomic import atomic_file
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ DPI = 120
 FILM_INTERPOLATION = "bilinear"
 # pale lines over gray films and dark maps: colour-blind safe (Okabe-Ito)
 BOX_COLOR = "#56B4E9"
-BODY_COLOR = "#F0E442"
-LUNG_RIGHT_COLOR = "#009E73"
-LUNG_LEFT_COLOR = "#E69F00"
+BODY_COLOR = MASK_COLORS["body"]
+LUNG_RIGHT_COLOR = MASK_COLORS["lung_right"]
+LUNG_LEFT_COLOR = MASK_COLORS["lung_left"]
 ACCENT = "#0072B2"
 MASK_TINT_ALPHA = 0.38
 # the multi-panel figure of one sample: its size in inches and its 2 x 3 panel grid (matplotlib's
