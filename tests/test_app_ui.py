@@ -611,3 +611,17 @@ async def test_the_export_dialogs_title_is_whole_at_80_and_160_columns(dataset, 
             lines = textwrap.wrap(text, title.content_size.width)
             assert text.startswith("Export to the standard results tree") and text.endswith("re-runs):")
             assert len(lines) <= title.content_size.height and title.region.right <= width, (width, title.region)
+
+
+@synchronously
+async def test_the_variants_table_is_in_view_without_scrolling_at_80x24_and_160x48(dataset, analyses):
+    from textual.containers import VerticalScroll
+
+    for width, height in ((80, 24), (160, 48)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=(width, height)) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            await pilot.press("V")
+            await pilot.pause(0.3)
+            details = app.screen.query_one("#variant-details", VerticalScroll)
+            assert details.max_scroll_y == 0 and details.region.bottom <= height, (width, details.region)
