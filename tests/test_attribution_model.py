@@ -49,7 +49,8 @@ def test_integrated_gradients_on_the_demo_model_close_the_completeness_gap_as_st
     from tests.support import ANSWER_TOKENS
 
     film = Image.open(fixtures_dir() / "phantoms" / "p0006.png").convert("RGB")
-    record = mark_decision_target(extract_record(demo_model, film, "Is there cardiomegaly?", max_new_tokens=ANSWER_TOKENS))
+    record = mark_decision_target(extract_record(demo_model, film, "Is there cardiomegaly?",
+                                                 max_new_tokens=ANSWER_TOKENS))
     assert record.extra["target_index"] > 0  # the verdict of a sentence, not its first word
     tokens, check = ig_map(demo_model, film, record, steps=3, baseline="blur", batch_size=27, tolerance=0.1,
                            max_steps=27)
