@@ -59,13 +59,16 @@ def load_settings(config_path: str | None):
 def launch(session, config, color: str | None, theme: str | None, colormap: str | None,
            graphics: str | None = None) -> None:
     """Apply the colour mode, ask the terminal about graphics, then import textual and run the app."""
-    from medgemma_tui.app.bindings import binding_ids
+    from medgemma_tui.app.bindings import binding_ids, key_clashes
 
+    where = config.source or "the config"
     unknown = sorted(set(config.app.keys) - binding_ids())
     if unknown:
-        where = config.source or "the config"
         fail(f"{where}: [app.keys] {', '.join(unknown)}: not a binding id "
              f"(ids: {', '.join(sorted(binding_ids()))})")
+    clashes = key_clashes(dict(config.app.keys))
+    if clashes:
+        fail(f"{where}: [app.keys] puts two bindings on one key: {'; '.join(clashes)} (? lists every id and key)")
     apply_color(color or config.app.color)
     from medgemma_tui.app.graphics import prepare
 
@@ -106,13 +109,13 @@ def launch_comparison(out: str, config, color: str | None, colormap: str | None)
     ComparisonApp(reader, colormap=colormap).run()
 
 
-@click.command("tui")
+@click.command("tui", short_help="The app on real data: where the model looks, layer by layer.")
 @click.option("--model", default=None, metavar="M", help="Model folder, hub id, or 'demo' (default: the embedded "
               "demo bundle, unless the config names one).")
 @click.option("--data", "data", type=click.Path(dir_okay=False), default=None, help="Dataset CSV (default: the "
               "demo dataset).")
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Images root (default: the CSV's "
-              "folder).")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Images root (default: the CSV's folder).")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N].")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
@@ -139,7 +142,7 @@ def tui_command(model, data, images, device, dtype, config_path, color, graphics
     launch(session, config, color, theme, colormap, graphics)
 
 
-@click.command("open")
+@click.command("open", short_help="The app on a results tree that eval wrote (no model).")
 @click.argument("out", type=click.Path(file_okay=False))
 @app_options
 @reports_errors

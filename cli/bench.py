@@ -111,7 +111,7 @@ def bench_batch_size(text: str) -> int | str:
     return int(text)
 
 
-@click.command("bench")
+@click.command("bench", short_help="Speed and memory against the old pipeline and the floor.")
 @click.option("--shape", type=click.Choice(SHAPES), default="medgemma-lite",
               show_default=True, help="Model shape, random weights: the demo bundle, MedGemma-4b's widths on a "
               "few layers, MedGemma-4b's whole decoder behind one SigLIP layer (medgemma-4b-text, for a CPU), or "

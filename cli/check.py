@@ -7,9 +7,10 @@ import sys
 
 import click
 
-from cli.errors import fail, reports_errors
+from cli.errors import EXIT_FAILED, fail, reports_errors
 from cli.options import model_options
 from medgemma_tui.analysis.views import VIEWS
+from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.json_values import jsonable
 
 
@@ -84,12 +85,18 @@ def check_command(image, question, model, adapter, device, dtype, max_new_tokens
     """Answer QUESTION about IMAGE and show where the answer looked."""
     from medgemma_tui.config import load_config
     from medgemma_tui.data.images import load_image
+    from medgemma_tui.data.schema import question_problem
 
-    if not question.strip():
-        fail("the question is empty")
+    if problem := question_problem(question):
+        fail(problem)
     config = load_config(config_path)
-    # a bad film (or config) is refused here, in half a second: before torch and the model are imported
+    # a bad film (or config) or an export folder that cannot be written is refused here, in half a second:
+    # before torch and the model are imported
     load_image(image)
+    if export_dir:
+        from medgemma_tui.export.tree import check_writable
+
+        check_writable(export_dir)
 
     from medgemma_tui.engine.loading import load_for_capture
     from medgemma_tui.pipeline.check import check_image, export_check
@@ -109,9 +116,15 @@ def check_command(image, question, model, adapter, device, dtype, max_new_tokens
     checked = check_image(load, image, question, settings, verify_eager=verify_eager)
     analysis = checked.result.analysis
     payload = check_payload(image, analysis, checked.timings, checked.verify)
+    export_error = None
     if export_dir:
-        payload["export"] = str(export_check(export_dir, checked, config))
+        try:
+            payload["export"] = str(export_check(export_dir, checked, config))
+        except (MedtuiError, OSError) as exc:  # the answer is printed all the same, then the error
+            export_error = f"--export {export_dir}: {first_line(exc)}"
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
         print_human(payload, analysis, config.visualization.colormap)
+    if export_error:
+        fail(export_error, EXIT_FAILED)

@@ -24,7 +24,7 @@ def _figure_line(label: str, entry: dict) -> str:
             f"over {entry['n']} (studies {entry['studies']})")
 
 
-@click.command("compare")
+@click.command("compare", short_help="Two results trees of the same rows set side by side.")
 @click.argument("a", type=click.Path(file_okay=False))
 @click.argument("b", type=click.Path(file_okay=False))
 @click.option("--into", "into", required=True, type=click.Path(file_okay=False), metavar="C",

@@ -32,8 +32,10 @@ def reports_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            fail("interrupted", EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            from medgemma_tui.pipeline.interrupts import signal_exit_status
+
+            fail("interrupted", signal_exit_status(exc))
         except click.exceptions.Exit:
             raise
         except user_error_types() as exc:

@@ -2,7 +2,8 @@
 
 With no ``--model`` and no ``--data`` (and no dataset in the config) it runs the embedded demo bundle.
 Progress goes to stderr (a rich bar on a terminal, plain lines otherwise); stdout carries only the
-final summary. Exit codes: 0 every row done, 1 some rows failed, 2 bad usage or input, 130 interrupted.
+final summary. Exit codes: 0 every row done, 1 some rows failed (or a full disk stopped the run), 2 bad usage or
+input, 130 interrupted by Ctrl-C, 143 by SIGTERM (128 + the signal).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import EXIT_INTERRUPTED, fail, reports_errors
+from cli.errors import EXIT_FAILED, fail, reports_errors
 from cli.options import adapter_option
 
 
@@ -209,7 +210,7 @@ def print_summary(counts, as_json: bool) -> None:
     click.echo(f"results: {counts.out}")
 
 
-@click.command("eval")
+@click.command("eval", short_help="Every row of a dataset into the standard results tree.")
 @click.option("--export", "out", required=True, type=click.Path(file_okay=False), metavar="OUT",
               help="The results tree to write (created; a re-run completes it).")
 @click.option("--model", default=None, metavar="M",
@@ -217,7 +218,7 @@ def print_summary(counts, as_json: bool) -> None:
                    "[model] name_or_path, else the demo model.")
 @click.option("--data", default=None, type=click.Path(dir_okay=False), metavar="CSV",
               help="The dataset CSV (MIMIC-CXR hard-positive schema). Default: the config's, else the demo.")
-@click.option("--images", default=None, type=click.Path(file_okay=False), metavar="ROOT",
+@click.option("--images", default=None, type=click.Path(exists=True, file_okay=False), metavar="ROOT",
               help="Folder the CSV's image_path values are relative to. Default: the CSV's folder.")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="A TOML config (see fixtures/medtui.example.toml); flags override it.")
@@ -232,6 +233,8 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip keys the tree already finished (--no-resume recomputes every row).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@click.option("--no-plots", is_flag=True, help="Skip the dataset plots of analysis/ (tables and summary only), as "
+              "merge does; the same as [visualization] save_plots = false.")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, auto).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
@@ -248,11 +251,12 @@ def print_summary(counts, as_json: bool) -> None:
 @adapter_option
 @reports_errors
 def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
-                 resume, as_json, device, dtype, batch_size, ray_address, workers, shard_text, adapter):
+                 resume, as_json, no_plots, device, dtype, batch_size, ray_address, workers, shard_text,
+                 adapter):
     """Run every row of a dataset and write the standard results tree to OUT."""
     from medgemma_tui.config import load_config
-    from medgemma_tui.data.schema import load_dataset
-    from medgemma_tui.export.tree import ResultsTree
+    from medgemma_tui.data.schema import duplicate_rows, load_dataset
+    from medgemma_tui.export.tree import ResultsTree, check_writable
     from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
     from medgemma_tui.pipeline.shards import parse_shard, shard_from_env, shard_info, shard_samples
 
@@ -265,8 +269,9 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
 
         import_ray()
     config = load_config(config_path)
+    check_writable(out)
     overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size),
-                 "model.adapter": adapter}
+                 "model.adapter": adapter, "visualization.save_plots": False if no_plots else None}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     model, csv, root, demo = resolve_inputs(config, model, data, images)
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),
@@ -281,6 +286,12 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     selected = samples
     if shard is not None:
         samples = shard_samples(selected, shard)
+    repeated = duplicate_rows(samples)
+    if repeated:
+        pairs = ", ".join(f"line {again.line} repeats line {first.line}" for again, first in repeated[:3])
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        click.echo(f"medtui eval: {len(repeated)} row(s) ask an earlier row's question about the same film "
+                   f"({pairs}{more}): each is run and scored as a row of its own", err=True)
     bad = [s for s in samples if s.problem]
     if bad:
         click.echo(f"medtui eval: {len(bad)} bad row(s) will be recorded as failed, the others run:", err=True)
@@ -319,7 +330,9 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         show.close()
     counts.wall_s = time.perf_counter() - started
     print_summary(counts, as_json)
+    if counts.disk_full:
+        fail(f"{counts.disk_full}; the run stopped there, every finished row is kept: free some space and run "
+             "the same command again", EXIT_FAILED)
     if counts.interrupted:
         click.echo("medtui: interrupted; run the same command again to finish", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     sys.exit(counts.exit_code)

@@ -11,13 +11,13 @@ import click
 import numpy as np
 
 from cli.errors import EXIT_FAILED, EXIT_USAGE, fail, reports_errors, user_error_types
+from medgemma_tui.colormaps import MASK_COLORS, hex_rgb
 from medgemma_tui.errors import first_line
 
 MASK_NAMES = (("body", "body"), ("lung_left", "lung_left"), ("lung_right", "lung_right"),
               ("mediastinum", "mediastinum"))
-# Outline colours on the contact sheet (RGB): body, patient's right lung, patient's left lung, mediastinum.
-OUTLINES = (("body", (255, 210, 0)), ("lung_right", (255, 60, 60)), ("lung_left", (60, 220, 60)),
-            ("mediastinum", (80, 140, 255)))
+# Outline colours on the contact sheet: the masks' own (``colormaps.MASK_COLORS``), as the app and the figures
+OUTLINES = tuple((name, hex_rgb(MASK_COLORS[name])) for name in ("body", "lung_right", "lung_left", "mediastinum"))
 SHEET_NAME = "contact_sheet.png"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".dic", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
 TILE = 256  # height of one film on the contact sheet
@@ -91,7 +91,7 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int = 6) -> np.n
     return np.asarray(sheet)
 
 
-@click.command("masks")
+@click.command("masks", short_help="Anatomy masks of films, no model: check them before a run.")
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for the masks")
 @click.option("--data", type=click.Path(), help="dataset CSV: its image_path column names the films")

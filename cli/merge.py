@@ -15,7 +15,7 @@ import click
 from cli.errors import reports_errors
 
 
-@click.command("merge")
+@click.command("merge", short_help="Shard trees joined into one, analysis/ recomputed.")
 @click.argument("parts", nargs=-1, required=True, type=click.Path(), metavar="OUT_1 ... OUT_N")
 @click.option("--into", "into", required=True, type=click.Path(file_okay=False), metavar="OUT",
               help="The merged results tree (created; a merge into it again adds what came since).")

@@ -12,6 +12,17 @@ from medgemma_tui.resources import themes_dir
 
 DEFAULT_COLORMAP = "magma"
 
+# The anatomy masks' colours, one for each mask wherever a mask is drawn (the app's picture, ``medtui masks``'s
+# contact sheet, the per-row figure): pale lines over gray films and dark maps, colour-blind safe (the
+# Okabe-Ito palette)
+MASK_COLORS = {"body": "#F0E442", "lung_right": "#009E73", "lung_left": "#E69F00", "mediastinum": "#CC79A7"}
+
+
+def hex_rgb(color: str) -> tuple[int, int, int]:
+    """``"#RRGGBB"`` as an (r, g, b) of 0..255."""
+    value = color.lstrip("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
 
 @dataclass(frozen=True)
 class Colormap:

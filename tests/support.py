@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -29,6 +30,28 @@ def builder(name: str):
         sys.modules[module] = loaded
         spec.loader.exec_module(loaded)
     return sys.modules[module]
+
+
+def reuses_features() -> bool:
+    """Whether this transformers' Gemma 3 takes pre-computed image features (``engine.vision.takes_features``);
+    on older 5.x releases a film's rows are answered from its pixels, each with its own vision pass."""
+    from transformers import Gemma3ForConditionalGeneration
+
+    from medgemma_tui.engine.vision import takes_features
+
+    return takes_features(Gemma3ForConditionalGeneration)
+
+
+def needs_feature_reuse(test):
+    """Skip a test of the reused features where this transformers cannot take them."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        if not reuses_features():
+            pytest.skip("this transformers' Gemma 3 does not take mm_encoder_outputs")
+        return test(*args, **kwargs)
+
+    return run
 
 
 def real_film(name: str) -> Path:

@@ -46,3 +46,26 @@ def test_an_unknown_binding_id_in_the_config_is_an_error_naming_it_and_the_ids(t
     assert result.exit_code == 2
     line = result.output.strip().splitlines()[-1]
     assert "next_layer: not a binding id" in line and "layer_next" in line and "quit" in line
+
+
+def test_a_remap_onto_a_key_another_binding_of_the_screen_holds_is_an_error_naming_both(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    config = tmp_path / "keys.toml"
+    config.write_text('[app.keys]\nlayer_next = "q"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "quit and layer_next on 'q'" in lines[0]
+
+
+def test_remaps_that_keep_every_key_apart_are_no_clash_and_a_swap_of_two_keys_is_none_either():
+    from medgemma_tui.app.bindings import key_clashes
+
+    assert key_clashes({}) == []  # the defaults' own overlaps (a screen's escape over the app's) are deliberate
+    assert key_clashes({"layer_next": "l", "quit": "ctrl+q"}) == []
+    assert key_clashes({"layer_next": "left_square_bracket", "layer_prev": "right_square_bracket"}) == []
+    assert key_clashes({"gallery_sort": "?"}) == ["help and gallery_sort on 'question_mark'"]  # "?" by its name
+    assert key_clashes({"layer_all": "x"}) == ["layer_all and run_all on 'x'"]

@@ -43,7 +43,7 @@ def medgemma_shaped_record(answer_tokens=("yes", "<end_of_turn>"), image_first: 
         input_ids=np.arange(len(tokens)),
         tokens=tokens,
         prompt_length=P,
-        answer_ids=np.array([10, 1][:A]),
+        answer_ids=np.array([*range(10, 10 + A - 1), 1]),  # the last one the end token
         answer_tokens=list(answer_tokens),
         answer_logprobs=np.zeros(A, np.float32),
         image_token_span=image_span,
@@ -129,11 +129,27 @@ def test_token_keys_walk_only_the_rows_that_can_see_the_image_starting_at_the_fi
     state = st.show_record(st.ViewState(), record)
     assert st.token_text(record, state.row) == "yes"
     assert int(record.query_positions[state.row]) == record.prompt_length - 1  # the row that produced 'yes'
-    assert walk_words(state, record) == ["<end_of_turn>", "yes"]  # the question's tokens come before the image
+    assert walk_words(state, record) == ["yes"]  # the question's tokens come before the image; no end token
     image_first = medgemma_shaped_record(image_first=True)
     state = st.show_record(st.ViewState(), image_first)
-    assert walk_words(state, image_first) == ["<end_of_turn>", "Is", "there", "an", "effusion", "?", "yes"]
-    assert st.token_part(st.step_row(state, image_first, 3), image_first) == "token 'there' (question)"
+    assert walk_words(state, image_first) == ["Is", "there", "an", "effusion", "?", "yes"]
+    assert st.token_part(st.step_row(state, image_first, 2), image_first) == "token 'there' (question)"
+
+
+def test_a_sentence_answer_is_walked_and_shown_without_the_models_end_of_turn_token():
+    from types import SimpleNamespace
+
+    from medgemma_tui.app.widgets.tokens import tokens_text
+
+    sentence = ("There", " is", " no", " effusion", ".", "<end_of_turn>")
+    record = medgemma_shaped_record(answer_tokens=sentence)
+    state = st.show_record(st.ViewState(), record)
+    assert walk_words(state, record) == ["is", "no", "effusion", ".", "There"]
+    frame = SimpleNamespace(record=record, analysis=SimpleNamespace(answer_label="no", correct=None,
+                                                                      gating=SimpleNamespace(terms=())),
+                            spec=SimpleNamespace(rows=state.row), state=state)
+    shown = tokens_text(frame).plain
+    assert "A There is no effusion.\n" in shown and "<end_of_turn>" not in shown
 
 
 def test_a_question_token_before_the_image_is_refused_with_the_reason(record):

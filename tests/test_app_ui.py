@@ -116,9 +116,11 @@ async def test_keys_walk_layers_heads_tokens_views_and_the_status_line_follows(d
         assert app.state.head_mode == "mean" and " · head mean · " in status(app)
         await pilot.press("g")
         assert app.state.head_mode == "group" and " · group 0/" in status(app)
-        first = app.state.row
+        from medgemma_tui.app.state import token_rows
+
+        first, rows = app.state.row, token_rows(record)  # the rows that see the image, never the end token's
         await pilot.press("n")
-        assert app.state.row != first
+        assert app.state.row == rows[(rows.index(first) + 1) % len(rows)]
         await pilot.press("p")
         assert app.state.row == first
         await pilot.press("v")
@@ -251,6 +253,23 @@ async def test_run_all_reports_progress_and_cancel_stops_after_the_current_sampl
         statuses = [session.entries[i.key].status for i in session.items]
         assert 2 <= statuses.count(DONE) < len(statuses)
         assert statuses.count(NOT_RUN) > 0  # queued samples went back to "not run"
+
+
+@synchronously
+async def test_run_all_runs_only_the_samples_the_filter_shows(dataset, analyses, monkeypatch):
+    from medgemma_tui.app.widgets.samples import matches
+
+    session = session_with_stand_in_runs(dataset, analyses, monkeypatch, lambda: None)
+    app = MedtuiApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.current_key is not None)
+        wanted = {k for k in session.pending() if matches(session, k, "cardio")}
+        assert 0 < len(wanted) < len(session.items) // 2
+        await pilot.press("slash", *"cardio", "escape", "x")
+        await wait_for(pilot, lambda: all(session.entries[k].status == DONE for k in wanted), timeout=30)
+        await wait_for(pilot, lambda: not app.job_running(), timeout=30)
+        ran = {i.key for i in session.items if session.entries[i.key].status == DONE} - {list(analyses)[0]}
+        assert ran == wanted
 
 
 @synchronously
@@ -401,7 +420,7 @@ async def test_question_tokens_that_cannot_see_the_image_are_never_shown_as_a_ma
         for _ in range(len(record.query_positions) + 1):
             await pilot.press("n")
             seen.add(app.state.row)
-        assert seen == set(record.answer_rows.tolist())
+        assert seen == set(record.content_answer_rows.tolist())  # the answer's rows; not the end token's
         for _ in range(len(record.query_positions)):
             await pilot.press("v")
             assert app.state.view != "question"
@@ -557,3 +576,52 @@ async def test_methods_screen_opens_with_M_and_enter_shows_the_chosen_view(datas
         await pilot.press("right", "enter")
         assert app.screen.__class__.__name__ == "InspectScreen"
         assert app.state.view == grid.tiles[1].key
+
+
+# ---- small terminals: every key has a way in, no text is cut ------------------------------------------
+@synchronously
+async def test_at_80x24_and_160x48_the_footer_shows_help_and_quit_and_the_picture_names_the_samples_key(
+        dataset, analyses):
+    from textual.widgets._footer import FooterKey
+
+    for width, height in ((80, 24), (160, 48)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=(width, height)) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            await pilot.pause(0.2)
+            keys = {key.key: key.region for key in app.screen.query(FooterKey)}
+            for key in ("question_mark", "q", "x", "V"):
+                assert key in keys and keys[key].right <= width, (width, key, keys.get(key))
+            hint = str(app.screen.query_one("#cell").render())
+            assert "s samples" in hint and "/ filter" in hint and "…" not in hint, (width, hint)
+
+
+@synchronously
+async def test_the_export_dialogs_title_is_whole_at_80_and_160_columns(dataset, analyses):
+    import textwrap
+
+    for width, height in ((80, 24), (160, 48)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=(width, height)) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            app.open_export()
+            await pilot.pause(0.2)
+            title = app.screen.query_one("#export-title")
+            text = str(title.render())
+            lines = textwrap.wrap(text, title.content_size.width)
+            assert text.startswith("Export to the standard results tree") and text.endswith("re-runs):")
+            assert len(lines) <= title.content_size.height and title.region.right <= width, (width, title.region)
+
+
+@synchronously
+async def test_the_variants_table_is_in_view_without_scrolling_at_80x24_and_160x48(dataset, analyses):
+    from textual.containers import VerticalScroll
+
+    for width, height in ((80, 24), (160, 48)):
+        app = MedtuiApp(make_session(dataset, analyses))
+        async with app.run_test(size=(width, height)) as pilot:
+            await wait_for(pilot, lambda app=app: app.current_key is not None)
+            await pilot.press("V")
+            await pilot.pause(0.3)
+            details = app.screen.query_one("#variant-details", VerticalScroll)
+            assert details.max_scroll_y == 0 and details.region.bottom <= height, (width, details.region)

@@ -102,7 +102,9 @@ def test_one_hot_attention_on_token_k_lands_in_cell_k_div_16_k_mod_16(demo_recor
 
 def test_image_tokens_are_row_major_with_row_0_at_the_top(demo_model):
     """A bright square in patch (r, c) changes the vision embedding of token r*16 + c only."""
-    tower = demo_model.model.model.vision_tower.embeddings
+    vision = demo_model.model.model.vision_tower
+    # SigLIP's embeddings: on the tower itself, or (transformers 5.0) under its vision_model
+    tower = vision.embeddings if hasattr(vision, "embeddings") else vision.vision_model.embeddings
     patch = demo_model.config.vision_config.patch_size
     size = demo_model.config.vision_config.image_size
     base = torch.zeros(1, 3, size, size)

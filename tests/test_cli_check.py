@@ -56,13 +56,15 @@ def test_check_prints_answer_heatmap_and_metrics_for_people():
     assert "gated terms: nodule" in result.output
 
 
-@pytest.mark.parametrize("name", ["nih_00000001_000.png", "tbx11k_h0001.png", "siim_pa_chest.dcm"])
-def test_check_answers_on_real_films(name):
+@pytest.mark.parametrize("name, lungs_pass", [("nih_00000001_000.png", True), ("tbx11k_h0001.png", True),
+                                               ("siim_pa_chest.dcm", False)])
+def test_check_answers_on_real_films(name, lungs_pass):
     result = run_check(str(real_film(name)), "-q", "Is there cardiomegaly?", "--json", "--max-new-tokens", "3")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert np.asarray(payload["grid"]).sum() == pytest.approx(1.0, abs=1e-5)
-    assert payload["metrics"]["inside_lungs_ratio"] is not None
+    # the SIIM film's left lung field runs below its hemidiaphragm: the masks fail their check, no lung metrics
+    assert (payload["metrics"]["inside_lungs_ratio"] is not None) == lungs_pass
 
 
 def bad(args, tmp_path):
@@ -74,7 +76,8 @@ def bad(args, tmp_path):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing file", "not an image", "empty question", "unknown model path", "model folder of another kind"],
+    ["missing file", "not an image", "empty question", "question past the length limit", "unknown model path",
+     "model folder of another kind", "export under a file"],
 )
 def test_bad_input_gets_one_line_and_a_nonzero_exit(case, tmp_path):
     text_file = tmp_path / "notes.png"
@@ -86,6 +89,8 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(case, tmp_path):
         "missing file": [str(tmp_path / "nope.png"), "-q", "Is there a mass?"],
         "not an image": [str(text_file), "-q", "Is there a mass?"],
         "empty question": [str(DEMO_FILM), "-q", "   "],
+        "question past the length limit": [str(DEMO_FILM), "-q", "Is there a nodule? " + "x" * 5000],
+        "export under a file": [str(DEMO_FILM), "-q", "Is there a mass?", "--export", str(text_file / "out")],
         "unknown model path": [str(DEMO_FILM), "-q", "Is there a mass?", "--model", str(tmp_path / "no-model")],
         "model folder of another kind": [str(DEMO_FILM), "-q", "Is there a mass?", "--model", str(other)],
     }[case]
@@ -96,6 +101,23 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(case, tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("medtui: error:") or lines[0].startswith("Error:"), lines[0]
     assert proc.stdout == ""
+
+
+def test_an_export_that_fails_late_still_prints_the_answer_then_one_error_line(tmp_path, monkeypatch):
+    import errno
+
+    import medgemma_tui.pipeline.check as check
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "out"))
+
+    monkeypatch.setattr(check, "export_check", read_only)
+    result = CliRunner().invoke(main, ["check", str(DEMO_FILM), "-q", "Is there a mass?", "--json",
+                                       "--max-new-tokens", "2", "--export", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["question"] == "Is there a mass?"
+    assert result.stderr.strip().splitlines() == [
+        f"medtui: error: --export {tmp_path / 'out'}: [Errno 30] Read-only file system: '{tmp_path / 'out'}'"]
 
 
 @pytest.mark.parametrize("view,says", [("rollout", "rollout"), ("gradient", "gradient"), ("relative", "relative")])

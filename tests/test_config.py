@@ -178,7 +178,7 @@ def test_with_overrides_accepts_a_mapping_and_checks_values():
     changed = Config().with_overrides({"model.dtype": "float16", "analysis.layers": [0, 5]})
     assert changed.model.dtype == "fp16"
     assert changed.analysis.layers == (0, 5)
-    with pytest.raises(ConfigError, match=r"'decoding.max_new_tokens' in overrides must be an integer"):
+    with pytest.raises(ConfigError, match=r"'decoding.max_new_tokens' in the command's flags must be an integer"):
         Config().with_overrides({"decoding.max_new_tokens": "8"})
 
 
@@ -191,9 +191,10 @@ def test_with_overrides_sets_one_key_binding_and_keeps_the_rest():
 
 def test_with_overrides_names_unknown_keys():
     known = r"\(known: max_new_tokens, batch_size\)"
-    with pytest.raises(ConfigError, match=r"unknown key 'decoding.max_tokens' in overrides " + known):
+    with pytest.raises(ConfigError, match=r"unknown key 'decoding.max_tokens' in the command's flags " + known):
         Config().with_overrides({"decoding.max_tokens": 8})
-    with pytest.raises(ConfigError, match=r"unknown key 'modle.device' in overrides \(known sections: model,"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown key 'modle.device' in the command's flags \(known sections: model,"):
         Config().with_overrides({"modle.device": "cpu"})
 
 

@@ -327,11 +327,25 @@ def test_layer_profile_of_one_layer_and_one_sample_is_drawn(tmp_path):
     assert path is not None and path.exists()
 
 
-def test_a_plot_that_fails_warns_and_leaves_no_file(tmp_path, monkeypatch):
+def test_a_plot_that_fails_raises_without_a_warning_and_leaves_no_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no font")
 
     monkeypatch.setattr(figures, "new_figure", broken)
-    with pytest.warns(UserWarning, match="plot_metric_distributions: not drawn .*no font"):
-        assert figures.plot_metric_distributions(scored_rows(5, 1, 0), tmp_path / "m.png") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="no font"):
+            figures.plot_metric_distributions(scored_rows(5, 1, 0), tmp_path / "m.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_drawing_of_the_masks_takes_its_colours_from_one_table():
+    from cli.masks import OUTLINES
+    from medgemma_tui.app.picture import MASK_COLOURS
+    from medgemma_tui.colormaps import MASK_COLORS, hex_rgb
+
+    assert hex_rgb("#F0E442") == (240, 228, 66)
+    expected = {name: hex_rgb(color) for name, color in MASK_COLORS.items()}
+    assert dict(OUTLINES) == expected == MASK_COLOURS  # the contact sheet and the app's picture
+    assert (figures.BODY_COLOR, figures.LUNG_RIGHT_COLOR, figures.LUNG_LEFT_COLOR) == (
+        MASK_COLORS["body"], MASK_COLORS["lung_right"], MASK_COLORS["lung_left"])  # the per-row figure

@@ -94,3 +94,22 @@ def test_one_study_gives_no_interval_when_the_study_bootstrap_asks_for_two():
     assert math.isnan(low) and math.isnan(high)
     # two studies, means 0.5 and 1.0: the replicates are 0.5, 0.75 and 1.0
     assert bootstrap_ci(values, groups=["a", "a", "b", "b"], min_groups=2) == (0.5, 1.0)
+
+
+def test_the_dataset_screens_values_line_up_on_their_decimal_points():
+    import io
+
+    from rich.console import Console
+
+    from medgemma_tui.app.widgets.metrics import headline_table
+
+    summary = {"accuracy": 0.964, "scored": 416, "pointing_game": 0.5, "pointing_game_chance": 0.06,
+               "pointing_game_n": 28, "pointing_game_mass_in_box_lift": 12.25,
+               "hard_positive_answer_consistency": 0.99, "hard_positive_groups": 104,
+               "intervals": {"accuracy": [0.916, 1.0], "pointing_game": [0.3, 0.7], "mass_in_box_lift": [9.5, 15.0]},
+               "interval_studies": {"accuracy": 104, "pointing_game": 1}}
+    out = io.StringIO()
+    Console(file=out, width=160, color_system=None).print(headline_table(summary))
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    points = {line.split("  ")[0]: line.index(".", len(line.split("  ")[0])) for line in lines}
+    assert len(lines) == 5 and len(set(points.values())) == 1, lines  # 0.964, 8.333 and 12.250 alike

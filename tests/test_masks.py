@@ -169,13 +169,45 @@ def _load_real(name):
         return np.array(im)
 
 
-@pytest.mark.parametrize("name", REAL_FILES)
+@pytest.mark.parametrize("name", [name for name in REAL_FILES if name != "siim_pa_chest.dcm"])
 def test_real_film_gives_two_plausible_lungs_inside_the_body(name):
     img = _load_real(name)
     am = anatomy_masks(img)
     assert_plausible(am, img.shape[:2])
     assert am.fallback == ()
     assert 0.5 < am.body.mean() < 1.0
+
+
+def test_the_siim_films_left_lung_field_run_into_the_gastric_bubble_is_flagged():
+    from medgemma_tui.data.images import load_image
+    from tests.support import real_film
+
+    am = anatomy_masks(load_image(real_film("siim_pa_chest.dcm")).pixels)
+    assert am.quality == "implausible" and "lung_left_below_diaphragm" in am.quality_reasons
+
+
+def lung_pair(left_base: int, right_base: int = 80, heart_base: int = 78) -> tuple[np.ndarray, ...]:
+    """Hand-made fields on a 100 x 100 film: lungs from row 10 to their bases, the heart between them."""
+    right, left, heart = (np.zeros((100, 100), bool) for _ in range(3))
+    right[10:right_base + 1, 10:40] = True
+    left[10:left_base + 1, 60:90] = True
+    heart[40:heart_base + 1, 42:58] = True
+    return right, left, heart
+
+
+@pytest.mark.parametrize("left_base, heart_base, flagged", [
+    (80, 70, False),  # bases level
+    (88, 70, False),  # 8 rows below the right's base: 0.10 of the left lung's 79 rows, a low left hemidiaphragm
+    (96, 70, True),  # 16 rows below the right's (0.18 of 87) and 26 below the heart's (0.30): past 0.15 on both
+    (96, 95, False),  # as low, but level with the heart's base: 1 row (0.01)
+])
+def test_a_lung_base_far_below_the_other_lung_and_the_heart_has_crossed_its_hemidiaphragm(left_base, heart_base,
+                                                                                          flagged):
+    from medgemma_tui.analysis.masks import _implausible
+
+    reasons = _implausible(*lung_pair(left_base, heart_base=heart_base))
+    assert ("lung_left_below_diaphragm" in reasons) == flagged, reasons
+    assert "lung_right_below_diaphragm" not in reasons
 
 
 # ---------------------------------------------------------------- radiologists' masks on held-out films

@@ -49,6 +49,73 @@ def test_an_analysis_that_fails_is_said_in_run_json_and_the_rows_stay(tmp_path, 
     assert samples[0].key in (tmp_path / "out" / "evaluation_results.csv").read_text()
 
 
+def test_a_full_disk_stops_the_run_at_the_first_write_and_keeps_the_finished_rows(tmp_path, demo_model,
+                                                                                   monkeypatch):
+    import errno
+
+    import medgemma_tui.export.record_io as record_io
+    import medgemma_tui.pipeline.batch as batch
+
+    answered, saved = [], []
+    answer_row, save_file = batch.answer_row, record_io.save_file
+
+    def counting(loaded, sample, *args, **kwargs):
+        answered.append(sample.key)
+        return answer_row(loaded, sample, *args, **kwargs)
+
+    def filling(tensors, path, metadata=None):
+        if saved:  # the disk fills up after the first row's record
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        saved.append(path)
+        save_file(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(batch, "answer_row", counting)
+    monkeypatch.setattr(record_io, "save_file", filling)
+    counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1, 2, 3)), tmp_path / "out",
+                               eval_config(tmp_path, full=False, tokens=2))
+    assert answered == [s.key for s in samples[:2]]  # no row computed after the full disk
+    assert counts.disk_full.startswith("no space left on the device writing ")
+    assert (counts.done, counts.failed, counts.exit_code, counts.status) == (1, 0, 1, "disk full")
+    csv_text = (tmp_path / "out" / "evaluation_results.csv").read_text()
+    assert samples[0].key in csv_text and samples[1].key not in csv_text  # the second row is not failed: rerun
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "disk full"
+
+
+def test_sigterm_stops_the_run_between_rows_with_exit_143_and_a_killed_run_is_named_so(tmp_path, demo_model):
+    import signal
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"status": "running", "started": "earlier"}))  # a run SIGKILL ended
+
+    def terminate(p):
+        if p.event == "sample" and p.index == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    counts, samples = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1, 2)), out,
+                               eval_config(tmp_path, full=False, tokens=2), progress=terminate)
+    assert counts.interrupted and counts.done == 1 and counts.exit_code == 143  # 128 + SIGTERM, the convention
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["previous_runs"][-1]["status"] == "killed"
+
+
+def test_an_interrupt_while_analysis_is_written_still_gives_the_rows_accuracy(tmp_path, demo_model, monkeypatch):
+    import medgemma_tui.pipeline.evaluation as evaluation
+    from medgemma_tui.export.reader import read_results
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "write_analysis", interrupted)
+    counts, _ = run_tree(demo_model, demo_subset_csv(tmp_path, (0, 1, 4)), tmp_path / "out",
+                         eval_config(tmp_path, full=False, tokens=2))
+    rows = read_results(tmp_path / "out").rows
+    scored = rows[rows["correct"].notna()]
+    assert counts.interrupted and counts.analysis_error == "interrupted while writing analysis/"
+    assert counts.scored == len(scored) == 3
+    assert counts.accuracy == pytest.approx(scored["correct"].astype(bool).mean())
+
+
 def test_ctrl_c_surfacing_inside_torch_as_another_error_stops_the_run_and_fails_no_row():
     flag = InterruptFlag()
     seen, failed, finished = [], [], []
@@ -110,6 +177,19 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == mode
+
+
+def test_every_file_of_a_tree_follows_the_umask_and_no_lock_file_stays(tmp_path, demo_model):
+    old = os.umask(0o027)
+    try:
+        run_tree(demo_model, demo_subset_csv(tmp_path, (0,)), tmp_path / "out", eval_config(tmp_path, tokens=2))
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert any(p.parent.name == "attention" for p in files)
+    assert {p.relative_to(tmp_path / "out").as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+            if stat.S_IMODE(p.stat().st_mode) != 0o640} == {}
+    assert not (tmp_path / "out" / ".medtui.lock").exists()
 
 
 def test_a_run_whose_model_fails_to_load_leaves_no_folder_behind(tmp_path, monkeypatch):

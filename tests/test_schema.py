@@ -298,6 +298,28 @@ def test_a_csv_whose_only_row_is_bad_names_the_row_and_the_problem(tmp_path):
     assert_dataset_error(path, "no row can run", "row 0 (line 2)", "empty 'question'")
 
 
+def test_a_question_past_the_length_limit_fails_that_row_only_saying_the_limit(tmp_path):
+    from medgemma_tui.data.schema import MAX_QUESTION_CHARS
+
+    longest = "Is there a nodule? " + "x" * (MAX_QUESTION_CHARS - 19)
+    path = write_csv(tmp_path, f"image_path,question,answer\na.png,{longest},yes\nb.png,{longest}x,no\n")
+    first, second = load_dataset(path)
+    assert first.problem is None
+    assert second.problem == f"the question has {MAX_QUESTION_CHARS + 1:,} characters, more than the " \
+                             f"{MAX_QUESTION_CHARS:,} allowed"
+
+
+def test_a_row_asking_an_earlier_rows_question_about_the_same_film_is_named_with_that_row(tmp_path):
+    from medgemma_tui.data.schema import duplicate_rows
+
+    path = write_csv(tmp_path, "image_path,question,answer\na.png,Is there edema?,yes\nb.png,Is there edema?,no\n"
+                               "a.png,Is there  EDEMA?,yes\na.png,Is the heart enlarged?,no\na.png,,yes\n"
+                               "a.png,,yes\n")
+    dataset = load_dataset(path)
+    assert [(again.line, first.line) for again, first in duplicate_rows(dataset.samples)] == [(4, 2)]
+    assert len({s.key for s in dataset}) == 6  # kept, each with a key of its own
+
+
 def test_an_empty_question_fails_that_row_only_and_the_others_load(tmp_path):
     path = write_csv(tmp_path, "image_path,question,answer\na.png,Is there edema?,yes\nb.png,,no\n"
                                "c.png,Any mass?,no\n")

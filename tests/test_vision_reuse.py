@@ -13,13 +13,14 @@ from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.pipeline.batch import film_order, run_batch
 from medgemma_tui.pipeline.sample import RowSettings
 from medgemma_tui.resources import fixtures_dir
-from tests.support import demo_subset_csv
+from tests.support import demo_subset_csv, needs_feature_reuse
 
 QUESTIONS = ("Is there a nodule?", "Is there a pleural effusion in the left lung?", "Is the heart enlarged?")
 ARRAYS = ("input_ids", "answer_ids", "answer_logprobs", "query_positions", "image_attn", "question_attn", "shares",
           "layer_mean_attn")
 
 
+@needs_feature_reuse
 def test_a_record_from_reused_features_equals_the_record_from_scratch(demo_model):
     film = load_image(fixtures_dir() / "phantoms" / "p0003.png")
     cache = VisionCache()
@@ -33,6 +34,24 @@ def test_a_record_from_reused_features_equals_the_record_from_scratch(demo_model
     assert (cache.misses, cache.hits) == (1, len(QUESTIONS) - 1)
 
 
+def test_without_mm_encoder_outputs_a_batch_of_one_film_is_answered_from_its_pixels_alike(demo_model,
+                                                                                       monkeypatch):
+    from medgemma_tui.engine import vision
+    from medgemma_tui.engine.extract import extract_records
+
+    film = load_image(fixtures_dir() / "phantoms" / "p0003.png")
+    reused = extract_records(demo_model, film.rgb, list(QUESTIONS[:2]), max_new_tokens=3)
+    monkeypatch.setattr(vision, "takes_features", lambda model: False)  # a transformers whose Gemma 3 lacks it
+    cache = VisionCache()
+    pixels = extract_records(demo_model, film.rgb, list(QUESTIONS[:2]), max_new_tokens=3, vision=cache)
+    assert cache.misses == cache.hits == 0  # no features handed over: each row's vision pass ran in the model
+    for a, b in zip(reused, pixels, strict=True):
+        assert a.answer == b.answer
+        for name in ARRAYS:
+            np.testing.assert_allclose(getattr(b, name), getattr(a, name), atol=1e-5, rtol=0, err_msg=name)
+
+
+@needs_feature_reuse
 def test_another_film_is_a_new_vision_pass(demo_model):
     cache = VisionCache()
     for name in ("p0003.png", "p0004.png", "p0003.png"):
@@ -50,6 +69,7 @@ def test_rows_are_scheduled_film_by_film_in_order_of_first_appearance():
     assert [r.key for r in film_order(rows)] == ["a1", "a2", "b1", "b2", "c1"]
 
 
+@needs_feature_reuse
 def test_a_batch_computes_each_films_features_and_masks_once(demo_model, tmp_path, monkeypatch):
     calls = []
     real = demo_model.model.get_image_features

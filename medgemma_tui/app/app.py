@@ -37,7 +37,7 @@ from medgemma_tui.app.screens.robustness import RobustnessScreen
 from medgemma_tui.app.screens.variants import VariantsScreen
 from medgemma_tui.app.session import DONE, RUNNING, Session
 from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, load_themes
-from medgemma_tui.app.widgets.samples import SamplesPanel
+from medgemma_tui.app.widgets.samples import SamplesPanel, matches
 from medgemma_tui.colormaps import available as available_colormaps
 from medgemma_tui.config import Config
 from medgemma_tui.config.schema import METHOD_NAMES
@@ -187,8 +187,8 @@ class MedtuiApp(App):
             return None
         hit = self._masks_cache.get(id(analysis))
         if hit is None or hit[0] is not analysis:
-            hit = (analysis, {"body": analysis.masks.body, "lungs": analysis.masks.lungs,
-                              "mediastinum": analysis.masks.mediastinum})
+            hit = (analysis, {"body": analysis.masks.body, "lung_right": analysis.masks.lung_right,
+                              "lung_left": analysis.masks.lung_left, "mediastinum": analysis.masks.mediastinum})
             self._masks_cache[id(analysis)] = hit
         return hit[1]
 
@@ -367,7 +367,15 @@ class MedtuiApp(App):
         self.run_batch(keys, job)
 
     def run_all(self) -> None:
-        self.run_keys(self.session.pending(), "run all")
+        """Run every sample not run yet that the samples filter shows (all of them with no filter)."""
+        screen = self.inspector()
+        panels = list(screen.query(SamplesPanel)) if screen is not None and screen.is_mounted else []
+        query = panels[0].query_text.strip() if panels else ""
+        keys = [key for key in self.session.pending() if matches(self.session, key, query)]
+        if query and not keys:
+            self.notify(f"Nothing to run: every sample the filter {query!r} shows has run.")
+            return
+        self.run_keys(keys, f"run all ({query!r})" if query else "run all")
 
     def job_running(self) -> bool:
         if self._jobs_alive:

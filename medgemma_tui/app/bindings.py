@@ -7,6 +7,7 @@ screen (``?``) lists every id with its current key.
 from __future__ import annotations
 
 from textual.binding import Binding
+from textual.keys import _character_to_key
 
 APP_BINDINGS = [
     Binding("question_mark", "help", "Help", id="help"),
@@ -23,7 +24,8 @@ INSPECT_BINDINGS = [
     Binding("a", "all_layers", "All layers", tooltip="Back to all layers", id="layer_all", show=False),
     Binding("full_stop", "head(1)", "Head+", tooltip="Next head or GQA group (from the mean: head 0)", id="head_next"),
     Binding("comma", "head(-1)", "Head-", tooltip="Previous head or group", id="head_prev", show=False),
-    Binding("g", "head_mode", "Mean/group/head", tooltip="Cycle head mean / GQA group / single head", id="head_mode"),
+    Binding("g", "head_mode", "Head mode", tooltip="Cycle head mean / GQA group / single head", id="head_mode",
+            show=False),
     Binding("n", "token(1)", "Token+",
             tooltip="Next query token that can see the image (with the question before the image: the answer rows)",
             id="token_next"),
@@ -116,3 +118,47 @@ def all_bindings() -> list[Binding]:
 
 def binding_ids() -> set[str]:
     return {b.id for b in all_bindings() if b.id}
+
+
+# The bindings live at the same time, screen by screen (the app's own are live on every screen): two ids of
+# one scope on one key shadow each other (the screen's wins, so a remap of layer_next onto "q" hides quit).
+SCOPES = [
+    [*APP_BINDINGS, *INSPECT_BINDINGS, *CURSOR_BINDINGS],
+    [*APP_BINDINGS, *FILTER_BINDINGS],
+    [*APP_BINDINGS, *GALLERY_BINDINGS, *TILE_BINDINGS],
+    [*APP_BINDINGS, *METHODS_BINDINGS, *TILE_BINDINGS],
+    [*APP_BINDINGS, *VARIANT_BINDINGS, *TILE_BINDINGS],
+    [*APP_BINDINGS, *ROBUSTNESS_BINDINGS],
+    [*APP_BINDINGS, *CLOSE_BINDINGS, *HELP_BINDINGS],
+]
+
+
+def key_names(keys: str) -> set[str]:
+    """The keys of a binding or a remap ("l", "ctrl+q", "?,h"), in Textual's names ("?" is question_mark)."""
+    names = set()
+    for key in keys.split(","):
+        key = key.strip()
+        if key:
+            names.add(_character_to_key(key) if len(key) == 1 else key)
+    return names
+
+
+def key_clashes(overrides: dict[str, str]) -> list[str]:
+    """Pairs of binding ids that ``overrides`` (``[app.keys]``) put on one key within one scope, as
+    "layer_next and quit on 'q'"; the defaults' own deliberate overlaps (a screen's escape) are not clashes."""
+
+    def keys_of(binding: Binding, remapped: bool) -> set[str]:
+        return key_names(overrides[binding.id] if remapped and binding.id in overrides else binding.key)
+
+    clashes = []
+    for scope in SCOPES:
+        for i, first in enumerate(scope):
+            for second in scope[i + 1:]:
+                if first.id == second.id or first.id not in overrides and second.id not in overrides:
+                    continue
+                shared = keys_of(first, True) & keys_of(second, True)
+                if shared and not keys_of(first, False) & keys_of(second, False):
+                    text = f"{first.id} and {second.id} on {sorted(shared)[0]!r}"
+                    if text not in clashes:
+                        clashes.append(text)
+    return clashes

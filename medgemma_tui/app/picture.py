@@ -24,10 +24,10 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from medgemma_tui.colormaps import get_colormap
+from medgemma_tui.colormaps import MASK_COLORS, get_colormap, hex_rgb
 
 HALF = "▀"
-MASK_COLOURS = {"body": (64, 200, 255), "lungs": (120, 255, 120), "mediastinum": (255, 170, 60)}
+MASK_COLOURS = {name: hex_rgb(color) for name, color in MASK_COLORS.items()}  # as the figures draw them
 BOX_COLOUR = (255, 95, 95)  # the ground-truth box when the theme gives no error colour
 CURSOR_COLOUR = (255, 255, 255)
 CUBE = np.array([0, 95, 135, 175, 215, 255], dtype=np.int32)

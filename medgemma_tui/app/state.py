@@ -57,10 +57,11 @@ class ViewState:
 # ---- rows (query tokens) --------------------------------------------------------------------------
 def token_rows(record: AttentionRecord) -> list[int]:
     """Query rows that can see the image, in reading order: question tokens by position, then answer
-    rows by answer index (with the question before the image: the answer rows only)."""
+    rows by answer index (with the question before the image: the answer rows only), never the row that
+    produced the model's end token (``AttentionRecord.content_answer_rows``)."""
     seeing = set(rows_seeing_image(record).tolist())
     question = sorted(record.question_rows.tolist(), key=lambda r: int(record.query_positions[r]))
-    return [r for r in [*question, *record.answer_rows.tolist()] if r in seeing]
+    return [r for r in [*question, *record.content_answer_rows.tolist()] if r in seeing]
 
 
 def sees_image(record: AttentionRecord, row: int) -> bool:

@@ -21,7 +21,7 @@ class ConfigError(MedtuiError, ValueError):
 @dataclass(frozen=True)
 class _Where:
     key: str  # dotted, e.g. "decoding.max_new_tokens"
-    label: str  # the file, or "overrides"
+    label: str  # the file, or the command's flags (``schema.FLAGS``)
     base: Path | None  # folder that relative paths are resolved against
 
     def fail(self, expected: str, value: Any) -> ConfigError:

@@ -216,6 +216,10 @@ SECTIONS: dict[str, type] = {
 }
 
 
+# where ``with_overrides`` values come from, as its errors name it: a command's flags, in the user's words
+FLAGS = "the command's flags"
+
+
 @dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -247,15 +251,15 @@ class Config:
         changes: dict[str, dict[str, Any]] = {}
         for name, value in {**dict(overrides or {}), **dotted}.items():
             section, _, key = name.partition(".")
-            cls = _section_class(section, "overrides", name)
+            cls = _section_class(section, FLAGS, name)
             if section == "app" and key.startswith("keys."):
                 binding = key[len("keys."):]
                 current = changes.get("app", {}).get("keys", self.app.keys)
                 value = {**current, binding: value}
                 key = "keys"
-            spec = _field_named(cls, key, section, "overrides")
+            spec = _field_named(cls, key, section, FLAGS)
             check = spec.metadata["check"]
-            changes.setdefault(section, {})[key] = check(value, _Where(f"{section}.{key}", "overrides", None))
+            changes.setdefault(section, {})[key] = check(value, _Where(f"{section}.{key}", FLAGS, None))
         updated = {section: dataclasses.replace(getattr(self, section), **values)
                    for section, values in changes.items()}
         return dataclasses.replace(self, **updated)

@@ -74,6 +74,21 @@ _STRATEGY_WORDS: dict[str, tuple[str, ...]] = {
 _STRATEGY_SPLIT = re.compile(r"\s*(?:\+|,|&|/|;|\|)\s*|\s+and\s+|\s+with\s+")
 
 
+# The longest question a row may ask, in characters. A VQA question is a sentence or two (the hard-positive
+# paraphrases run to about 150 characters); the record grows with the square of the prompt's length (the
+# head-mean rows of every position, the question tokens' rows), so a pasted page would cost gigabytes.
+MAX_QUESTION_CHARS = 1000
+
+
+def question_problem(question: str) -> str | None:
+    """Why ``question`` cannot be put to the model ("empty 'question'", too long), or None."""
+    if not question.strip():
+        return "empty 'question'"
+    if len(question) > MAX_QUESTION_CHARS:
+        return f"the question has {len(question):,} characters, more than the {MAX_QUESTION_CHARS:,} allowed"
+    return None
+
+
 class DatasetError(MedtuiError, ValueError):
     """A dataset CSV that cannot be used; the message is one line."""
 
@@ -163,6 +178,22 @@ class Dataset:
     def scored_count(self) -> int:
         """How many rows can count in the accuracy (yes/no ground truth, no problem)."""
         return sum(sample.is_scored for sample in self.samples)
+
+
+def duplicate_rows(samples: Iterator[Sample] | tuple[Sample, ...] | list[Sample]) -> list[tuple[Sample, Sample]]:
+    """Each row that asks an earlier row's question (spaces and case aside) about the same film, with that
+    earlier row. Both are kept, run and scored as rows of their own: the CSV's word is taken as given."""
+    first: dict[tuple[str, str], Sample] = {}
+    out = []
+    for sample in samples:
+        if sample.problem:
+            continue
+        key = (str(sample.image), " ".join(sample.question.lower().split()))
+        if key in first:
+            out.append((sample, first[key]))
+        else:
+            first[key] = sample
+    return out
 
 
 def load_dataset(csv_path: str | os.PathLike[str], images_root: str | os.PathLike[str] | None = None
@@ -307,8 +338,8 @@ def _read_row(row: int, line: int, cells: list[str], columns: tuple[str, ...], w
     question = cell("question")
     if not image_path:
         problems.append("empty 'image_path'")
-    if not question:
-        problems.append("empty 'question'")
+    if problem := question_problem(question):
+        problems.append(problem)
 
     index_text = cell("variant_index")
     variant_index = 0

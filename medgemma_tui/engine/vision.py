@@ -13,6 +13,7 @@ robustness study) or the next film of the dataset is a new entry and replaces th
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,13 @@ class VisionCache:
         self.pixel_values = self.features = None
 
 
+def takes_features(model) -> bool:
+    """Whether ``generate`` hands ``mm_encoder_outputs`` to this model: transformers does so only where the
+    model's ``forward`` names the keyword (``GenerationMixin._supports_mm_encoder_outputs``), which older 5.x
+    releases' Gemma 3 does not; there a row's features come from its pixels."""
+    return "mm_encoder_outputs" in inspect.signature(model.forward).parameters
+
+
 def with_features(model, inputs: dict[str, torch.Tensor], cache: VisionCache | None) -> dict[str, Any]:
     """``generate`` inputs with the film's features in place of its pixels (unchanged without a cache).
 
@@ -56,9 +64,12 @@ def with_features(model, inputs: dict[str, torch.Tensor], cache: VisionCache | N
     features once per row: the model scatters them over the image tokens of every row in batch order."""
     if cache is None or "pixel_values" not in inputs:
         return inputs
+    rows = int(inputs["input_ids"].shape[0])
+    if not takes_features(model):  # the pixels, once per row: each row's vision pass is computed again
+        pixels = inputs["pixel_values"]
+        return {**inputs, "pixel_values": pixels.repeat(rows, 1, 1, 1) if pixels.shape[0] != rows else pixels}
     out = {k: v for k, v in inputs.items() if k != "pixel_values"}
     features = cache.features_for(model, inputs["pixel_values"])
-    rows = int(inputs["input_ids"].shape[0])
     if rows > 1 and features.pooler_output.shape[0] == 1:
         features = copy.copy(features)  # the cached output stays the film's own
         features.pooler_output = features.pooler_output.repeat(rows, 1, 1)  # [B, tokens, hidden]

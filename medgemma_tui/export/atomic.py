@@ -8,6 +8,7 @@ leave them 0600, unreadable to collaborators on a shared host).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -18,7 +19,28 @@ from typing import Any
 
 import numpy as np
 
+from medgemma_tui.errors import MedtuiError
 from medgemma_tui.json_values import jsonable
+
+# "No space left on device" and "Disk quota exceeded": no later write of the run can succeed either
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullError(MedtuiError):
+    """A write found the filesystem full (or the user's quota spent): the message names the file."""
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is a write that found no space. A library
+    that is not Python's own I/O (safetensors) says so only in its message: the C library's text."""
+    texts = tuple(os.strerror(code) for code in DISK_FULL_ERRNOS)
+    while exc is not None:
+        if isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS):
+            return True
+        if any(text in str(exc) for text in texts):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def current_umask() -> int:
@@ -34,12 +56,17 @@ def current_umask() -> int:
     return mask
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_path(path: Path) -> Path:
     """A temporary sibling of ``path`` to write to, then ``os.replace`` onto it (mode 0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
+        os.fchmod(fd, file_mode())
     finally:
         os.close(fd)
     return Path(tmp)
@@ -47,13 +74,23 @@ def atomic_path(path: Path) -> Path:
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; when the block succeeds it replaces ``path`` in one rename."""
-    tmp = atomic_path(path)
+    """Yield a temporary sibling of ``path``; when the block succeeds it replaces ``path`` in one rename.
+
+    The mode is set again just before the rename: a writer that replaces the temporary file with one of its
+    own (safetensors writes its own temporary file and renames it over the name it is given, mode 0600)
+    would otherwise decide the mode."""
     try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        tmp = atomic_path(path)
+        try:
+            yield tmp
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except Exception as exc:
+        if disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise DiskFullError(f"no space left on the device writing {path}") from exc
+        raise
 
 
 def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.colormaps import get_colormap
+from medgemma_tui.colormaps import MASK_COLORS, get_colormap
 from medgemma_tui.export.atomic import atomic_file
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ DPI = 120
 FILM_INTERPOLATION = "bilinear"
 # pale lines over gray films and dark maps: colour-blind safe (Okabe-Ito)
 BOX_COLOR = "#56B4E9"
-BODY_COLOR = "#F0E442"
-LUNG_RIGHT_COLOR = "#009E73"
-LUNG_LEFT_COLOR = "#E69F00"
+BODY_COLOR = MASK_COLORS["body"]
+LUNG_RIGHT_COLOR = MASK_COLORS["lung_right"]
+LUNG_LEFT_COLOR = MASK_COLORS["lung_left"]
 ACCENT = "#0072B2"
 MASK_TINT_ALPHA = 0.38
 # the multi-panel figure of one sample: its size in inches and its 2 x 3 panel grid (matplotlib's
@@ -466,19 +466,15 @@ WRONG_COLOR = "#D55E00"
 
 
 def _quiet(plot: Callable[..., Path | None]) -> Callable[..., Path | None]:
-    """A dataset plot never stops a run: a failure is a warning and no file (the writes are atomic)."""
+    """A dataset plot without numpy's warnings on all-NaN slices. A failure is raised, never warned: the
+    caller names it in ``summary.json`` (``plot_errors``) and draws the other plots (the writes are atomic,
+    so a failed plot leaves no file)."""
 
     @functools.wraps(plot)
     def guarded(*args, **kwargs) -> Path | None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # numpy on all-NaN slices
-                return plot(*args, **kwargs)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure of one plot leaves the others and summary.json
-            warnings.warn(f"{plot.__name__}: not drawn ({type(exc).__name__}: {exc})", stacklevel=2)
-            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return plot(*args, **kwargs)
 
     return guarded
 

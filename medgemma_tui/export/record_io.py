@@ -15,7 +15,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from medgemma_tui.engine.record import AttentionRecord
-from medgemma_tui.export.atomic import atomic_path
+from medgemma_tui.export.atomic import atomic_file
 from medgemma_tui.model.info import ModelInfo
 
 FORMAT = "medtui-record/1"
@@ -57,12 +57,8 @@ def save_record(record: AttentionRecord, path: str | os.PathLike) -> Path:
         "timings_s": json.dumps(record.timings_s),
         "extra": json.dumps(record.extra),
     }
-    tmp = atomic_path(path)
-    try:
+    with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

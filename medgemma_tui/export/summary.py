@@ -109,18 +109,29 @@ def _is_na(value) -> bool:
     return value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
+def scored_accuracy(done: pd.DataFrame) -> tuple[float | None, int]:
+    """The accuracy over the finished rows with a yes/no ground truth, and how many they are."""
+    correct = done["correct"].dropna() if "correct" in done else []
+    return (float(np.mean(correct.astype(bool))) if len(correct) else None), len(correct)
+
+
+def tree_accuracy(tree: ResultsTree) -> tuple[float | None, int]:
+    """``scored_accuracy`` of a tree's CSV alone: what a run can still say when ``analysis/`` was not written."""
+    return scored_accuracy(finished(read_rows(tree.csv_path)))
+
+
 def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] | None = None,
               consistency: Consistency | None = None) -> dict[str, Any]:
     """The numbers of ``analysis/summary.json``; hard-positive consistency from ``analysis.consistency``."""
     done = finished(rows)
-    correct = done["correct"].dropna() if "correct" in done else []
+    accuracy, scored = scored_accuracy(done)
     summary: dict[str, Any] = {
         "rows": len(rows),
         "done": len(done),
         "failed": len(rows) - len(done),
         "skipped": int((counts or {}).get("skipped", 0)),
-        "accuracy": float(np.mean(correct.astype(bool))) if len(correct) else None,
-        "scored": len(correct),
+        "accuracy": accuracy,
+        "scored": scored,
         "answer_labels": {str(k): int(v) for k, v in done["answer_label"].value_counts().items()}
         if "answer_label" in done else {},
         "metrics": {name: finite_mean(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES, *BOX_METRIC_NAMES)

@@ -51,6 +51,24 @@ class TreeBusyError(MedtuiError, RuntimeError):
     """Another process is writing the same results tree."""
 
 
+class TreeNotWritableError(MedtuiError, OSError):
+    """The results tree's folder cannot be created or written (a read-only place, no permission)."""
+
+
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Raise ``TreeNotWritableError`` when ``folder`` cannot be written, or created where it does not exist:
+    asked before the work whose results would go there, so that no work is thrown away. Nothing is created."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TreeNotWritableError(f"cannot write {folder}: {existing} is not a folder")
+    # access(2) says EROFS for a read-only filesystem, for root too
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TreeNotWritableError(f"cannot write {folder}: {existing} is read-only or not writable by this user")
+
+
 # ---- the tree ---------------------------------------------------------------------------------------
 class ResultsTree(TreeLayout):
     """The writer of a results tree: rows appended to its journal, the CSV built from it (``write_csv``)."""
@@ -70,14 +88,7 @@ class ResultsTree(TreeLayout):
         """Hold the tree's write lock; clears temporary files a killed run left behind."""
         created = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / LOCK_NAME, "a+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            handle.close()
-            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
-                raise TreeBusyError(f"another medtui run is writing {self.root}") from None
-            raise
+        handle = self._take_lock()
         try:
             handle.seek(0)
             handle.truncate()
@@ -89,9 +100,32 @@ class ResultsTree(TreeLayout):
             yield self
         finally:
             self._lock = None
+            # the file goes while the lock is held: a finished tree keeps no lock file naming a dead process
+            (self.root / LOCK_NAME).unlink(missing_ok=True)
             handle.close()
             if created:
                 self._remove_if_empty()
+
+    def _take_lock(self):
+        """The lock file, open and locked. A run that finishes removes the file while it holds the lock, so
+        a run that opened the old file and locks it afterwards holds a file no longer in the tree: it
+        opens the name again, until the file it locked is the one the tree holds."""
+        path = self.root / LOCK_NAME
+        while True:
+            handle = open(path, "a+")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                handle.close()
+                if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                    raise TreeBusyError(f"another medtui run is writing {self.root}") from None
+                raise
+            try:
+                if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                    return handle
+            except FileNotFoundError:
+                pass
+            handle.close()
 
     def _remove_if_empty(self) -> None:
         """A tree this run created and left without a file (it failed before the first row) goes again."""

@@ -3,7 +3,9 @@ per-row failure isolation. ``medtui eval`` (through ``evaluation.run_evaluation`
 run-all, and the bench all run rows here.
 
 A failing row (missing or unreadable image, an empty question, an inference error, CUDA out of
-memory) goes to the sink's ``failed`` with a one-line error and the run goes on. Ctrl-C or SIGTERM
+memory) goes to the sink's ``failed`` with a one-line error and the run goes on. A full disk stops the
+run at once (``BatchCounts.disk_full``): every later row would compute and then fail the same way, and
+the row that found it is not recorded, so the next run does it again. Ctrl-C or SIGTERM
 (``interrupts.interrupts_noted``) or the caller's ``should_stop`` stops the run between two rows.
 """
 
@@ -21,6 +23,7 @@ from medgemma_tui.engine.extract import batch_size_for
 from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError, first_line
+from medgemma_tui.export.atomic import DiskFullError, disk_full
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.interrupts import InterruptFlag
 from medgemma_tui.pipeline.sample import RowSettings, answer_films, answer_row, check_row, needs_model
@@ -72,6 +75,7 @@ class BatchCounts:
     failed: int = 0  # failed in this run
     skipped: int = 0  # already finished before this run
     interrupted: bool = False
+    disk_full: str | None = None  # the write that found no space, when one stopped the run
     sample_times: list[float] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
 
@@ -224,6 +228,10 @@ def run_batch(
         except Exception as exc:
             if interrupted:  # Ctrl-C surfaced as another exception inside torch: stop, record nothing
                 raise KeyboardInterrupt from exc
+            if disk_full(exc):  # stop, record nothing (the failed row could not be written either)
+                counts.disk_full = (first_line(exc) if isinstance(exc, DiskFullError)
+                                    else f"no space left on the device: {first_line(exc)}")
+                return
             error = failure_message(exc)
             if is_cuda_oom(exc):
                 free_accelerator_memory()
@@ -260,7 +268,9 @@ def run_batch(
                     counts.interrupted = True
                     break
                 run_row(sample, shared)
-            if counts.interrupted:
+                if counts.disk_full:
+                    break
+            if counts.interrupted or counts.disk_full:
                 break
     except KeyboardInterrupt:
         counts.interrupted = True

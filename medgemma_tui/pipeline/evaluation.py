@@ -5,7 +5,8 @@ all write their trees here, so every tree has the same files.
 Never lose work: finished keys are skipped; a failing row is recorded with its ``error`` and the run
 goes on; Ctrl-C or SIGTERM stops between two atomic writes, so the tree holds only whole rows, and the
 next run completes it. ``analysis/`` and the final ``run.json`` are written whatever happened, and
-``run.json`` says how the run ended ("done", "failed rows", "interrupted", "analysis failed").
+``run.json`` says how the run ended ("done", "failed rows", "interrupted", "disk full", "analysis failed").
+A full disk stops the run at the first write that finds no space; ``analysis/`` is then left as it was.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.errors import first_line
+from medgemma_tui.export.atomic import DiskFullError
 from medgemma_tui.export.run_json import environment, model_json, now
-from medgemma_tui.export.summary import write_analysis
+from medgemma_tui.export.summary import tree_accuracy, write_analysis
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.batch import Progress, Study, film_order, run_batch
@@ -37,6 +39,8 @@ class EvalCounts:
     failed: int = 0  # failed in this run
     skipped: int = 0  # already finished before this run
     interrupted: bool = False
+    signal: int | None = None  # the signal that interrupted the run (SIGINT for Ctrl-C)
+    disk_full: str | None = None  # the write that found no space and stopped the run
     wall_s: float = 0.0
     out: str = ""
     accuracy: float | None = None  # over every scored row of the tree
@@ -48,14 +52,16 @@ class EvalCounts:
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
-            return 130
-        return 1 if self.failed or self.analysis_error else 0
+        if self.interrupted:  # the shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM)
+            return 128 + (self.signal or 2)
+        return 1 if self.failed or self.analysis_error or self.disk_full else 0
 
     @property
     def status(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.disk_full:
+            return "disk full"
         if self.analysis_error:
             return "analysis failed"
         return "failed rows" if self.failed else "done"
@@ -122,6 +128,8 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
     finally:
         analysis_started = time.perf_counter()
         try:
+            if counts.disk_full:  # every write would fail the same way
+                raise DiskFullError(counts.disk_full)
             tree.write_csv()
             summary = write_analysis(tree, counts={"skipped": counts.skipped, "interrupted": counts.interrupted},
                                      plots=plots, formats=config.visualization.formats, dpi=config.visualization.dpi,
@@ -133,12 +141,21 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
         except KeyboardInterrupt:
             counts.interrupted = True
             counts.analysis_error = "interrupted while writing analysis/"
+            try:  # the rows are all there: their accuracy is one read of the CSV
+                counts.accuracy, counts.scored = tree_accuracy(tree)
+            except (KeyboardInterrupt, Exception):
+                pass
+        except DiskFullError as exc:
+            counts.disk_full = counts.disk_full or first_line(exc)
         except Exception as exc:  # the rows are safe; say what went wrong with the analysis
             counts.analysis_error = f"{type(exc).__name__}: {first_line(exc)}"
         run["timings_s"] = {**run.get("timings_s", {}),
                             "analysis": round(time.perf_counter() - analysis_started, 3)}
         counts.wall_s = time.perf_counter() - started
-        write_run_finish(tree, run, counts)
+        try:
+            write_run_finish(tree, run, counts)
+        except DiskFullError as exc:  # run.json stays "running": the one line on stderr says why
+            counts.disk_full = counts.disk_full or first_line(exc)
 
 
 def run_evaluation(
@@ -186,9 +203,12 @@ def run_evaluation(
         counts.done, counts.failed = batch.done - len(late), batch.failed + len(late)
         counts.failures = batch.failures + late
         counts.interrupted = batch.interrupted
+        counts.disk_full = batch.disk_full or getattr(sink, "disk_full", None)
         run["timings_s"] = {**run.get("timings_s", {}), **sample_timings(batch.sample_times)}
         report(Progress("analysis", len(pending), batch.done + batch.failed, batch.done, batch.failed,
                         counts.skipped, sum(batch.sample_times)))
+    if interrupted:  # during the rows or while analysis/ was written
+        counts.signal = interrupted.signum
     report(Progress("finish", len(pending), counts.done + counts.failed, counts.done, counts.failed,
                     counts.skipped, counts.wall_s))
     return counts
@@ -230,7 +250,10 @@ def write_run_start(tree: ResultsTree, loaded: LoadedModel | None, config: Confi
     previous = tree.read_run()
     history = previous.pop("previous_runs", [])
     if previous:
-        history.append({k: previous.get(k) for k in ("started", "finished", "status", "counts", "model")})
+        entry = {k: previous.get(k) for k in ("started", "finished", "status", "counts", "model")}
+        if entry["status"] == "running":  # this run holds the lock: that one was killed before it could say so
+            entry["status"] = "killed"
+        history.append(entry)
     if loaded is not None:
         model = {"model": model_json(loaded), "device": str(loaded.device), "dtype": loaded.info.dtype}
     else:

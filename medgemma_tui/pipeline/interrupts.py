@@ -19,9 +19,18 @@ class InterruptFlag:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.signum: int | None = None  # which signal arrived first (SIGINT for Ctrl-C)
 
-    def set(self) -> None:
+    def set(self, signum: int = signal.SIGINT) -> None:
+        if not self._event.is_set():
+            self.signum = int(signum)
         self._event.set()
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention for a process stopped by a signal: 128 + its number (130 for Ctrl-C, 143 for
+        SIGTERM)."""
+        return 128 + (self.signum or signal.SIGINT)
 
     def __bool__(self) -> bool:
         return self._event.is_set()
@@ -37,7 +46,7 @@ def interrupts_noted() -> Iterator[InterruptFlag]:
         return
 
     def handler(signum, frame):
-        flag.set()
+        flag.set(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -46,3 +55,12 @@ def interrupts_noted() -> Iterator[InterruptFlag]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def signal_exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the number of the signal a ``KeyboardInterrupt`` stands for: the one ``interrupts_noted`` names in
+    its message ("signal 15"), else Ctrl-C's."""
+    words = str(exc).split()
+    if len(words) == 2 and words[0] == "signal" and words[1].isdigit():
+        return 128 + int(words[1])
+    return 128 + signal.SIGINT

@@ -17,7 +17,7 @@ from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, an
 from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, decision_index
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
-from medgemma_tui.data.schema import Sample
+from medgemma_tui.data.schema import Sample, question_problem
 from medgemma_tui.engine.extract import extract_record, extract_records
 from medgemma_tui.engine.record import TARGET_INDEX, AttentionRecord
 from medgemma_tui.engine.vision import VisionCache
@@ -75,8 +75,8 @@ def check_row(sample: Sample) -> None:
     """Raise ``SampleError`` for a row the model cannot be asked."""
     if sample.problem:
         raise SampleError(f"bad row: {sample.problem}")
-    if not str(sample.question).strip():
-        raise SampleError("the question is empty")
+    if problem := question_problem(str(sample.question)):
+        raise SampleError(problem)
 
 
 def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film: LoadedImage | None = None,

@@ -23,6 +23,7 @@ from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.config import Config
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.errors import first_line
+from medgemma_tui.export.atomic import DiskFullError, disk_full
 from medgemma_tui.export.tree import ResultsTree
 
 
@@ -52,6 +53,7 @@ class OverlappedTreeSink:
                                         initializer=_ignore_interrupts)
         self.pending: deque[tuple[Sample, Future]] = deque()
         self.write_failures: list[dict[str, str]] = []
+        self.disk_full: str | None = None  # a worker's write that found no space, met while closing
 
     def finished(self, result: SampleResult) -> None:
         while len(self.pending) >= self.backlog:
@@ -72,6 +74,8 @@ class OverlappedTreeSink:
         try:
             row = future.result()
         except Exception as exc:  # a row whose files could not be written fails alone
+            if disk_full(exc):  # ... unless the disk is full: that stops the run (``batch``), the row unrecorded
+                raise (exc if isinstance(exc, DiskFullError) else DiskFullError(first_line(exc))) from exc
             error = f"writing files: {type(exc).__name__}: {first_line(exc)}"
             self.put_failure(sample, error)
             self.write_failures.append({"key": sample.key, "error": error})
@@ -86,6 +90,10 @@ class OverlappedTreeSink:
     def close(self) -> None:
         """Wait for every row handed over, record it; then stop the workers."""
         try:
-            self.drain()
+            while self.pending:
+                try:
+                    self._settle_oldest()
+                except DiskFullError as exc:
+                    self.disk_full = self.disk_full or first_line(exc)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)

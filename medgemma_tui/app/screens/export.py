@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Static
 
 from medgemma_tui.app.bindings import CLOSE_BINDINGS
 
@@ -14,7 +14,9 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     BINDINGS = CLOSE_BINDINGS
     DEFAULT_CSS = """
     ExportScreen { align: center middle; }
-    ExportScreen > Vertical { width: 70; height: auto; border: round $primary; background: $surface; padding: 0 1; }
+    ExportScreen > Vertical { width: 70; max-width: 100%; height: auto; border: round $primary;
+                              background: $surface; padding: 0 1; }
+    ExportScreen #export-title { width: 1fr; height: auto; }
     ExportScreen Horizontal { height: auto; }
     ExportScreen Button { margin: 0 1 0 0; }
     """
@@ -25,7 +27,9 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Export to the standard results tree (finished keys are skipped on re-runs):")
+            # a Static wraps at any width (a Label of one line was cut at every width)
+            yield Static("Export to the standard results tree (finished keys are skipped on re-runs):",
+                         id="export-title")
             yield Input(self.default_dir, id="export-dir")
             with Horizontal():
                 yield Button("This sample", id="current", variant="primary", disabled=not self.has_current)

@@ -98,7 +98,7 @@ def head_tiles(frame: Frame, sort: int, heads: DatasetHeads | None = None) -> li
     row = frame.spec.rows if isinstance(frame.spec.rows, int) else None
     rows = row if row is not None else frame.spec.rows
     sums = head_summaries(record, rows)
-    maps = record.image_attn[row] if row is not None else record.image_attn[record.answer_rows].mean(axis=0)
+    maps = record.image_attn[row] if row is not None else record.image_attn[record.content_answer_rows].mean(axis=0)
     order = [(layer, head) for layer in range(record.num_layers) for head in range(record.num_heads)]
     _, _, metric = SORTS[sort]
     box = frame.analysis.box_grid

@@ -19,6 +19,9 @@ from medgemma_tui.app.widgets.xray import CellInfo, ColorBar, SharpXrayView, Xra
 CHART_DELAY_S = 0.08  # charts follow the picture once the keys pause
 
 
+WIDE_FOOTER = 140  # columns from which the footer also shows "^p Commands" beside every key
+
+
 class InspectScreen(Screen):
     BINDINGS = INSPECT_BINDINGS
 
@@ -43,7 +46,7 @@ class InspectScreen(Screen):
         with Horizontal(id="statusbar"):
             yield Static("", id="status")
             yield Static("", id="job")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.redraw()
@@ -153,9 +156,11 @@ class InspectScreen(Screen):
             return True
         return self.has_class("-wide") and not self.has_class("samples-hidden")
 
-    def on_resize(self) -> None:
+    def on_resize(self, event) -> None:
         # crossing the width breakpoint can hide the table (narrow terminals hide it by default)
         self.call_after_refresh(self.keep_focus_visible)
+        # the footer's keys take every column of a narrow terminal: ctrl+p is named in the help there (?)
+        self.query_one(Footer).show_command_palette = event.size.width >= WIDE_FOOTER
 
     def keep_focus_visible(self) -> None:
         if not self.samples_shown() and self.samples.has_focus_within:

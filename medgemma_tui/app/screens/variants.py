@@ -97,6 +97,10 @@ def questions_table(session: Session, keys: list[str]) -> Table:
     return table
 
 
+SMALL_TILE, LARGE_TILE = 16, 24  # a tile's side in columns: the larger from LARGE_TILE_ROWS rows of terminal up
+LARGE_TILE_ROWS = 40
+
+
 class VariantsScreen(Screen):
     BINDINGS = VARIANT_BINDINGS
 
@@ -110,7 +114,7 @@ class VariantsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="variants-title")
-        yield TileGrid(side=24, id="variant-maps")
+        yield TileGrid(side=LARGE_TILE, id="variant-maps")
         with VerticalScroll(id="variant-details"):
             yield Static("", id="variant-text")
         yield Footer()
@@ -135,14 +139,34 @@ class VariantsScreen(Screen):
         item = session.item(self.key)
         title = Text()
         title.append("Variants ", style="bold")
-        run = "r read from the tree" if session.is_tree else "r run"
-        title.append(f"of {item.group[1]!r} on {item.group[0]} · {len(keys)} questions · {run} · esc back")
+        # r and esc are in the footer; on a tree, r reads the variants rather than running them
+        read = " · r read from the tree" if session.is_tree else ""
+        title.append(f"of {item.group[1]!r} on {item.group[0]} · {len(keys)} questions{read}")
         self.query_one("#variants-title", Static).update(title)
         self.query_one(TileGrid).set_tiles(variant_tiles(session, keys), self.app.tile_paint(blend=True))
+        self._fit_tiles()
         parts = [consistency_text(session, keys), questions_table(session, keys)]
         if sum(session.entries[k].status == DONE for k in keys) > 1:
             parts.append(js_table(session, keys))
         self.query_one("#variant-text", Static).update(Group(*parts))
+
+    def _fit_tiles(self) -> None:
+        """Tiles as large as the screen allows, in at most half its height (a third on a short screen; they
+        scroll past that), so the answers' table below is in view without scrolling, at 80 x 24 too."""
+        grid = self.query_one(TileGrid)
+        width, height = self.size
+        if not height:
+            return
+        large = height >= LARGE_TILE_ROWS
+        grid.side = LARGE_TILE if large else SMALL_TILE
+        per_row = max(1, width // grid.tile_width)
+        rows = max(1, -(-len(grid.tiles) // per_row))
+        room = height // 2 if large else height // 3  # a short screen keeps two thirds for the answers
+        grid.styles.height = min(rows * grid.tile_height, max(room, 4))
+        grid.refresh()
+
+    def on_resize(self) -> None:
+        self._fit_tiles()
 
     def action_run_group(self) -> None:
         missing = self.missing()

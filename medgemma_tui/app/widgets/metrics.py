@@ -87,7 +87,8 @@ def headline_table(summary: dict | None) -> Table:
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
-    table.add_column(justify="right", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)  # the value: right-justified, so the decimal points align
+    table.add_column(no_wrap=True)  # its interval
     table.add_column(style="dim", no_wrap=True)
     table.add_column(style="dim", no_wrap=True)
     for headline in headlines(summary or {}):
@@ -96,7 +97,8 @@ def headline_table(summary: dict | None) -> Table:
         counts = "" if headline.n is None else f"n {headline.n}"
         if headline.studies and headline.low is not None:
             counts += f", {headline.studies} studies"
-        table.add_row(headline.label, headline.text()[len(headline.label) + 1:], counts, reference)
+        value, _, interval = headline.text()[len(headline.label) + 1:].partition(" ")
+        table.add_row(headline.label, value, interval, counts, reference)
     return table
 
 

@@ -56,7 +56,7 @@ class SamplesPanel(Vertical):
         self.query_text = ""
 
     def compose(self) -> ComposeResult:
-        yield FilterInput(placeholder="filter: words in key, question, strategy, answer, status", id="filter")
+        yield FilterInput(placeholder="filter: words of any column", id="filter")
         table = DataTable(id="samples-table", cursor_type="row", zebra_stripes=True)
         yield table
 

@@ -38,7 +38,7 @@ def tokens_text(frame: Frame, truth: str = "") -> Text:
             style += Style(meta={"@click": f"screen.choose_row({row})"})
         text.append(_shown(record.tokens[position]), style=style)
     text.append("\nA ", style="bold")
-    for row in record.answer_rows.tolist():
+    for row in record.content_answer_rows.tolist():  # the model's end token is no part of the answer
         k = int(record.query_answer_index[row])
         style = Style(meta={"@click": f"screen.choose_row({row})"})
         if row == selected and frame.state.view != "question":

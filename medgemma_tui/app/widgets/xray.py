@@ -149,16 +149,34 @@ class ColorBar(Widget):
         return Strip(segments).crop(0, width).extend_cell_length(width, base)
 
 
+# The keys the picture's first line names, longest first: the widest that fits is shown, so a narrow
+# terminal (whose samples table starts hidden) still says how to reach the table and every other key.
+HINTS = (
+    "arrows: cell cursor · o overlay · m masks and box · s samples · / filter · ? all keys",
+    "arrows: cell · o overlay · m masks · s samples · / filter · ? keys",
+    "s samples · / filter · arrows: cell · ? keys",
+    "s samples · / filter · ? keys",
+)
+
+
 class CellInfo(Static):
     """The value and anatomical zone of the cell under the cursor (arrow keys on the picture)."""
 
     DEFAULT_CSS = "CellInfo { height: 1; width: 1fr; }"
 
+    _shown: tuple | None = None
+
+    def on_resize(self) -> None:
+        if self._shown is not None:  # the hint and the cell's text are fitted to the width
+            self.show(*self._shown)
+
     def show(self, frame: Frame | None, zones, cursor: tuple[int, int] | None) -> None:
+        self._shown = (frame, zones, cursor)
         if frame is None:
             self.update("", layout=False)
         elif cursor is None:
-            hint = "arrows: cell cursor · o overlay · m masks and box · c colormap"
+            width = self.content_size.width or len(HINTS[-1])
+            hint = next((h for h in HINTS if len(h) <= width), HINTS[-1])
             self.update(Text(hint, style="dim", no_wrap=True, overflow="ellipsis"), layout=False)
         else:
             text = cell_text(frame, zones, cursor, self.content_size.width or None)
