@@ -168,7 +168,8 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def print_summary(counts, as_json: bool) -> None:
+def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
+    """The run's summary on stdout; ``unscored`` (why no row could be scored) is its last line."""
     payload = {
         "done": counts.done,
         "skipped": counts.skipped,
@@ -182,6 +183,7 @@ def print_summary(counts, as_json: bool) -> None:
         "out": counts.out,
         "interrupted": counts.interrupted,
         "exit_code": counts.exit_code,
+        "unscored_reason": unscored if not counts.scored else None,
     }
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
@@ -206,6 +208,8 @@ def print_summary(counts, as_json: bool) -> None:
     if len(counts.failures) > 10:
         click.echo(f"  ... and {len(counts.failures) - 10} more (see the error column)")
     click.echo(f"results: {counts.out}")
+    if unscored and not counts.scored:
+        click.echo(f"accuracy n/a: {unscored}")
 
 
 @click.command("eval")
@@ -275,6 +279,10 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     studies = load_studies(config, wanted)
     dataset = load_dataset(csv, root)
     samples = list(dataset.samples[:limit] if limit else dataset.samples)
+    unscored = dataset.unscored_reason()
+    if dataset.label_column != "answer" and "answer" in {c.strip().lower() for c in dataset.columns}:
+        click.echo(f"medtui eval: labels read from {dataset.label_column!r}; the free-text 'answer' column is kept "
+                   "as 'original_answer'", err=True)
     selected = samples
     if shard is not None:
         samples = shard_samples(selected, shard)
@@ -290,7 +298,8 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         "command": "medtui eval",
         "argv": sys.argv[1:],
         "dataset": {"csv": str(csv), "images": str(dataset.images_root), "rows": len(dataset),
-                    "limit": limit, "demo_bundle": demo,
+                    "limit": limit, "demo_bundle": demo, "label_column": dataset.label_column,
+                    "unscored_reason": unscored,
                     **({"shard": shard_info(selected, samples, shard)} if shard is not None else {})},
         "studies": wanted,
     }
@@ -315,7 +324,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     finally:
         show.close()
     counts.wall_s = time.perf_counter() - started
-    print_summary(counts, as_json)
+    print_summary(counts, as_json, unscored)
     if counts.interrupted:
         click.echo("medtui: interrupted; run the same command again to finish", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -1,7 +1,7 @@
 """The columns of ``evaluation_results.csv``: what each finished or failed row says, and how it reads back.
 
 The dataset's own columns (``ground_truth`` is the dataset's ``answer``; ``answer`` is the model's
-text), ``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
+text; ``image_found`` says how the film was found: ``image_path``, ``dicom_id``, ``dicom_id.jpg`` ...), ``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
 the gating count, ``error`` (empty for a finished row). Timings live in ``grids/{key}_meta.json`` and
 ``run.json``, so two runs over the same data write the same CSV.
 """
@@ -33,6 +33,7 @@ INPUT_COLUMNS = (
     "study_id",
     "dicom_id",
     "image_path",
+    "image_found",
     "question",
     "baseline_question",
     "question_variant",
@@ -69,7 +70,7 @@ RESULT_COLUMNS = (
 )
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
 TEXT_COLUMNS = frozenset(
-    {"key", "study_id", "dicom_id", "image_path", "question", "baseline_question", "question_variant", "strategy",
+    {"key", "study_id", "dicom_id", "image_path", "image_found", "question", "baseline_question", "question_variant", "strategy",
      "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason", "decision_token",
      "map_view", "map_rows", "mask_quality",
      "map_layers", "map_heads", "gated_terms", "error"}
@@ -102,6 +103,7 @@ def sample_columns(sample: Sample) -> dict[str, Any]:
         "study_id": sample.study_id,
         "dicom_id": sample.dicom_id,
         "image_path": sample.image_path,
+        "image_found": sample.image_found,
         "question": sample.question,
         "baseline_question": sample.baseline_question,
         "question_variant": sample.question_variant,

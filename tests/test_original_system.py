@@ -1,0 +1,230 @@
+"""The files of the system medtui replaces (UNHSAILLab/lvlm-interpret-medgemma) taken as its users have them:
+its dataset CSVs (films found by image_path, else by dicom_id), its results CSV as input (labels from
+ground_truth), its JSON config, its results tree. The original files are read from ../shared/data/original-system
+when present; the behaviours are also pinned on small CSVs written here."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from medgemma_tui.data.schema import load_dataset
+from medgemma_tui.resources import fixtures_dir
+
+ORIGINAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "original-system"
+SENTENCE = "Based on the image, there is no clear evidence of a pleural effusion."
+
+
+def original(name: str) -> Path:
+    path = ORIGINAL / name
+    if not path.exists():
+        pytest.skip(f"{name} of the original system not available at {ORIGINAL}")
+    return path
+
+
+def write(folder: Path, text: str, name: str = "data.csv") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def touch(folder: Path, *names: str) -> None:
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"film")
+
+
+# ---- where the film is --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("present", "found", "how"), [
+    (("stale.jpg", "d1", "d1.jpg", "d1.png", "d1.dcm"), "stale.jpg", "image_path"),
+    (("d1", "d1.jpg", "d1.png", "d1.dcm"), "d1", "dicom_id"),
+    (("d1.jpg", "d1.png", "d1.dcm"), "d1.jpg", "dicom_id.jpg"),
+    (("d1.png", "d1.dcm"), "d1.png", "dicom_id.png"),
+    (("d1.dcm",), "d1.dcm", "dicom_id.dcm"),
+])
+def test_the_film_is_image_path_else_dicom_id_else_dicom_id_with_jpg_png_dcm(tmp_path, present, found, how):
+    touch(tmp_path / "img", *present)
+    path = write(tmp_path, "dicom_id,image_path,question,answer\nd1,stale.jpg,Is there an effusion?,no\n")
+    sample = load_dataset(path, tmp_path / "img")[0]
+    assert sample.image == tmp_path / "img" / found
+    assert sample.image_found == how
+
+
+def test_a_film_found_nowhere_points_at_image_path_and_says_it_was_not_found(tmp_path):
+    path = write(tmp_path, "dicom_id,image_path,question,answer\nd1,gone.jpg,Is there an effusion?,no\n")
+    sample = load_dataset(path, tmp_path)[0]
+    assert (sample.image, sample.image_found, sample.problem) == (tmp_path / "gone.jpg", "", None)
+
+
+def test_a_csv_without_image_path_finds_each_film_by_its_dicom_id(tmp_path):
+    touch(tmp_path, "a.jpg", "b.png")
+    path = write(tmp_path, "dicom_id,question,answer\na,Is there an effusion?,no\nb,Is there a pneumothorax?,yes\n")
+    dataset = load_dataset(path)
+    assert [(s.image.name, s.image_found, s.image_path) for s in dataset] == [
+        ("a.jpg", "dicom_id.jpg", "a.jpg"), ("b.png", "dicom_id.png", "b.png")]
+
+
+def test_a_csv_with_neither_image_path_nor_dicom_id_names_both(tmp_path):
+    from medgemma_tui.data.schema import DatasetError
+
+    path = write(tmp_path, "question,answer\nIs there an effusion?,no\n")
+    with pytest.raises(DatasetError, match="missing column 'image_path' \\(or 'dicom_id'"):
+        load_dataset(path)
+
+
+def test_nested_mimic_and_absolute_image_paths_are_kept(tmp_path):
+    nested = "files/p10/p10000032/s50414267/02aa804e.jpg"
+    touch(tmp_path, nested, "elsewhere/x.png")
+    absolute = tmp_path / "elsewhere" / "x.png"
+    path = write(tmp_path, f"image_path,question,answer\n{nested},Q?,no\n{absolute},Q?,yes\n")
+    assert [s.image for s in load_dataset(path)] == [tmp_path / nested, absolute]
+
+
+@pytest.mark.parametrize("cell", ["\"['x.jpg']\"", "\"[\"\"x.jpg\"\"]\"", "\"[ 'x.jpg' ]\""])
+def test_a_list_valued_image_path_is_read_as_its_one_path(tmp_path, cell):
+    touch(tmp_path, "x.jpg")
+    path = write(tmp_path, f"image_path,question,correct_answer\n{cell},Is there hernia?,no\n")
+    sample = load_dataset(path)[0]
+    assert (sample.image_path, sample.image, sample.image_found, sample.answer) == (
+        "x.jpg", tmp_path / "x.jpg", "image_path", "no")
+
+
+def test_a_list_of_two_films_fails_that_row_only(tmp_path):
+    path = write(tmp_path, "image_path,question,answer\n\"['x.jpg', 'y.jpg']\",Q?,no\nz.jpg,Q?,yes\n")
+    first, second = load_dataset(path)
+    assert "lists 2 films" in first.problem
+    assert second.problem is None
+
+
+# ---- which column is the label --------------------------------------------------------------------------
+
+
+def test_free_text_answer_beside_ground_truth_takes_the_label_from_ground_truth(tmp_path):
+    path = write(tmp_path, "image_path,question,answer,ground_truth\n"
+                           f"x.png,Is there a pleural effusion?,\"{SENTENCE}\",no\n"
+                           "x.png,Is the heart enlarged?,\"Yes, the cardiac silhouette is enlarged.\",yes\n")
+    dataset = load_dataset(path)
+    assert [s.answer for s in dataset] == ["no", "yes"]
+    assert dataset[0].extra["original_answer"] == SENTENCE
+    assert "ground_truth" not in dataset[0].extra
+    assert dataset.label_column == "ground_truth" and dataset.unscored_reason() is None
+
+
+def test_one_word_model_answers_beside_ground_truth_still_take_the_label_from_ground_truth(tmp_path):
+    path = write(tmp_path, "image_path,question,answer,ground_truth\nx.png,Q?,No.,yes\ny.png,Q?,Yes,yes\n")
+    dataset = load_dataset(path)
+    assert [s.answer for s in dataset] == ["yes", "yes"]
+    assert [s.extra["original_answer"] for s in dataset] == ["No.", "Yes"]
+
+
+def test_a_csv_whose_labels_are_free_text_says_why_no_row_can_be_scored(tmp_path):
+    path = write(tmp_path, f"image_path,question,answer\nx.png,Q?,\"{SENTENCE}\"\n")
+    dataset = load_dataset(path)
+    reason = dataset.unscored_reason()
+    assert dataset.scored_count == 0
+    assert "no row can be scored" in reason and "'answer'" in reason and "Based on the image" in reason
+
+
+# ---- the original's own CSVs -------------------------------------------------------------------------------
+
+
+def phantom_films(folder: Path, names: list[str]) -> Path:
+    """The demo's phantoms under the names the original's CSVs give (its MIMIC films are credentialed)."""
+    phantoms = sorted((fixtures_dir() / "phantoms").glob("p*.png"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(sorted(set(names))):
+        shutil.copy(phantoms[i % len(phantoms)], folder / name)
+    return folder
+
+
+def test_the_original_hard_positive_csv_finds_every_film_with_or_without_image_path(tmp_path):
+    source = original("hard_positive_questions.csv")
+    rows = list(csv.DictReader(source.open(encoding="utf-8")))
+    images = phantom_films(tmp_path / "img", [f"{r['dicom_id']}.jpg" for r in rows])
+    as_is = load_dataset(source, images)
+    assert len(as_is) == 20 and not as_is.missing_images() and as_is.scored_count == 20
+    assert {s.image_found for s in as_is} == {"image_path"}
+    without = tmp_path / "without_image_path.csv"
+    with without.open("w", newline="", encoding="utf-8") as handle:
+        fields = [f for f in rows[0] if f != "image_path"]
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    dataset = load_dataset(without, images)
+    assert not dataset.missing_images() and {s.image_found for s in dataset} == {"dicom_id.jpg"}
+    assert [s.key for s in dataset] == [s.key for s in as_is]
+
+
+def test_the_original_one_pixel_csv_reads_its_list_valued_paths_and_correct_answer(tmp_path):
+    source = original("one_pixel_questions.csv")
+    dataset = load_dataset(source, tmp_path)
+    assert len(dataset) == 100 and not dataset.problems
+    assert all(not s.image_path.startswith("[") for s in dataset)
+    assert dataset.label_column == "correct_answer" and dataset.scored_count == 100
+
+
+def test_the_original_results_csv_as_input_is_scored_against_ground_truth(tmp_path):
+    source = original("old-tree/evaluation_results.csv")
+    dataset = load_dataset(source, tmp_path)
+    assert dataset.label_column == "ground_truth" and dataset.scored_count == 20
+    assert dataset[0].extra["original_answer"] == "[model answer text removed]"
+
+
+# ---- through medtui eval --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo_loader(demo_model, monkeypatch):
+    """The CLI's model load returns the session's demo model (the load is tested elsewhere)."""
+    import medgemma_tui.engine.loading as loading
+
+    monkeypatch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
+    return demo_model
+
+
+def invoke(*args: str):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_eval_of_the_original_results_csv_scores_rows_and_says_where_each_film_was(tmp_path, demo_loader):
+    from tests.support import eval_config
+
+    source = original("old-tree/evaluation_results.csv")
+    rows = list(csv.DictReader(source.open(encoding="utf-8")))
+    images = phantom_films(tmp_path / "img", [f"{r['dicom_id']}.jpg" for r in rows])
+    out = tmp_path / "out"
+    result = invoke("eval", "--export", str(out), "--data", str(source), "--images", str(images), "--limit", "2",
+                    "--config", str(eval_config(tmp_path, full=False)))
+    assert result.exit_code == 0, result.output
+    assert "over 2 scored rows" in result.output
+    written = list(csv.DictReader((out / "evaluation_results.csv").open(encoding="utf-8")))
+    assert [r["image_found"] for r in written] == ["dicom_id.jpg", "dicom_id.jpg"]
+    assert [r["ground_truth"] for r in written] == [r["ground_truth"] for r in rows[:2]]
+    assert written[0]["original_answer"] == "[model answer text removed]"
+
+
+def test_eval_of_a_csv_no_row_of_which_can_be_scored_says_why_on_its_last_line_and_in_run_json(tmp_path,
+                                                                                               demo_loader):
+    import json
+
+    from tests.support import eval_config
+
+    shutil.copy(fixtures_dir() / "phantoms" / "p0001.png", tmp_path / "x.png")
+    path = write(tmp_path, f"image_path,question,answer\nx.png,Is there a pleural effusion?,\"{SENTENCE}\"\n")
+    out = tmp_path / "out"
+    result = invoke("eval", "--export", str(out), "--data", str(path),
+                    "--config", str(eval_config(tmp_path, full=False)))
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("accuracy n/a: no row can be scored") and "'answer'" in last
+    run = json.loads((out / "run.json").read_text())
+    assert run["dataset"]["unscored_reason"].startswith("no row can be scored")
