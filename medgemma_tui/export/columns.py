@@ -1,7 +1,8 @@
 """The columns of ``evaluation_results.csv``: what each finished or failed row says, and how it reads back.
 
 The dataset's own columns (``ground_truth`` is the dataset's ``answer``; ``answer`` is the model's
-text; ``image_found`` says how the film was found: ``image_path``, ``dicom_id``, ``dicom_id.jpg`` ...), ``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
+text; ``image_found`` says how the film was found: ``image_path``, ``dicom_id``, ``dicom_id.jpg`` ...),
+``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
 the gating count, ``error`` (empty for a finished row). Timings live in ``grids/{key}_meta.json`` and
 ``run.json``, so two runs over the same data write the same CSV.
 """
@@ -70,9 +71,9 @@ RESULT_COLUMNS = (
 )
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
 TEXT_COLUMNS = frozenset(
-    {"key", "study_id", "dicom_id", "image_path", "image_found", "question", "baseline_question", "question_variant", "strategy",
-     "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason", "decision_token",
-     "map_view", "map_rows", "mask_quality",
+    {"key", "study_id", "dicom_id", "image_path", "image_found", "question", "baseline_question", "question_variant",
+     "strategy", "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason",
+     "decision_token", "map_view", "map_rows", "mask_quality",
      "map_layers", "map_heads", "gated_terms", "error"}
 )
 
