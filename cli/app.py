@@ -50,9 +50,9 @@ def app_options(command):
 
 
 def load_settings(config_path: str | None):
-    from medgemma_tui.config import load_config
+    from cli.config import read_config
 
-    return load_config(config_path)
+    return read_config(config_path)
 
 
 def launch(session, config, color: str | None, theme: str | None, colormap: str | None,

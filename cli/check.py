@@ -82,12 +82,12 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap, view,
                   config_path, export_dir):
     """Answer QUESTION about IMAGE and show where the answer looked."""
-    from medgemma_tui.config import load_config
+    from cli.config import read_config
     from medgemma_tui.data.images import load_image
 
     if not question.strip():
         fail("the question is empty")
-    config = load_config(config_path)
+    config = read_config(config_path)
     # a bad film (or config) is refused here, in half a second: before torch and the model are imported
     load_image(image)
 

@@ -223,7 +223,8 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
 @click.option("--images", default=None, type=click.Path(file_okay=False), metavar="ROOT",
               help="Folder the CSV's image_path values are relative to. Default: the CSV's folder.")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
-              help="A TOML config (see fixtures/medtui.example.toml); flags override it.")
+              help="A TOML config (see fixtures/medtui.example.toml), or the original system's JSON config; "
+                   "flags override it.")
 @click.option("--limit", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
 @click.option("--robustness", is_flag=True, help="Also run the robustness study on each sample.")
 @click.option("--faithfulness", is_flag=True, help="Also run the deletion/insertion faithfulness study.")
@@ -252,7 +253,7 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
 def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
                  resume, as_json, device, dtype, batch_size, ray_address, workers, shard_text):
     """Run every row of a dataset and write the standard results tree to OUT."""
-    from medgemma_tui.config import load_config
+    from cli.config import read_config
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.export.tree import ResultsTree
     from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
@@ -266,7 +267,8 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         from medgemma_tui.pipeline.ray_eval import import_ray
 
         import_ray()
-    config = load_config(config_path)
+    config = read_config(config_path)
+    limit = limit if limit is not None else config.data.limit
     overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size)}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     model, csv, root, demo = resolve_inputs(config, model, data, images)

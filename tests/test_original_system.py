@@ -228,3 +228,62 @@ def test_eval_of_a_csv_no_row_of_which_can_be_scored_says_why_on_its_last_line_a
     assert last.startswith("accuracy n/a: no row can be scored") and "'answer'" in last
     run = json.loads((out / "run.json").read_text())
     assert run["dataset"]["unscored_reason"].startswith("no row can be scored")
+
+
+# ---- its JSON config ----------------------------------------------------------------------------------
+
+
+def test_the_original_json_config_is_mapped_onto_medtui_settings():
+    from medgemma_tui.config import load_config
+
+    config = load_config(original("medgemma4b_config.json"))
+    assert config.model.name_or_path == "google/medgemma-4b-it"
+    assert config.decoding.max_new_tokens == 100 and config.decoding.batch_size == 1
+    assert config.data.csv.name == "medical-cxr-vqa-questions_sample_hardpositives.csv"
+    assert config.data.images == Path("/home/bsada1/mimic_cxr_hundred_vqa") and config.data.limit is None
+    assert config.analysis.terms[:3] == ("effusion", "pneumothorax", "consolidation")
+    assert len(config.analysis.terms) == 17
+    assert (config.visualization.colormap, config.visualization.overlay_alpha) == ("jet", 0.35)
+    assert (config.visualization.save_overlays, config.visualization.save_full) == (True, False)
+    rob = config.robustness
+    assert rob.enabled and (rob.noise_sigma, rob.contrast) == (1.5, 1.1)
+    assert rob.brightness == pytest.approx((0.95 - 1) * 128)  # its factor as an offset about mid-grey
+    assert (rob.blur_sigma, rob.rotation_deg, rob.pixels_changed) == (0.0, 0.0, 0)  # it ran only its own list
+    assert rob.one_pixel == 3 and rob.one_pixel_max_delta == pytest.approx(0.05 * 255)
+    ignored = " ".join(config.ignored)
+    for key in ("seeds", "decoding.temperature", "decoding.do_sample", "paths.output_dir",
+                "batch_processing.save_every", "logging"):
+        assert key in ignored
+
+
+def test_config_convert_writes_a_toml_that_loads_to_the_same_settings(tmp_path):
+    from medgemma_tui.config import load_config
+
+    source = tmp_path / "medgemma4b_config.json"
+    shutil.copy(original("medgemma4b_config.json"), source)
+    result = invoke("config", "convert", str(source))
+    assert result.exit_code == 0, result.output
+    toml = source.with_suffix(".toml")
+    assert toml.read_text(encoding="utf-8").startswith("# medtui config converted from medgemma4b_config.json")
+    assert load_config(toml) == load_config(source)
+    assert not load_config(toml).ignored
+    again = invoke("config", "convert", str(source))
+    assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_a_json_config_in_a_command_warns_once_naming_every_ignored_key(tmp_path):
+    source = original("medgemma4b_config.json")
+    result = invoke("eval", "--export", str(tmp_path / "out"), "--config", str(source))
+    warnings = [line for line in result.output.splitlines() if "original system's JSON config" in line]
+    assert len(warnings) == 1
+    for key in ("seeds", "decoding.temperature", "paths.output_dir", "batch_processing.save_every", "logging"):
+        assert key in warnings[0]
+    assert result.exit_code == 2  # its data_csv is on the original's machine: named, in one line
+    assert "hardpositives.csv" in result.output.splitlines()[-1]
+
+
+def test_a_broken_json_config_is_one_line_naming_line_and_column(tmp_path):
+    path = write(tmp_path, '{\n  "model_id": "google/medgemma-4b-it",\n}\n', "bad.json")
+    result = invoke("eval", "--export", str(tmp_path / "out"), "--config", str(path))
+    assert result.exit_code == 2
+    assert "invalid JSON at line 3" in result.output and len(result.output.strip().splitlines()) == 1

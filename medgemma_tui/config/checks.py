@@ -168,6 +168,10 @@ def _row(value: Any, where: _Where) -> str | int:
     return _choice("decision", "first_answer", "answer", "question")(value, where)
 
 
+def _optional_count(value: Any, where: _Where) -> int | None:
+    return None if value is None else _integer(1)(value, where)
+
+
 def _auto_or_count(value: Any, where: _Where) -> str | int:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
