@@ -22,11 +22,21 @@ def load_studies(config, wanted: list[str]) -> list:
     """The opt-in studies, each a ``pipeline.batch.Study`` made from the config."""
     from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study
     from medgemma_tui.pipeline.studies.methods import heads_eval_study, methods_eval_study, sanity_eval_study
+    from medgemma_tui.pipeline.studies.one_pixel import one_pixel_eval_study
     from medgemma_tui.pipeline.studies.robustness import robustness_eval_study
 
     factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study,
+                 "one_pixel": one_pixel_eval_study,
                  "methods": methods_eval_study, "heads": heads_eval_study, "sanity": sanity_eval_study}
     return [factories[name](config) for name in wanted]
+
+
+def study_names(config, robustness: bool = False, faithfulness: bool = False) -> list[str]:
+    """The studies the flags and the config turn on: robustness (with the one-pixel attack when
+    ``[robustness] one_pixel`` > 0) and faithfulness."""
+    robust = robustness or config.robustness.enabled
+    return [name for name, on in (("robustness", robust), ("one_pixel", robust and config.robustness.one_pixel > 0),
+                                  ("faithfulness", faithfulness or config.faithfulness.enabled)) if on]
 
 
 def method_studies(config, wanted: list[str], methods: str | None, heads: bool, sanity: bool):
@@ -275,8 +285,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),
                                     **({"data.images": str(root)} if root else {})})
     check_map_settings(config)
-    wanted = [name for name, on in (("robustness", robustness or config.robustness.enabled),
-                                    ("faithfulness", faithfulness or config.faithfulness.enabled)) if on]
+    wanted = study_names(config, robustness, faithfulness)
     config, wanted = method_studies(config, wanted, methods, heads, sanity)
     studies = load_studies(config, wanted)
     dataset = load_dataset(csv, root)

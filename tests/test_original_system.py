@@ -9,6 +9,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medgemma_tui.data.schema import load_dataset
@@ -287,3 +288,114 @@ def test_a_broken_json_config_is_one_line_naming_line_and_column(tmp_path):
     result = invoke("eval", "--export", str(tmp_path / "out"), "--config", str(path))
     assert result.exit_code == 2
     assert "invalid JSON at line 3" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+# ---- the one-pixel attack --------------------------------------------------------------------------------
+
+
+def needle_score(target: int, flip_below: float | None = None):
+    """A toy score whose optimum is known: raising pixel ``target`` lowers the log-probability most, its
+    neighbours less (the pixels are in raster order, so neighbouring indices are neighbouring pixels)."""
+    def score(candidates):
+        closeness = np.exp(-np.abs(candidates[..., 0] - target) / 2.0)
+        gain = (closeness * candidates[..., 1] / 255.0).sum(axis=1)
+        logprob = -gain
+        flipped = logprob < flip_below if flip_below is not None else np.zeros(len(candidates), dtype=bool)
+        return logprob, flipped
+    return score
+
+
+def test_differential_evolution_finds_the_one_pixel_that_matters_within_its_budget():
+    from medgemma_tui.analysis.one_pixel import Budget, search
+
+    budget = Budget(pixels=1, max_delta=255, population=15, generations=10, seed=0)
+    found = search(needle_score(17), 40, budget)
+    assert found.candidate[0, 0] == 17 and found.candidate[0, 1] > 128
+    assert found.queries == budget.max_queries == 15 * 2 * 11
+    assert not found.flipped
+    assert found.history == sorted(found.history, reverse=True)  # the best never gets worse
+
+
+def test_the_search_is_the_same_under_the_same_seed_and_stops_once_a_candidate_flips():
+    from medgemma_tui.analysis.one_pixel import Budget, search
+
+    budget = Budget(pixels=2, max_delta=255, population=10, generations=20, seed=3)
+    first, again = search(needle_score(5, -0.3), 12, budget), search(needle_score(5, -0.3), 12, budget)
+    np.testing.assert_array_equal(first.candidate, again.candidate)
+    assert first.flipped and first.logprob < -0.3
+    assert first.queries < budget.max_queries and first.queries % (10 * 2 * 2) == 0  # whole generations
+
+
+def test_pixel_edits_read_each_answer_token_at_its_row_and_give_back_an_8_bit_image_of_the_same_input(
+        demo_model, film):
+    from medgemma_tui.engine.attribution.probe import processed_pixels
+    from medgemma_tui.engine.extract import extract_record
+    from medgemma_tui.engine.pixel_edits import pixel_edit_score
+
+    record = extract_record(demo_model, film, "Is there a pleural effusion?", max_new_tokens=8)
+    unchanged = (np.array([[3]]), np.array([[4]]), np.array([[0.0]]))
+    for index in range(len(record.answer_ids)):  # every token of the answer, sentence or word
+        logprob, flipped = pixel_edit_score(demo_model, film, record, index)(*unchanged)
+        assert logprob[0] == pytest.approx(record.answer_logprobs[index], abs=1e-4)
+        assert not flipped[0]  # greedy: the generated token was the first choice
+    score = pixel_edit_score(demo_model, film, record, 0)
+    rows, cols, deltas = np.array([10, 200]), np.array([20, 100]), np.array([100.0, -300.0])
+    edited = score.edited(rows[None], cols[None], deltas[None])[0]
+    changed = np.argwhere((edited != score.pixels).any(dim=0).numpy())
+    assert changed.tolist() == [[10, 20], [200, 100]]
+    levels = ((edited * score.std + score.mean) * 255).mean(dim=0).numpy()
+    before = score.values()
+    assert levels[10, 20] == pytest.approx(min(round(before[10, 20]) + 100, 255), abs=1e-3)
+    assert levels[200, 100] == pytest.approx(0, abs=1e-3)  # clipped at black
+    again = processed_pixels(demo_model, score.edited_image(rows, cols, deltas), record)
+    np.testing.assert_allclose(again.numpy(), edited.numpy(), atol=1e-6)
+
+
+def test_the_one_pixel_attack_writes_each_row_and_its_flip_rate_by_finding_into_the_tree(tmp_path, demo_loader):
+    import json
+
+    from tests.support import eval_config
+
+    config = eval_config(tmp_path, full=False, tokens=8, extra=(
+        "[robustness]\nenabled = true\nnoise_sigma = 0.0\ncontrast = 1.0\nbrightness = 0.0\nblur_sigma = 0.0\n"
+        "rotation_deg = 0.0\npixels_changed = 0\npreprocessing = [\"resize\"]\none_pixel = 2\n"
+        "one_pixel_max_delta = 12.75\none_pixel_population = 2\none_pixel_generations = 1\n"))
+    images = tmp_path / "img"
+    images.mkdir()
+    phantoms = sorted((fixtures_dir() / "phantoms").glob("p*.png"))
+    for i, name in enumerate(["a.png", "b.png"]):
+        shutil.copy(phantoms[i], images / name)
+    data = write(tmp_path, "study_id,image_path,question,answer,finding\n"
+                           "s1,a.png,Is there a pleural effusion?,no,effusion\n"
+                           "s2,b.png,Is there a nodule?,yes,nodule\n")
+    out = tmp_path / "out"
+    result = invoke("eval", "--export", str(out), "--config", str(config), "--data", str(data), "--images",
+                    str(images))
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert "one_pixel" in run["studies"]
+    keys = [row["key"] for row in csv.DictReader((out / "evaluation_results.csv").open(encoding="utf-8"))]
+    for key in keys:
+        attack = json.loads((out / "robustness" / f"{key}.json").read_text())["one_pixel"]
+        assert len(attack["pixels"]) == 2 and attack["region"] == "lungs"
+        assert all(abs(p["after"] - p["before"]) <= 12.75 + 0.5 for p in attack["pixels"])
+        assert 0 < attack["queries"] <= attack["budget"]["max_queries"] == 2 * 4 * 2
+        assert isinstance(attack["flip"], bool) and attack["js"] is not None
+    table = list(csv.DictReader((out / "analysis" / "one_pixel.csv").open(encoding="utf-8")))
+    assert sorted(row["key"] for row in table) == sorted(keys)
+    summary = json.loads((out / "analysis" / "summary.json").read_text())["one_pixel"]
+    assert summary["samples"] == 2 and summary["studies"] == 2 and summary["flip_rate_interval"] is not None
+    assert set(summary["by_finding"]) == {"effusion", "nodule"}
+
+
+def test_the_original_configs_one_pixel_perturbation_turns_the_attack_on_in_eval(tmp_path):
+    from cli.eval import study_names
+    from medgemma_tui.config import load_config
+    from medgemma_tui.pipeline.studies.one_pixel import budget_of
+
+    config = load_config(original("medgemma4b_config.json"))
+    assert study_names(config) == ["robustness", "one_pixel"]
+    assert study_names(load_config(None), robustness=True) == ["robustness"]  # off unless asked for
+    budget = budget_of(config)
+    assert (budget.pixels, budget.max_delta) == (3, pytest.approx(12.75))
+    assert budget.max_queries == 10 * 6 * 9

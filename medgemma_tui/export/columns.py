@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from medgemma_tui.data.schema import Sample
 
 SHARE_NAMES = SHARE_COLUMNS  # the raw rows' shares on BOS, image and text (engine.record)
-STUDY_SECTIONS = ("robustness", "faithfulness")  # analysis.extras written to robustness/{key}.json
+STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel")  # analysis.extras written to robustness/{key}.json
 INPUT_COLUMNS = (
     "row",
     "key",

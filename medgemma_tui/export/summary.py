@@ -208,13 +208,19 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame) -> tuple[dict[str, Any]
     if not paths:
         return {}, pd.DataFrame()
     done = finished(rows)
-    labels = {str(row["key"]): {name: row[name] for name in ("answer_label", "finding") if name in done}
-              for _, row in done.iterrows()}
+    from medgemma_tui.export.intervals_summary import study_of
+
+    studies = study_of(done) if not done.empty else None
+    labels = {str(row["key"]): {**{name: row[name] for name in ("answer_label", "finding") if name in done},
+                                "study": studies[index] if studies is not None else ""}
+              for index, row in done.iterrows()}
     tables = summarise_studies((json.loads(p.read_text(encoding="utf-8")) for p in paths), labels)
     if not tables.robustness.empty:
         write_csv_atomic(tables.robustness, tree.analysis_dir / "robustness.csv")
     if not tables.faithfulness.empty:
         write_csv_atomic(tables.faithfulness, tree.analysis_dir / "faithfulness.csv")
+    if not tables.one_pixel.empty:
+        write_csv_atomic(tables.one_pixel, tree.analysis_dir / "one_pixel.csv")
     return dict(tables.summary), tables.faithfulness
 
 
