@@ -399,3 +399,24 @@ def test_the_original_configs_one_pixel_perturbation_turns_the_attack_on_in_eval
     budget = budget_of(config)
     assert (budget.pixels, budget.max_delta) == (3, pytest.approx(12.75))
     assert budget.max_queries == 10 * 6 * 9
+
+
+# ---- its results tree ---------------------------------------------------------------------------------------
+
+
+def test_open_on_the_original_tree_says_in_one_line_what_it_is_and_how_to_rerun_it():
+    tree = original("old-tree")
+    result = invoke("open", str(tree))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output and "KeyError" not in result.output
+    assert "original system" in lines[0] and "20 rows" in lines[0] and "1..257" in lines[0]
+    assert f"medtui eval --data {tree / 'evaluation_results.csv'}" in lines[0]
+
+
+def test_a_medtui_tree_is_not_taken_for_the_original_one(tmp_path):
+    from medgemma_tui.export.original_tree import original_tree_summary
+
+    (tmp_path / "evaluation_results.csv").write_text("key,image_path,answer,ground_truth,image_span,error\n",
+                                                     encoding="utf-8")
+    assert original_tree_summary(tmp_path) is None

@@ -11,6 +11,7 @@ import numpy as np
 
 from medgemma_tui.export.columns import read_rows
 from medgemma_tui.export.layout import CSV_NAME
+from medgemma_tui.export.original_tree import refuse_original_tree
 from medgemma_tui.export.tree import ResultsTree
 
 if TYPE_CHECKING:
@@ -105,4 +106,5 @@ def read_results(out_dir: str | os.PathLike[str]) -> ResultsReader:
         raise FileNotFoundError(f"results tree not found: {root}")
     if not (root / CSV_NAME).exists():
         raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
+    refuse_original_tree(root)  # the original system's tree: say what it is and how to rerun it
     return ResultsReader(root)
