@@ -95,7 +95,8 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
               "demo dataset).")
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Images root (default: the CSV's "
               "folder).")
-@click.option("--device", default=None, help="auto, cpu or cuda[:N].")
+@click.option("--device", default=None,
+              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
 @app_options

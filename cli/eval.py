@@ -246,7 +246,8 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip keys the tree already finished (--no-resume recomputes every row).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
-@click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, auto).")
+@click.option("--device", default=None,
+              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory; default: the config's, auto).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
 @click.option("--batch-size", "batch_size", default=None, metavar="N|auto",

@@ -420,3 +420,30 @@ def test_a_medtui_tree_is_not_taken_for_the_original_one(tmp_path):
     (tmp_path / "evaluation_results.csv").write_text("key,image_path,answer,ground_truth,image_span,error\n",
                                                      encoding="utf-8")
     assert original_tree_summary(tmp_path) is None
+
+
+# ---- choosing the GPU -----------------------------------------------------------------------------------------
+
+
+def test_cuda_auto_picks_the_gpu_with_the_most_free_memory_lowest_index_on_ties():
+    from medgemma_tui.model.loading import most_free_gpu
+
+    gib = 1 << 30
+    free = {0: (3 * gib, 80 * gib), 1: (71 * gib, 80 * gib), 2: (40 * gib, 80 * gib), 3: (71 * gib, 80 * gib)}
+    assert most_free_gpu(4, free.__getitem__) == 1
+    assert most_free_gpu(1, free.__getitem__) == 0
+
+
+def test_cuda_auto_is_a_device_the_config_accepts_and_a_machine_without_cuda_refuses_in_one_line():
+    import torch
+
+    from medgemma_tui.config import Config
+    from medgemma_tui.errors import MedtuiError
+    from medgemma_tui.model.loading import resolve_device
+
+    assert Config().with_overrides({"model.device": "CUDA:auto"}).model.device == "cuda:auto"
+    if not torch.cuda.is_available():
+        with pytest.raises(MedtuiError, match="CUDA is not available"):
+            resolve_device("cuda:auto")
+    else:
+        assert resolve_device("cuda:auto").startswith("cuda:")

@@ -103,8 +103,8 @@ def _choice(*options: str, aliases: Mapping[str, str] | None = None) -> Check:
 
 def _device(value: Any, where: _Where) -> str:
     text = value.strip().lower() if isinstance(value, str) else None
-    if text is None or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
-        raise where.fail("auto, cpu, cuda or cuda:N", value)
+    if text is None or not re.fullmatch(r"auto|cpu|cuda(:\d+|:auto)?", text):
+        raise where.fail("auto, cpu, cuda, cuda:N or cuda:auto (the GPU with the most free memory)", value)
     return text
 
 

@@ -44,7 +44,7 @@ DEFAULT_MODEL = "demo"  # the embedded demo bundle, for every command alike
 @dataclass(frozen=True)
 class ModelConfig:
     name_or_path: str = _option(DEFAULT_MODEL, _model_source)  # hub id, local folder, or "demo"
-    device: str = _option("auto", _device)  # auto | cpu | cuda | cuda:N
+    device: str = _option("auto", _device)  # auto | cpu | cuda | cuda:N | cuda:auto (the GPU with most free memory)
     dtype: str = _option("auto", _choice("auto", "bf16", "fp16", "fp32", aliases={
         "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}))
     revision: str | None = _option(None, _optional_text)  # hub branch, tag or commit; None = default
