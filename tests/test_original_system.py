@@ -447,3 +447,32 @@ def test_cuda_auto_is_a_device_the_config_accepts_and_a_machine_without_cuda_ref
             resolve_device("cuda:auto")
     else:
         assert resolve_device("cuda:auto").startswith("cuda:")
+
+
+# ---- what README: "Coming from the original system" says of its numbers ----------------------------------------
+
+
+def original_grid(study: str) -> np.ndarray:
+    grid = np.load(original(f"old-tree/grids/{study}_grid.npy")).astype(np.float64)
+    return grid / grid.sum()
+
+
+def test_every_grid_of_the_original_tree_holds_most_of_its_mass_in_the_chat_header_cell():
+    for path in sorted(original("old-tree/grids").glob("*_grid.npy")):
+        grid = original_grid(path.name.split("_")[0])
+        assert 0.70 < grid[0, 0] < 0.72, path.name
+        assert grid[0, 0] == grid.max()
+
+
+def test_the_originals_border_rule_counts_corners_twice_and_passes_one_where_medtuis_ring_does_not():
+    from medgemma_tui.analysis.metrics import map_metrics
+
+    grid = original_grid("50414267")
+    counted_twice = grid[0].sum() + grid[-1].sum() + grid[:, 0].sum() + grid[:, -1].sum()  # its rule
+    ring = grid.sum() - grid[1:-1, 1:-1].sum()  # each outer cell once
+    metrics = map_metrics(grid)
+    assert counted_twice == pytest.approx(1.553, abs=1e-3) and counted_twice > 1
+    assert metrics["border_fraction"] == pytest.approx(ring) == pytest.approx(0.819, abs=1e-3)
+    assert grid[:5].sum() == pytest.approx(0.870, abs=1e-3)  # its apical band of 5 rows
+    assert metrics["apical_fraction"] == pytest.approx(0.873, abs=1e-3)  # the upper third, 16/3 rows
+    assert metrics["entropy"] == pytest.approx(1.978, abs=1e-3)
