@@ -53,6 +53,8 @@ INSPECT_BINDINGS = [
     Binding("e", "export", "Export",
             tooltip="Export this sample or every finished one to a results tree", id="export", show=False),
     Binding("x", "run_all", "Run all", tooltip="Run every sample that has not run", id="run_all"),
+    Binding("k", "ask", "Ask", tooltip="Ask a question of your own about the film on screen (a new row, live sessions)",
+            id="ask", show=False),
     Binding("escape", "cancel", "Cancel job", tooltip="Cancel the running job after the current sample", id="cancel"),
 ]
 

@@ -197,6 +197,9 @@ class InspectScreen(Screen):
     def action_run_all(self) -> None:
         self.app.run_all()
 
+    def action_ask(self) -> None:
+        self.app.open_ask()
+
     def action_cancel(self) -> None:
         self.app.cancel_jobs()
 
