@@ -200,6 +200,9 @@ class InspectScreen(Screen):
     def action_ask(self) -> None:
         self.app.open_ask()
 
+    def action_compare(self) -> None:
+        self.app.open_compare()
+
     def action_cancel(self) -> None:
         self.app.cancel_jobs()
 

@@ -1,5 +1,6 @@
-"""The app's own question about the film on screen (the original system's app tab 1): typed in, answered by the
-model in a worker, shown as a new row of the session, kept in an export; at 80x24 and 160x48."""
+"""The original system's app tabs in medtui's app, at 80x24 and 160x48: a question of one's own about the film on
+screen (typed in, answered by the model in a worker, shown as a new row, kept in an export), and two prompts
+about the same film side by side (both maps, their difference map and JS, both answers)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import csv
 import time
 
+import numpy as np
 import pytest
 
 from medgemma_tui.app.app import MedtuiApp
@@ -78,3 +80,55 @@ def test_k_asks_about_the_film_on_screen_and_the_answer_is_a_new_row_kept_in_an_
     assert written == 1
     rows = list(csv.DictReader((out / "evaluation_results.csv").open(encoding="utf-8")))
     assert [(r["key"], r["question"], r["ground_truth"]) for r in rows] == [(key, QUESTION, "")]
+
+
+def shown_text(static) -> str:
+    """What a Static shows, as plain text (a rich Group included)."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(static.content)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_C_shows_two_prompts_of_one_film_their_difference_map_js_and_answers(live_session, size):
+    from medgemma_tui.analysis.metrics import js_divergence
+    from medgemma_tui.app.screens.compare import CompareScreen, same_film_keys
+    from medgemma_tui.app.screens.variants import js_text
+    from medgemma_tui.app.widgets.tiles import TileGrid
+
+    async def body():
+        app = MedtuiApp(live_session)
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda: app.current_key is not None)
+            film_key = app.current_key
+            await pilot.press("C")  # nothing else about this film has run yet: it says how to get one
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+            assert "k to ask one" in shown_text(app.screen.query_one("#compare-text"))
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen))
+            await pilot.press("k")
+            await wait_for(pilot, lambda: type(app.screen).__name__ == "AskScreen")
+            await pilot.press(*QUESTION)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.current_key not in (None, film_key))
+            asked = app.current_key
+            assert same_film_keys(live_session, asked) == [film_key]
+            await pilot.press("C")
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+            await pilot.pause(0.2)
+            tiles = app.screen.query_one(TileGrid).tiles
+            grid_a = live_session.entries[asked].summary.grid
+            grid_b = live_session.entries[film_key].summary.grid
+            assert [t.key for t in tiles] == ["A", "B", "A-B"]
+            np.testing.assert_allclose(tiles[2].grid, np.asarray(grid_a, float) - np.asarray(grid_b, float))
+            text = " ".join(shown_text(app.screen.query_one("#compare-text")).split())
+            js = js_divergence(np.asarray(grid_a, float), np.asarray(grid_b, float))
+            assert f"JS divergence {js_text(js)} nats" in text
+            assert QUESTION[:20] in text and live_session.item(film_key).question[:20] in text
+            assert live_session.entries[asked].analysis.record.answer.strip()[:15] in text
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen))
+
+    asyncio.run(body())
