@@ -123,6 +123,13 @@ def test_one_word_model_answers_beside_ground_truth_still_take_the_label_from_gr
     assert [s.extra["original_answer"] for s in dataset] == ["No.", "Yes"]
 
 
+def test_between_two_aliases_the_one_holding_labels_wins_and_the_other_keeps_its_name(tmp_path):
+    path = write(tmp_path, f"image_path,question,ground_truth,label\nx.png,Q?,\"{SENTENCE}\",no\n")
+    dataset = load_dataset(path)
+    assert dataset.label_column == "label" and dataset[0].answer == "no"
+    assert dataset[0].extra == {"ground_truth": SENTENCE}
+
+
 def test_a_csv_whose_labels_are_free_text_says_why_no_row_can_be_scored(tmp_path):
     path = write(tmp_path, f"image_path,question,answer\nx.png,Q?,\"{SENTENCE}\"\n")
     dataset = load_dataset(path)

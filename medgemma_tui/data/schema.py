@@ -342,7 +342,7 @@ def label_column(columns: tuple[str, ...], rows: list[list[str]], chosen: str) -
     # even when the model answered in one word
     results_csv = _norm(best) == "ground_truth" and labels(best) >= labels(chosen) > 0
     if ahead or results_csv:
-        return best, chosen
+        return best, (chosen if _norm(chosen) == "answer" else None)  # only a free-text answer is renamed
     return chosen, None
 
 
