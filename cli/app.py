@@ -12,6 +12,7 @@ import os
 import click
 
 from cli.errors import fail, reports_errors
+from cli.options import adapter_option
 from medgemma_tui.config import GRAPHICS_MODES
 
 COLOR_CHOICES = ("auto", "truecolor", "256")
@@ -88,6 +89,23 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
     app.run()
 
 
+def launch_comparison(out: str, config, color: str | None, colormap: str | None) -> None:
+    """The comparison app on a tree ``medtui compare`` wrote."""
+    from medgemma_tui.colormaps import available
+    from medgemma_tui.export.comparison_tree import ComparisonReader
+
+    reader = ComparisonReader(out)
+    if reader.rows.empty:
+        fail(f"{out} holds no paired rows")
+    colormap = colormap or config.visualization.colormap
+    if colormap not in available():
+        fail(f"--colormap {colormap!r}: known colormaps are {', '.join(available())}")
+    apply_color(color or config.app.color)
+    from medgemma_tui.app.comparison import ComparisonApp
+
+    ComparisonApp(reader, colormap=colormap).run()
+
+
 @click.command("tui")
 @click.option("--model", default=None, metavar="M", help="Model folder, hub id, or 'demo' (default: the embedded "
               "demo bundle, unless the config names one).")
@@ -99,16 +117,17 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
               help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
+@adapter_option
 @app_options
 @reports_errors
-def tui_command(model, data, images, device, dtype, config_path, color, graphics, theme, colormap):
+def tui_command(model, data, images, device, dtype, config_path, color, graphics, theme, colormap, adapter=None):
     """Open the app: pick a sample, see where the model looks, walk layers, heads and tokens."""
     from medgemma_tui.app.session import Session
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.resources import demo_dataset_csv
 
     config = load_settings(config_path)
-    overrides = {"model.name_or_path": model, "model.device": device, "model.dtype": dtype}
+    overrides = {"model.name_or_path": model, "model.device": device, "model.dtype": dtype, "model.adapter": adapter}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     csv_path = data or config.data.csv
     images_root = images or config.data.images
@@ -126,10 +145,15 @@ def tui_command(model, data, images, device, dtype, config_path, color, graphics
 @app_options
 @reports_errors
 def open_command(out, config_path, color, graphics, theme, colormap):
-    """Open a results tree written by `medtui eval --export OUT` (no model needed)."""
+    """Open a results tree written by `medtui eval --export OUT`, or a comparison written by `medtui compare`
+    (no model needed)."""
     from medgemma_tui.app.session import Session
+    from medgemma_tui.export.comparison_tree import is_comparison
 
     config = load_settings(config_path)
+    if is_comparison(out):
+        launch_comparison(out, config, color, colormap)
+        return
     session = Session.from_tree(out)
     if not session.items:
         fail(f"{out} holds no finished samples")

@@ -10,6 +10,7 @@ import time
 import click
 
 from cli.errors import reports_errors
+from cli.options import adapter_option
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.shapes import SHAPES
 
@@ -87,7 +88,8 @@ def bench_batch_size(text: str) -> int | str:
 @click.option("--shape", type=click.Choice(SHAPES), default="medgemma-lite",
               show_default=True, help="Model shape, random weights: the demo bundle, MedGemma-4b's widths on a "
               "few layers, MedGemma-4b's whole decoder behind one SigLIP layer (medgemma-4b-text, for a CPU), or "
-              "the full MedGemma-4b config (for a GPU host).")
+              "the full MedGemma-4b config (for a GPU host); NAME-heads: a Gemma 3 family layout's heads (4B, "
+              "12B, 27B) at small widths.")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
@@ -111,9 +113,10 @@ def bench_batch_size(text: str) -> int | str:
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="torch CPU threads (default: torch's choice, one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@adapter_option
 @reports_errors
 def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samples, dataset_films, dataset_questions,
-                  batch_size, threads, as_json):
+                  batch_size, threads, as_json, adapter):
     """Measure capture against the plain fast path and the old eager pipeline, on one sequence."""
     from medgemma_tui.app.bench import measure_nav_redraw
     from medgemma_tui.bench.run import run_bench
@@ -128,7 +131,7 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
     result = run_bench(shape=shape, device=device, dtype=dtype, repeats=repeats, new_tokens=new_tokens,
                        nav_keys=nav_keys, eval_samples=eval_samples, threads=threads, nav_measure=measure_nav_redraw,
                        dataset_films=dataset_films, dataset_questions=dataset_questions,
-                       dataset_batch_size=bench_batch_size(batch_size), progress=progress)
+                       dataset_batch_size=bench_batch_size(batch_size), progress=progress, adapter=adapter)
     figures = result.figures()
     if as_json:
         sys.stdout.write(json.dumps(jsonable(figures)) + "\n")

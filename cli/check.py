@@ -68,7 +68,7 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 @click.option("-q", "--question", required=True, help="The yes/no question to ask about the image.")
 @model_options
 @click.option("--max-new-tokens", type=click.IntRange(1, 512), default=None,
-              help="Longest answer, in tokens (default: the config's decoding.max_new_tokens, 24).")
+              help="Longest answer, in tokens (default: the config's decoding.max_new_tokens, 128).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @click.option("--verify-eager", is_flag=True, help="Also run the eager output_attentions reference and compare.")
 @click.option("--colormap", default=None, help="Heatmap colours (default: the config's, magma).")
@@ -79,7 +79,7 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 @click.option("--export", "export_dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
               help="Also write this sample as a standard results tree in DIR.")
 @reports_errors
-def check_command(image, question, model, device, dtype, max_new_tokens, as_json, verify_eager, colormap, view,
+def check_command(image, question, model, adapter, device, dtype, max_new_tokens, as_json, verify_eager, colormap, view,
                   config_path, export_dir):
     """Answer QUESTION about IMAGE and show where the answer looked."""
     from cli.config import read_config
@@ -98,13 +98,13 @@ def check_command(image, question, model, device, dtype, max_new_tokens, as_json
     overrides = {"model.name_or_path": model, "decoding.max_new_tokens": max_new_tokens,
                  "analysis.map_view": view, "visualization.colormap": colormap,
                  "model.device": None if device == "auto" else device,
-                 "model.dtype": None if dtype == "auto" else dtype}
+                 "model.dtype": None if dtype == "auto" else dtype, "model.adapter": adapter}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     settings = RowSettings.from_config(config)
 
     def load():
         return load_for_capture(config.model.name_or_path, device=config.model.device, dtype=config.model.dtype,
-                                revision=config.model.revision)
+                                revision=config.model.revision, adapter=config.model.adapter)
 
     checked = check_image(load, image, question, settings, verify_eager=verify_eager)
     analysis = checked.result.analysis

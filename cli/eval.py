@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from cli.errors import EXIT_INTERRUPTED, fail, reports_errors
+from cli.options import adapter_option
 
 
 def load_studies(config, wanted: list[str]) -> list:
@@ -260,9 +261,10 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
               help="Ray workers, one model each (default: one per GPU of the cluster, else one per 4 CPUs).")
 @click.option("--shard", "shard_text", default=None, metavar="I/N",
               help="Only shard I of N (from 0), split by film; default inside a Slurm array: its task's shard.")
+@adapter_option
 @reports_errors
 def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
-                 resume, as_json, device, dtype, batch_size, ray_address, workers, shard_text):
+                 resume, as_json, device, dtype, batch_size, ray_address, workers, shard_text, adapter):
     """Run every row of a dataset and write the standard results tree to OUT."""
     from cli.config import read_config
     from medgemma_tui.data.schema import load_dataset
@@ -280,7 +282,8 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         import_ray()
     config = read_config(config_path)
     limit = limit if limit is not None else config.data.limit
-    overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size)}
+    overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size),
+                 "model.adapter": adapter}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     model, csv, root, demo = resolve_inputs(config, model, data, images)
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),
@@ -329,7 +332,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
                 loaded = None  # nothing left to run: no model needed to rewrite analysis/
                 if model_needed(samples, tree, resume):
                     loaded = load_for_capture(model, device=config.model.device, dtype=config.model.dtype,
-                                              revision=config.model.revision)
+                                              revision=config.model.revision, adapter=config.model.adapter)
                 run_info["timings_s"] = {"load_model": round(time.perf_counter() - t, 3)}
                 counts = run_evaluation(loaded, samples, tree, config, resume=resume, progress=show,
                                         studies=studies, run_info=run_info)

@@ -5,7 +5,17 @@ from __future__ import annotations
 import click
 
 
+def adapter_option(command):
+    """``--adapter PATH``: a PEFT LoRA adapter folder merged into the model (``[model] adapter``)."""
+    return click.option(
+        "--adapter", "adapter", type=click.Path(), default=None, metavar="PATH",
+        help="A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) applied to the model "
+             "(merged into its weights); needs `pip install 'medgemma-tui[peft]'`.",
+    )(command)
+
+
 def model_options(command):
+    command = adapter_option(command)
     command = click.option(
         "--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
         help="Weights dtype: bf16 on a GPU, fp32 on the CPU by default.",

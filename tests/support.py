@@ -14,6 +14,9 @@ REAL_CXR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cxr"
 
 
 BUILDERS = Path(__file__).resolve().parents[1] / "fixtures" / "builders"
+# answer tokens the tests let the demo generate: its longest sentence and <end_of_turn> (MedGemma-style
+# answers run 8 to 40 tokens there; a shorter limit would cut the verdict off some of them)
+ANSWER_TOKENS = 48
 
 
 def builder(name: str):
@@ -46,9 +49,9 @@ def demo_subset_csv(folder: Path, rows: tuple[int, ...], name: str = "subset.csv
     return path
 
 
-def eval_config(folder: Path, full: bool = True, tokens: int = 4, extra: str = "", plots: bool | None = None
+def eval_config(folder: Path, full: bool = True, tokens: int = ANSWER_TOKENS, extra: str = "", plots: bool | None = None
                 ) -> Path:
-    """A small TOML config: few answer tokens, and the per-row figure (``full``) and the dataset plots
+    """A small TOML config: the demo's answers whole, and the per-row figure (``full``) and the dataset plots
     (``plots``, by default as ``full``) only when asked for."""
     plots = full if plots is None else plots
     path = folder / "medtui.toml"
@@ -76,7 +79,7 @@ def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None 
     return counts, samples
 
 
-def run_sample(loaded, sample, max_new_tokens: int = 24, spec=None, terms=None):
+def run_sample(loaded, sample, max_new_tokens: int = ANSWER_TOKENS, spec=None, terms=None):
     """One row through the pipeline with the given decoding, map and terms (the config's keys)."""
     from medgemma_tui.pipeline.sample import RowSettings, answer_row
 
@@ -84,3 +87,23 @@ def run_sample(loaded, sample, max_new_tokens: int = 24, spec=None, terms=None):
     if spec is not None:
         settings = RowSettings(spec, settings.terms, max_new_tokens)
     return answer_row(loaded, sample, settings)
+
+
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+
+
+def make_lora_adapter(folder: Path, seed: int = 0, rank: int = 4) -> Path:
+    """A PEFT LoRA adapter for the demo model that changes it: random A and B (``init_lora_weights=False``;
+    PEFT's default makes B zero, a no-op), on the decoder's attention projections. Skips without peft."""
+    pytest.importorskip("peft")
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from medgemma_tui.resources import demo_model_dir
+
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_pretrained(demo_model_dir(), dtype=torch.float32)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS, init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder)
+    return folder

@@ -38,16 +38,20 @@ def test_the_pixel_probe_with_every_cell_kept_gives_the_records_answer_probabili
 
 
 def test_integrated_gradients_on_the_demo_model_close_the_completeness_gap_as_steps_grow(demo_model):
-    # on this film and question the path from the blurred film jumps (p 0.002 -> 0.995): 3 midpoints
-    # are off by 0.85, and tripling the steps closes the gap to within the stated tolerance
+    # on this film and question ("There is cardiomegaly.", the decision token "cardi") the path from the
+    # blurred film jumps (p 0.01 -> 0.99): 3 midpoints are off by 0.88, and tripling the steps twice
+    # closes the gap to within the stated tolerance
     from PIL import Image
 
     from medgemma_tui.engine.extract import extract_record
+    from medgemma_tui.pipeline.sample import mark_decision_target
     from medgemma_tui.resources import fixtures_dir
+    from tests.support import ANSWER_TOKENS
 
-    nodule = Image.open(fixtures_dir() / "phantoms" / "p0002.png").convert("RGB")
-    record = extract_record(demo_model, nodule, "Is there a nodule?", max_new_tokens=3)
-    tokens, check = ig_map(demo_model, nodule, record, steps=3, baseline="blur", batch_size=27, tolerance=0.1,
+    film = Image.open(fixtures_dir() / "phantoms" / "p0006.png").convert("RGB")
+    record = mark_decision_target(extract_record(demo_model, film, "Is there cardiomegaly?", max_new_tokens=ANSWER_TOKENS))
+    assert record.extra["target_index"] > 0  # the verdict of a sentence, not its first word
+    tokens, check = ig_map(demo_model, film, record, steps=3, baseline="blur", batch_size=27, tolerance=0.1,
                            max_steps=27)
     gaps = [abs(gap) for _, gap in check["history"]]
     difference = check["f_x"] - check["f_baseline"]

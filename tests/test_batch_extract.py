@@ -11,7 +11,7 @@ from medgemma_tui.engine.extract import extract_record, extract_records
 from medgemma_tui.resources import fixtures_dir
 
 # four prompt lengths: the shorter rows are padded on the left
-QUESTIONS = ("Is there a nodule?", "Is the cardiac silhouette enlarged?",
+QUESTIONS = ("Is there a nodule?", "Is the cardiac silhouette enlarged on this film?",
              "Is there a pleural effusion in the left lung?",
              "Is there consolidation in the right lower lobe of the lung?")
 ARRAYS = ("input_ids", "answer_ids", "answer_logprobs", "query_positions", "query_answer_index", "question_positions",

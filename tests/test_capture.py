@@ -52,7 +52,8 @@ def test_image_span_comes_from_the_tokens_not_a_fixed_offset(demo_model, film, d
     assert (ids[start:end] == config.image_token_index).all()
     assert ids[start - 1] == config.boi_token_index and ids[end] == config.eoi_token_index
     # the question comes first, so a longer question moves the image
-    long = build_prompt(demo_model.processor, config, film, "Is there a large pleural effusion at the base?")
+    long = build_prompt(demo_model.processor, config, film,
+                        "Is there a large pleural effusion at the base of the left lung, or none at all?")
     assert long.image_token_span[0] > start
 
 
@@ -191,7 +192,8 @@ def test_a_system_turn_that_quotes_the_question_does_not_move_the_question_token
     question = "Is there a nodule?"
     quoting = PromptConfig(system=f"Answer questions such as '{question}' briefly.")
     prompt = build_prompt(demo_model.processor, demo_model.config, film, question, quoting)
-    turn = demo_model.processor.tokenizer.convert_tokens_to_ids("<start_of_turn>")
-    user_turn = np.flatnonzero(prompt.input_ids == turn)[1]  # the system turn is the first
-    assert prompt.question_positions.min() > user_turn
+    # Gemma 3's template opens the user turn with the system prompt and a blank line, then the question
+    tokenizer = demo_model.processor.tokenizer
+    system_end = len(tokenizer(f"<bos><start_of_turn>user\n{quoting.system}", add_special_tokens=False)["input_ids"])
+    assert prompt.question_positions.min() > system_end
     assert demo_model.processor.tokenizer.decode(prompt.input_ids[prompt.question_positions]).strip() == question

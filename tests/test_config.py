@@ -39,11 +39,12 @@ def test_defaults_match_the_research_script_config():
     assert config.model.name_or_path == "demo"  # the same default for every command: the embedded demo
     assert (config.model.device, config.model.dtype, config.model.revision) == ("auto", "auto", None)
     assert (config.data.csv, config.data.images) == (None, None)
-    assert config.decoding.max_new_tokens == 24
+    assert config.decoding.max_new_tokens == 128
     analysis = config.analysis
     assert (analysis.terms, analysis.map_view, analysis.layers, analysis.default_row) == (
         None, "answer", "all", "decision")
     assert analysis.pointing_tolerance_px == 15.0
+    assert analysis.hedged_answers == "uncertain"  # a leaning hedge is left open unless asked
     assert analysis.layer_span is None
     r = config.robustness
     assert (r.enabled, r.noise_sigma, r.contrast, r.brightness, r.blur_sigma, r.rotation_deg) == (
@@ -169,7 +170,7 @@ def test_with_overrides_returns_a_new_config_and_keeps_the_original():
     assert changed.model.name_or_path == "x"
     assert changed.decoding.max_new_tokens == 8
     assert changed.model.device == "auto"
-    assert base.model.name_or_path == "demo" and base.decoding.max_new_tokens == 24
+    assert base.model.name_or_path == "demo" and base.decoding.max_new_tokens == 128
     assert changed.robustness is base.robustness
 
 
@@ -260,6 +261,7 @@ def test_top_level_key_that_is_not_a_section_is_rejected(tmp_path):
     ("[analysis]\nterms = []", "analysis.terms", "an array of non-empty strings"),
     ('[analysis]\ndefault_row = "last"', "analysis.default_row", "one of decision, first_answer, answer, question"),
     ('[faithfulness]\nbaseline = "noise"', "faithfulness.baseline", "one of mean, zero, blur"),
+    ('[analysis]\nhedged_answers = "yes"', "analysis.hedged_answers", "one of uncertain, lean"),
     ("[faithfulness]\nrandom_orders = 0", "faithfulness.random_orders", "an integer >= 1"),
     ('[prompt]\norder = "image_last"', "prompt.order", "one of text_first, image_first"),
     ('[prompt]\nsystem = ""', "prompt.system", "a non-empty string"),

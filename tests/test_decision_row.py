@@ -104,6 +104,18 @@ def test_the_sample_analysis_carries_the_reason_and_the_decision_token():
     assert np.unravel_index(int(np.argmax(analysis.grid)), analysis.grid.shape) == (0, 7)
 
 
+def test_the_hedge_setting_decides_the_label_and_leaves_the_decision_token_alone():
+    tokens = ["There", " is", " a", " patch", "y", " opacity", ",", " suggest", "ive", " of", " pneum", "onia", ".",
+              END]
+    rec = record_answering(tokens, question="Is there evidence of pneumonia?")
+    strict, lean = analyse_record(rec), analyse_record(rec, hedged_answers="lean")
+    assert (strict.answer_label, strict.answer_reason, strict.answer_hedged) == (
+        "uncertain", "hedge 'suggestive of'", True)
+    assert (lean.answer_label, lean.answer_reason, lean.answer_hedged) == ("yes", "hedge 'suggestive of'", True)
+    assert strict.decision_token == lean.decision_token == " suggest"
+    assert analyse_record(record_answering(SENTENCE)).answer_hedged is False
+
+
 def test_a_leading_verdict_word_is_the_decision_token():
     tokens = ["Yes", ",", " there", " is", " a", " small", " one", ".", END]
     rec = record_answering(tokens, question="Is there a pleural effusion?")

@@ -1,10 +1,11 @@
-"""The trained demo model answers right and looks at the finding, through the tool's own default map.
+"""The trained demo model answers in sentences, right, and looks at the finding through the tool's default map.
 
 The demo model's figures on a held-out subset of ``fixtures/demo.csv``, each row run through the real chain
-(``run_sample``: film -> prompt -> generate with capture -> record -> analysis). The same records are then
-read wrong on purpose: the row before the answer row, the image span one token early or late, the grid
-transposed. Every wrong reading must miss the pointing bar that the right one passes, so a tool that
-made any of these mistakes would fail here.
+(``run_sample``: film -> prompt -> generate with capture -> record -> analysis). Its answers are sentences
+in MedGemma's manner, the verdict mostly past the first token; the default map is the decision row's. The
+same records are then read wrong on purpose: the row before the decision row, the image span one token
+early or late, the grid transposed. Every wrong reading must miss the pointing bar that the right one
+passes, so a tool that made any of these mistakes would fail here.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ FILMS_ORIGINAL = 28
 FILMS_ALL_VARIANTS = 7
 
 WRONG_READINGS = {
-    "the row before the answer row": {"row_offset": -1},
+    "the row before the decision row": {"row_offset": -1},
     "the image span one token late": {"span_offset": 1},
     "the image span one token early": {"span_offset": -1},
     "the grid transposed": {"transpose": True},
@@ -58,12 +59,14 @@ def subset():
             or film_number(s.image_path) < FILMS_ALL_VARIANTS]
 
 
-def read_map(record, row_offset: int = 0, span_offset: int = 0, transpose: bool = False) -> np.ndarray:
-    """The default map (head mean over all layers of the answer-producing row, renormalised over the
-    image tokens) rebuilt from the record's per-layer head-mean rows, or read wrong as asked."""
-    P = record.prompt_length
+def read_map(record, decision: int, row_offset: int = 0, span_offset: int = 0, transpose: bool = False
+             ) -> np.ndarray:
+    """The default map (head mean over all layers of the row that produced answer token ``decision``,
+    renormalised over the image tokens) rebuilt from the record's per-layer head-mean rows, or read wrong
+    as asked."""
+    position = record.prompt_length - 1 + decision  # the position before the token it produced
     start, end = record.image_token_span
-    row = record.layer_mean_attn[:, P - 1 + row_offset, start + span_offset: end + span_offset].mean(axis=0)
+    row = record.layer_mean_attn[:, position + row_offset, start + span_offset: end + span_offset].mean(axis=0)
     grid = (row / row.sum()).reshape(record.grid)
     return grid.T if transpose else grid
 
@@ -77,6 +80,8 @@ class Figures:
     chance: list[float]  # box area fraction of the same rows
     wrong_hits: dict[str, list[float]]
     largest_map_difference: float  # the rebuilt right reading against the tool's default map
+    words: list[int]  # words per answer
+    decisions: list[int]  # the decision token's index in each answer
 
 
 @pytest.fixture(scope="module")
@@ -84,20 +89,22 @@ def figures(demo_model) -> Figures:
     from tests.support import run_sample
 
     samples = subset()
-    fig = Figures(len(samples), [], defaultdict(set), [], [], {name: [] for name in WRONG_READINGS}, 0.0)
+    fig = Figures(len(samples), [], defaultdict(set), [], [], {name: [] for name in WRONG_READINGS}, 0.0, [], [])
     for sample in samples:
         analysis = run_sample(demo_model, sample).analysis
         fig.correct.append(bool(analysis.correct))
+        fig.words.append(len(analysis.record.answer.split()))
+        fig.decisions.append(analysis.decision_index)
         fig.labels[sample.group].add(analysis.answer_label)
         if analysis.box_grid is None or not is_focal(sample.finding):
             continue
         record = analysis.record
         fig.largest_map_difference = max(fig.largest_map_difference,
-                                         float(np.abs(read_map(record) - analysis.grid).max()))
+                                         float(np.abs(read_map(record, analysis.decision_index) - analysis.grid).max()))
         fig.hits.append(analysis.metrics["pointing_hit"])
         fig.chance.append(analysis.metrics["pointing_chance"])
         for name, wrong in WRONG_READINGS.items():
-            wrong_map = read_map(record, **wrong)  # scored by the same pointing rule as the right map
+            wrong_map = read_map(record, analysis.decision_index, **wrong)  # scored by the same pointing rule
             fig.wrong_hits[name].append(map_metrics(wrong_map, box=analysis.box_grid,
                                                     pointing=analysis.pointing_cells)["pointing_hit"])
     return fig
@@ -110,6 +117,14 @@ def test_subset_has_every_kind_of_question():
                                              "pneumothorax", "cardiomegaly"}
     assert any("lung?" in s.question for s in samples)  # place questions
     assert {s.answer for s in samples} == {"yes", "no"}
+
+
+def test_demo_answers_in_sentences_with_the_verdict_inside(figures):
+    sentences = float(np.mean([w >= 4 for w in figures.words]))
+    later = float(np.mean([d > 0 for d in figures.decisions]))
+    assert sentences >= 0.8, f"{sentences:.0%} of answers have four words or more"
+    assert later >= 0.5, f"the verdict is past the first answer token in {later:.0%} of rows"
+    assert max(figures.words) >= 12
 
 
 def test_rebuilt_right_reading_is_the_tool_default_map(figures):

@@ -201,7 +201,9 @@ def test_vision_gradient_equals_finite_differences_of_the_answer_logit(seeing_mo
     for patch in (int(np.abs(grad).sum(axis=1).argmax()), side - 1):
         direction = np.sign(grad[patch])
         expected = vision_derivative(seeing_model, film, seeing_record, patch, direction)
-        assert np.abs(grad[patch]).sum() == pytest.approx(expected, rel=1e-3), patch
+        # the logit comes back through float32 (noise about 1e-7 / 2 eps = 5e-6 here): a small patch
+        # gradient (the corner's, 1.4e-3) is held to 0.5%, which another patch's gradient misses by far
+        assert np.abs(grad[patch]).sum() == pytest.approx(expected, rel=5e-3), patch
 
 
 def test_grad_cam_is_relu_of_the_gradient_weighted_channels():
@@ -411,7 +413,7 @@ def test_relative_view_divides_each_kind_of_row_by_the_generic_prompts_same_kind
     record.maps["generic"] = record.image_attn[rows["first_answer"][0]]
     record.maps["generic_answers"] = record.image_attn[rows["answer"]].mean(axis=0)
     assert not np.allclose(record.maps["generic"], record.maps["generic_question"])  # a mismatch would show
-    for choice in ("question", "first_answer", "answer", int(rows["question"][0]), int(rows["answer"][-1])):
+    for choice in ("question", "first_answer", "answer", int(rows["question"][0]), int(rows["first_answer"][0])):
         grid = compute_view(record, MapSpec("relative", rows=choice)).grid
         np.testing.assert_allclose(grid, 1.0 / grid.size, rtol=1e-4, err_msg=str(choice))
     assert "its question rows" in compute_view(record, MapSpec("relative", rows="question")).description

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -93,11 +94,9 @@ def test_bad_parts_exit_2_in_one_line(tmp_path, part, case):
 
 def test_a_finished_row_wins_over_the_same_row_failed_in_another_part(tmp_path, part):
     broken = copy_with(part, tmp_path)
-    lines = (broken / "evaluation_results.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    cells = lines[1].split(",")
-    cells[header.index("error")] = "image: broken"
-    (broken / "evaluation_results.csv").write_text("\n".join([lines[0], ",".join(cells), lines[2]]) + "\n")
+    table = pd.read_csv(broken / "evaluation_results.csv", keep_default_na=False, dtype=str)
+    table.loc[0, "error"] = "image: broken"  # answers are sentences with commas: edit the CSV as a CSV
+    table.to_csv(broken / "evaluation_results.csv", index=False)
     out = tmp_path / "m"
     result = merge(str(broken), str(part), "--into", str(out), "--no-plots")
     assert result.exit_code == 0, result.output

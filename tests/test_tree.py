@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from medgemma_tui.resources import fixtures_dir
-from tests.support import demo_subset_csv, eval_config, run_tree
+from tests.support import ANSWER_TOKENS, demo_subset_csv, eval_config, run_tree
 
 # demo.csv data rows: two variants of one nodule film (with a box), and a question about another film
 FULL_ROWS = (5, 6, 60)
@@ -146,7 +146,7 @@ def test_summary_and_run_json(full_tree):
     assert run["model"]["name_or_path"] == "demo" and run["device"] == "cpu" and run["dtype"] == "float32"
     for name in ("python", "torch", "transformers", "medgemma_tui"):
         assert run["versions"][name]
-    assert run["config"]["decoding"]["max_new_tokens"] == 4
+    assert run["config"]["decoding"]["max_new_tokens"] == ANSWER_TOKENS
     assert run["timings_s"]["run"] > 0
     assert reader.config.visualization.colormap == "viridis"
 

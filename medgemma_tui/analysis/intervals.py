@@ -24,6 +24,11 @@ __all__ = ["bootstrap_ci", "bootstrap_columns_ci", "ratio_ci", "paired_differenc
 
 Interval = tuple[float, float]
 NAN_INTERVAL: Interval = (math.nan, math.nan)
+# the study bootstrap of every dataset figure (summary.json, comparisons): seeded, 1000 replicates, and no
+# interval over fewer than two studies
+SEED = 0
+RESAMPLES = 1000
+MIN_STUDIES = 2
 
 
 def _check(n: int, level: float) -> None:

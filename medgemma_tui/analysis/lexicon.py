@@ -19,19 +19,26 @@ from functools import lru_cache
 
 __all__ = ["TermMatch", "CONCEPTS", "DEFAULT_TERMS", "concept_of", "match_terms", "tokens_for_matches"]
 
-# concept -> surface forms (plurals, inflections, spelling variants, multi-word phrasings)
+# concept -> surface forms (plurals, inflections, spelling variants, multi-word phrasings). The findings are
+# the CheXpert and MIMIC-CXR label sets' (Irvin et al., AAAI 2019; Johnson et al., Sci Data 2019) with the
+# PadChest labels a chest X-ray question names (aortic elongation, kyphosis, pneumoperitoneum, vascular
+# redistribution; Bustos et al., Med Image Anal 2020); the forms add Fleischner glossary synonyms (Hansell
+# et al., Radiology 2008), the abbreviations reports use (PTX, PAH, ETT) and the lay wording of a question
+# ("fluid around the lungs", "air in the chest", "an enlarged heart").
 CONCEPTS: dict[str, tuple[str, ...]] = {
     "effusion": (
         "effusion", "effusions", "pleural effusion", "pleural effusions", "pleural fluid",
-        "fluid", "hydrothorax", "meniscus",
+        "fluid", "hydrothorax", "meniscus", "meniscus sign", "fluid around the lung", "fluid around the lungs",
+        "fluid in the chest", "water on the lung", "water on the lungs", "pleural collection",
     ),
     "pleura": ("pleura", "pleural", "pleurae", "pleural line"),
     "pleural thickening": ("pleural thickening", "pleural thickenings", "pleural plaque", "pleural plaques"),
-    "pneumothorax": ("pneumothorax", "pneumothoraces", "pneumothoraxes", "collapsed lung"),
+    "pneumothorax": ("pneumothorax", "pneumothoraces", "pneumothoraxes", "collapsed lung", "ptx",
+                     "air in the chest", "air around the lung", "air around the lungs", "air in the pleural space"),
     "consolidation": (
         "consolidation", "consolidations", "consolidated", "consolidative", "airspace disease",
         "air space disease", "airspace opacity", "airspace opacities", "air bronchogram",
-        "air bronchograms",
+        "air bronchograms", "solid lung", "lung is solid",
     ),
     "pneumonia": ("pneumonia", "pneumonias", "pneumonic", "infection", "infectious process"),
     "atelectasis": ("atelectasis", "atelectases", "atelectatic", "collapse", "volume loss"),
@@ -40,12 +47,35 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         "cardiac enlargement", "enlarged cardiac shadow", "enlargement of the heart",
         "enlargement of the cardiac silhouette", "heart is enlarged", "cardiac silhouette is enlarged",
         "heart size is enlarged", "heart appears enlarged", "cardiac silhouette appears enlarged",
+        "large heart", "big heart",
     ),
     "edema": (
         "edema", "oedema", "pulmonary edema", "pulmonary oedema", "edematous", "oedematous",
         "vascular congestion", "pulmonary vascular congestion", "interstitial edema",
     ),
-    "emphysema": ("emphysema", "emphysematous", "hyperinflation", "hyperinflated", "bullae", "bulla"),
+    "emphysema": ("emphysema", "emphysematous", "hyperinflation", "hyperinflated", "bullae", "bulla",
+                  "hyperexpanded", "hyperexpansion", "overinflated", "overinflation", "hyperaerated"),
+    "subcutaneous emphysema": ("subcutaneous emphysema", "surgical emphysema", "subcutaneous air",
+                               "subcutaneous gas"),
+    "pneumomediastinum": ("pneumomediastinum", "mediastinal emphysema"),
+    "pneumoperitoneum": ("pneumoperitoneum", "free air", "free gas", "free subdiaphragmatic gas",
+                         "free subdiaphragmatic air", "subdiaphragmatic air", "subdiaphragmatic gas",
+                         "free intraperitoneal air", "free intraperitoneal gas", "air under the diaphragm",
+                         "gas under the diaphragm"),
+    "bronchiectasis": ("bronchiectasis", "bronchiectases", "bronchiectatic"),
+    "metastasis": ("metastasis", "metastases", "metastatic", "metastatic disease"),
+    "pulmonary hypertension": ("pulmonary hypertension", "pulmonary arterial hypertension",
+                               "pulmonary artery hypertension", "pah", "enlarged pulmonary arteries",
+                               "enlarged pulmonary artery", "pulmonary artery enlargement",
+                               "prominent pulmonary arteries"),
+    "vascular redistribution": ("vascular redistribution", "redistribution", "cephalization", "cephalisation",
+                                "upper lobe diversion", "upper lobe venous diversion"),
+    "septal lines": ("kerley b line", "kerley b lines", "kerley lines", "kerley a lines", "septal lines",
+                     "interlobular septal thickening"),
+    "kyphosis": ("kyphosis", "kyphotic", "kyphoscoliosis"),
+    "scoliosis": ("scoliosis", "scoliotic"),
+    "aortic elongation": ("aortic elongation", "elongated aorta", "elongation of the aorta", "tortuous aorta",
+                          "aortic tortuosity", "unfolded aorta", "unfolding of the aorta"),
     "fibrosis": ("fibrosis", "fibrotic", "fibroses", "scarring", "scar", "scars"),
     "fracture": ("fracture", "fractures", "fractured", "rib fracture", "rib fractures"),
     "hernia": ("hernia", "hernias", "hiatal hernia", "hiatus hernia", "herniation"),
@@ -91,7 +121,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "pacemaker": ("pacemaker", "pacemakers", "pacer", "defibrillator", "icd", "pacemaker leads",
                   "pacing leads", "cardiac device", "loop recorder"),
     "sternotomy": ("sternotomy", "sternotomy wires", "sternal wires", "median sternotomy"),
-    "tuberculosis": ("tuberculosis", "tb", "cavity", "cavities", "cavitation", "cavitary"),
+    "tuberculosis": ("tuberculosis", "tb", "cavity", "cavities", "cavitation", "cavitary", "cavitating"),
     "calcification": ("calcification", "calcifications", "calcified", "granuloma", "granulomas"),
 }
 
@@ -117,19 +147,43 @@ def concept_of(term: str) -> str:
     return _CANONICAL.get(key, key)
 
 
-def _term_pattern(term: str) -> str:
-    words = term.lower().split()
-    return r"[\s\-]+".join(re.escape(w) for w in words)
+_SEPARATOR = r"[\s\-]+"
+
+
+def _trie_pattern(terms: Sequence[str]) -> str:
+    """One regular expression for many terms, factored on common prefixes so a position is tried against
+    a letter's branch, not every term; at each branch longer continuations come first (longest match)."""
+    trie: dict = {}
+    for term in terms:
+        node = trie
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        alternatives = [(_SEPARATOR if ch == " " else re.escape(ch)) + build(node[ch]) for ch in sorted(node) if ch]
+        if "" in node:
+            alternatives.append("")
+        if len(alternatives) == 1:
+            return alternatives[0]
+        return "(?:" + "|".join(alternatives) + ")"
+
+    return build(trie)
 
 
 @lru_cache(maxsize=32)
-def _compile(terms: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    norm = sorted({" ".join(t.lower().split()) for t in terms if t.strip()}, key=lambda s: (-len(s), s))
+def _compile(terms: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    norm = sorted({" ".join(t.lower().split()) for t in terms if t.strip()})
     if not norm:
-        return re.compile(r"(?!x)x"), ()
-    groups = "|".join(f"({_term_pattern(t)})" for t in norm)
-    pattern = re.compile(rf"(?<![{_WORD}])(?:{groups})(?![{_WORD}])", re.IGNORECASE)
-    return pattern, tuple(norm)
+        return re.compile(r"(?!x)x"), {}
+    pattern = re.compile(rf"(?<![{_WORD}]){_trie_pattern(norm)}(?![{_WORD}])", re.IGNORECASE)
+    by_key = {_key(t, r"[\s\-]+"): t for t in norm} | {_key(t): t for t in norm}
+    return pattern, by_key
+
+
+def _key(text: str, separator: str = r"\s+") -> str:
+    """A matched text as its term: lower case, each run of ``separator`` between words one space."""
+    return re.sub(separator, " ", text.lower())
 
 
 def match_terms(text: str, terms: Sequence[str] | None = None) -> list[TermMatch]:
@@ -138,10 +192,10 @@ def match_terms(text: str, terms: Sequence[str] | None = None) -> list[TermMatch
     Case-insensitive, on word boundaries, longest term first at any position, never overlapping:
     "Small left pleural effusions." gives one match, term "pleural effusions", concept "effusion".
     """
-    pattern, norm = _compile(tuple(DEFAULT_TERMS if terms is None else terms))
+    pattern, by_key = _compile(tuple(DEFAULT_TERMS if terms is None else terms))
     out: list[TermMatch] = []
     for m in pattern.finditer(text):
-        term = norm[m.lastindex - 1]
+        term = by_key.get(_key(m.group())) or by_key[_key(m.group(), r"[\s\-]+")]
         out.append(TermMatch(term=term, start=m.start(), end=m.end(), concept=concept_of(term)))
     return out
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from medgemma_tui.analysis.answers import is_correct, read_answer
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT, is_correct, read_answer
 from medgemma_tui.analysis.grid import mask_to_grid
 from medgemma_tui.analysis.grounding import POINTING_TOLERANCE_PX, boxes_to_grid, pointing_cells
 from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
@@ -46,6 +46,7 @@ class SampleAnalysis:
     masks: AnatomyMasks | None
     box_grid: np.ndarray | None
     answer_reason: str = ""  # the rule or cue that decided answer_label (answers.read_answer)
+    answer_hedged: bool = False  # a hedge qualified the verdict ("likely", "suggestive of", "cannot be excluded")
     decision_index: int = 0  # index into the answer tokens of the token carrying the verdict
     decision_token: str = ""  # that token's text
     pointing_cells: np.ndarray | None = None  # the pointing game's hit cells (grounding.pointing_cells)
@@ -59,13 +60,13 @@ class SampleAnalysis:
 def gate_question(record: AttentionRecord, terms: list[str] | None = None) -> Gating:
     """Match lexicon terms in the question and map them to prompt tokens through their offsets.
 
-    A gated token's weight is its share of the answer row's attention (head mean, all layers) over
-    the gated tokens: the tokens the answer actually read weigh most. Weights sum to 1.
+    A gated token's weight is its share of the decision row's attention (head mean, all layers) over
+    the gated tokens: the tokens the verdict actually read weigh most. Weights sum to 1.
     """
     matches = match_terms(record.question, terms)
     by_token = tokens_for_matches(matches, record.question_offsets)
     columns = sorted(by_token)
-    answer_rows = select_rows(record, "first_answer")
+    answer_rows = select_rows(record, "decision")
     reads = record.question_attn[answer_rows].mean(axis=(0, 1, 2))  # [Tq]
     chosen = reads[columns] if columns else np.zeros(0)
     weights = chosen / chosen.sum() if chosen.sum() > 0 else np.full(len(columns), 1 / max(len(columns), 1))
@@ -122,11 +123,13 @@ def analyse_record(
     terms: list[str] | None = None,
     masks: AnatomyMasks | None = None,
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX,
+    hedged_answers: str = HEDGED_DEFAULT,
 ) -> SampleAnalysis:
     """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric.
 
     The pointing game counts the top cell a hit when its centre lies within ``pointing_tolerance_px``
-    of a box, in the original film's pixels.
+    of a box, in the original film's pixels. ``hedged_answers`` says what a leaning hedge reads as
+    (``answers.read_answer``).
     """
     gating = gate_question(record, terms)
     attach_gating(record, gating)
@@ -138,7 +141,7 @@ def analyse_record(
     pointing = None if box_grid is None else pointing_cells(boxes, record.image_size, grid_shape,
                                                             pointing_tolerance_px)
     metrics = view_metrics(record, view, box_grid, pointing, anatomy_grids(masks, grid_shape))
-    reading = read_answer(record.answer, record.question)
+    reading = read_answer(record.answer, record.question, hedged_answers)
     label = reading.label
     decision = decision_index(record, reading.cue_span)
     return SampleAnalysis(
@@ -151,6 +154,7 @@ def analyse_record(
         masks=masks,
         box_grid=box_grid,
         answer_reason=reading.reason,
+        answer_hedged=reading.hedged,
         decision_index=decision,
         decision_token=record.answer_tokens[decision] if decision < len(record.answer_tokens) else "",
         pointing_cells=pointing,

@@ -138,6 +138,17 @@ def select_rows(record: AttentionRecord, rows: str | int) -> np.ndarray:
     raise ValueError(f"unknown row choice {rows!r}")
 
 
+def opening_row(record: AttentionRecord, rows: str | int = "decision") -> int:
+    """The query row every front end opens a sample on (the inspector, the gallery, the methods screen,
+    ``check``, ``eval`` and the tree): the first row of ``select_rows(record, rows)``, by default the
+    decision row (README, "Reading a map"), ``[analysis] default_row`` otherwise."""
+    selected = select_rows(record, rows)
+    if len(selected):
+        return int(selected[0])
+    content = content_answer_rows(record)
+    return int(content[0]) if len(content) else int(np.flatnonzero(record.query_answer_index >= 0)[0])
+
+
 def layer_range(record: AttentionRecord, layers: tuple[int, int] | None) -> slice:
     if layers is None:
         return slice(0, record.num_layers)

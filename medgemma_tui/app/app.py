@@ -97,7 +97,8 @@ class MedtuiApp(App):
         self.session = session
         self.graphics = graphics or Graphics()  # how the X-ray is drawn (app.graphics.prepare, before the app starts)
         self.config = config  # medgemma_tui.config.Config: figures and colours of exports, as for eval
-        self.state = st.ViewState(colormap=colormap, alpha=alpha, view=view)
+        opening = config.analysis.default_row if config is not None else "decision"
+        self.state = st.ViewState(colormap=colormap, alpha=alpha, view=view, opening=opening)
         self.current_key: str | None = None
         self.frames = FrameMaker()
         self.autorun = autorun
@@ -141,6 +142,9 @@ class MedtuiApp(App):
             note = headline_note(self.session)
             if note:
                 self.notify(note.lstrip(" ·"), title="dataset", timeout=8)
+            relabelled = getattr(self.session.tree, "relabelled_note", "")
+            if relabelled:  # a tree written by an older reader: its answers read again, labels changed
+                self.notify(relabelled, title="answers re-read", severity="warning", timeout=12)
 
     def start_first(self) -> None:
         done = self.session.done()

@@ -130,7 +130,7 @@ class Session:
         under ``config``, by default the config the tree was written with (its ``run.json``)."""
         from medgemma_tui.export.reader import read_results
 
-        tree = read_results(out_dir)
+        tree = read_results(out_dir, config.analysis.hedged_answers if config is not None else None)
         items = []
         for key in tree.keys:
             row = tree.row(key)
@@ -256,7 +256,7 @@ class Session:
         try:
             with self._model_lock:
                 self.loaded = load_for_capture(source, device=model.device, dtype=model.dtype,
-                                               revision=model.revision)
+                                               revision=model.revision, adapter=model.adapter)
         finally:
             self._model_ready.set()  # a run waiting for the model goes on (and fails clearly if it did not load)
         info = self.loaded.info
@@ -298,7 +298,8 @@ class Session:
         settings = self.settings
         return analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
                               ground_truth=self.item(key).truth or None, spec=settings.spec,
-                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px)
+                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
+                              hedged_answers=settings.hedged_answers)
 
     def run_robustness(self, key: str, config: Config | None = None) -> dict:
         """The robustness study of one live sample, as ``medtui eval --robustness`` makes it; kept per key.

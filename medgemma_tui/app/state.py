@@ -15,8 +15,8 @@ Conventions, fixed once:
   image (``rows_seeing_image``): with MedGemma's prompt, where the question comes before the image, the
   rows that produced each answer token. A question token's row reads only what precedes it, so its
   image map would be the uniform fallback: it is never offered, and asking for it says why
-  (``BLIND_ROW``). The first row shown is the one that produced the first answer token that is not an
-  end token (the default map of a sample).
+  (``BLIND_ROW``). The first row shown is ``analysis.views.opening_row``: the decision row (the row
+  that produced the token carrying the verdict), or ``[analysis] default_row``, as in ``check`` and ``eval``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medgemma_tui.analysis.views import MapSpec, content_answer_rows, rows_seeing_image
+from medgemma_tui.analysis.views import MapSpec, opening_row, rows_seeing_image
 from medgemma_tui.analysis.views import available_views as views_of
 from medgemma_tui.engine.record import AttentionRecord
 
@@ -48,6 +48,7 @@ class ViewState:
     alpha: float = 0.45
     cursor: tuple[int, int] | None = None  # (grid row, grid column) of the cell cursor
     scale: str = "max"  # colours over 0..max, or over the map's own min..max ("range")
+    opening: str | int = "decision"  # the row a record opens on: ``[analysis] default_row``
 
     def with_(self, **changes) -> ViewState:
         return replace(self, **changes)
@@ -72,11 +73,10 @@ def question_sees_image(record: AttentionRecord) -> bool:
     return len(rows) > 0 and all(sees_image(record, int(r)) for r in rows)
 
 
-def default_row(record: AttentionRecord) -> int:
-    rows = content_answer_rows(record)
-    if len(rows):
-        return int(rows[0])
-    return token_rows(record)[0]
+def default_row(record: AttentionRecord, opening: str | int = "decision") -> int:
+    """The row a record opens on (``opening_row``), if it can see the image; else the first that can."""
+    row = opening_row(record, opening)
+    return row if sees_image(record, row) else token_rows(record)[0]
 
 
 def token_text(record: AttentionRecord, row: int) -> str:
@@ -107,7 +107,7 @@ def unseeing_reason(state: ViewState, record: AttentionRecord) -> str | None:
 
 
 def map_spec(state: ViewState, record: AttentionRecord) -> MapSpec:
-    row = default_row(record) if state.row is None else state.row
+    row = default_row(record, state.opening) if state.row is None else state.row
     layers = None if state.layer is None else (state.layer, state.layer + 1)
     return MapSpec(view=state.view, rows=row, layers=layers, head_mode=state.head_mode, head=state.head)
 
@@ -118,7 +118,7 @@ def show_record(state: ViewState, record: AttentionRecord) -> ViewState:
     layer = state.layer if state.layer is None or state.layer < record.num_layers else None
     limit = head_count(state.head_mode, record)
     view = state.view if state.view in available_views(record) else "answer"
-    return state.with_(layer=layer, head=min(state.head, limit - 1), row=default_row(record), view=view)
+    return state.with_(layer=layer, head=min(state.head, limit - 1), row=default_row(record, state.opening), view=view)
 
 
 def step_layer(state: ViewState, record: AttentionRecord, step: int) -> ViewState:
@@ -159,7 +159,7 @@ def step_row(state: ViewState, record: AttentionRecord, step: int) -> ViewState:
     rows = token_rows(record)
     if not rows:
         raise ValueError(BLIND_ROW)
-    current = default_row(record) if state.row is None else state.row
+    current = default_row(record, state.opening) if state.row is None else state.row
     index = rows.index(current) if current in rows else 0
     return state.with_(row=rows[(index + step) % len(rows)])
 
@@ -227,7 +227,7 @@ def head_part(state: ViewState, record: AttentionRecord) -> str:
 def token_part(state: ViewState, record: AttentionRecord) -> str:
     if state.view == "question":
         return "token question rows"
-    row = default_row(record) if state.row is None else state.row
+    row = default_row(record, state.opening) if state.row is None else state.row
     text = token_text(record, row)
     return f"token {text!r}" if is_answer_row(record, row) else f"token {text!r} (question)"
 

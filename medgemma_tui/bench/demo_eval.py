@@ -28,9 +28,10 @@ class EvalFigures:
         return self.samples / self.wall_s if self.wall_s > 0 else float("nan")
 
 
-def measure_demo_eval(device: str, dtype: str, limit: int) -> EvalFigures:
-    """The demo eval (demo bundle, the first ``limit`` rows of the demo CSV) into a temporary tree."""
-    loaded = load_for_capture("demo", device=device, dtype=dtype)
+def measure_demo_eval(device: str, dtype: str, limit: int, adapter=None) -> EvalFigures:
+    """The demo eval (demo bundle, the first ``limit`` rows of the demo CSV, ``adapter`` merged) into a
+    temporary tree."""
+    loaded = load_for_capture("demo", device=device, dtype=dtype, adapter=adapter)
     samples = list(load_dataset(demo_dataset_csv()).samples[:limit])
     sample_s: list[float] = []
 

@@ -207,6 +207,7 @@ def run_bench(
     dataset_batch_size: int | str = 1,
     progress: Callable[[str], None] = lambda message: None,
     nav_measure: NavMeasure | None = None,
+    adapter: str | None = None,
 ) -> BenchResult:
     """Every variant on one sequence, then the app's redraw and the demo eval."""
     import torch
@@ -216,7 +217,7 @@ def run_bench(
     started = time.perf_counter()
     load_before = list(os.getloadavg())
     progress(f"loading {shape}")
-    loaded = prepare_for_capture(load_shape(shape, device, dtype))
+    loaded = prepare_for_capture(load_shape(shape, device, dtype, adapter=adapter))
     memory = MemoryProbe(loaded.device)
     baseline = memory.current()
     with torch.no_grad(), answer_length(loaded.model, new_tokens):
@@ -243,7 +244,8 @@ def run_bench(
     del workload, variants, loaded
     _return_free_heap()
     progress("demo eval")
-    evaluation = measure_demo_eval(device, dtype, eval_samples) if eval_samples else None
+    demo_adapter = adapter if shape == "demo" else None  # an adapter made for a random shape does not fit the demo
+    evaluation = measure_demo_eval(device, dtype, eval_samples, adapter=demo_adapter) if eval_samples else None
     result = BenchResult(
         shape=shape,
         device=str(record.model.device),

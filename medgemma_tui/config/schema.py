@@ -48,6 +48,7 @@ class ModelConfig:
     dtype: str = _option("auto", _choice("auto", "bf16", "fp16", "fp32", aliases={
         "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}))
     revision: str | None = _option(None, _optional_text)  # hub branch, tag or commit; None = default
+    adapter: Path | None = _option(None, _optional_path)  # a PEFT LoRA adapter folder merged into the model
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    max_new_tokens: int = _option(24, _integer(1))
+    max_new_tokens: int = _option(128, _integer(1))  # MedGemma answers in sentences of 20 to 100 tokens
     # rows of one film answered by one generate, each record the same as alone: "auto" is 1 on a CPU and
     # on a GPU as many as half its free memory holds, at most 8 (engine.extract.auto_batch_size)
     batch_size: str | int = _option("auto", _auto_or_positive)
@@ -79,6 +80,11 @@ class PromptConfig:
     generic_question: str = _option(GENERIC_QUESTION, _text)  # the relative view's generic prompt
 
 
+# what a hedge that leans towards a finding ("suggestive of pneumonia") reads as (analysis.answers): left
+# "uncertain", as the CheXpert labeler reads it, or "lean", the label it leans to, as many VQA studies count it
+HEDGED_READINGS = ("uncertain", "lean")
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     terms: tuple[str, ...] | None = _option(None, _text_list(allow_none=True))  # None = default lexicon
@@ -87,6 +93,7 @@ class AnalysisConfig:
     # decision (the row that produced the token carrying the verdict) | first_answer | answer | question | index
     default_row: str | int = _option("decision", _row)
     pointing_tolerance_px: float = _option(15.0, _number(0))  # pointing game: top cell's centre to a box, px
+    hedged_answers: str = _option(HEDGED_READINGS[0], _choice(*HEDGED_READINGS))  # README: Answers
 
     @property
     def layer_span(self) -> tuple[int, int] | None:

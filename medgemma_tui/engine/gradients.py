@@ -1,9 +1,10 @@
 """Maps that need the model beyond the answer pass: gradient x attention, relevancy, Grad-CAM, the generic prompt.
 
 Each map is computed on request and kept in ``record.maps`` (record.py says their shapes), so every
-view stays a function of the record. The gradient maps read one target: the logit of the first answer
-token that is not an end token, at the row that produced it (the position before it: the README,
-"How attention is captured"), which is the row ``views`` calls "first_answer".
+view stays a function of the record. The gradient maps read one target (``target_row``): the logit of the
+decision token, the one carrying the verdict, where the pipeline has marked it, else of the first answer
+token that is not an end token; at the row that produced it (the position before it: the README, "How
+attention is captured").
 
 - ``"gradient"``: the direct, one-layer term of Chefer et al. (2021, "Generic attention-model
   explainability for interpreting bi-modal and encoder-decoder transformers"): one teacher-forced pass
@@ -39,7 +40,7 @@ from PIL import Image
 
 from medgemma_tui.engine.extract import extract_record, model_inputs
 from medgemma_tui.engine.prompt import generic_settings, prompt_settings, record_prompt
-from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.engine.record import TARGET_INDEX, AttentionRecord
 from medgemma_tui.engine.reference import text_attention
 from medgemma_tui.model.loading import LoadedModel
 
@@ -52,9 +53,21 @@ def first_content_row(record: AttentionRecord) -> int:
     return int(record.content_answer_rows[0])
 
 
+def target_row(record: AttentionRecord) -> int:
+    """The row whose token the gradient views and attribution methods explain: the answer token
+    ``record.extra["target_index"]`` (the pipeline sets the decision token there: the verdict of a
+    sentence such as "Based on the image, there is no ...", not its first word), else the first content token."""
+    index = record.extra.get(TARGET_INDEX)
+    if index is not None:
+        rows = np.flatnonzero(record.query_answer_index == int(index))
+        if len(rows):
+            return int(rows[0])
+    return first_content_row(record)
+
+
 def answer_target(record: AttentionRecord) -> tuple[int, int]:
     """(sequence position of the target row, id of the answer token it produced)."""
-    row = first_content_row(record)
+    row = target_row(record)
     return int(record.query_positions[row]), int(record.answer_ids[record.query_answer_index[row]])
 
 

@@ -24,6 +24,8 @@ def load_for_capture(
     device: str = "auto",
     dtype: str = "auto",
     revision: str | None = None,
+    adapter: str | os.PathLike | None = None,
 ) -> LoadedModel:
-    """``model.loading.load_model`` and then ``prepare_for_capture``: what every front end loads."""
-    return prepare_for_capture(load_model(source, device=device, dtype=dtype, revision=revision))
+    """``model.loading.load_model`` (with its PEFT adapter merged, if any) and then ``prepare_for_capture``:
+    what every front end loads."""
+    return prepare_for_capture(load_model(source, device=device, dtype=dtype, revision=revision, adapter=adapter))

@@ -99,7 +99,11 @@ def build_prompt(processor, config, image, question: str, settings: PromptConfig
         raise ValueError("the question is empty")
     template = processor.apply_chat_template(chat_messages(question, settings), add_generation_prompt=True,
                                              tokenize=False)
-    enc = processor(text=template, images=image, return_tensors="pt", return_offsets_mapping=True)
+    # the template writes <bos> itself: tokenise without the tokenizer's own, as transformers'
+    # ``ProcessorMixin.apply_chat_template`` does (Gemma 3's tokenizer would otherwise add a second <bos>)
+    bos = processor.tokenizer.bos_token
+    enc = processor(text=template, images=image, return_tensors="pt", return_offsets_mapping=True,
+                    add_special_tokens=not (bos and template.startswith(bos)))
     offsets = enc.pop("offset_mapping")[0].tolist()
     expanded = template.replace(processor.boi_token, processor.full_image_sequence, 1)
     system_at = expanded.find(settings.system) if settings.system else -1

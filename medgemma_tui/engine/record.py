@@ -25,6 +25,9 @@ SHARE_NAMES = ("bos", "image", "text")
 SHARE_COLUMNS = tuple(f"{name}_share" for name in SHARE_NAMES)  # as views.row_shares names them
 
 
+TARGET_INDEX = "target_index"  # extra: the answer token the gradient views and attribution methods explain
+
+
 @dataclass
 class AttentionRecord:
     """One sample's answer and its attention, captured in fp32."""

@@ -49,6 +49,7 @@ RESULT_COLUMNS = (
     "answer",
     "answer_label",
     "answer_reason",
+    "answer_hedged",
     "correct",
     "decision_index",
     "decision_token",
@@ -70,6 +71,7 @@ RESULT_COLUMNS = (
     "error",
 )
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
+BOOLEAN_COLUMNS = frozenset({"correct", "answer_hedged"})
 TEXT_COLUMNS = frozenset(
     {"key", "study_id", "dicom_id", "image_path", "image_found", "question", "baseline_question", "question_variant",
      "strategy", "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason",
@@ -138,6 +140,7 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
         "answer": record.answer,
         "answer_label": analysis.answer_label,
         "answer_reason": analysis.answer_reason,
+        "answer_hedged": analysis.answer_hedged,
         "correct": analysis.correct,
         "decision_index": analysis.decision_index,
         "decision_token": analysis.decision_token,
@@ -159,14 +162,15 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
 
 
 def read_rows(csv_path: Path) -> pd.DataFrame:
-    """The CSV as a DataFrame: text columns as str ('' when empty), numbers as float, ``correct`` as boolean."""
+    """The CSV as a DataFrame: text columns as str ('' when empty), numbers as float, ``correct`` and
+    ``answer_hedged`` as boolean (a tree written before ``answer_hedged`` existed has no such column)."""
     import pandas as pd
 
     if not csv_path.exists():
         return pd.DataFrame({name: pd.Series(dtype=object if name in TEXT_COLUMNS else float) for name in COLUMNS})
     frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_filter=False)
     for name in frame.columns:
-        if name == "correct":
+        if name in BOOLEAN_COLUMNS:
             frame[name] = frame[name].map({"True": True, "False": False}).astype("boolean")
         elif name in ("row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
                       "image_height"):

@@ -16,18 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medgemma_tui.analysis.intervals import bootstrap_ci, paired_difference_ci, ratio_ci
-
-SEED = 0
-RESAMPLES = 1000
-MIN_STUDIES = 2  # a study bootstrap over one study has no spread to show: no interval
-
-
-def study_of(rows: pd.DataFrame) -> pd.Series:
-    """Each row's study: ``study_id``, else its image (rows without an id group by film)."""
-    study = rows["study_id"].astype(str) if "study_id" in rows else pd.Series("", index=rows.index)
-    image = rows["image_path"].astype(str) if "image_path" in rows else rows["key"].astype(str)
-    return study.where(study.str.strip() != "", image)
+from medgemma_tui.analysis.intervals import MIN_STUDIES, RESAMPLES, SEED, bootstrap_ci, paired_difference_ci, ratio_ci
+from medgemma_tui.analysis.row_groups import study_of
 
 
 def _interval(value: tuple[float, float]) -> list[float] | None:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT
+from medgemma_tui.analysis.rereading import relabel_note, reread_answers
 from medgemma_tui.export.columns import read_rows
 from medgemma_tui.export.layout import CSV_NAME
 from medgemma_tui.export.original_tree import refuse_original_tree
@@ -22,12 +24,23 @@ if TYPE_CHECKING:
 
 
 class ResultsReader:
-    """A results tree read back: rows, records, maps and metadata, without the model."""
+    """A results tree read back: rows, records, maps and metadata, without the model.
 
-    def __init__(self, out_dir: str | os.PathLike[str]):
+    The rows' answers are read again with the current reader (``analysis.rereading``), under
+    ``hedged_answers`` (default: the tree's own ``[analysis] hedged_answers``); ``relabelled`` lists the
+    rows whose label that changed, ``relabelled_note`` says so in a line."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], hedged_answers: str | None = None):
         self.tree = ResultsTree(out_dir)
         self.root = self.tree.root
-        self.rows = read_rows(self.tree.csv_path)
+        if hedged_answers is None:
+            config = self.config
+            hedged_answers = config.analysis.hedged_answers if config is not None else HEDGED_DEFAULT
+        self.rows, self.relabelled = reread_answers(read_rows(self.tree.csv_path), hedged_answers)
+
+    @property
+    def relabelled_note(self) -> str:
+        return relabel_note(self.relabelled, len(self.keys))
 
     @property
     def keys(self) -> list[str]:
@@ -99,7 +112,7 @@ class ResultsReader:
         return summarise(self.rows, self.load_grid)
 
 
-def read_results(out_dir: str | os.PathLike[str]) -> ResultsReader:
+def read_results(out_dir: str | os.PathLike[str], hedged_answers: str | None = None) -> ResultsReader:
     """Open a results tree written by ``medtui eval`` or ``medtui check --export``."""
     root = Path(out_dir)
     if not root.is_dir():
@@ -107,4 +120,4 @@ def read_results(out_dir: str | os.PathLike[str]) -> ResultsReader:
     if not (root / CSV_NAME).exists():
         raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
     refuse_original_tree(root)  # the original system's tree: say what it is and how to rerun it
-    return ResultsReader(root)
+    return ResultsReader(root, hedged_answers)

@@ -30,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.averages import finite_mean
 from medgemma_tui.analysis.consistency import Consistency, consistency_tables
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
+from medgemma_tui.analysis.rereading import reread_answers
+from medgemma_tui.analysis.row_groups import finished, is_focal
 from medgemma_tui.errors import first_line
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import write_bytes_atomic
@@ -46,18 +49,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 GridLoader = Callable[[str], np.ndarray]
-DIFFUSE_FINDINGS = frozenset({
-    "cardiomegaly", "enlarged cardiac silhouette", "enlarged heart", "edema", "pulmonary edema", "emphysema",
-    "fibrosis", "interstitial", "no finding", "normal", "support devices",
-})
-
-
-def finished(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["error"] == ""] if "error" in rows and not rows.empty else rows
-
-
-def is_focal(finding: str) -> bool:
-    return finding.strip().lower() not in DIFFUSE_FINDINGS
 
 
 def boxed_rows(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -155,10 +146,11 @@ def write_csv_atomic(frame: pd.DataFrame, path) -> None:
 
 
 def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plots: bool = True,
-                   formats=None, dpi=None) -> dict[str, Any]:
+                   formats=None, dpi=None, hedged_answers: str = HEDGED_DEFAULT) -> dict[str, Any]:
     """Write summary.json, hard_positives.csv, by_strategy.csv (and the plots, in ``formats`` at ``dpi``)
-    under ``tree/analysis``."""
-    rows = read_rows(tree.csv_path)
+    under ``tree/analysis``. The answers are read again with the current reader under ``hedged_answers``
+    (``analysis.rereading``); rows whose label that changed are listed as ``answers_reread``."""
+    rows, relabelled = reread_answers(read_rows(tree.csv_path), hedged_answers)
     grids: dict[str, np.ndarray] = {}
 
     def load_grid(key: str) -> np.ndarray:
@@ -168,6 +160,9 @@ def write_analysis(tree: ResultsTree, counts: dict[str, Any] | None = None, plot
 
     consistency = consistency_tables(rows, load_grid)
     summary = summarise(rows, load_grid, counts, consistency)
+    if relabelled:
+        summary["answers_reread"] = {"changed": len(relabelled), "hedged_answers": hedged_answers,
+                                     "rows": [vars(r) for r in relabelled]}
     strategies = consistency.strategies
     folder = tree.analysis_dir
     folder.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ class ModelInfo:
     dtype: str = "float32"
     device: str = "cpu"
     revision: str | None = None
+    adapter: dict[str, Any] | None = None  # a merged PEFT adapter: path, peft_config, sha256 (model.adapter)
 
     @property
     def heads_per_group(self) -> int:
@@ -37,6 +38,7 @@ class ModelInfo:
             "dtype": self.dtype,
             "device": self.device,
             "revision": self.revision,
+            "adapter": self.adapter,
         }
 
     @classmethod
@@ -51,10 +53,11 @@ class ModelInfo:
             dtype=d.get("dtype", "float32"),
             device=d.get("device", "cpu"),
             revision=d.get("revision"),
+            adapter=d.get("adapter"),
         )
 
 
-def model_info(model, source: str, revision: str | None = None) -> ModelInfo:
+def model_info(model, source: str, revision: str | None = None, adapter: dict[str, Any] | None = None) -> ModelInfo:
     text = model.config.get_text_config()
     side = int(round(model.config.mm_tokens_per_image**0.5))
     return ModelInfo(
@@ -67,4 +70,5 @@ def model_info(model, source: str, revision: str | None = None) -> ModelInfo:
         dtype=str(model.dtype).removeprefix("torch."),
         device=str(model.device),
         revision=revision,
+        adapter=adapter,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medgemma_tui.errors import MedtuiError
+from medgemma_tui.model.adapter import apply_adapter, read_adapter
 from medgemma_tui.model.info import ModelInfo, model_info
 from medgemma_tui.resources import demo_model_dir
 
@@ -143,8 +144,10 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     revision: str | None = None,
+    adapter: str | os.PathLike | None = None,
 ) -> LoadedModel:
-    """Load model + processor on SDPA attention. ``source`` None or "demo" is the embedded demo bundle.
+    """Load model + processor on SDPA attention. ``source`` None or "demo" is the embedded demo bundle;
+    ``adapter`` a PEFT LoRA adapter folder merged into the weights (``model.adapter``).
 
     The engine switches the text decoder to its capture function (``engine.loading.load_for_capture``).
     """
@@ -154,6 +157,8 @@ def load_model(
     if not local:
         path = resolve_hub_id(source, revision)
     _check_local_folder(path)
+    if adapter is not None:
+        read_adapter(adapter)  # a bad adapter is refused before the model is loaded
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
 
@@ -177,6 +182,10 @@ def load_model(
         raise ModelLoadError(f"cannot load model {source!r}: {first}") from None
     if type(model).__name__ != "Gemma3ForConditionalGeneration":
         raise ModelLoadError(f"{source!r} is a {type(model).__name__}; medtui needs Gemma3ForConditionalGeneration")
+    identity = None
+    if adapter is not None:
+        model, identity = apply_adapter(model, adapter)
     model.to(device)
     model.eval()
-    return LoadedModel(model=model, processor=processor, info=model_info(model, source, revision), source=source)
+    info = model_info(model, source, revision, adapter=identity)
+    return LoadedModel(model=model, processor=processor, info=info, source=source)

@@ -120,7 +120,8 @@ def tree_run(tree: ResultsTree, loaded: LoadedModel | None, config: Config, coun
     finally:
         try:
             summary = write_analysis(tree, counts={"skipped": counts.skipped, "interrupted": counts.interrupted},
-                                     plots=plots, formats=config.visualization.formats, dpi=config.visualization.dpi)
+                                     plots=plots, formats=config.visualization.formats, dpi=config.visualization.dpi,
+                                     hedged_answers=config.analysis.hedged_answers)
             counts.accuracy = summary.get("accuracy")
             interval = (summary.get("intervals") or {}).get("accuracy")
             counts.accuracy_interval = tuple(interval) if interval and None not in interval else None

@@ -219,7 +219,8 @@ def merge_trees(parts: Sequence[str | Path], into: str | Path, *, plots: bool = 
             else Config()
         try:
             summary = write_analysis(out, counts={"skipped": 0, "merged_parts": len(paths)}, plots=plots,
-                                     formats=config.visualization.formats, dpi=config.visualization.dpi)
+                                     formats=config.visualization.formats, dpi=config.visualization.dpi,
+                                     hedged_answers=config.analysis.hedged_answers)
             counts.accuracy = summary.get("accuracy")
             counts.scored = int(summary.get("scored") or 0)
         except Exception as exc:  # the rows are merged; say what went wrong with the analysis

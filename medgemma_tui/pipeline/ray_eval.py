@@ -113,7 +113,8 @@ class FilmWorker:
 
             config = Config.from_json(config_json)
             self.loaded = load_for_capture(config.model.name_or_path, device=config.model.device,
-                                           dtype=config.model.dtype, revision=config.model.revision)
+                                           dtype=config.model.dtype, revision=config.model.revision,
+                                           adapter=config.model.adapter)
             self.settings = RowSettings.from_config(config)
             self.studies = make_studies(config, studies)
             self.at_hand = FilmAtHand()

@@ -10,15 +10,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
-from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec
+from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, decision_index
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample
 from medgemma_tui.engine.extract import extract_record, extract_records
-from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.engine.record import TARGET_INDEX, AttentionRecord
 from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.errors import MedtuiError
 from medgemma_tui.model.loading import LoadedModel
@@ -39,6 +40,7 @@ class RowSettings:
     terms: tuple[str, ...] | None = None
     max_new_tokens: int = 24
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX
+    hedged_answers: str = HEDGED_DEFAULT  # what a leaning hedge reads as ([analysis] hedged_answers)
     prompt: PromptConfig = PromptConfig()  # the chat prompt ([prompt]): system turn, instruction, image order
     batch_size: int | str = 1  # rows of one film per generate ([decoding] batch_size; "auto": by the device)
 
@@ -50,7 +52,8 @@ class RowSettings:
         spec = DEFAULT_SPEC.with_(view=analysis.map_view, rows=analysis.default_row, layers=analysis.layer_span)
         terms = tuple(analysis.terms) if analysis.terms else None
         return cls(spec=spec, terms=terms, max_new_tokens=config.decoding.max_new_tokens,
-                   pointing_tolerance_px=analysis.pointing_tolerance_px, prompt=config.prompt,
+                   pointing_tolerance_px=analysis.pointing_tolerance_px, hedged_answers=analysis.hedged_answers,
+                   prompt=config.prompt,
                    batch_size=config.decoding.batch_size)
 
     def with_view(self, view: str | None) -> RowSettings:
@@ -94,8 +97,16 @@ def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film:
 def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings,
                 vision: VisionCache | None = None):
     """The answer to the row's question about ``film`` and its attention record."""
-    return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
-                          image_path=str(sample.image), vision=vision, prompt_settings=settings.prompt)
+    return mark_decision_target(extract_record(loaded, film.rgb, sample.question,
+                                               max_new_tokens=settings.max_new_tokens, image_path=str(sample.image),
+                                               vision=vision, prompt_settings=settings.prompt))
+
+
+def mark_decision_target(record: AttentionRecord) -> AttentionRecord:
+    """Name the decision token as the one the gradient views and attribution methods explain
+    (``engine.gradients.target_row``): the verdict, not a sentence's first word."""
+    record.extra.setdefault(TARGET_INDEX, int(decision_index(record)))
+    return record
 
 
 def answer_films(loaded: LoadedModel, samples: list[Sample], film: LoadedImage, settings: RowSettings,
@@ -105,8 +116,9 @@ def answer_films(loaded: LoadedModel, samples: list[Sample], film: LoadedImage, 
     gradient and relative views, the studies) is computed per row afterwards, by ``analyse_row``."""
     for sample in samples:
         check_row(sample)
-    return extract_records(loaded, film.rgb, [s.question for s in samples], max_new_tokens=settings.max_new_tokens,
-                           image_path=str(samples[0].image), vision=vision, prompt_settings=settings.prompt)
+    records = extract_records(loaded, film.rgb, [s.question for s in samples], max_new_tokens=settings.max_new_tokens,
+                              image_path=str(samples[0].image), vision=vision, prompt_settings=settings.prompt)
+    return [mark_decision_target(record) for record in records]
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
@@ -121,5 +133,5 @@ def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings
     analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
                               ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
                               terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
-                              masks=masks)
+                              masks=masks, hedged_answers=settings.hedged_answers)
     return SampleResult(sample=sample, film=film, analysis=analysis)

@@ -1,5 +1,6 @@
 """Attribution methods by name: each gives one map over the image tokens for the same target (the
-first answer token that is not an end token, ``gradients.answer_target``), so they can be compared
+decision token where the pipeline marked it, else the first answer token that is not an end token:
+``gradients.answer_target``), so they can be compared
 with the same metrics and put through the same sanity checks.
 
 - ``answer``: the target row's attention on the image tokens, mean over layers and heads (eager,

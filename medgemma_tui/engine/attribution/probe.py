@@ -8,7 +8,8 @@ grey square of Zeiler and Fergus, 2014), ``zero`` (black pixels) or ``blur`` (th
 cell, as the integrated-gradients baseline).
 
 A ``TokenProbe`` holds one row's fed sequence up to the target row (``gradients.answer_target``: the
-first answer token that is not an end token), its text embeddings, its projected image tokens and a
+row of the decision token, else of the first answer token that is not an end token), its text
+embeddings, its projected image tokens and a
 baseline for them. ``probabilities(keep)`` mixes each image token with its baseline by a weight in
 [0, 1] (1 keeps the token, 0 replaces it) and returns the target token's probability for every row of
 ``keep``, ``batch_size`` sequences per forward through ``inputs_embeds`` (the vision tower runs once).

@@ -234,9 +234,10 @@ def answer_token(record: AttentionRecord, index: int) -> dict[str, Any]:
 def followed_index(analysis) -> int:
     """The answer token whose row the map read: what the faithfulness curves follow.
 
-    ``decision`` rows: the verdict token (``analysis.decision_index``); ``first_answer`` (also every
-    gradient-based view): the first content token; an answer row's index: the token it produced; rows
-    that produced no single token (``answer``, ``question``, a question row): the verdict token.
+    ``decision`` rows (and the gradient-based views, which explain that token): the verdict token
+    (``analysis.decision_index``); ``first_answer``: the first content token; an answer row's index: the
+    token it produced; rows that produced no single token (``answer``, ``question``, a question row): the
+    verdict token.
     """
     record, rows = analysis.record, analysis.view.spec.rows
     if rows == "first_answer":

@@ -81,7 +81,8 @@ def robustness_study(
                                 prompt_settings=prompt_settings(analysis.record.extra.get("prompt")))
         if on_record is not None:  # e.g. the app keeps each perturbed film as the model was given it
             on_record(perturbation, record)
-        perturbed = analyse_record(record, ground_truth=sample.answer, spec=spec, terms=terms)
+        perturbed = analyse_record(record, ground_truth=sample.answer, spec=spec, terms=terms,
+                                   hedged_answers=config.analysis.hedged_answers)
         frame = square_box(width, height, perturbation.name) if perturbation.changes_frame else (0, 0, width, height)
         compared = compare_maps(reference_grid, perturbed.grid, frame, (width, height), masks, boxes)
         shares = row_shares(record, spec)
