@@ -51,9 +51,9 @@ def app_options(command):
 
 
 def load_settings(config_path: str | None):
-    from medgemma_tui.config import load_config
+    from cli.config import read_config
 
-    return load_config(config_path)
+    return read_config(config_path)
 
 
 def launch(session, config, color: str | None, theme: str | None, colormap: str | None,
@@ -116,7 +116,8 @@ def launch_comparison(out: str, config, color: str | None, colormap: str | None)
               "demo dataset).")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
               help="Images root (default: the CSV's folder).")
-@click.option("--device", default=None, help="auto, cpu or cuda[:N].")
+@click.option("--device", default=None,
+              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
 @adapter_option

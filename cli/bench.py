@@ -117,7 +117,8 @@ def bench_batch_size(text: str) -> int | str:
               "few layers, MedGemma-4b's whole decoder behind one SigLIP layer (medgemma-4b-text, for a CPU), or "
               "the full MedGemma-4b config (for a GPU host); NAME-heads: a Gemma 3 family layout's heads (4B, "
               "12B, 27B) at small widths.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
               help="bf16 on a GPU, fp32 on the CPU by default.")
 @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,

@@ -83,13 +83,13 @@ def print_human(payload: dict, analysis, colormap: str) -> None:
 def check_command(image, question, model, adapter, device, dtype, max_new_tokens, as_json, verify_eager, colormap, view,
                   config_path, export_dir):
     """Answer QUESTION about IMAGE and show where the answer looked."""
-    from medgemma_tui.config import load_config
+    from cli.config import read_config
     from medgemma_tui.data.images import load_image
     from medgemma_tui.data.schema import question_problem
 
     if problem := question_problem(question):
         fail(problem)
-    config = load_config(config_path)
+    config = read_config(config_path)
     # a bad film (or config) or an export folder that cannot be written is refused here, in half a second:
     # before torch and the model are imported
     load_image(image)

@@ -24,11 +24,21 @@ def load_studies(config, wanted: list[str]) -> list:
     """The opt-in studies, each a ``pipeline.batch.Study`` made from the config."""
     from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study
     from medgemma_tui.pipeline.studies.methods import heads_eval_study, methods_eval_study, sanity_eval_study
+    from medgemma_tui.pipeline.studies.one_pixel import one_pixel_eval_study
     from medgemma_tui.pipeline.studies.robustness import robustness_eval_study
 
     factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study,
+                 "one_pixel": one_pixel_eval_study,
                  "methods": methods_eval_study, "heads": heads_eval_study, "sanity": sanity_eval_study}
     return [factories[name](config) for name in wanted]
+
+
+def study_names(config, robustness: bool = False, faithfulness: bool = False) -> list[str]:
+    """The studies the flags and the config turn on: robustness (with the one-pixel attack when
+    ``[robustness] one_pixel`` > 0) and faithfulness."""
+    robust = robustness or config.robustness.enabled
+    return [name for name, on in (("robustness", robust), ("one_pixel", robust and config.robustness.one_pixel > 0),
+                                  ("faithfulness", faithfulness or config.faithfulness.enabled)) if on]
 
 
 def method_studies(config, wanted: list[str], methods: str | None, heads: bool, sanity: bool):
@@ -170,7 +180,8 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def print_summary(counts, as_json: bool) -> None:
+def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
+    """The run's summary on stdout; ``unscored`` (why no row could be scored) is its last line."""
     payload = {
         "done": counts.done,
         "skipped": counts.skipped,
@@ -184,6 +195,7 @@ def print_summary(counts, as_json: bool) -> None:
         "out": counts.out,
         "interrupted": counts.interrupted,
         "exit_code": counts.exit_code,
+        "unscored_reason": unscored if not counts.scored else None,
     }
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
@@ -208,6 +220,8 @@ def print_summary(counts, as_json: bool) -> None:
     if len(counts.failures) > 10:
         click.echo(f"  ... and {len(counts.failures) - 10} more (see the error column)")
     click.echo(f"results: {counts.out}")
+    if unscored and not counts.scored:
+        click.echo(f"accuracy n/a: {unscored}")
 
 
 @click.command("eval", short_help="Every row of a dataset into the standard results tree.")
@@ -221,7 +235,8 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--images", default=None, type=click.Path(exists=True, file_okay=False), metavar="ROOT",
               help="Folder the CSV's image_path values are relative to. Default: the CSV's folder.")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
-              help="A TOML config (see fixtures/medtui.example.toml); flags override it.")
+              help="A TOML config (see fixtures/medtui.example.toml), or the original system's JSON config; "
+                   "flags override it.")
 @click.option("--limit", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
 @click.option("--robustness", is_flag=True, help="Also run the robustness study on each sample.")
 @click.option("--faithfulness", is_flag=True, help="Also run the deletion/insertion faithfulness study.")
@@ -235,7 +250,8 @@ def print_summary(counts, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @click.option("--no-plots", is_flag=True, help="Skip the dataset plots of analysis/ (tables and summary only), as "
               "merge does; the same as [visualization] save_plots = false.")
-@click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, auto).")
+@click.option("--device", default=None,
+              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory; default: the config's, auto).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
               help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
 @click.option("--batch-size", "batch_size", default=None, metavar="N|auto",
@@ -254,7 +270,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
                  resume, as_json, no_plots, device, dtype, batch_size, ray_address, workers, shard_text,
                  adapter):
     """Run every row of a dataset and write the standard results tree to OUT."""
-    from medgemma_tui.config import load_config
+    from cli.config import read_config
     from medgemma_tui.data.schema import duplicate_rows, load_dataset
     from medgemma_tui.export.tree import ResultsTree, check_writable
     from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
@@ -268,8 +284,9 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         from medgemma_tui.pipeline.ray_eval import import_ray
 
         import_ray()
-    config = load_config(config_path)
+    config = read_config(config_path)
     check_writable(out)
+    limit = limit if limit is not None else config.data.limit
     overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size),
                  "model.adapter": adapter, "visualization.save_plots": False if no_plots else None}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
@@ -277,12 +294,15 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),
                                     **({"data.images": str(root)} if root else {})})
     check_map_settings(config)
-    wanted = [name for name, on in (("robustness", robustness or config.robustness.enabled),
-                                    ("faithfulness", faithfulness or config.faithfulness.enabled)) if on]
+    wanted = study_names(config, robustness, faithfulness)
     config, wanted = method_studies(config, wanted, methods, heads, sanity)
     studies = load_studies(config, wanted)
     dataset = load_dataset(csv, root)
     samples = list(dataset.samples[:limit] if limit else dataset.samples)
+    unscored = dataset.unscored_reason()
+    if dataset.label_column != "answer" and "answer" in {c.strip().lower() for c in dataset.columns}:
+        click.echo(f"medtui eval: labels read from {dataset.label_column!r}; the free-text 'answer' column is kept "
+                   "as 'original_answer'", err=True)
     selected = samples
     if shard is not None:
         samples = shard_samples(selected, shard)
@@ -304,7 +324,8 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
         "command": "medtui eval",
         "argv": sys.argv[1:],
         "dataset": {"csv": str(csv), "images": str(dataset.images_root), "rows": len(dataset),
-                    "limit": limit, "demo_bundle": demo,
+                    "limit": limit, "demo_bundle": demo, "label_column": dataset.label_column,
+                    "unscored_reason": unscored,
                     **({"shard": shard_info(selected, samples, shard)} if shard is not None else {})},
         "studies": wanted,
     }
@@ -329,7 +350,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     finally:
         show.close()
     counts.wall_s = time.perf_counter() - started
-    print_summary(counts, as_json)
+    print_summary(counts, as_json, unscored)
     if counts.disk_full:
         fail(f"{counts.disk_full}; the run stopped there, every finished row is kept: free some space and run "
              "the same command again", EXIT_FAILED)

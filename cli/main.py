@@ -8,6 +8,7 @@ from cli.app import app_options, open_command, tui_command
 from cli.bench import bench_command
 from cli.check import check_command
 from cli.compare import compare_command
+from cli.config import config_group
 from cli.eval import eval_command
 from cli.masks import masks_command
 from cli.merge import merge_command
@@ -31,6 +32,7 @@ def main(ctx: click.Context, config_path, color, graphics, theme, colormap) -> N
 main.add_command(bench_command)
 main.add_command(check_command)
 main.add_command(compare_command)
+main.add_command(config_group)
 main.add_command(eval_command)
 main.add_command(merge_command)
 main.add_command(masks_command)

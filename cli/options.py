@@ -21,7 +21,8 @@ def model_options(command):
         help="Weights dtype: bf16 on a GPU, fp32 on the CPU by default.",
     )(command)
     command = click.option(
-        "--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].",
+        "--device", default="auto", show_default=True,
+        help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).",
     )(command)
     command = click.option(
         "--model", "model", default=None, metavar="M",

@@ -254,7 +254,7 @@ def test_top_level_key_that_is_not_a_section_is_rejected(tmp_path):
     ('[robustness]\npreprocessing = ["pad", "squash"]', "robustness.preprocessing", "pad, crop, resize"),
     ('[robustness]\npreprocessing = "pad"', "robustness.preprocessing", "an array of strings"),
     ("[visualization]\noverlay_alpha = 1.5", "visualization.overlay_alpha", "a number >= 0 and <= 1"),
-    ('[model]\ndevice = "gpu"', "model.device", "auto, cpu, cuda or cuda:N"),
+    ('[model]\ndevice = "gpu"', "model.device", "auto, cpu, cuda, cuda:N or cuda:auto"),
     ('[model]\ndtype = "int8"', "model.dtype", "one of auto, bf16, fp16, fp32"),
     ("[model]\nname_or_path = 3", "model.name_or_path", "a non-empty string"),
     ("[analysis]\nlayers = [5, 2]", "analysis.layers", '"all" or [start, end]'),

@@ -28,6 +28,8 @@ from medgemma_tui.app.frame import Frame, FrameMaker
 from medgemma_tui.app.graphics import Graphics
 from medgemma_tui.app.messages import JobEnded, ModelReady, Progress, SampleFinished, SampleStarted
 from medgemma_tui.app.picture import BOX_COLOUR, Paint, box_fractions
+from medgemma_tui.app.screens.ask import AskScreen
+from medgemma_tui.app.screens.compare import CompareScreen
 from medgemma_tui.app.screens.export import ExportScreen
 from medgemma_tui.app.screens.gallery import GalleryScreen
 from medgemma_tui.app.screens.help import HelpScreen
@@ -618,6 +620,33 @@ class MedtuiApp(App):
         if isinstance(self.screen, RobustnessScreen) and self.screen.is_mounted:
             self.screen.show()
 
+    def open_compare(self) -> None:
+        if self.current_key is None or self.session.entries[self.current_key].summary is None:
+            self.notify("No finished sample is shown yet.", timeout=2)
+            return
+        self.push_screen(CompareScreen(self.current_key))
+
+    def open_ask(self) -> None:
+        """A question of the user's own about the film on screen: a new row, answered in a worker, then shown."""
+        item = self.current_item()
+        if item is None or item.sample is None:
+            self.notify("asking needs a live session (medtui tui) and a film on screen", timeout=4)
+            return
+
+        def chosen(question: str | None) -> None:
+            if not question:
+                return
+            new_key = self.session.ask(item.key, question)
+            screen = self.inspector()
+            if screen is not None and screen.is_mounted:
+                for panel in screen.query(SamplesPanel):
+                    panel.rebuild()
+                    panel.select(new_key)
+            self._wanted_key = new_key
+            self.run_one(new_key)
+
+        self.push_screen(AskScreen(item.sample.image.name), chosen)
+
     def open_export(self) -> None:
         if self.session.is_tree:
             self.notify(f"These samples already live in the results tree {self.session.source}.", timeout=4)
@@ -653,6 +682,9 @@ class MedtuiApp(App):
         yield SystemCommand("Run all samples", "Run every sample that has not run (x)", self.run_all)
         yield SystemCommand("Cancel the running job", "Stops after the current sample (esc)", self.cancel_jobs)
         yield SystemCommand("Export", "Write the standard results tree (e)", self.open_export)
+        yield SystemCommand("Compare prompts", "This row's prompt and another about the same film (C)",
+                            self.open_compare)
+        yield SystemCommand("Ask about this film", "A question of your own, answered as a new row (k)", self.open_ask)
         yield SystemCommand("Dataset figures", "Accuracy, consistency, pointing, lift, faithfulness with their "
                             "95% study-bootstrap intervals (D)", self.open_summary)
         yield SystemCommand("Head gallery", "Every layer x head as a small map (G)", self.open_gallery)

@@ -55,6 +55,11 @@ INSPECT_BINDINGS = [
     Binding("e", "export", "Export",
             tooltip="Export this sample or every finished one to a results tree", id="export", show=False),
     Binding("x", "run_all", "Run all", tooltip="Run every sample that has not run", id="run_all"),
+    Binding("C", "compare", "Compare prompts",
+            tooltip="This row's prompt and another about the same film: both maps, their difference and JS",
+            id="compare", show=False),
+    Binding("k", "ask", "Ask", tooltip="Ask a question of your own about the film on screen (a new row, live sessions)",
+            id="ask", show=False),
     Binding("escape", "cancel", "Cancel job", tooltip="Cancel the running job after the current sample", id="cancel"),
 ]
 
@@ -93,6 +98,12 @@ VARIANT_BINDINGS = [
             id="variants_run"),
 ]
 
+COMPARE_BINDINGS = [
+    Binding("escape", "close", "Back", id="compare_close"),
+    Binding("n", "other(1)", "Next prompt B", tooltip="The next other prompt about this film", id="compare_next"),
+    Binding("p", "other(-1)", "Previous prompt B", id="compare_prev", show=False),
+]
+
 ROBUSTNESS_BINDINGS = [
     Binding("escape", "close", "Back", id="robustness_close"),
     Binding("r", "run_study", "Run the study",
@@ -113,7 +124,7 @@ METHODS_BINDINGS = [
 def all_bindings() -> list[Binding]:
     return [*APP_BINDINGS, *INSPECT_BINDINGS, *CURSOR_BINDINGS, *FILTER_BINDINGS, *GALLERY_BINDINGS,
             *TILE_BINDINGS, *VARIANT_BINDINGS, *ROBUSTNESS_BINDINGS, *CLOSE_BINDINGS, *HELP_BINDINGS,
-            *METHODS_BINDINGS]
+            *METHODS_BINDINGS, *COMPARE_BINDINGS]
 
 
 def binding_ids() -> set[str]:

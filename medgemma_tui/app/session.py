@@ -212,6 +212,35 @@ class Session:
     def done(self) -> list[str]:
         return [i.key for i in self.items if self.entries[i.key].status == DONE]
 
+    def ask(self, key: str, question: str) -> str:
+        """A new row of the session: ``question`` about the film of row ``key`` (the app's own question, as
+        the original system's app tab 1 asked it). Not run here (``run`` it in a worker); not scored (no
+        ground truth, no box); it joins the film's rows in the table and any export. Returns its key."""
+        import dataclasses
+
+        question = " ".join(question.split())
+        if not question:
+            raise ValueError("the question is empty")
+        item = self.item(key)
+        if item.sample is None:
+            raise RuntimeError("asking about a film needs a live session (medtui tui), not a results tree")
+        taken = {i.key for i in self.items}
+        number = 1
+        while f"{key}_ask{number}" in taken:
+            number += 1
+        new_key = f"{key}_ask{number}"
+        sample = dataclasses.replace(item.sample, key=new_key, question=question, baseline_question=question,
+                                     question_variant="custom", variant_index=0, strategy="custom question",
+                                     answer="", bbox=(), finding="")
+        asked = Item(key=new_key, study=item.study, variant=0, strategy="custom question", question=question,
+                     truth="", group=sample.group, sample=sample)
+        index = self.items.index(item) + 1
+        while index < len(self.items) and self.items[index].key.startswith(f"{key}_ask"):
+            index += 1  # after the questions already asked about this row's film
+        self.items.insert(index, asked)
+        self.entries[new_key] = Entry()
+        return new_key
+
     def finish(self, key: str, analysis: SampleAnalysis) -> Entry:
         """Record a finished sample; drop the records of the oldest beyond ``keep`` (their summaries stay)."""
         entry = self.entries[key]

@@ -103,8 +103,8 @@ def _choice(*options: str, aliases: Mapping[str, str] | None = None) -> Check:
 
 def _device(value: Any, where: _Where) -> str:
     text = value.strip().lower() if isinstance(value, str) else None
-    if text is None or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
-        raise where.fail("auto, cpu, cuda or cuda:N", value)
+    if text is None or not re.fullmatch(r"auto|cpu|cuda(:\d+|:auto)?", text):
+        raise where.fail("auto, cpu, cuda, cuda:N or cuda:auto (the GPU with the most free memory)", value)
     return text
 
 
@@ -166,6 +166,10 @@ def _row(value: Any, where: _Where) -> str | int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     return _choice("decision", "first_answer", "answer", "question")(value, where)
+
+
+def _optional_count(value: Any, where: _Where) -> int | None:
+    return None if value is None else _integer(1)(value, where)
 
 
 def _auto_or_count(value: Any, where: _Where) -> str | int:

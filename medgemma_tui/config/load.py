@@ -1,5 +1,8 @@
 """Reading a TOML config file: its text, its TOML errors with line and column, and the keys it set.
 
+A file whose text is a JSON object is the original system's config (``config.original``): its keys are
+mapped onto medtui's, and ``Config.ignored`` names those left out.
+
 Relative paths in [data] (and a ``model.name_or_path`` starting with ``.`` or ``~``) are resolved
 against the config file's folder.
 """
@@ -13,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 from medgemma_tui.config.checks import ConfigError
+from medgemma_tui.config.original import is_original, read_original
 from medgemma_tui.config.schema import Config, _build
 
 
@@ -31,13 +35,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config ({exc.strerror or exc})") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML {_toml_position(exc)}") from exc
+    ignored: list[str] = []
+    if is_original(text):  # the original system's JSON config (config.original)
+        data, ignored = read_original(text, str(source))
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML {_toml_position(exc)}") from exc
     config = _build(data, str(source), base=source.resolve().parent)
     explicit = frozenset(f"{section}.{key}" for section, table in data.items() for key in table)
-    return dataclasses.replace(config, source=source, explicit=explicit)
+    return dataclasses.replace(config, source=source, explicit=explicit, ignored=tuple(ignored))
 
 
 def _toml_position(exc: tomllib.TOMLDecodeError) -> str:

@@ -28,6 +28,7 @@ from medgemma_tui.config.checks import (
     _model_source,
     _number,
     _option,
+    _optional_count,
     _optional_path,
     _optional_text,
     _row,
@@ -43,7 +44,7 @@ DEFAULT_MODEL = "demo"  # the embedded demo bundle, for every command alike
 @dataclass(frozen=True)
 class ModelConfig:
     name_or_path: str = _option(DEFAULT_MODEL, _model_source)  # hub id, local folder, or "demo"
-    device: str = _option("auto", _device)  # auto | cpu | cuda | cuda:N
+    device: str = _option("auto", _device)  # auto | cpu | cuda | cuda:N | cuda:auto (the GPU with most free memory)
     dtype: str = _option("auto", _choice("auto", "bf16", "fp16", "fp32", aliases={
         "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}))
     revision: str | None = _option(None, _optional_text)  # hub branch, tag or commit; None = default
@@ -54,6 +55,7 @@ class ModelConfig:
 class DataConfig:
     csv: Path | None = _option(None, _optional_path)  # the dataset CSV
     images: Path | None = _option(None, _optional_path)  # images root; None = the CSV's folder
+    limit: int | None = _option(None, _optional_count)  # only the first N rows (--limit); None = every row
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,13 @@ class RobustnessConfig:
     pixels_changed: int = _option(20, _integer(0))  # pixels set at random (sparse perturbation)
     seed: int = _option(0, _integer(0))
     preprocessing: tuple[str, ...] = _option(("pad", "crop"), _text_list(PREPROCESSING))
+    # the one-pixel attack (Su et al. 2019; pipeline/studies/one_pixel.py): k pixels inside the lungs searched
+    # by differential evolution; 0 = off
+    one_pixel: int = _option(0, _integer(0))
+    one_pixel_max_delta: float = _option(255.0, _number(0, 255, low_open=True))  # a pixel's largest change, 0-255
+    one_pixel_population: int = _option(10, _integer(1))  # candidates per generation per searched number (popsize)
+    one_pixel_generations: int = _option(8, _integer(0))  # generations after the first population (maxiter)
+    one_pixel_batch: int = _option(16, _integer(1))  # candidate films per forward pass
 
 
 FAITHFULNESS_BASELINES = ("mean", "zero", "blur")
@@ -234,6 +243,8 @@ class Config:
     app: AppConfig = field(default_factory=AppConfig)
     methods: MethodsConfig = field(default_factory=MethodsConfig)
     source: Path | None = field(default=None, compare=False)  # the TOML file, if any
+    # keys of a JSON config of the original system that have no counterpart, each with why (config.original)
+    ignored: tuple[str, ...] = field(default=(), compare=False)
     # "section.key" names the file itself set (defaults do not count), e.g. to tell a config that
     # chose MedGemma from one that only set [analysis]
     explicit: frozenset[str] = field(default=frozenset(), compare=False)

@@ -4,8 +4,13 @@ The delimiter (comma, semicolon, tab or pipe) is detected from the header; the f
 order mark is allowed). Header names match case-insensitively, surrounding spaces ignored, inner spaces
 and hyphens read as ``_`` ("Image Path" is ``image_path``). Columns:
 
-- required: ``image_path`` (relative to the images root), ``question``, ``answer``
-  (also accepted: ``ground_truth``, ``label``, ``correct_answer``);
+- required: ``question``, ``answer`` (also accepted: ``ground_truth``, ``label``, ``correct_answer``),
+  and the film: ``image_path`` (relative to the images root) or ``dicom_id``. The film is looked up as
+  ``image_path``, else ``{dicom_id}``, else ``{dicom_id}`` with ``.jpg``, ``.png``, ``.dcm``
+  (``film_lookup``); ``Sample.image_found`` says which found it;
+- the label column: where ``answer`` holds free text (a model's answer, as in a results CSV written by
+  the system medtui replaces) and an alias holds yes/no labels, the alias is the label and ``answer``
+  is kept as ``original_answer`` (``label_column``);
 - filled when missing: ``study_id`` / ``dicom_id`` (""), ``baseline_question`` (= ``question``),
   ``variant_index`` (0), ``question_variant`` ("original" for index 0, else "hard_positive"),
   ``strategy`` ("");
@@ -29,11 +34,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medgemma_tui.data.film_lookup import find_film, unlist_path
 from medgemma_tui.errors import MedtuiError, first_line
 
 Box = tuple[float, float, float, float]  # x, y, w, h in image pixels
 
-REQUIRED = ("image_path", "question", "answer")
+REQUIRED = ("question", "answer")
+FILM_COLUMNS = ("image_path", "dicom_id")  # at least one names the film (film_lookup)
+TEXT_ANSWER_NAME = "original_answer"  # where a free-text ``answer`` goes when an alias holds the labels
 ALIASES: dict[str, tuple[str, ...]] = {
     "answer": ("ground_truth", "label", "correct_answer"),
 }
@@ -99,8 +107,8 @@ class Sample:
     row: int  # 0-based data row of the CSV (the header is not a row)
     study_id: str
     dicom_id: str
-    image_path: str  # as written in the CSV
-    image: Path  # image_path resolved against the images root
+    image_path: str  # as written in the CSV (a one-item list unwrapped); without one, the dicom_id name found
+    image: Path  # the film found under the images root (film_lookup), else where image_path points
     question: str
     answer: str
     baseline_question: str
@@ -112,6 +120,7 @@ class Sample:
     extra: dict[str, str] = field(default_factory=dict, hash=False)
     line: int = 0  # 1-based line of the CSV file where the row starts (0: not from a file)
     problem: str | None = None  # why the row cannot run ("empty 'question'"); None for a good row
+    image_found: str = ""  # how the film was found (film_lookup.FOUND_BY: "image_path", "dicom_id.jpg"); "" not found
 
     @property
     def is_scored(self) -> bool:
@@ -141,6 +150,7 @@ class Dataset:
     images_root: Path
     columns: tuple[str, ...]  # the CSV header as written
     delimiter: str = ","  # as detected
+    label_column: str = "answer"  # the CSV's own header of the ground truth (an alias such as ground_truth)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -178,6 +188,17 @@ class Dataset:
     def scored_count(self) -> int:
         """How many rows can count in the accuracy (yes/no ground truth, no problem)."""
         return sum(sample.is_scored for sample in self.samples)
+
+    def unscored_reason(self) -> str | None:
+        """Why no row can be scored, in one line; None when some row can."""
+        if self.scored_count:
+            return None
+        runnable = [sample for sample in self.samples if sample.problem is None]
+        values = sorted({sample.answer for sample in runnable})
+        shown = ", ".join(repr(v[:40]) for v in values[:3]) + (", ..." if len(values) > 3 else "")
+        return (f"no row can be scored: column {self.label_column!r} holds no yes/no label in any of "
+                f"{len(runnable)} runnable rows ({shown or 'all empty'}); put the labels in 'answer' or "
+                "'ground_truth'")
 
 
 def duplicate_rows(samples: Iterator[Sample] | tuple[Sample, ...] | list[Sample]) -> list[tuple[Sample, Sample]]:
@@ -233,15 +254,18 @@ def load_dataset(csv_path: str | os.PathLike[str], images_root: str | os.PathLik
     body = lines[1:]
     if not body:
         raise DatasetError(f"{path}: empty CSV (a header but no rows)")
+    where["answer"], text_answer = label_column(columns, [cells for _, cells in body], where["answer"])
+    renamed = {text_answer: TEXT_ANSWER_NAME} if text_answer else {}
 
-    raw = [_read_row(row, line, cells, columns, where, root) for row, (line, cells) in enumerate(body)]
+    raw = [_read_row(row, line, cells, columns, where, root, renamed) for row, (line, cells) in enumerate(body)]
     keys = _unique_keys([_base_key(r, tag) for r, tag in zip(raw, _question_tags(raw), strict=True)],
                         [bool(r["problem"]) for r in raw])
     samples = tuple(Sample(key=key, **fields) for key, fields in zip(keys, raw, strict=True))
     if all(sample.problem for sample in samples):
         first = samples[0]
         raise DatasetError(f"{path}: no row can run; row {first.row} (line {body[0][0]}): {first.problem}")
-    return Dataset(samples=samples, path=path, images_root=root, columns=columns, delimiter=delimiter)
+    return Dataset(samples=samples, path=path, images_root=root, columns=columns, delimiter=delimiter,
+                   label_column=where["answer"])
 
 
 # --- delimiter ----------------------------------------------------------------------------------------
@@ -311,6 +335,11 @@ def _resolve_columns(columns: tuple[str, ...], path: Path, delimiter: str = ",")
             if candidate in by_norm:
                 where[canonical] = by_norm[candidate]
                 break
+    if not any(name in where for name in FILM_COLUMNS):
+        found = ", ".join(repr(c) for c in columns) if columns else "none"
+        read = f"; read as {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated"
+        raise DatasetError(f"{path}: missing column 'image_path' (or 'dicom_id', whose film is looked up as "
+                           f"{{dicom_id}}, {{dicom_id}}.jpg, .png, .dcm; columns found: {found}{read})")
     for canonical in REQUIRED:
         if canonical not in where:
             aliases = ALIASES.get(canonical, ())
@@ -321,8 +350,35 @@ def _resolve_columns(columns: tuple[str, ...], path: Path, delimiter: str = ",")
     return where
 
 
+def label_column(columns: tuple[str, ...], rows: list[list[str]], chosen: str) -> tuple[str, str | None]:
+    """(the header holding the labels, the header of a free-text answer to keep as ``original_answer``).
+
+    ``chosen`` is the column ``_resolve_columns`` picked (``answer`` before its aliases). When it holds
+    fewer yes/no labels than an alias column beside it, as in a results CSV where ``answer`` is the
+    model's text and ``ground_truth`` the label, the alias with the most labels is the label column and
+    ``chosen`` is returned second, to be kept under ``TEXT_ANSWER_NAME``; ``ground_truth`` wins a tie too
+    (a model that answered "No." on every row still left the label in ``ground_truth``).
+    """
+    def labels(name: str) -> int:
+        index = columns.index(name)
+        return sum(normalise_answer(cells[index] if index < len(cells) else "") in ("yes", "no") for cells in rows)
+
+    by_norm = {_norm(name): name for name in reversed(columns)}
+    aliases = [by_norm[a] for a in ALIASES["answer"] if a in by_norm and by_norm[a] != chosen]
+    if not aliases:
+        return chosen, None
+    best = max(aliases, key=labels)  # ties keep the earlier alias, ground_truth first
+    ahead = labels(best) > labels(chosen)
+    # a results CSV (that system's and medtui's own) names the label ground_truth beside the model's answer,
+    # even when the model answered in one word
+    results_csv = _norm(best) == "ground_truth" and labels(best) >= labels(chosen) > 0
+    if ahead or results_csv:
+        return best, (chosen if _norm(chosen) == "answer" else None)  # only a free-text answer is renamed
+    return chosen, None
+
+
 def _read_row(row: int, line: int, cells: list[str], columns: tuple[str, ...], where: dict[str, str],
-              root: Path) -> dict:
+              root: Path, renamed: dict[str, str] | None = None) -> dict:
     problems: list[str] = []
     if len(cells) > len(columns):
         extra_cells = len(cells) - len(columns)
@@ -334,10 +390,14 @@ def _read_row(row: int, line: int, cells: list[str], columns: tuple[str, ...], w
         name = where.get(canonical)
         return "" if name is None else values[name].strip()
 
-    image_path = cell("image_path")
+    image_path, list_problem = unlist_path(cell("image_path"))
+    dicom_id = cell("dicom_id")
     question = cell("question")
-    if not image_path:
-        problems.append("empty 'image_path'")
+    if list_problem:
+        problems.append(list_problem)
+    if not image_path and not dicom_id:
+        problems.append("empty 'image_path'" + (" and 'dicom_id'" if "dicom_id" in where else ""))
+    image, image_found, relative = find_film(root, image_path, dicom_id)
     if problem := question_problem(question):
         problems.append(problem)
 
@@ -362,13 +422,15 @@ def _read_row(row: int, line: int, cells: list[str], columns: tuple[str, ...], w
         problems.append(f"unparseable bbox {bbox_text!r} ({exc})")
 
     used = set(where.values())
-    extra = {name: values[name] for name in columns if name not in used}
+    renamed = renamed or {}
+    extra = {renamed.get(name, name): values[name] for name in columns if name not in used}
     return {
         "row": row,
         "study_id": cell("study_id"),
-        "dicom_id": cell("dicom_id"),
-        "image_path": image_path,
-        "image": root / image_path,
+        "dicom_id": dicom_id,
+        "image_path": image_path or relative,
+        "image": image,
+        "image_found": image_found,
         "question": question,
         "answer": normalise_answer(cell("answer")),
         "baseline_question": cell("baseline_question") or question,

@@ -1,7 +1,8 @@
 """The columns of ``evaluation_results.csv``: what each finished or failed row says, and how it reads back.
 
 The dataset's own columns (``ground_truth`` is the dataset's ``answer``; ``answer`` is the model's
-text), ``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
+text; ``image_found`` says how the film was found: ``image_path``, ``dicom_id``, ``dicom_id.jpg`` ...),
+``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
 the gating count, ``error`` (empty for a finished row). Timings live in ``grids/{key}_meta.json`` and
 ``run.json``, so two runs over the same data write the same CSV.
 """
@@ -27,13 +28,14 @@ if TYPE_CHECKING:
     from medgemma_tui.data.schema import Sample
 
 SHARE_NAMES = SHARE_COLUMNS  # the raw rows' shares on BOS, image and text (engine.record)
-STUDY_SECTIONS = ("robustness", "faithfulness")  # analysis.extras written to robustness/{key}.json
+STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel")  # analysis.extras written to robustness/{key}.json
 INPUT_COLUMNS = (
     "row",
     "key",
     "study_id",
     "dicom_id",
     "image_path",
+    "image_found",
     "question",
     "baseline_question",
     "question_variant",
@@ -74,9 +76,9 @@ INTEGER_COLUMNS = frozenset({"row", "variant_index", "answer_tokens", "decision_
                              "image_height"})
 BOOLEAN_COLUMNS = frozenset({"correct", "answer_hedged"})
 TEXT_COLUMNS = frozenset(
-    {"key", "study_id", "dicom_id", "image_path", "question", "baseline_question", "question_variant", "strategy",
-     "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason", "decision_token",
-     "map_view", "map_rows", "mask_quality",
+    {"key", "study_id", "dicom_id", "image_path", "image_found", "question", "baseline_question", "question_variant",
+     "strategy", "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason",
+     "decision_token", "map_view", "map_rows", "mask_quality",
      "map_layers", "map_heads", "gated_terms", "error"}
 )
 
@@ -107,6 +109,7 @@ def sample_columns(sample: Sample) -> dict[str, Any]:
         "study_id": sample.study_id,
         "dicom_id": sample.dicom_id,
         "image_path": sample.image_path,
+        "image_found": sample.image_found,
         "question": sample.question,
         "baseline_question": sample.baseline_question,
         "question_variant": sample.question_variant,

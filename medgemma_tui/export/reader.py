@@ -13,6 +13,7 @@ from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.rereading import relabel_note, reread_answers
 from medgemma_tui.export.columns import read_rows
 from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME
+from medgemma_tui.export.original_tree import refuse_original_tree
 from medgemma_tui.export.tree import ResultsTree
 
 if TYPE_CHECKING:
@@ -120,4 +121,5 @@ def read_results(out_dir: str | os.PathLike[str], hedged_answers: str | None = N
         raise FileNotFoundError(f"results tree not found: {root}")
     if not (root / CSV_NAME).exists() and not (root / JOURNAL_NAME).exists():
         raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
+    refuse_original_tree(root)  # the original system's tree: say what it is and how to rerun it
     return ResultsReader(root, hedged_answers)

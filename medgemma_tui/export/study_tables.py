@@ -11,19 +11,26 @@ evidence need not lower) and by finding.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from medgemma_tui.analysis.averages import finite_mean as _mean
+from medgemma_tui.analysis.intervals import bootstrap_ci
 
 
 @dataclass
 class StudyTables:
     robustness: pd.DataFrame  # one row per sample and perturbation
     faithfulness: pd.DataFrame  # one row per sample
-    summary: dict[str, Any]  # {"robustness": {...}, "faithfulness": {...}}, the sections that have rows
+    summary: dict[str, Any]  # {"robustness": {...}, "faithfulness": {...}, "one_pixel": {...}}, those with rows
+    one_pixel: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per sample attacked
+
+
+ONE_PIXEL_COLUMNS = ("key", "study", "finding", "reference_label", "answer_label", "flip", "verdict_displaced",
+                     "logprob_drop", "queries", "generations", "pixels", "region", "js", "pearson", "top_iou",
+                     "seconds")
 
 
 ROBUSTNESS_COLUMNS = ("key", "perturbation", "strength", "reference_label", "answer_label", "flip", "js",
@@ -80,7 +87,7 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
     ``labels``: by key, a row's ``answer_label`` and ``finding`` (from the tree's CSV), which win over
     the ones the study kept."""
     labels = labels or {}
-    rob_rows, faith_rows = [], []
+    rob_rows, faith_rows, pixel_rows = [], [], []
     payloads = list(files)
     for payload in payloads:
         rob = payload.get("robustness")
@@ -103,6 +110,9 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
         faith = payload.get("faithfulness")
         if faith:
             faith_rows.append(faithfulness_row(payload.get("key"), faith, labels))
+        attack = payload.get("one_pixel")
+        if attack:
+            pixel_rows.append(one_pixel_row(payload.get("key"), attack, labels))
     robustness = pd.DataFrame(rob_rows)
     if robustness.empty:
         robustness = pd.DataFrame(columns=ROBUSTNESS_COLUMNS)
@@ -136,4 +146,43 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
             "by_finding": {str(finding or "(none)"): faithfulness_summary(part)
                            for finding, part in faithfulness.groupby("finding", sort=True)},
         }
-    return StudyTables(robustness, faithfulness, summary)
+    one_pixel = pd.DataFrame(pixel_rows, columns=ONE_PIXEL_COLUMNS)
+    if not one_pixel.empty:
+        summary["one_pixel"] = {**one_pixel_summary(one_pixel),
+                                "by_finding": {str(finding or "(none)"): one_pixel_summary(part)
+                                               for finding, part in one_pixel.groupby("finding", sort=True)}}
+    return StudyTables(robustness, faithfulness, summary, one_pixel)
+
+
+def one_pixel_row(key: Any, attack: Mapping[str, Any], labels: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One attacked sample: flipped or not, how far the verdict's log-probability fell, what it cost."""
+    known = labels.get(str(key), {})
+    return {
+        "key": key,
+        "study": str(known.get("study") or key),
+        "finding": str(known.get("finding") or attack.get("finding") or ""),
+        "reference_label": (attack.get("reference") or {}).get("answer_label"),
+        "answer_label": attack.get("answer_label"),
+        "flip": bool(attack.get("flip")),
+        "verdict_displaced": bool(attack.get("verdict_displaced")),
+        "logprob_drop": attack.get("logprob_drop"),
+        "queries": attack.get("queries"),
+        "generations": attack.get("generations"),
+        "pixels": len(attack.get("pixels") or ()),
+        "region": attack.get("region"),
+        **{name: attack.get(name) for name in ("js", "pearson", "top_iou", "seconds")},
+    }
+
+
+def one_pixel_summary(part: pd.DataFrame) -> dict[str, Any]:
+    """The flip rate with its 95% bootstrap interval resampled by study (null under two studies), and means."""
+    flips = part["flip"].astype(float).to_numpy()
+    studies = part["study"].astype(str).to_numpy()
+    interval = None
+    if len(set(studies)) >= 2:
+        low, high = bootstrap_ci(flips, studies)
+        interval = [float(low), float(high)]
+    return {"samples": len(part), "studies": len(set(studies)), "flip_rate": _mean(part["flip"].astype(float)),
+            "flip_rate_interval": interval, "verdict_displaced_rate": _mean(part["verdict_displaced"].astype(float)),
+            "mean_logprob_drop": _mean(part["logprob_drop"]), "mean_queries": _mean(part["queries"]),
+            "mean_js": _mean(part["js"]), "mean_seconds": _mean(part["seconds"])}

@@ -35,7 +35,7 @@ from medgemma_tui.analysis.averages import finite_mean
 from medgemma_tui.analysis.consistency import Consistency, consistency_tables
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
 from medgemma_tui.analysis.rereading import reread_answers
-from medgemma_tui.analysis.row_groups import finished, is_focal
+from medgemma_tui.analysis.row_groups import finished, is_focal, study_of
 from medgemma_tui.errors import first_line
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import write_bytes_atomic
@@ -220,8 +220,10 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame, methods: list[dict[str,
     done = finished(rows)
     if done.empty:
         return {}, pd.DataFrame(), []
-    labels = {str(row["key"]): {name: row[name] for name in ("answer_label", "finding") if name in done}
-              for _, row in done.iterrows()}
+    studies = study_of(done)
+    labels = {str(row["key"]): {**{name: row[name] for name in ("answer_label", "finding") if name in done},
+                                "study": studies[index]}
+              for index, row in done.iterrows()}
     faithfulness: list[dict[str, Any]] = []
     found = 0
 
@@ -248,6 +250,8 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame, methods: list[dict[str,
         write_csv_atomic(tables.robustness, tree.analysis_dir / "robustness.csv")
     if not tables.faithfulness.empty:
         write_csv_atomic(tables.faithfulness, tree.analysis_dir / "faithfulness.csv")
+    if not tables.one_pixel.empty:
+        write_csv_atomic(tables.one_pixel, tree.analysis_dir / "one_pixel.csv")
     return dict(tables.summary), tables.faithfulness, faithfulness
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from medgemma_tui.data.schema import Sample
 
 # analysis.extras written to robustness/{key}.json
-STUDY_SECTIONS = ("robustness", "faithfulness", "methods", "heads", "sanity")
+STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel", "methods", "heads", "sanity")
 _TMP_NAME = re.compile(r"^\..+\.tmp$")
 
 

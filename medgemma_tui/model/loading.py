@@ -43,15 +43,28 @@ class LoadedModel:
 
 
 def resolve_device(device: str = "auto") -> str:
+    """"auto" (the GPU if there is one, else the CPU), "cpu", "cuda", "cuda:N", or "cuda:auto": the GPU with
+    the most free memory now (``torch.cuda.mem_get_info``), for a shared multi-GPU host."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"--device {device}: CUDA is not available on this machine")
+    if device == "cuda:auto":
+        return f"cuda:{most_free_gpu(torch.cuda.device_count(), torch.cuda.mem_get_info)}"
     if device != "cpu" and not device.startswith("cuda"):
-        raise ModelLoadError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+        raise ModelLoadError(f"--device {device!r}: expected auto, cpu, cuda[:N] or cuda:auto")
     return device
+
+
+def most_free_gpu(count: int, free_and_total) -> int:
+    """The index of the GPU with the most free memory (the lowest index on ties); ``free_and_total(i)`` gives
+    (free, total) bytes of GPU i, as ``torch.cuda.mem_get_info`` does."""
+    if count < 1:
+        raise ModelLoadError("--device cuda:auto: no GPU is visible (CUDA_VISIBLE_DEVICES?)")
+    free = [int(free_and_total(i)[0]) for i in range(count)]
+    return max(range(count), key=lambda i: (free[i], -i))
 
 
 def resolve_dtype(dtype: str, device: str):

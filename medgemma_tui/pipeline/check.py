@@ -38,7 +38,7 @@ def single_sample(image: str | os.PathLike[str], question: str, ground_truth: st
     return Sample(
         key=f"{stem}_q{digest}", row=0, study_id="", dicom_id="", image_path=str(path), image=path,
         question=question, answer=ground_truth, baseline_question=question, question_variant="original",
-        variant_index=0, strategy="",
+        variant_index=0, strategy="", image_found="image_path",
     )
 
 

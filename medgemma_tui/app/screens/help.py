@@ -12,6 +12,7 @@ from textual.widgets import Static
 from medgemma_tui.app.bindings import (
     APP_BINDINGS,
     CLOSE_BINDINGS,
+    COMPARE_BINDINGS,
     CURSOR_BINDINGS,
     FILTER_BINDINGS,
     GALLERY_BINDINGS,
@@ -31,6 +32,7 @@ SECTIONS = (
     ("Head gallery", GALLERY_BINDINGS + TILE_BINDINGS),
     ("Methods side by side", METHODS_BINDINGS),
     ("Variants", VARIANT_BINDINGS),
+    ("Compare prompts", COMPARE_BINDINGS),
     ("Robustness", ROBUSTNESS_BINDINGS),
     ("Other screens", CLOSE_BINDINGS + HELP_BINDINGS),
 )

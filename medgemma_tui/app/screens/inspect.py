@@ -202,6 +202,12 @@ class InspectScreen(Screen):
     def action_run_all(self) -> None:
         self.app.run_all()
 
+    def action_ask(self) -> None:
+        self.app.open_ask()
+
+    def action_compare(self) -> None:
+        self.app.open_compare()
+
     def action_cancel(self) -> None:
         self.app.cancel_jobs()
 

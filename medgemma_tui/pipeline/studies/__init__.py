@@ -5,4 +5,4 @@ Each returns a plain JSON-ready dict; in ``medtui eval`` the study callables put
 ``export.study_tables`` turns the files of a tree into tables and summary numbers.
 """
 
-STUDY_KEYS = ("robustness", "faithfulness")  # sections of robustness/{key}.json, keys of analysis.extras
+STUDY_KEYS = ("robustness", "faithfulness", "one_pixel")  # sections of robustness/{key}.json, keys of analysis.extras
