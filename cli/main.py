@@ -10,6 +10,7 @@ from cli.check import check_command
 from cli.compare import compare_command
 from cli.config import config_group
 from cli.eval import eval_command
+from cli.figures import figures_command
 from cli.masks import masks_command
 from cli.merge import merge_command
 
@@ -34,6 +35,7 @@ main.add_command(check_command)
 main.add_command(compare_command)
 main.add_command(config_group)
 main.add_command(eval_command)
+main.add_command(figures_command)
 main.add_command(merge_command)
 main.add_command(masks_command)
 main.add_command(tui_command)

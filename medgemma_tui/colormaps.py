@@ -61,3 +61,16 @@ def scale(grid: np.ndarray) -> np.ndarray:
     grid = np.asarray(grid, dtype=np.float64)
     top = grid.max()
     return grid / top if top > 0 else grid
+
+
+# ---- outlines ------------------------------------------------------------------------------------------
+# The outlines a figure names: the masks' colours (MASK_COLORS, as the app and ``medtui masks`` draw them)
+# and the ground-truth box, sky blue in Okabe and Ito's palette ("Color Universal Design", 2008).
+OUTLINE_COLOURS = {**MASK_COLORS, "box": "#56B4E9"}
+OUTLINE_LABELS = {"body": "body", "lung_right": "right lung", "lung_left": "left lung",
+                  "mediastinum": "mediastinum", "box": "ground-truth box"}
+
+
+def outline_rgb(name: str) -> tuple[int, int, int]:
+    """An outline's colour as 0-255 RGB (``OUTLINE_COLOURS``)."""
+    return hex_rgb(OUTLINE_COLOURS[name])

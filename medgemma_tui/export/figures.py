@@ -1,4 +1,5 @@
-"""Figures of the results tree: the overlay, the multi-panel figure of one sample, and the dataset plots.
+"""Figures of the results tree: the overlay, the plumbing every figure is saved through, and the dataset
+plots (the figure of one row is ``export.sample_sheet``; the style of all of them ``export.figure_style``).
 
 Orientation, everywhere: grid row 0 is the top of the image and column 0 its left; on a PA film the
 image left is the patient's right, and the figures say so.
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.colormaps import MASK_COLORS, get_colormap
+from medgemma_tui.colormaps import get_colormap
+from medgemma_tui.export import figure_style as fs
 from medgemma_tui.export.atomic import atomic_file
 
 if TYPE_CHECKING:
@@ -29,22 +31,8 @@ if TYPE_CHECKING:
 
 
 ORIENTATION = "image left = patient's right (PA view)"
-FIGURE_MAX_SIDE = 1024  # films are shown downsampled in the multi-panel figure; the overlay PNG is full size
 DPI = 120
-# Films are resampled to the panel's pixels when drawn; bilinear costs about a third of lanczos in Agg
-# and looks the same at these scales (matplotlib's ``imshow`` interpolation gallery).
-FILM_INTERPOLATION = "bilinear"
-# pale lines over gray films and dark maps: colour-blind safe (Okabe-Ito)
-BOX_COLOR = "#56B4E9"
-BODY_COLOR = MASK_COLORS["body"]
-LUNG_RIGHT_COLOR = MASK_COLORS["lung_right"]
-LUNG_LEFT_COLOR = MASK_COLORS["lung_left"]
-ACCENT = "#0072B2"
-MASK_TINT_ALPHA = 0.38
-# the multi-panel figure of one sample: its size in inches and its 2 x 3 panel grid (matplotlib's
-# gridspec fractions of the figure; ``export.sample_sheet`` lays its panels out by the same numbers)
-SHEET_INCHES = (15.5, 10.2)
-SHEET_GRID = {"hspace": 0.32, "wspace": 0.28, "left": 0.04, "right": 0.985, "bottom": 0.06, "top": 0.80}
+ACCENT = fs.BLUE
 
 
 # ---- the overlay (numpy) ------------------------------------------------------------------------------
@@ -145,8 +133,8 @@ def save_figure(figure: Figure, path: Path, formats: str | Sequence[str] | None 
                 dpi: float | None = None) -> Path:
     """Write the figure in each format beside ``path`` (see ``figure_paths``); return the first file.
 
-    Each file is written atomically; when one format fails, the files of this call are removed, so a
-    figure is there in every format asked for or in none.
+    Written inside ``figure_style.style()``. Each file is written atomically; when one format fails, the
+    files of this call are removed, so a figure is there in every format asked for or in none.
     """
     formats = check_formats(formats)
     dpi = check_dpi(dpi)
@@ -154,7 +142,7 @@ def save_figure(figure: Figure, path: Path, formats: str | Sequence[str] | None 
     written: list[Path] = []
     try:
         for fmt, target in zip(formats, paths, strict=True):
-            with atomic_file(target) as tmp:
+            with atomic_file(target) as tmp, fs.style():  # the PDF's TrueType text (figure_style.RC)
                 if fmt == "png":
                     _write_png(figure, tmp, dpi)
                 else:
@@ -196,263 +184,6 @@ def mpl_colormap(name: str):
     return ListedColormap(table.astype(np.float64) / 255.0, name=name)
 
 
-def display_film(pixels: np.ndarray, max_side: int = FIGURE_MAX_SIDE) -> np.ndarray:
-    """The film reduced for a figure panel (its pixel coordinates are kept through ``extent``)."""
-    from PIL import Image
-
-    height, width = pixels.shape[:2]
-    factor = max(height, width) / max_side
-    if factor <= 1:
-        return pixels
-    size = (max(1, round(width / factor)), max(1, round(height / factor)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
-
-
-def display_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    if mask.shape == shape:
-        return mask.astype(bool)
-    image = Image.fromarray(mask.astype(np.uint8) * 255)
-    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 127
-
-
-def mark_sides(ax, width: float, height: float) -> None:
-    """R and L markers in the upper corners, as on a film."""
-    style = {"color": "white", "fontsize": 11, "fontweight": "bold", "va": "top",
-             "bbox": {"boxstyle": "square,pad=0.15", "fc": "black", "ec": "none", "alpha": 0.6}}
-    ax.text(0.02 * width, 0.02 * height, "R", ha="left", **style)
-    ax.text(0.98 * width, 0.02 * height, "L", ha="right", **style)
-
-
-def draw_boxes(ax, boxes: Sequence[Sequence[float]], sx: float = 1.0, sy: float = 1.0, **style) -> None:
-    from matplotlib.patches import Rectangle
-
-    for x, y, w, h in boxes:
-        ax.add_patch(Rectangle((x * sx, y * sy), w * sx, h * sy, fill=False, lw=1.6, ec=BOX_COLOR, **style))
-
-
-def film_axes(ax, pixels: np.ndarray, width: int, height: int, title: str) -> None:
-    ax.imshow(display_film(pixels), cmap="gray", vmin=0, vmax=255, extent=(0, width, height, 0),
-              interpolation=FILM_INTERPOLATION)
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=11)
-    ax.set_xlabel(ORIENTATION, fontsize=8.5)
-
-
-def grid_axes(ax, figure, grid: np.ndarray, cmap, title: str, label: str) -> None:
-    """A map as cells (no smoothing), row 0 at the top, with its colour bar."""
-    rows, cols = grid.shape
-    im = ax.imshow(grid, cmap=cmap, vmin=0, extent=(0, cols, rows, 0), interpolation="nearest")
-    step = max(1, cols // 4)
-    ax.set_xticks(np.arange(0, cols, step) + 0.5, [str(i) for i in range(0, cols, step)], fontsize=8)
-    ax.set_yticks(np.arange(0, rows, step) + 0.5, [str(i) for i in range(0, rows, step)], fontsize=8)
-    ax.set_xlabel(f"grid column   ({ORIENTATION})", fontsize=8.5)
-    ax.set_ylabel("grid row (0 = top)", fontsize=8.5)
-    ax.set_title(title, fontsize=11)
-    bar = figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    bar.set_label(label, fontsize=8.5)
-    bar.ax.tick_params(labelsize=7.5)
-
-
-# ---- the multi-panel figure of one sample --------------------------------------------------------------
-def metrics_lines(metrics: dict[str, float], extra: dict[str, Any] | None = None) -> list[str]:
-    def fmt(value) -> str:
-        if value is None or isinstance(value, float) and not math.isfinite(value):
-            return "n/a"
-        if isinstance(value, float):
-            return f"{value:.3f}"
-        return str(value)
-
-    groups = (
-        ("map", ("entropy", "entropy_norm", "focus", "top10_mass", "gini", "spread")),
-        ("anatomy", ("inside_body_ratio", "inside_lungs_ratio", "border_fraction")),
-        ("position", ("left_fraction", "right_fraction", "apical_fraction", "middle_fraction", "basal_fraction",
-                      "com_row", "com_col")),
-        ("raw row", ("bos_share", "image_share", "text_share")),
-        ("box", ("pointing_hit", "mass_in_box", "mass_in_box_lift", "cnr", "iou_top10", "auroc")),
-    )
-    lines = []
-    for title, names in groups:
-        present = [n for n in names if n in metrics]
-        if not present:
-            continue
-        lines.append(f"{title}")
-        lines.extend(f"  {n:<18}{fmt(metrics[n]):>7}" for n in present)
-    for name, value in (extra or {}).items():
-        lines.append(f"{name:<20}{fmt(value):>7}")
-    return lines
-
-
-@dataclass(frozen=True)
-class SampleContent:
-    """What the multi-panel figure of one sample shows, whichever renderer draws it (matplotlib here,
-    Pillow in ``export.sample_sheet``): header lines, panel titles, the maps and the metric columns."""
-
-    title: str
-    question: str
-    answer: str
-    verdict: str
-    map_line: str
-    film_title: str
-    grid: np.ndarray  # [R, C] float64, sums to 1
-    grid_title: str
-    lung_grid: np.ndarray | None  # the map inside the lung fields, renormalised; None without masks
-    lung_title: str
-    overlay_title: str
-    metric_columns: tuple[list[str], list[str]]
-    boxes: tuple[tuple[float, float, float, float], ...]
-    masks: Any  # AnatomyMasks or None
-    colormap: str
-    alpha: float
-
-    GRID_LABEL = "attention (sums to 1)"
-    LUNG_LABEL = "attention inside lungs (renormalised)"
-    METRICS_TITLE = "metrics"
-
-
-def sample_content(pixels: np.ndarray, analysis, *, boxes: Sequence[Sequence[float]] = (),
-                   ground_truth: str | None = None, title: str | None = None, colormap: str = "magma",
-                   alpha: float = 0.45) -> SampleContent:
-    from medgemma_tui.analysis.grid import mask_to_grid
-
-    record = analysis.record
-    grid = np.asarray(analysis.grid, dtype=np.float64)
-    grid = grid / grid.sum()
-    rows, cols = grid.shape
-    height, width = pixels.shape[:2]
-    verdict = f"parsed: {analysis.answer_label}"
-    if ground_truth:
-        mark = {True: "correct", False: "wrong", None: "not scored"}[analysis.correct]
-        verdict += f"   ground truth: {ground_truth}   ({mark})"
-    masks = analysis.masks
-    lung_grid, lung_title = None, "no lung mask"
-    if masks is not None:
-        inside = grid * mask_to_grid(masks.lungs, (rows, cols))
-        share = float(inside.sum())
-        lung_grid = inside / share if share > 0 else inside
-        lung_title = f"map × lung fields ({share:.0%} of the mass)"
-    lines = metrics_lines(analysis.metrics, {"gated tokens": len(analysis.gating.tokens)})
-    # two columns, cut at a group heading near the middle, so the box metrics fit under the others
-    heads = [i for i, line in enumerate(lines) if not line.startswith(" ")]
-    cut = min(heads, key=lambda i: abs(i - len(lines) / 2)) if len(lines) > 22 else len(lines)
-    return SampleContent(
-        title=title or (Path(record.image_path).name if record.image_path else "sample"),
-        question=textwrap.shorten("Q: " + record.question, 160),
-        answer=textwrap.shorten("A: " + (record.answer or "(empty)"), 160),
-        verdict=verdict,
-        map_line=textwrap.shorten("map: " + analysis.view.description, 190),
-        film_title=f"X-ray ({width}×{height} px)",
-        grid=grid,
-        grid_title=f"answer map ({rows}×{cols} cells)",
-        lung_grid=lung_grid,
-        lung_title=lung_title,
-        overlay_title=f"overlay ({colormap}, alpha {alpha:g})",
-        metric_columns=(lines[:cut], lines[cut:]),
-        boxes=tuple(tuple(float(v) for v in box) for box in boxes),
-        masks=masks,
-        colormap=colormap,
-        alpha=alpha,
-    )
-
-
-def full_figure(
-    pixels: np.ndarray,
-    analysis,
-    *,
-    boxes: Sequence[Sequence[float]] = (),
-    ground_truth: str | None = None,
-    title: str | None = None,
-    colormap: str = "magma",
-    alpha: float = 0.45,
-) -> Figure:
-    """X-ray, raw grid with a colour bar, masks, masked map, overlay, metrics, question and answer."""
-    content = sample_content(pixels, analysis, boxes=boxes, ground_truth=ground_truth, title=title,
-                             colormap=colormap, alpha=alpha)
-    grid = content.grid
-    rows, cols = grid.shape
-    height, width = pixels.shape[:2]
-    boxes = content.boxes
-    cmap = mpl_colormap(colormap)
-    figure = new_figure(*SHEET_INCHES)
-    axes = figure.subplots(2, 3, gridspec_kw=SHEET_GRID)
-
-    # header: question, answer, verdict, how the map was made
-    plain = {"va": "top", "parse_math": False}  # questions and answers are text, never mathtext
-    figure.text(0.04, 0.975, content.title, fontsize=14, fontweight="bold", **plain)
-    figure.text(0.04, 0.94, content.question, fontsize=11.5, **plain)
-    figure.text(0.04, 0.91, content.answer, fontsize=11.5, **plain)
-    figure.text(0.04, 0.88, content.verdict, fontsize=10.5, color=ACCENT, **plain)
-    figure.text(0.04, 0.855, content.map_line, fontsize=9, color="0.3", **plain)
-
-    # (a) the film with its boxes
-    ax = axes[0, 0]
-    film_axes(ax, pixels, width, height, content.film_title)
-    draw_boxes(ax, boxes)
-    mark_sides(ax, width, height)
-
-    # (b) the raw grid
-    grid_axes(axes[0, 1], figure, grid, cmap, content.grid_title, content.GRID_LABEL)
-    if boxes:
-        draw_boxes(axes[0, 1], boxes, cols / width, rows / height)
-
-    # (c) the masks
-    ax = axes[0, 2]
-    film_axes(ax, pixels, width, height, "anatomy masks")
-    masks = content.masks
-    if masks is not None:
-        shown = display_film(pixels).shape
-        tint = np.zeros((*shown, 4))
-        for mask, colour in ((masks.lung_right, LUNG_RIGHT_COLOR), (masks.lung_left, LUNG_LEFT_COLOR)):
-            from matplotlib.colors import to_rgba
-
-            tint[display_mask(mask, shown)] = to_rgba(colour, MASK_TINT_ALPHA)
-        ax.imshow(tint, extent=(0, width, height, 0), interpolation="nearest")
-        ax.contour(display_mask(masks.body, shown).astype(float), levels=[0.5], colors=[BODY_COLOR],
-                   linewidths=1.4, extent=(0, width, 0, height), origin="upper")
-        from matplotlib.patches import Patch
-
-        ax.legend(handles=[Patch(fc="none", ec=BODY_COLOR, label="body"),
-                           Patch(fc=LUNG_RIGHT_COLOR, alpha=0.6, label="right lung"),
-                           Patch(fc=LUNG_LEFT_COLOR, alpha=0.6, label="left lung")],
-                  loc="lower center", fontsize=8, ncol=3, framealpha=0.85)
-    else:
-        ax.text(0.5, 0.5, "no masks", transform=ax.transAxes, ha="center", color="white")
-    mark_sides(ax, width, height)
-
-    # (d) the map inside the lung fields
-    ax = axes[1, 0]
-    if content.lung_grid is not None:
-        grid_axes(ax, figure, content.lung_grid, cmap, content.lung_title, content.LUNG_LABEL)
-    else:
-        ax.axis("off")
-        ax.text(0.5, 0.5, content.lung_title, transform=ax.transAxes, ha="center")
-
-    # (e) the overlay
-    ax = axes[1, 1]
-    small = display_film(pixels)
-    ax.imshow(overlay_image(small, grid, colormap, alpha), extent=(0, width, height, 0),
-              interpolation=FILM_INTERPOLATION)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(content.overlay_title, fontsize=11)
-    ax.set_xlabel(ORIENTATION, fontsize=8.5)
-    draw_boxes(ax, boxes)
-    mark_sides(ax, width, height)
-
-    # (f) the metrics
-    ax = axes[1, 2]
-    ax.axis("off")
-    for x, column in zip((0.0, 0.53), content.metric_columns, strict=True):
-        ax.text(x, 1.0, "\n".join(column), family="monospace", fontsize=8.6, va="top", ha="left",
-                transform=ax.transAxes, parse_math=False)
-    ax.set_title(content.METRICS_TITLE, fontsize=11, loc="left")
-    return figure
-
-
 # ---- dataset plots ---------------------------------------------------------------------------------------
 DISTRIBUTION_METRICS = (
     "entropy_norm", "focus", "top10_mass", "gini", "inside_body_ratio", "inside_lungs_ratio", "border_fraction",
@@ -461,8 +192,8 @@ DISTRIBUTION_METRICS = (
 )
 
 
-CORRECT_COLOR = "#009E73"
-WRONG_COLOR = "#D55E00"
+CORRECT_COLOR = fs.GREEN
+WRONG_COLOR = fs.VERMILLION
 
 
 def _quiet(plot: Callable[..., Path | None]) -> Callable[..., Path | None]:
@@ -660,15 +391,10 @@ def strategy_bars(table: pd.DataFrame | None) -> pd.DataFrame:
 @_quiet
 def plot_accuracy_by_strategy(table: pd.DataFrame, path: Path, formats: str | Sequence[str] | None = None,
                               dpi: float | None = None, summary: dict[str, Any] | None = None) -> Path | None:
-    """Accuracy per paraphrase strategy kind with 95% Wilson intervals (``table`` from summary.by_strategy).
-
-    The original questions are the baseline, not a strategy: their bar comes first, in gray, and their
-    accuracy is a dashed line across the paraphrase bars. A variant naming several kinds counts in each
-    of their bars; the figure says how many do. With ``summary`` (summary.json), the accuracy over every
-    scored row is a shaded band from its study-bootstrap interval (``intervals.accuracy``): rows of one
-    study are resampled together, which the per-bar Wilson intervals cannot do. None (and no file) when
-    no kind has a scored row.
-    """
+    """Accuracy per paraphrase strategy kind with 95% Wilson intervals (``table`` from summary.by_strategy);
+    see ``accuracy_by_strategy_figure``. ``summary`` is accepted for the callers' sake: the figure draws one
+    interval method, and the study-bootstrap interval of the overall accuracy is in dataset_intervals.png.
+    None (and no file) when no kind has a scored row."""
     return _save_or_none(accuracy_by_strategy_figure(table, summary), path, formats, dpi)
 
 
@@ -676,64 +402,73 @@ def _save_or_none(figure: Figure | None, path: Path, formats, dpi) -> Path | Non
     return None if figure is None else save_figure(figure, path, formats, dpi)
 
 
-def overall_accuracy(summary: dict[str, Any] | None) -> tuple[float, float, float] | None:
-    """(accuracy, low, high) over every scored row, from summary.json's ``accuracy`` and ``intervals``."""
-    if not summary:
-        return None
-    value, pair = summary.get("accuracy"), (summary.get("intervals") or {}).get("accuracy")
-    if not isinstance(value, (int, float)) or not isinstance(pair, (list, tuple)) or len(pair) != 2:
-        return None
-    return float(value), float(pair[0]), float(pair[1])
+def accuracy_limits(low: np.ndarray, high: np.ndarray) -> tuple[float, float]:
+    """The accuracy axis: from a round baseline below the lowest whisker to 1, so that values between 0.93
+    and 1.00 are told apart; 0 where a whisker goes below 0.5. Every whisker lies inside."""
+    bottom = float(np.min(low))
+    if bottom < 0.5:
+        return 0.0, 1.0
+    return math.floor(bottom * 20 - 1e-9) / 20, 1.0  # the next 0.05 below
 
 
+def multi_kind_note(table: pd.DataFrame) -> str:
+    """The rule for variants naming several kinds (they count in each kind's row), with how many there are."""
+    several, variants = multi_kind_variants(table)
+    if not several:
+        return ""
+    return (f"{several} of {variants} variant rows name several kinds (e.g. synonym replacement + clause "
+            "reordering) and count in each of their kinds' rows.")
+
+
+@fs.styled
 def accuracy_by_strategy_figure(table: pd.DataFrame, summary: dict[str, Any] | None = None) -> Figure | None:
-    """The figure of ``plot_accuracy_by_strategy``, unsaved."""
+    """Accuracy of the original questions (the baseline, first, gray) and of each paraphrase kind, best
+    first, as a point with its 95% Wilson interval (one interval method: every point's), n beside each;
+    the axis runs from a stated baseline (``accuracy_limits``) to 1 and the original's accuracy is a
+    dashed line under the points. The rule for multi-kind variants is under the axis."""
     bars = strategy_bars(table)
     if bars.empty:
         return None
     acc = bars["accuracy"].to_numpy(dtype=float)
-    errors = np.stack([acc - bars["low"].to_numpy(dtype=float), bars["high"].to_numpy(dtype=float) - acc])
-    labels = [f"{label}\nn = {n} scored" for label, n in zip(bars["label"], bars["scored"], strict=True)]
+    low, high = bars["low"].to_numpy(dtype=float), bars["high"].to_numpy(dtype=float)
     is_base = (bars["strategy"] == "original").to_numpy()
-    several, variants = multi_kind_variants(table)
-    notes = []
-    if several:
-        notes.append(f"{several} of {variants} variant rows name several kinds (e.g. synonym replacement + "
-                     "clause reordering) and count in each of their bars.")
-
-    figure = new_figure(10.0, 1.9 + 0.55 * len(bars) + 0.3 * len(notes))
+    note = multi_kind_note(table)
+    figure = new_figure(fs.SINGLE_COLUMN_IN * 1.6, 0.95 + 0.2 * len(bars) + (0.25 if note else 0.0))
     ax = figure.subplots()
     y = np.arange(len(bars))
-    colours = ["0.6" if base else ACCENT for base in is_base]
-    ax.barh(y, acc, color=colours, height=0.62)
-    ax.errorbar(acc, y, xerr=errors, fmt="none", ecolor="black", capsize=3, lw=1, clip_on=False)
-    for yi, value, low, high in zip(y, acc, acc - errors[0], acc + errors[1], strict=True):
-        # the numbers beside the axes, where no bar or interval can hide them
-        ax.text(1.02, yi, f"{value:.2f}  [{low:.2f}, {high:.2f}]", va="center", ha="left", fontsize=9,
-                transform=ax.get_yaxis_transform(), parse_math=False)
-    handles = []
+    left, right = accuracy_limits(low, high)
     if is_base.any():
-        base = float(acc[is_base][0])
-        handles.append(ax.axvline(base, color="0.35", ls="--", lw=1.2, label=f"original accuracy {base:.2f}"))
-    handles.append(ax.axvline(0.5, color="0.6", ls=":", lw=1, label="0.5"))
-    overall = overall_accuracy(summary)
-    if overall is not None:
-        value, low, high = overall
-        handles.append(ax.axvspan(low, high, color="#CC79A7", alpha=0.18, lw=0, gid="overall-interval", zorder=0,
-                                  label=f"all scored rows {value:.2f} [{low:.2f}, {high:.2f}] ({INTERVAL_LABEL})"))
-    ax.set_yticks(y, labels, fontsize=9.5)
-    ax.invert_yaxis()  # the baseline on top, then the strategies from best to worst
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("accuracy   (whiskers and [brackets]: 95% Wilson interval)", fontsize=10)
-    ax.grid(axis="x", alpha=0.25)
-    ax.set_title("Accuracy by paraphrase strategy", fontsize=12, pad=28)
-    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(handles), 3),
-              fontsize=9, frameon=False)
+        ax.axvline(float(acc[is_base][0]), color=fs.GRAY, ls="--", lw=0.7, zorder=1, gid="baseline")
+    if left <= 0.5:
+        ax.axvline(0.5, color=fs.REFERENCE, ls=":", lw=0.7, zorder=1, gid="chance")
+    for base in (True, False):
+        pick = is_base == base
+        if not pick.any():
+            continue
+        colour = fs.GRAY if base else fs.ESTIMATE
+        bars_ = ax.errorbar(acc[pick], y[pick], xerr=np.stack([acc[pick] - low[pick], high[pick] - acc[pick]]),
+                            fmt="o", color=colour, ecolor=colour, elinewidth=1.0, capsize=2, ms=3.5, zorder=3,
+                            gid="baseline-interval" if base else "intervals")
+        for artist in (bars_.lines[0], *bars_.lines[1], *bars_.lines[2]):
+            artist.set_clip_on(False)
+    for yi, value, lo, hi, n in zip(y, acc, low, high, bars["scored"], strict=True):
+        ax.text(1.04, yi, f"{fs.estimate_text(value, lo, hi)}   n = {n}", va="center", ha="left",
+                transform=ax.get_yaxis_transform(), parse_math=False, gid="estimate")
+    ax.set_yticks(y, list(bars["label"]))
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylim(len(bars) - 0.5, -0.5)  # the baseline on top, then the kinds from best to worst
+    ax.set_xlim(left, right)
+    ax.set_xlabel(f"accuracy (axis from {left:g})")
+    ax.grid(axis="x")
+    if left <= 0.5:
+        ax.text(0.5, -0.5, "chance", ha="center", va="bottom", fontsize=fs.SMALL_PT, color=fs.REFERENCE)
+    figure.suptitle("Does rephrasing the question change the answer?", x=0.02, ha="left", fontweight="bold")
     height = figure.get_figheight()
-    bottom = (0.75 + 0.3 * len(notes)) / height
-    figure.subplots_adjust(left=0.26, right=0.8, top=1 - 0.85 / height, bottom=bottom)
-    for i, note in enumerate(notes):
-        figure.text(0.02, 0.1 / height + 0.3 * i / height, note, fontsize=9, color="0.25", parse_math=False)
+    bottom = (0.45 + (0.25 if note else 0.0)) / height
+    figure.subplots_adjust(left=0.33, right=0.68, top=1 - 0.45 / height, bottom=bottom)
+    if note:
+        figure.text(0.02, 0.06 / height, "\n".join(textwrap.wrap(note, 95)), fontsize=fs.SMALL_PT, color="0.25",
+                    parse_math=False, gid="note")
     return figure
 
 
@@ -799,18 +534,64 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
 # ---- the dataset-level figures with their study-bootstrap intervals ---------------------------------
 
 INTERVAL_LABEL = "95% CI, study bootstrap"
-PANEL_TITLES = {
-    "share": "shares (0..1); orange tick: chance (pointing game: by the same rule; accuracy: 0.5)",
-    "ratio": "against chance (orange line: 1 = chance)",
-    "gain": "faithfulness: mean AUC gain of the map over the random orders (orange line: 0 = random)",
+PANEL_TITLES = {  # what each panel of dataset_intervals.png asks
+    "share": "Shares (chance marked |)",
+    "ratio": "Against chance (1 = chance)",
+    "gain": "Faithfulness: gain over random orders (0 = random)",
 }
+RATIO_LOG_SPAN = 50.0  # a ratio panel whose whiskers span more than this factor is drawn on a log axis
 
 
+def ratio_limits(low: np.ndarray, high: np.ndarray) -> tuple[float, float, bool]:
+    """(left, right, log) of a ratio axis: from 0 to past the highest whisker and 1, or logarithmic when
+    the whiskers span more than ``RATIO_LOG_SPAN`` (a ratio is never negative, so the axis never is)."""
+    top = max(float(np.max(high)), 1.0)
+    bottom = min(float(np.min(low)), 1.0)
+    if bottom > 0 and top / bottom > RATIO_LOG_SPAN:
+        return bottom / 1.5, top * 1.5, True
+    return 0.0, top * 1.08, False
+
+
+def gain_limits(low: np.ndarray, high: np.ndarray) -> tuple[float, float]:
+    """An axis holding every whisker and 0, with a margin of 8% of the span."""
+    left, right = min(float(np.min(low)), 0.0), max(float(np.max(high)), 0.0)
+    margin = 0.08 * max(right - left, 1e-3)
+    return left - margin, right + margin
+
+
+def count_text(h) -> str:
+    """``n = 120, 40 studies`` beside an estimate (the studies its interval resampled)."""
+    parts = [f"n = {h.n}"] if h.n is not None else []
+    if h.studies is not None:
+        parts.append(f"{h.studies} stud{'y' if h.studies == 1 else 'ies'}")
+    return ", ".join(parts)
+
+
+def finding_title(shown) -> str:
+    """The figure's title: the headline finding in words (accuracy, pointing game against its chance)."""
+    by_name = {h.name: h for h in shown}
+    parts = []
+    if "accuracy" in by_name:
+        h = by_name["accuracy"]
+        parts.append(f"accuracy {fs.estimate_text(h.value, h.low, h.high)}")
+    if "pointing_game" in by_name:
+        h = by_name["pointing_game"]
+        text = f"pointing game {fs.estimate_text(h.value, h.low, h.high)}"
+        if h.reference is not None:
+            text += f" (chance {h.reference:.2f})"
+        parts.append(text)
+    if not parts:
+        return "Dataset-level figures with their 95% intervals"
+    return "; ".join(parts).capitalize()
+
+
+@fs.styled
 def dataset_intervals_figure(summary: dict[str, Any]) -> Figure | None:
     """Every dataset-level figure of ``summary`` (``intervals_summary.headlines``) as a point with the
-    whiskers of its study-bootstrap 95% interval read from ``summary["intervals"]``, and the value and
-    interval written beside it; one panel per kind (shares, ratios to chance, faithfulness gains), each
-    with what chance or a random order gives. None when no figure has a value."""
+    whiskers of its study-bootstrap 95% interval (``summary["intervals"]``), its value, interval, n and
+    studies beside it; one panel per kind: shares on 0..1 with chance marked, ratios to chance on an axis
+    from 0 (or logarithmic), faithfulness gains around 0. Every whisker lies inside its axis. The method is
+    said once, in ``analysis/captions.md``. None when no figure has a value."""
     from medgemma_tui.export.intervals_summary import headlines
 
     shown = headlines(summary)
@@ -818,45 +599,56 @@ def dataset_intervals_figure(summary: dict[str, Any]) -> Figure | None:
         return None
     kinds = [k for k in PANEL_TITLES if any(h.kind == k for h in shown)]
     rows = [[h for h in shown if h.kind == k] for k in kinds]
-    heights = [len(r) + 1.2 for r in rows]
-    figure = new_figure(12.5, 1.3 + 0.42 * sum(heights))  # room on the right for the longest value text
+    heights = [len(r) + 0.9 for r in rows]
+    figure = new_figure(fs.DOUBLE_COLUMN_IN, min(fs.MAX_HEIGHT_IN, 0.75 + 0.2 * sum(heights) + 0.5 * (len(kinds) - 1)))
     axes = np.atleast_1d(figure.subplots(len(kinds), 1, gridspec_kw={"height_ratios": heights}))
-    for ax, kind, items in zip(axes, kinds, rows, strict=True):
+    for ax, kind, items, letter in zip(axes, kinds, rows, fs.letters(len(kinds)), strict=True):
         y = np.arange(len(items))
         values = np.array([h.value for h in items], dtype=float)
         low = np.array([h.value if h.low is None else h.low for h in items], dtype=float)
         high = np.array([h.value if h.high is None else h.high for h in items], dtype=float)
-        errors = np.clip(np.stack([values - low, high - values]), 0.0, None)
-        bars = ax.errorbar(values, y, xerr=errors, fmt="o", color=ACCENT, ecolor="black", capsize=4, lw=1.2, ms=6,
-                           gid="intervals")
+        low, high = np.minimum(low, values), np.maximum(high, values)
+        if kind == "share":
+            left, right, log = 0.0, 1.0, False
+        elif kind == "ratio":
+            left, right, log = ratio_limits(low, high)
+        else:
+            (left, right), log = gain_limits(low, high), False
+        if log:
+            from matplotlib.ticker import FuncFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlim(left, right)
+        if kind == "share":
+            references = [(yi, h.reference) for yi, h in zip(y, items, strict=True) if h.reference is not None]
+            if references:
+                ax.plot([r for _, r in references], [yi for yi, _ in references], ls="none", marker="|", ms=9,
+                        mew=1.5, color=fs.REFERENCE, gid="references", zorder=1)
+        else:
+            ax.axvline(1.0 if kind == "ratio" else 0.0, color=fs.REFERENCE, ls="--", lw=0.8, gid="references",
+                       zorder=1)
+        bars = ax.errorbar(values, y, xerr=np.stack([values - low, high - values]), fmt="o", color=fs.ESTIMATE,
+                           ecolor=fs.ESTIMATE, elinewidth=1.0, capsize=2, ms=3.5, gid="intervals", zorder=3)
         for artist in (bars.lines[0], *bars.lines[1], *bars.lines[2]):
             artist.set_clip_on(False)  # a share of 0 or 1 sits on the frame, whole
-        references = [(yi, h.reference) for yi, h in zip(y, items, strict=True) if h.reference is not None]
-        if kind == "share":
-            if references:
-                ax.plot([r for _, r in references], [yi for yi, _ in references], ls="none", marker="|", ms=16,
-                        mew=2, color="#D55E00", gid="references")
-            ax.set_xlim(0, 1)
-        else:
-            line = 1.0 if kind == "ratio" else 0.0
-            ax.axvline(line, color="#D55E00", ls="--", lw=1.2, gid="references")
-            finite = np.concatenate([low, high, [line]])
-            span = max(float(np.max(finite) - np.min(finite)), 1e-3)
-            ax.set_xlim(min(float(np.min(finite)), line) - 0.08 * span, max(float(np.max(finite)), line) + 0.08 * span)
         for yi, h in zip(y, items, strict=True):
-            counts = ", ".join(part for part in (f"n = {h.n}" if h.n is not None else "",
-                                                 f"{h.studies} studies" if h.studies and h.low is not None else "")
-                               if part)
-            ax.text(1.02, yi, h.text()[len(h.label) + 1:] + (f"   {counts}" if counts else ""),
-                    va="center", ha="left", fontsize=9.5, transform=ax.get_yaxis_transform(), parse_math=False)
-        ax.set_yticks(y, [h.label for h in items], fontsize=9.5)
-        ax.set_ylim(len(items) - 0.4, -0.6)
-        ax.grid(axis="x", alpha=0.25)
-        ax.set_title(PANEL_TITLES[kind], fontsize=9.5, loc="left")
-    figure.suptitle(f"Dataset figures: value and whiskers of the {INTERVAL_LABEL}\n(studies resampled with "
-                    "replacement, seeded; value [low, high] beside each)", fontsize=11)
+            estimate = fs.estimate_text(h.value, h.low, h.high)
+            if h.low is None and h.studies is not None:
+                estimate += " (no interval)"
+            ax.text(1.04, yi, f"{estimate}   {count_text(h)}".rstrip(), va="center", ha="left", fontsize=fs.FONT_PT,
+                    transform=ax.get_yaxis_transform(), parse_math=False, gid="estimate")
+        ax.set_yticks(y, [h.label for h in items])
+        ax.tick_params(axis="y", length=0)
+        ax.set_ylim(len(items) - 0.5, -0.5)
+        ax.grid(axis="x")
+        ax.set_title(PANEL_TITLES[kind], loc="left")
+        fs.panel_letter(ax, letter, x=-0.31, y=1.0)
+    figure.suptitle(finding_title(shown), x=0.02, ha="left", fontweight="bold")
     height = figure.get_figheight()
-    figure.subplots_adjust(left=0.19, right=0.64, top=1 - 0.95 / height, bottom=0.35 / height, hspace=0.75)
+    top, bottom, gap = 1 - 0.5 / height, 0.25 / height, 0.5  # gap: inches between panels, for the titles
+    mean_height = ((top - bottom) * height - (len(kinds) - 1) * gap) / len(kinds)
+    figure.subplots_adjust(left=0.26, right=0.66, top=top, bottom=bottom, hspace=gap / mean_height)
     return figure
 
 

@@ -1,416 +1,391 @@
-"""The multi-panel figure of one sample drawn straight into pixels with Pillow: the PNG of every row.
+"""The figure of one row (``visualizations/{key}_full.png``): what the model was asked, what it answered,
+and where it looked, in five equal-weight panels a double journal column wide.
 
-Through matplotlib the figure costs about a second a row on a CPU (laying out and rasterising a
-hundred artists, then encoding), while what it shows is five pictures and some text. Here each panel
-is a numpy array put on a white canvas, and the text is set with Pillow's FreeType fonts (the DejaVu
-faces matplotlib ships), from the same ``figures.SampleContent`` and on the same 2 x 3 grid as
-``figures.full_figure``, which still draws the vector formats (PDF, SVG).
+(a) the film with the map blended over it and the ground-truth box; (b) the map alone, as its cells,
+with the box and a colour bar; (c) the film with the anatomy outlined (body, each lung, mediastinum)
+and the box, every outline named in the legend, in the colours of the app and ``medtui masks``
+(``colormaps.OUTLINE_COLOURS``); (d) the answer's tokens, the one that carries the verdict marked, the
+token whose row made the map; (e) the key metrics as a short table. The title is the question, the
+answer and how it was read: never the file key.
 
-Geometry follows matplotlib's: the figure is ``SHEET_INCHES`` at the raster dpi, text sizes are in
-points (1/72 inch), and each picture keeps its aspect, centred in its grid cell (``imshow``'s equal
-aspect with the axes anchored at the centre).
+Everything drawn comes from ``RowFigure``, built from a finished ``SampleResult`` (``from_result``,
+while ``eval`` runs) or from the files of a results tree (``from_tree``, ``medtui figures``), so a
+style change redraws a tree without the model.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from medgemma_tui.colormaps import get_colormap
+from medgemma_tui.colormaps import OUTLINE_COLOURS, OUTLINE_LABELS
+from medgemma_tui.export import figure_style as fs
 from medgemma_tui.export import figures
-from medgemma_tui.export.atomic import atomic_file
 
-WHITE = (255, 255, 255)
-BLACK = (0, 0, 0)
-DIM = (77, 77, 77)  # matplotlib's "0.3" gray
-TEXT_PT = {"title": 14, "header": 11.5, "verdict": 10.5, "map": 9, "panel": 11, "label": 8.5, "tick": 8,
-           "bar_tick": 7.5, "legend": 8, "side": 11, "metrics": 8.6}
-BOX_LINE_PT = 1.6
-BODY_LINE_PT = 1.4
-BAR_FRACTION = 0.046  # colour bar width, and the gap before it, as fractions of the panel's width
-BAR_PAD = 0.03
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+OUTLINE_PARTS = ("body", "lung_right", "lung_left", "mediastinum")  # drawn in this order, named in the legend
+FILM_SIDE = 900  # the films are reduced to this long side before drawing: 3 in at 300 dpi
+SHEET_INCHES = (fs.DOUBLE_COLUMN_IN, 4.7)
+# (key in the metrics, label, how it reads): the few numbers a reader of the figure needs
+KEY_METRICS = (
+    ("pointing_hit", "pointing game (top cell in box)", "hit"),
+    ("mass_in_box_lift", "mass in box / chance", "ratio"),
+    ("inside_lungs_ratio", "map mass inside the lungs", "share"),
+    ("inside_body_ratio", "map mass inside the body", "share"),
+    ("left_fraction", "mass on the patient's left", "share"),
+    ("entropy_norm", "entropy (1 = uniform)", "share"),
+    ("top10_mass", "mass in the top 10% of cells", "share"),
+    ("image_share", "raw row's share on image tokens", "share"),
+)
 
 
 @dataclass(frozen=True)
-class Box:
-    """A rectangle of the canvas in pixels, y down: [x0, x1) x [y0, y1)."""
+class RowFigure:
+    """What the figure of one row shows, from the result or from the tree."""
 
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @property
-    def width(self) -> int:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
-
-    @property
-    def centre_x(self) -> float:
-        return (self.x0 + self.x1) / 2
-
-    def fit(self, aspect: float) -> Box:
-        """The largest box of ``aspect`` (width / height) centred inside this one."""
-        width, height = self.width, self.height
-        if width / height > aspect:
-            width = max(1, round(height * aspect))
-        else:
-            height = max(1, round(width / aspect))
-        x0 = self.x0 + (self.width - width) // 2
-        y0 = self.y0 + (self.height - height) // 2
-        return Box(x0, y0, x0 + width, y0 + height)
+    question: str
+    answer: str
+    answer_label: str
+    ground_truth: str | None
+    correct: bool | None
+    pixels: np.ndarray  # gray uint8 [h, w], the film reduced to FILM_SIDE at most
+    film_size: tuple[int, int]  # the film's own (width, height): boxes are in its pixels
+    grid: np.ndarray  # [R, C] float64, sums to 1
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # part -> bool [h, w] at ``pixels``' size
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    tokens: tuple[str, ...] = ()  # the answer's tokens, as decoded
+    decision_index: int | None = None  # index into ``tokens`` of the token carrying the verdict
+    metrics: dict[str, float] = field(default_factory=dict)
+    map_description: str = ""
+    finding: str = ""
+    colormap: str = "magma"
+    alpha: float = 0.45
 
 
-def sheet_size(dpi: float) -> tuple[int, int]:
-    inches_w, inches_h = figures.SHEET_INCHES
-    return round(inches_w * dpi), round(inches_h * dpi)
+def reduced(pixels: np.ndarray, side: int = FILM_SIDE) -> np.ndarray:
+    """The film as gray uint8, its long side at most ``side``."""
+    from PIL import Image
 
-
-def panel_boxes(size: tuple[int, int], rows: int = 2, cols: int = 3) -> list[list[Box]]:
-    """The grid cells of ``figures.SHEET_GRID`` in pixels (matplotlib's gridspec arithmetic: ``wspace``
-    and ``hspace`` are fractions of the mean cell width and height)."""
-    width, height = size
-    grid = figures.SHEET_GRID
-    left, right = grid["left"] * width, grid["right"] * width
-    top, bottom = (1 - grid["top"]) * height, (1 - grid["bottom"]) * height
-    cell_w = (right - left) / (cols + grid["wspace"] * (cols - 1))
-    cell_h = (bottom - top) / (rows + grid["hspace"] * (rows - 1))
-    return [[Box(round(left + c * cell_w * (1 + grid["wspace"])), round(top + r * cell_h * (1 + grid["hspace"])),
-                 round(left + c * cell_w * (1 + grid["wspace"]) + cell_w),
-                 round(top + r * cell_h * (1 + grid["hspace"]) + cell_h))
-             for c in range(cols)] for r in range(rows)]
-
-
-@cache
-def font(kind: str, size_px: int) -> ImageFont.FreeTypeFont:
-    """A DejaVu face from matplotlib's data folder (``matplotlib.get_data_path``), at ``size_px``."""
-    import matplotlib
-
-    name = {"sans": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "mono": "DejaVuSansMono.ttf"}[kind]
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size_px)
-
-
-class Sheet:
-    """A white canvas with the few drawing operations the figure needs, sizes given in points."""
-
-    def __init__(self, size: tuple[int, int], dpi: float) -> None:
-        self.image = Image.new("RGB", size, WHITE)
-        self.draw = ImageDraw.Draw(self.image)
-        self.dpi = dpi
-
-    def px(self, points: float) -> int:
-        return max(1, round(points * self.dpi / 72))
-
-    def font(self, role: str, kind: str = "sans") -> ImageFont.FreeTypeFont:
-        return font(kind, self.px(TEXT_PT[role]))
-
-    def text(self, xy: tuple[float, float], text: str, role: str, fill=BLACK, anchor: str = "la",
-             kind: str = "sans") -> None:
-        self.draw.text(xy, text, font=self.font(role, kind), fill=fill, anchor=anchor)
-
-    def vertical_text(self, xy: tuple[float, float], text: str, role: str, fill=BLACK) -> None:
-        """Text turned a quarter to the left (reading upwards), centred on ``xy``."""
-        face = self.font(role)
-        left, top, right, bottom = face.getbbox(text)
-        label = Image.new("L", (right - left + 2, bottom - top + 2), 0)
-        ImageDraw.Draw(label).text((1 - left, 1 - top), text, font=face, fill=255)
-        label = label.rotate(90, expand=True)
-        x0, y0 = round(xy[0] - label.width / 2), round(xy[1] - label.height / 2)
-        self.image.paste(Image.new("RGB", label.size, fill), (x0, y0), label)
-
-    def picture(self, box: Box, pixels: np.ndarray) -> None:
-        """An RGB array already of the box's size."""
-        self.image.paste(Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)), (box.x0, box.y0))
-
-    def frame(self, box: Box, fill=BLACK) -> None:
-        self.draw.rectangle((box.x0 - 1, box.y0 - 1, box.x1, box.y1), outline=fill, width=1)
-
-    def boxes(self, box: Box, boxes: Sequence[Sequence[float]], sx: float, sy: float) -> None:
-        """Ground-truth boxes [x, y, w, h] in film (or grid) units, scaled by sx, sy into ``box``."""
-        line = self.px(BOX_LINE_PT)
-        for x, y, w, h in boxes:
-            x0, y0 = box.x0 + x * sx, box.y0 + y * sy
-            self.draw.rectangle((x0, y0, x0 + max(w * sx, 1), y0 + max(h * sy, 1)), outline=figures.BOX_COLOR,
-                                width=line)
-
-    def sides(self, box: Box) -> None:
-        """R and L in the upper corners, white on a dark square, as on a film."""
-        face = self.font("side", "bold")
-        pad = self.px(2)
-        for letter, x, anchor in (("R", box.x0 + 0.02 * box.width, "la"), ("L", box.x1 - 0.02 * box.width, "ra")):
-            y = box.y0 + 0.02 * box.height
-            left, top, right, bottom = (round(v) for v in self.draw.textbbox((x, y), letter, font=face,
-                                                                              anchor=anchor))
-            shade = Image.new("RGB", (right - left + 2 * pad, bottom - top + 2 * pad), BLACK)
-            region = (left - pad, top - pad)
-            under = self.image.crop((*region, region[0] + shade.width, region[1] + shade.height))
-            self.image.paste(Image.blend(under, shade, 0.6), region)
-            self.draw.text((x, y), letter, font=face, fill=WHITE, anchor=anchor)
-
-
-def gray_film(pixels: np.ndarray, box: Box) -> np.ndarray:
-    """The film resized to the panel's pixels, as uint8 gray [h, w]."""
     pixels = np.asarray(pixels)
     if pixels.ndim == 3:
         pixels = pixels.mean(axis=-1)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    return np.asarray(image.resize((box.width, box.height), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    factor = max(image.size) / side
+    if factor > 1:
+        image = image.resize((max(1, round(image.width / factor)), max(1, round(image.height / factor))),
+                             Image.Resampling.LANCZOS)
+    return np.asarray(image)
 
 
-def grid_top(grid: np.ndarray) -> float:
-    """The map's largest finite value (0 for a map with none): where the colour scale ends."""
-    return float(np.nanmax(grid)) if np.isfinite(grid).any() else 0.0
+def mask_at(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape == shape:
+        return mask
+    image = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 127
 
 
-def mask_at(mask: np.ndarray, box: Box) -> np.ndarray:
-    image = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
-    return np.asarray(image.resize((box.width, box.height), Image.Resampling.NEAREST)) > 127
+def from_result(result, colormap: str = "magma", alpha: float = 0.45) -> RowFigure:
+    """The figure's content of a finished sample (``analysis.result.SampleResult``)."""
+    analysis = result.analysis
+    record = analysis.record
+    film = np.asarray(result.film.pixels)
+    small = reduced(film)
+    masks = {}
+    if analysis.masks is not None:
+        masks = {part: mask_at(getattr(analysis.masks, part), small.shape) for part in OUTLINE_PARTS
+                 if getattr(analysis.masks, part, None) is not None and np.asarray(getattr(analysis.masks, part)).any()}
+    grid = np.asarray(analysis.grid, dtype=np.float64)
+    return RowFigure(
+        question=record.question, answer=record.answer or "", answer_label=analysis.answer_label,
+        ground_truth=result.sample.answer or None, correct=analysis.correct, pixels=small,
+        film_size=(film.shape[1], film.shape[0]), grid=grid / grid.sum() if grid.sum() > 0 else grid, masks=masks,
+        boxes=tuple(tuple(float(v) for v in box) for box in result.sample.bbox),
+        tokens=tuple(getattr(record, "answer_tokens", ()) or ()),
+        decision_index=getattr(analysis, "decision_index", None),
+        metrics=dict(analysis.metrics), map_description=analysis.view.description,
+        finding=str(getattr(result.sample, "finding", "") or ""), colormap=colormap, alpha=alpha)
 
 
-def rgb(colour: str) -> np.ndarray:
-    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+def from_tree(tree, key: str, row: dict[str, Any], colormap: str = "magma", alpha: float = 0.45) -> RowFigure:
+    """The figure's content of a finished row read back from a results tree (``export.layout.TreeLayout``):
+    its film (``meta.json``'s ``image``), map, masks, boxes, tokens and metrics; no model, no record."""
+    import json
+
+    from PIL import Image
+
+    from medgemma_tui.data.images import load_image
+
+    meta = json.loads(tree.meta_path(key).read_text(encoding="utf-8"))
+    film = load_image(meta.get("image") or row.get("image_path")).pixels
+    small = reduced(film)
+    masks = {}
+    for part in OUTLINE_PARTS:
+        path = tree.mask_path(key, part)
+        if path.exists():
+            with Image.open(path) as image:
+                mask = np.asarray(image.convert("L")) > 127
+            if mask.any():
+                masks[part] = mask_at(mask, small.shape)
+    grid = np.load(tree.grid_path(key)).astype(np.float64)
+    decision = row.get("decision_index")
+    decision = int(decision) if isinstance(decision, (int, float)) and math.isfinite(decision) else None
+    correct = row.get("correct")
+    correct = None if correct is None or (isinstance(correct, float) and math.isnan(correct)) else bool(correct)
+    metrics = {name: float(row[name]) for name, _, _ in KEY_METRICS
+               if isinstance(row.get(name), (int, float)) and not isinstance(row.get(name), bool)}
+    return RowFigure(
+        question=str(row.get("question", "")), answer=str(row.get("answer", "")),
+        answer_label=str(row.get("answer_label", "")), ground_truth=str(row.get("ground_truth") or "") or None,
+        correct=correct, pixels=small, film_size=(film.shape[1], film.shape[0]),
+        grid=grid / grid.sum() if grid.sum() > 0 else grid, masks=masks,
+        boxes=tuple(tuple(float(v) for v in box) for box in meta.get("bbox_boxes") or ()),
+        tokens=tuple(str(t) for t in meta.get("answer_token_list") or ()), decision_index=decision,
+        metrics=metrics, map_description=str((meta.get("map") or {}).get("description", "")),
+        finding=str(row.get("finding", "") or ""), colormap=colormap, alpha=alpha)
 
 
-def tinted_masks(gray: np.ndarray, masks, box: Box, line_px: int) -> np.ndarray:
-    """The lungs tinted (``MASK_TINT_ALPHA`` of their colour) and the body outlined, over the gray film."""
-    out = np.repeat(gray.astype(np.float64)[..., None], 3, axis=-1)
-    alpha = figures.MASK_TINT_ALPHA
-    for mask, colour in ((masks.lung_right, figures.LUNG_RIGHT_COLOR), (masks.lung_left, figures.LUNG_LEFT_COLOR)):
-        inside = mask_at(mask, box)
-        out[inside] = (1 - alpha) * out[inside] + alpha * rgb(colour)
-    body = Image.fromarray(mask_at(masks.body, box).astype(np.uint8) * 255)
-    size = 2 * max(1, line_px // 2) + 1  # odd, as the rank filters need
-    edge = (np.asarray(body.filter(ImageFilter.MaxFilter(size))) > 127) & ~(
-        np.asarray(body.filter(ImageFilter.MinFilter(size))) > 127)
-    out[edge] = rgb(figures.BODY_COLOR)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+# ---- text -------------------------------------------------------------------------------------------------
+def verdict_line(content: RowFigure) -> str:
+    """``Read as "no"; ground truth "yes": wrong`` (or not scored, or no ground truth)."""
+    line = f'Read as "{content.answer_label or "?"}"'
+    if content.ground_truth:
+        mark = {True: "correct", False: "wrong", None: "not scored"}[content.correct]
+        line += f'; ground truth "{content.ground_truth}": {mark}'
+    return line
 
 
-def cells(grid: np.ndarray, box: Box, colormap: str) -> np.ndarray:
-    """The map as flat cells, coloured from 0 to its maximum (``imshow`` with ``vmin=0``)."""
-    top = grid_top(grid)
-    scaled = grid / top if top > 0 else np.zeros_like(grid)
-    colours = get_colormap(colormap)(np.nan_to_num(scaled))  # [R, C, 3] uint8
-    image = Image.fromarray(colours)
-    return np.asarray(image.resize((box.width, box.height), Image.Resampling.NEAREST))
+def metric_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """The key metrics present, as (label, text): shares to two places, a hit as yes/no."""
+    out = []
+    for name, label, kind in KEY_METRICS:
+        value = metrics.get(name)
+        if value is None or not math.isfinite(float(value)):
+            continue
+        value = float(value)
+        text = ("yes" if value >= 0.5 else "no") if kind == "hit" else f"{value:.2f}"
+        out.append((label, text))
+    return out
 
 
-def bar_ticks(top: float) -> list[float]:
-    """Round tick values from 0 to ``top`` (matplotlib's ``MaxNLocator``, as its colour bars use)."""
+def shown_tokens(tokens: Sequence[str]) -> list[tuple[int, str]]:
+    """(index, text) of the answer tokens worth drawing: special tokens (``<end_of_turn>``, ``<eos>``) and
+    empty pieces left out; a piece's leading space kept as the gap before its box."""
+    out = []
+    for i, token in enumerate(tokens):
+        text = str(token).replace("\u2581", " ").replace("\n", "\u21b5")
+        if not text.strip() or (text.startswith("<") and text.endswith(">")):
+            continue
+        out.append((i, text.strip()))
+    return out
+
+
+# ---- drawing ----------------------------------------------------------------------------------------------
+def outline_layer(masks: dict[str, np.ndarray], shape: tuple[int, int], width: int) -> tuple[np.ndarray, list[str]]:
+    """RGBA [h, w, 4] with each mask's outline (``width`` px) in its colour, and the parts drawn."""
+    from matplotlib.colors import to_rgba
+    from scipy import ndimage
+
+    layer = np.zeros((*shape, 4))
+    drawn = []
+    for part in OUTLINE_PARTS:
+        mask = masks.get(part)
+        if mask is None or not mask.any():
+            continue
+        edge = mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=0)
+        layer[edge] = to_rgba(OUTLINE_COLOURS[part])
+        drawn.append(part)
+    return layer, drawn
+
+
+def film_panel(ax, content: RowFigure, image: np.ndarray, **imshow) -> None:
+    width, height = content.film_size
+    ax.imshow(image, extent=(0, width, height, 0), interpolation="bilinear", **imshow)
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+    mark_sides(ax, width, height)
+
+
+def mark_sides(ax, width: float, height: float) -> None:
+    """R and L in the upper corners, white on a dark square, as on a film (image left = patient's right)."""
+    style = {"color": "white", "fontsize": fs.FONT_PT, "fontweight": "bold", "va": "top",
+             "bbox": {"boxstyle": "square,pad=0.15", "fc": "black", "ec": "none", "alpha": 0.6}}
+    ax.text(0.02 * width, 0.02 * height, "R", ha="left", gid="side-R", **style)
+    ax.text(0.98 * width, 0.02 * height, "L", ha="right", gid="side-L", **style)
+
+
+def box_patches(ax, boxes, sx: float = 1.0, sy: float = 1.0) -> int:
+    from matplotlib.patches import Rectangle
+
+    for x, y, w, h in boxes:
+        ax.add_patch(Rectangle((x * sx, y * sy), w * sx, h * sy, fill=False, lw=1.2, ec=OUTLINE_COLOURS["box"],
+                               gid="box"))
+    return len(boxes)
+
+
+def token_strip(ax, content: RowFigure) -> None:
+    """The answer's tokens as boxes in reading order, wrapped; the decision token filled and labelled."""
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    tokens = shown_tokens(content.tokens)
+    if not tokens:
+        ax.text(0, 0.9, "(no answer tokens stored)", va="top", fontsize=fs.FONT_PT)
+        return
+    figure = ax.figure
+    renderer = figure.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    x, y, line = 0.0, 0.80, 0.19
+    pad = 3.0 / box.width  # about 3 px between boxes at the figure's dpi
+    for index, text in tokens:
+        decisive = index == content.decision_index
+        label = ax.text(x, y, text, fontsize=fs.FONT_PT + 0.5, va="center", ha="left",
+                        fontweight="bold" if decisive else "normal", parse_math=False,
+                        gid="decision-token" if decisive else None)
+        extent = label.get_window_extent(renderer)
+        span = extent.width / box.width
+        if x > 0 and x + span > 1:  # wrap
+            x, y = 0.0, y - line
+            label.set_position((x, y))
+        if y < 0.05:
+            label.set_text("…")
+            break
+        ax.add_patch(FancyBboxPatch((x - 0.004, y - 0.065), span + 0.008, 0.13,
+                                    boxstyle="round,pad=0,rounding_size=0.01",
+                                    fc=fs.VERMILLION if decisive else "#F2F2F2", alpha=0.35 if decisive else 1.0,
+                                    ec=fs.VERMILLION if decisive else "#BBBBBB", lw=1.2 if decisive else 0.5,
+                                    zorder=0, transform=ax.transAxes))
+        if decisive:
+            ax.annotate("decision token: its row made the map", xy=(x + 0.01, y - 0.07), xycoords="axes fraction",
+                        xytext=(x, max(y - 0.2, 0.0)), textcoords="axes fraction", ha="left", va="top",
+                        fontsize=fs.SMALL_PT, color=fs.VERMILLION, gid="decision-label",
+                        arrowprops={"arrowstyle": "-", "color": fs.VERMILLION, "lw": 0.8})
+        x += span + 0.008 + pad
+
+
+def metrics_table(ax, rows: list[tuple[str, str]]) -> None:
+    ax.axis("off")
+    if not rows:
+        ax.text(0, 1, "no metric defined", va="top")
+        return
+    step = min(0.12, 0.95 / len(rows))
+    for i, (label, text) in enumerate(rows):
+        y = 0.95 - i * step
+        ax.text(0.0, y, label, va="top", ha="left", fontsize=fs.FONT_PT, parse_math=False, transform=ax.transAxes)
+        ax.text(1.0, y, text, va="top", ha="right", fontsize=fs.FONT_PT, transform=ax.transAxes, gid=f"metric-{i}")
+        ax.plot([0, 1], [y - step + 0.015] * 2, color="#DDDDDD", lw=0.4, transform=ax.transAxes)
+
+
+@fs.styled
+def row_figure(content: RowFigure) -> Figure:
+    """The figure of one row (see the module's docstring)."""
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
+    from mpl_toolkits.axes_grid1.inset_locator import inset_axes
 
-    if not top > 0:
-        return [0.0]
-    return [float(t) for t in MaxNLocator(nbins=8).tick_values(0.0, top) if -1e-12 <= t <= top * (1 + 1e-9)]
+    figure = figures.new_figure(*SHEET_INCHES)
+    # title: the question, the answer, how it was read
+    wrap = 118
+    question = textwrap.shorten(content.question, 2 * wrap)
+    answer = textwrap.shorten(f"Answer: {content.answer}", 2 * wrap)
+    lines = textwrap.wrap(question, wrap)[:2]
+    figure.text(0.02, 0.985, "\n".join(lines), fontsize=fs.SUPTITLE_PT, fontweight="bold", va="top",
+                parse_math=False, gid="title")
+    top = 0.985 - 0.034 * len(lines)
+    answer_lines = textwrap.wrap(answer, wrap + 8)[:2]
+    figure.text(0.02, top, "\n".join(answer_lines), fontsize=fs.LABEL_PT, va="top", parse_math=False)
+    top -= 0.031 * len(answer_lines)
+    colour = {True: fs.GREEN, False: fs.VERMILLION}.get(content.correct, fs.GRAY)
+    figure.text(0.02, top, verdict_line(content), fontsize=fs.LABEL_PT, va="top", color=colour, parse_math=False)
+    top -= 0.031 + 0.055  # the verdict's line, then room for the panel titles
 
+    grid_spec = figure.add_gridspec(2, 3, left=0.02, right=0.98, top=top, bottom=0.02, wspace=0.30, hspace=0.17,
+                                    height_ratios=(2.3, 1.0))
+    ax_film, ax_map, ax_anat = (figure.add_subplot(grid_spec[0, c]) for c in range(3))
+    ax_tokens = figure.add_subplot(grid_spec[1, 0:2])
+    ax_table = figure.add_subplot(grid_spec[1, 2])
 
-def tick_text(value: float, step: float) -> str:
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 3
-    mantissa = step / 10 ** math.floor(math.log10(step)) if step > 0 else 1
-    if not math.isclose(mantissa, round(mantissa)):
-        decimals += 1  # a step of 2.5 x 10^k needs one more digit
-    return f"{value:.{decimals}f}"
+    width, height = content.film_size
+    rows, cols = content.grid.shape
 
+    # (a) film and map
+    blended = figures.overlay_image(content.pixels, content.grid, content.colormap, content.alpha)
+    film_panel(ax_film, content, blended)
+    box_patches(ax_film, content.boxes)
+    ax_film.set_title("Film with the map", loc="left")
 
-def grid_panel(sheet: Sheet, cell: Box, grid: np.ndarray, colormap: str, title: str, label: str,
-               boxes: Sequence[Sequence[float]] = (), film_size: tuple[int, int] | None = None) -> Box:
-    """A map with its cell indices and colour bar, row 0 at the top; returns the box of the cells."""
-    rows, cols = grid.shape
-    bar_w = max(4, round(BAR_FRACTION * cell.width * 0.6))
-    gutter = sheet.px(TEXT_PT["tick"]) * 3  # the row numbers and the rotated label on the left
-    room = Box(cell.x0 + gutter, cell.y0, cell.x1 - round((BAR_FRACTION + BAR_PAD) * cell.width) - bar_w,
-               cell.y1)
-    box = room.fit(cols / rows)
-    sheet.picture(box, cells(grid, box, colormap))
-    sheet.frame(box)
-    if boxes and film_size:
-        sheet.boxes(box, boxes, box.width / film_size[0], box.height / film_size[1])
-    step = max(1, cols // 4)
-    tick_len = sheet.px(3.5)
-    for i in range(0, cols, step):
-        x = box.x0 + (i + 0.5) * box.width / cols
-        sheet.draw.line((x, box.y1, x, box.y1 + tick_len), fill=BLACK)
-        sheet.text((x, box.y1 + tick_len + 1), str(i), "tick", anchor="mt")
-    for i in range(0, rows, step):
-        y = box.y0 + (i + 0.5) * box.height / rows
-        sheet.draw.line((box.x0 - tick_len, y, box.x0, y), fill=BLACK)
-        sheet.text((box.x0 - tick_len - 2, y), str(i), "tick", anchor="rm")
-    sheet.text((box.centre_x, box.y0 - sheet.px(6)), title, "panel", anchor="ms")
-    below = box.y1 + tick_len + sheet.px(TEXT_PT["tick"]) + sheet.px(4)
-    sheet.text((box.centre_x, below), f"grid column   ({figures.ORIENTATION})", "label", anchor="mt")
-    sheet.vertical_text((box.x0 - tick_len - sheet.px(TEXT_PT["tick"]) * 1.6, (box.y0 + box.y1) / 2),
-                        "grid row (0 = top)", "label")
-    colour_bar(sheet, Box(box.x1 + round(BAR_PAD * cell.width), box.y0,
-                          box.x1 + round(BAR_PAD * cell.width) + bar_w, box.y1), grid, colormap, label)
-    return box
+    # (b) the map alone, as cells, with its colour bar outside the panel
+    cmap = figures.mpl_colormap(content.colormap)
+    image = ax_map.imshow(content.grid, cmap=cmap, vmin=0, extent=(0, width, height, 0), interpolation="nearest")
+    ax_map.set_xlim(0, width)
+    ax_map.set_ylim(height, 0)
+    ax_map.set_xticks([])
+    ax_map.set_yticks([])
+    for spine in ax_map.spines.values():
+        spine.set_visible(True)
+    box_patches(ax_map, content.boxes)
+    mark_sides(ax_map, width, height)
+    ax_map.set_title(f"Map ({rows}×{cols} cells)", loc="left")
+    bar_ax = inset_axes(ax_map, width="4%", height="100%", loc="lower left", bbox_to_anchor=(1.03, 0, 1, 1),
+                        bbox_transform=ax_map.transAxes, borderpad=0)
+    bar = figure.colorbar(image, cax=bar_ax)
+    bar.locator = MaxNLocator(4)
+    bar.update_ticks()
+    bar.set_label("share of the map", fontsize=fs.SMALL_PT, labelpad=1)
+    bar.ax.tick_params(labelsize=fs.SMALL_PT, width=0.5, length=2)
+    bar.outline.set_linewidth(0.5)
 
-
-def colour_bar(sheet: Sheet, bar: Box, grid: np.ndarray, colormap: str, label: str) -> None:
-    top = grid_top(grid)
-    ramp = np.linspace(1.0, 0.0, bar.height)[:, None].repeat(bar.width, axis=1)
-    sheet.picture(bar, get_colormap(colormap)(ramp))
-    sheet.frame(bar)
-    ticks = bar_ticks(top)
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    tick_len = sheet.px(2.5)
-    widest = 0
-    for value in ticks:
-        y = bar.y1 - (value / top if top > 0 else 0.0) * bar.height
-        sheet.draw.line((bar.x1, y, bar.x1 + tick_len, y), fill=BLACK)
-        text = tick_text(value, step)
-        widest = max(widest, sheet.font("bar_tick").getbbox(text)[2])
-        sheet.text((bar.x1 + tick_len + 2, y), text, "bar_tick", anchor="lm")
-    sheet.vertical_text((bar.x1 + tick_len + widest + sheet.px(9), (bar.y0 + bar.y1) / 2), label, "label")
-
-
-def film_panel(sheet: Sheet, cell: Box, film_size: tuple[int, int], title: str) -> Box:
-    """The box a film picture takes in ``cell`` (its aspect kept), with the title and the side note."""
-    width, height = film_size
-    label_room = sheet.px(TEXT_PT["label"]) + sheet.px(6)
-    box = Box(cell.x0, cell.y0, cell.x1, cell.y1 - label_room).fit(width / height)
-    sheet.text((box.centre_x, box.y0 - sheet.px(6)), title, "panel", anchor="ms")
-    sheet.text((box.centre_x, box.y1 + sheet.px(4)), figures.ORIENTATION, "label", anchor="mt")
-    return box
-
-
-def legend(sheet: Sheet, box: Box) -> None:
-    """body / right lung / left lung, in a pale box at the bottom of the masks panel."""
-    face = sheet.font("legend")
-    swatch = sheet.px(TEXT_PT["legend"])
-    entries = (("body", None, figures.BODY_COLOR), ("right lung", figures.LUNG_RIGHT_COLOR, None),
-               ("left lung", figures.LUNG_LEFT_COLOR, None))
-    gap = sheet.px(6)
-    widths = [swatch + gap // 2 + face.getbbox(name)[2] for name, _, _ in entries]
-    total = sum(widths) + gap * (len(entries) + 1)
-    height = swatch + 2 * gap
-    x0 = round(box.centre_x - total / 2)
-    y0 = box.y1 - height - sheet.px(4)
-    region = (x0, y0, x0 + total, y0 + height)
-    under = sheet.image.crop(region)
-    sheet.image.paste(Image.blend(under, Image.new("RGB", under.size, WHITE), 0.85), region[:2])
-    x = x0 + gap
-    for (name, fill, outline), width in zip(entries, widths, strict=True):
-        square = (x, y0 + gap, x + swatch, y0 + gap + swatch)
-        sheet.draw.rectangle(square, fill=fill, outline=outline, width=max(1, sheet.px(1.2)) if outline else 0)
-        sheet.draw.text((x + swatch + gap // 2, y0 + gap + swatch / 2), name, font=face, fill=BLACK, anchor="lm")
-        x += width + gap
-
-
-def sample_sheet(pixels: np.ndarray, content: figures.SampleContent, dpi: float) -> Image.Image:
-    """The whole figure of one sample as an RGB image of ``SHEET_INCHES`` at ``dpi``."""
-    size = sheet_size(dpi)
-    sheet = Sheet(size, dpi)
-    height, width = np.asarray(pixels).shape[:2]
-    panels = panel_boxes(size)
-    films: dict[tuple[int, int], np.ndarray] = {}
-
-    def film_in(box: Box) -> np.ndarray:
-        """The gray film at ``box``'s size, resized once: the three film panels are the same size."""
-        if (box.width, box.height) not in films:
-            films[box.width, box.height] = gray_film(pixels, box)
-        return films[box.width, box.height]
-
-    # header: question, answer, verdict, how the map was made (the figure fractions of full_figure)
-    x = 0.04 * size[0]
-    for y, text, role, fill, kind in ((0.975, content.title, "title", BLACK, "bold"),
-                                      (0.94, content.question, "header", BLACK, "sans"),
-                                      (0.91, content.answer, "header", BLACK, "sans"),
-                                      (0.88, content.verdict, "verdict", figures.ACCENT, "sans"),
-                                      (0.855, content.map_line, "map", DIM, "sans")):
-        sheet.text((x, (1 - y) * size[1]), text, role, fill=fill, kind=kind)
-
-    # (a) the film with its boxes
-    box = film_panel(sheet, panels[0][0], (width, height), content.film_title)
-    gray = film_in(box)
-    sheet.picture(box, np.repeat(gray[..., None], 3, axis=-1))
-    sheet.frame(box)
-    sheet.boxes(box, content.boxes, box.width / width, box.height / height)
-    sheet.sides(box)
-
-    # (b) the raw grid
-    grid_panel(sheet, panels[0][1], content.grid, content.colormap, content.grid_title, content.GRID_LABEL,
-               content.boxes, (width, height))
-
-    # (c) the masks
-    box = film_panel(sheet, panels[0][2], (width, height), "anatomy masks")
-    if content.masks is not None:
-        sheet.picture(box, tinted_masks(film_in(box), content.masks, box, sheet.px(BODY_LINE_PT)))
-        legend(sheet, box)
+    # (c) anatomy
+    film_panel(ax_anat, content, content.pixels, cmap="gray", vmin=0, vmax=255)
+    line = max(1, round(max(content.pixels.shape) / 260))
+    layer, drawn = outline_layer(content.masks, content.pixels.shape, line)
+    if drawn:
+        ax_anat.imshow(layer, extent=(0, width, height, 0), interpolation="nearest")
     else:
-        sheet.picture(box, np.repeat(film_in(box)[..., None], 3, axis=-1))
-        sheet.text((box.centre_x, (box.y0 + box.y1) / 2), "no masks", "label", fill=WHITE, anchor="mm")
-    sheet.frame(box)
-    sheet.sides(box)
+        ax_anat.text(0.5, 0.5, "no anatomy masks", transform=ax_anat.transAxes, ha="center", color="white")
+    boxes = box_patches(ax_anat, content.boxes)
+    ax_anat.set_title("Anatomy", loc="left")
+    handles = [Line2D([], [], color=OUTLINE_COLOURS[p], lw=1.6, label=OUTLINE_LABELS[p]) for p in drawn]
+    if boxes:
+        handles.append(Line2D([], [], color=OUTLINE_COLOURS["box"], lw=1.6, label=OUTLINE_LABELS["box"]))
+    if handles:
+        ax_anat.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=2, fontsize=fs.SMALL_PT,
+                       handlelength=1.2, columnspacing=0.8, borderaxespad=0.2)
 
-    # (d) the map inside the lung fields
-    if content.lung_grid is not None:
-        grid_panel(sheet, panels[1][0], content.lung_grid, content.colormap, content.lung_title,
-                   content.LUNG_LABEL)
-    else:
-        cell = panels[1][0]
-        sheet.text((cell.centre_x, (cell.y0 + cell.y1) / 2), content.lung_title, "panel", anchor="mm")
+    # (d) tokens, (e) metrics
+    token_strip(ax_tokens, content)
+    ax_tokens.set_title("Answer tokens", loc="left")
+    metrics_table(ax_table, metric_rows(content.metrics))
+    ax_table.set_title("Key metrics", loc="left")
 
-    # (e) the overlay
-    box = film_panel(sheet, panels[1][1], (width, height), content.overlay_title)
-    sheet.picture(box, figures.overlay_image(film_in(box), content.grid, content.colormap, content.alpha))
-    sheet.frame(box)
-    sheet.boxes(box, content.boxes, box.width / width, box.height / height)
-    sheet.sides(box)
-
-    # (f) the metrics, two monospace columns
-    cell = panels[1][2]
-    sheet.text((cell.x0, cell.y0 - sheet.px(6)), content.METRICS_TITLE, "panel", anchor="ls")
-    for offset, column in zip((0.0, 0.53), content.metric_columns, strict=True):
-        sheet.draw.multiline_text((cell.x0 + offset * cell.width, cell.y0), "\n".join(column),
-                                  font=sheet.font("metrics", "mono"), fill=BLACK, spacing=sheet.px(2))
-    return sheet.image
-
-
-def save_sample_sheet(path: Path, image: Image.Image, dpi: float) -> None:
-    """An RGB PNG at Pillow's fast zlib level (as ``figures._write_png``), written atomically."""
-    with atomic_file(Path(path)) as tmp:
-        image.save(tmp, format="PNG", compress_level=1, dpi=(dpi, dpi))
+    for ax, letter in zip((ax_film, ax_map, ax_anat, ax_tokens, ax_table), fs.letters(5), strict=True):
+        fs.panel_letter(ax, letter, x=-0.01, y=1.015)
+    return figure
 
 
 def save_full_figure(path: Path, result, colormap: str = "magma", alpha: float = 0.45,
                      formats: str | Sequence[str] | None = None, dpi: float | None = None) -> Path:
     """``visualizations/{key}_full.png`` for one finished sample, and ``.pdf`` / ``.svg`` beside it when
-    ``formats`` asks for them (those through matplotlib, as vectors); returns the first file written.
+    ``formats`` asks for them; returns the first file written. Every format is there or none."""
+    return save_row_figure(path, from_result(result, colormap, alpha), formats, dpi)
 
-    Every format is there or none: a failure removes the files this call wrote.
-    """
-    formats = figures.check_formats(formats)
-    dpi = figures.check_dpi(dpi)
-    paths = figures.figure_paths(path, formats)
-    pixels = result.film.pixels
-    content = figures.sample_content(pixels, result.analysis, boxes=list(result.sample.bbox),
-                                     ground_truth=result.sample.answer or None, title=result.sample.key,
-                                     colormap=colormap, alpha=alpha)
-    vectors = [fmt for fmt in formats if fmt != "png"]
-    written: list[Path] = []
-    try:
-        for fmt, target in zip(formats, paths, strict=True):
-            if fmt == "png":
-                save_sample_sheet(target, sample_sheet(pixels, content, dpi), dpi)
-                written.append(target)
-        if vectors:
-            figure = figures.full_figure(pixels, result.analysis, boxes=list(content.boxes),
-                                         ground_truth=result.sample.answer or None, title=result.sample.key,
-                                         colormap=colormap, alpha=alpha)
-            base = paths[formats.index(vectors[0])]
-            figures.save_figure(figure, base, vectors, dpi)
-            written.extend(p for fmt, p in zip(formats, paths, strict=True) if fmt != "png")
-    except BaseException:
-        for target in written:
-            target.unlink(missing_ok=True)
-        raise
-    return paths[0]
+
+def save_row_figure(path: Path, content: RowFigure, formats: str | Sequence[str] | None = None,
+                    dpi: float | None = None) -> Path:
+    return figures.save_figure(row_figure(content), path, formats, dpi)

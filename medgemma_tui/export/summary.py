@@ -39,6 +39,7 @@ from medgemma_tui.analysis.row_groups import finished, is_focal, study_of
 from medgemma_tui.errors import first_line
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import write_bytes_atomic
+from medgemma_tui.export.captions import CaptionInputs, write_captions
 from medgemma_tui.export.columns import SHARE_NAMES, read_rows
 from medgemma_tui.export.intervals_summary import dataset_intervals
 from medgemma_tui.export.study_tables import summarise_studies
@@ -261,9 +262,9 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame,
     """The dataset plots; returns the names written and, by name, the one-line error of each plot that
     failed (a failing plot never costs the rest of the analysis). With ``summary`` (summary.json's
     numbers), the figures draw its study-bootstrap intervals: ``dataset_intervals.png`` every
-    dataset-level figure, ``accuracy_by_strategy.png`` the overall accuracy's band, ``faithfulness.png``
-    the gains' intervals in its titles, from ``faithfulness`` (``study_summary``'s sections; read none
-    when not given)."""
+    dataset-level figure and ``faithfulness.png`` the gains' intervals in its titles, from ``faithfulness``
+    (``study_summary``'s sections; read none when not given). ``captions.md`` gets a caption for each
+    figure written (``export.captions``)."""
     folder = tree.analysis_dir
     faith = faithfulness or []
     summaries, layer_types, cells = [], None, None
@@ -295,4 +296,5 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame,
             continue
         if path is not None:
             written.append(path.name)
+    write_captions(folder, written, CaptionInputs(summary or {}, strategies))
     return written, failed
