@@ -62,24 +62,73 @@ def test_the_intervals_figure_draws_every_interval_of_summary_json():
     assert _errorbar_spans(ratios) == pytest.approx([6.0, 10.0, 3.1, 5.0])
     assert _errorbar_spans(gains) == pytest.approx([0.1, 0.5, 0.0, 0.1, -0.3, 0.1, -0.01, 0.05, 0.01, 0.07,
                                                     -0.05, 0.01])
-    texts = [t.get_text() for t in shares.texts]
-    assert texts[0] == "0.964 [0.916, 1.000]   n = 416"
+    texts = [t.get_text() for t in shares.texts if t.get_gid() == "estimate"]
+    assert texts[0] == "0.96 [0.92, 1.00]   n = 416"  # to the precision of the interval
     # the chance ticks: 0.5 for accuracy, pointing_chance by the same rule for the pointing game
     ticks = next(line for line in shares.lines if line.get_gid() == "references")
     assert list(ticks.get_xdata()) == [0.5, 0.0625]
-    assert "95% CI, study bootstrap" in figure._suptitle.get_text()
+    # the title names the finding; the method is said once, in captions.md, not in every title
+    assert figure._suptitle.get_text().startswith("Accuracy 0.96 [0.92, 1.00]; pointing game 0.5 [0.4, 0.6]")
+    assert all("bootstrap" not in ax.get_title() for ax in figure.axes)
     assert figures.dataset_intervals_figure({"intervals": {}}) is None
 
 
-def test_the_accuracy_figure_shades_the_overall_study_bootstrap_interval():
-    table = pd.DataFrame({"strategy": ["original", "synonym replacement"], "scored": [30, 20],
-                          "accuracy": [0.9, 0.8], "rows": [30, 20]})
+def _axis_holds_every_whisker(ax) -> bool:
+    left, right = ax.get_xlim()
+    spans = _errorbar_spans(ax)
+    return all(left - 1e-12 <= v <= right + 1e-12 for v in spans)
+
+
+# the case: pointing game / chance 16.037 [12.090, 21.613] with a lift near 1, and a ratio interval
+# reaching 0; a gain interval far from 0 on both sides
+@pytest.mark.parametrize("ratio, lift, gain", [
+    ([12.09, 21.613], [0.9, 1.4], [-0.3, 0.1]),
+    ([0.0, 3.0], [0.2, 0.8], [1.0, 2.5]),
+    ([0.01, 40.0], [0.02, 0.5], [-2.0, -1.0]),
+])
+def test_every_whisker_lies_inside_its_axis_and_no_ratio_axis_goes_below_zero(ratio, lift, gain):
+    summary = {**SUMMARY, "pointing_game": 0.5, "pointing_game_chance": 0.5 / ((ratio[0] + ratio[1]) / 2),
+               "pointing_game_mass_in_box_lift": (lift[0] + lift[1]) / 2,
+               "faithfulness": {**SUMMARY["faithfulness"], "mean_insertion_gain": (gain[0] + gain[1]) / 2},
+               "intervals": {**SUMMARY["intervals"], "pointing_game_over_chance": ratio, "mass_in_box_lift": lift,
+                             "insertion_gain": gain}}
+    figure = figures.dataset_intervals_figure(summary)
+    shares, ratios, gains = figure.axes
+    for ax in figure.axes:
+        assert _axis_holds_every_whisker(ax)
+    assert shares.get_xlim() == (0.0, 1.0)
+    assert ratios.get_xlim()[0] >= 0.0
+    assert ratios.get_xlim()[0] <= 1.0 <= ratios.get_xlim()[1]  # the chance line is on the axis
+    assert gains.get_xlim()[0] <= 0.0 <= gains.get_xlim()[1]
+    # whiskers are never cut by the frame: the artists draw outside the axes when they reach it
+    bars = [c for c in shares.collections if c.get_gid() is None or True]
+    assert all(not c.get_clip_on() for c in bars if c.get_segments())
+
+
+def test_a_ratio_axis_spanning_a_hundredfold_is_logarithmic_and_positive():
+    left, right, log = figures.ratio_limits(np.array([0.05, 3.0]), np.array([0.4, 40.0]))
+    assert log and 0 < left <= 0.05 and right >= 40.0
+    left, right, log = figures.ratio_limits(np.array([12.09]), np.array([21.613]))
+    assert not log and left == 0.0 and right >= 21.613
+
+
+def test_the_accuracy_figure_draws_wilson_intervals_only_on_an_axis_from_a_stated_baseline():
+    # every value between 0.93 and 1.00: the axis must not start at 0, or they cannot be told apart
+    table = pd.DataFrame({"strategy": ["original", "synonym replacement", "voice change"],
+                          "scored": [300, 200, 150], "accuracy": [0.97, 0.93, 1.0], "rows": [300, 200, 150]})
     figure = figures.accuracy_by_strategy_figure(table, SUMMARY)
-    band = next(p for p in figure.axes[0].patches if p.get_gid() == "overall-interval")
-    assert [band.get_x(), band.get_x() + band.get_width()] == pytest.approx([0.916, 1.0])
-    assert "study bootstrap" in band.get_label()
-    plain = figures.accuracy_by_strategy_figure(table)
-    assert not [p for p in plain.axes[0].patches if p.get_gid() == "overall-interval"]
+    ax = figure.axes[0]
+    assert not [p for p in ax.patches if p.get_gid() == "overall-interval"]  # one interval method per figure
+    spans = _errorbar_spans(ax)
+    bounds = [figures.wilson_interval(round(a * n), n) for a, n in ((0.97, 300), (1.0, 150), (0.93, 200))]
+    assert spans == pytest.approx([v for pair in bounds for v in pair])
+    left, right = ax.get_xlim()
+    assert 0.8 <= left < min(spans) and right == 1.0 and _axis_holds_every_whisker(ax)
+    assert f"{left:g}" in ax.get_xlabel()  # the baseline is stated
+    estimates = [t.get_text() for t in ax.texts if t.get_gid() == "estimate"]
+    assert estimates[0].endswith("n = 300")
+    baseline = next(line for line in ax.lines if line.get_gid() == "baseline")
+    assert baseline.get_zorder() < 3  # the original's accuracy under the points, never over them
 
 
 def _payload(label: str, offset: float) -> dict:

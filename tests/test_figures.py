@@ -76,41 +76,6 @@ def phantom(seed: int, finding: str | None):
     return builder("phantoms").make_phantom(seed, finding, size=256)
 
 
-def stand_in_analysis(masks, grid: np.ndarray):
-    """What full_figure reads of a SampleAnalysis, without running the model."""
-    from types import SimpleNamespace
-
-    from medgemma_tui.analysis.metrics import map_metrics
-
-    record = SimpleNamespace(question="Is there a nodule in the $right$ lung?", answer="Yes, 50% sure.",
-                             image_path="p.png")
-    return SimpleNamespace(record=record, grid=grid, view=SimpleNamespace(description="head mean, all layers"),
-                           metrics=map_metrics(grid), masks=masks, gating=SimpleNamespace(tokens=[1]),
-                           answer_label="yes", correct=True)
-
-
-def test_full_figure_is_written_whole_with_masks_boxes_and_text_with_dollars(tmp_path):
-    from medgemma_tui.analysis.masks import AnatomyMasks
-
-    p = phantom(3, "nodule")
-    masks = AnatomyMasks(body=p.masks["body"], lung_right=p.masks["lung_right"], lung_left=p.masks["lung_left"])
-    grid = np.random.default_rng(0).random((16, 16)) + one_hot(4, 3) * 5
-    figure = figures.full_figure(p.image, stand_in_analysis(masks, grid), boxes=[p.box], ground_truth="yes",
-                                 title="demo $x$ 50%")
-    path = figures.save_figure(figure, tmp_path / "full.png")
-    with Image.open(path) as image:
-        image.load()
-        assert image.size[0] > 1200 and image.size[1] > 800
-        assert np.asarray(image.convert("L")).std() > 10  # drawn, not blank
-    assert not list(tmp_path.glob(".*.tmp"))
-
-
-def test_metric_lines_say_na_for_undefined_metrics():
-    lines = figures.metrics_lines({"entropy": 1.23456, "inside_lungs_ratio": math.nan, "auroc": 0.5})
-    assert any("entropy" in line and "1.235" in line for line in lines)
-    assert any("inside_lungs_ratio" in line and "n/a" in line for line in lines)
-
-
 def test_wilson_interval_known_values():
     lo, hi = figures.wilson_interval(5, 10)
     assert lo == pytest.approx(0.2366, abs=1e-3) and hi == pytest.approx(0.7634, abs=1e-3)

@@ -40,7 +40,7 @@ KEY_METRICS = (
     ("mass_in_box_lift", "mass in box / chance", "ratio"),
     ("inside_lungs_ratio", "map mass inside the lungs", "share"),
     ("inside_body_ratio", "map mass inside the body", "share"),
-    ("left_fraction", "mass on the patient's left", "share"),
+    ("left_fraction", "mass on the image left (patient's right)", "share"),  # README: image halves
     ("entropy_norm", "entropy (1 = uniform)", "share"),
     ("top10_mass", "mass in the top 10% of cells", "share"),
     ("image_share", "raw row's share on image tokens", "share"),
@@ -237,8 +237,47 @@ def box_patches(ax, boxes, sx: float = 1.0, sy: float = 1.0) -> int:
     return len(boxes)
 
 
+TOKEN_LINES = 3  # lines of the token strip; a longer answer is shown around its decision token
+TOKEN_GAP = 0.012  # between two token boxes, as a fraction of the strip's width
+
+
+def token_lines(widths: Sequence[float], gap: float = TOKEN_GAP) -> list[tuple[float, int]]:
+    """(x, line) of each token of ``widths`` (fractions of the strip's width), wrapped at 1."""
+    out, x, line = [], 0.0, 0
+    for width in widths:
+        if x > 0 and x + width > 1:
+            x, line = 0.0, line + 1
+        out.append((x, line))
+        x += width + gap
+    return out
+
+
+def token_window(widths: Sequence[float], decision: int | None, ellipsis: float, lines: int = TOKEN_LINES
+                 ) -> tuple[int, int]:
+    """[start, stop) of the tokens shown: all when they fit in ``lines``, else as many as fit around the
+    decision token (with an ellipsis of width ``ellipsis`` at each cut end)."""
+    def fits(start: int, stop: int) -> bool:
+        shown = ([ellipsis] if start > 0 else []) + list(widths[start:stop]) + ([ellipsis] if stop < len(widths)
+                                                                                else [])
+        return token_lines(shown)[-1][1] < lines if shown else True
+
+    if fits(0, len(widths)):
+        return 0, len(widths)
+    centre = decision if decision is not None and 0 <= decision < len(widths) else 0
+    start, stop = centre, centre + 1
+    grew = True
+    while grew:
+        grew = False
+        for candidate in ((start, stop + 1), (start - 1, stop)):
+            if 0 <= candidate[0] and candidate[1] <= len(widths) and fits(*candidate):
+                start, stop = candidate
+                grew = True
+    return start, stop
+
+
 def token_strip(ax, content: RowFigure) -> None:
-    """The answer's tokens as boxes in reading order, wrapped; the decision token filled and labelled."""
+    """The answer's tokens as boxes in reading order, wrapped; the decision token bold, filled and labelled."""
+    from matplotlib.font_manager import FontProperties
     from matplotlib.patches import FancyBboxPatch
 
     ax.set_xlim(0, 1)
@@ -248,35 +287,39 @@ def token_strip(ax, content: RowFigure) -> None:
     if not tokens:
         ax.text(0, 0.9, "(no answer tokens stored)", va="top", fontsize=fs.FONT_PT)
         return
-    figure = ax.figure
-    renderer = figure.canvas.get_renderer()
-    box = ax.get_window_extent(renderer)
-    x, y, line = 0.0, 0.80, 0.19
-    pad = 3.0 / box.width  # about 3 px between boxes at the figure's dpi
-    for index, text in tokens:
-        decisive = index == content.decision_index
-        label = ax.text(x, y, text, fontsize=fs.FONT_PT + 0.5, va="center", ha="left",
-                        fontweight="bold" if decisive else "normal", parse_math=False,
-                        gid="decision-token" if decisive else None)
-        extent = label.get_window_extent(renderer)
-        span = extent.width / box.width
-        if x > 0 and x + span > 1:  # wrap
-            x, y = 0.0, y - line
-            label.set_position((x, y))
-        if y < 0.05:
-            label.set_text("…")
-            break
-        ax.add_patch(FancyBboxPatch((x - 0.004, y - 0.065), span + 0.008, 0.13,
-                                    boxstyle="round,pad=0,rounding_size=0.01",
+    renderer = ax.figure.canvas.get_renderer()
+    strip = ax.get_window_extent(renderer).width
+    size = fs.FONT_PT + 0.5
+
+    def width(text: str, bold: bool = False) -> float:
+        prop = FontProperties(size=size, weight="bold" if bold else "normal")
+        return renderer.get_text_width_height_descent(text, prop, ismath=False)[0] / strip + 0.008
+
+    widths = [width(text, index == content.decision_index) for index, text in tokens]
+    decision = next((k for k, (index, _) in enumerate(tokens) if index == content.decision_index), None)
+    start, stop = token_window(widths, decision, width("…"))
+    shown = tokens[start:stop]
+    sizes = widths[start:stop]
+    if start > 0:
+        shown, sizes = [(-1, "…"), *shown], [width("…"), *sizes]
+    if stop < len(tokens):
+        shown, sizes = [*shown, (-1, "…")], [*sizes, width("…")]
+    for (index, text), span, (x, line) in zip(shown, sizes, token_lines(sizes), strict=True):
+        y = 0.82 - 0.30 * line  # room under each line for the decision token's label
+        decisive = index == content.decision_index and index >= 0
+        ax.text(x + 0.004, y, text, fontsize=size, va="center", ha="left", fontweight="bold" if decisive else "normal",
+                parse_math=False, gid="decision-token" if decisive else ("ellipsis" if index < 0 else None))
+        if index < 0:
+            continue
+        ax.add_patch(FancyBboxPatch((x, y - 0.065), span, 0.13, boxstyle="round,pad=0,rounding_size=0.01",
                                     fc=fs.VERMILLION if decisive else "#F2F2F2", alpha=0.35 if decisive else 1.0,
                                     ec=fs.VERMILLION if decisive else "#BBBBBB", lw=1.2 if decisive else 0.5,
                                     zorder=0, transform=ax.transAxes))
         if decisive:
-            ax.annotate("decision token: its row made the map", xy=(x + 0.01, y - 0.07), xycoords="axes fraction",
-                        xytext=(x, max(y - 0.2, 0.0)), textcoords="axes fraction", ha="left", va="top",
-                        fontsize=fs.SMALL_PT, color=fs.VERMILLION, gid="decision-label",
-                        arrowprops={"arrowstyle": "-", "color": fs.VERMILLION, "lw": 0.8})
-        x += span + 0.008 + pad
+            right = x + span > 0.6  # near the end of its line: the label runs leftwards from the token
+            ax.text(x + span if right else x, y - 0.085, "decision token: its row made the map \u2191" if right
+                    else "\u2191 decision token: its row made the map", ha="right" if right else "left", va="top",
+                    fontsize=fs.SMALL_PT, color=fs.VERMILLION, gid="decision-label", parse_math=False)
 
 
 def metrics_table(ax, rows: list[tuple[str, str]]) -> None:
@@ -313,7 +356,7 @@ def row_figure(content: RowFigure) -> Figure:
     top -= 0.031 * len(answer_lines)
     colour = {True: fs.GREEN, False: fs.VERMILLION}.get(content.correct, fs.GRAY)
     figure.text(0.02, top, verdict_line(content), fontsize=fs.LABEL_PT, va="top", color=colour, parse_math=False)
-    top -= 0.031 + 0.055  # the verdict's line, then room for the panel titles
+    top -= 0.031 + 0.04  # the verdict's line, then room for the panel titles
 
     grid_spec = figure.add_gridspec(2, 3, left=0.02, right=0.98, top=top, bottom=0.02, wspace=0.30, hspace=0.17,
                                     height_ratios=(2.3, 1.0))
