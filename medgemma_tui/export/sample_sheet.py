@@ -122,6 +122,7 @@ def from_tree(tree, key: str, row: dict[str, Any], colormap: str = "magma", alph
     its film (``meta.json``'s ``image``), map, masks, boxes, tokens and metrics; no model, no record."""
     import json
 
+    import pandas as pd
     from PIL import Image
 
     from medgemma_tui.data.images import load_image
@@ -141,7 +142,7 @@ def from_tree(tree, key: str, row: dict[str, Any], colormap: str = "magma", alph
     decision = row.get("decision_index")
     decision = int(decision) if isinstance(decision, (int, float)) and math.isfinite(decision) else None
     correct = row.get("correct")
-    correct = None if correct is None or (isinstance(correct, float) and math.isnan(correct)) else bool(correct)
+    correct = None if correct is None or bool(pd.isna(correct)) else bool(correct)  # pandas' NA: not scored
     metrics = {name: float(row[name]) for name, _, _ in KEY_METRICS
                if isinstance(row.get(name), (int, float)) and not isinstance(row.get(name), bool)}
     return RowFigure(
