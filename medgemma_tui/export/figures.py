@@ -249,6 +249,7 @@ def distribution_panels(rows: pd.DataFrame | None) -> tuple[pd.DataFrame | None,
 
 
 @_quiet
+@fs.styled
 def plot_metric_distributions(rows: pd.DataFrame, path: Path, formats: str | Sequence[str] | None = None,
                               dpi: float | None = None) -> Path | None:
     """Histograms of the main metrics over finished rows, correct and wrong answers apart.
@@ -264,9 +265,9 @@ def plot_metric_distributions(rows: pd.DataFrame, path: Path, formats: str | Seq
     if not panels:
         return None
     split = any(len(p.correct) for p in panels) and any(len(p.wrong) for p in panels)
-    ncols = min(3, len(panels))
+    ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    figure = new_figure(4.6 * ncols, 3.3 * nrows + 1.3)
+    figure = new_figure(fs.DOUBLE_COLUMN_IN, min(fs.MAX_HEIGHT_IN, 1.75 * nrows + 0.7))
     axes = np.atleast_1d(figure.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, panel in zip(axes, panels, strict=False):
         name, values = panel.name, panel.values
@@ -282,15 +283,14 @@ def plot_metric_distributions(rows: pd.DataFrame, path: Path, formats: str | Seq
                     ax.hist(group, bins=bins, weights=np.full(len(group), 1 / len(group)), histtype="step",
                             color=colour, lw=1.4)
                     ax.axvline(float(np.median(group)), color=colour, ls="--", lw=1.3)
-            ax.set_ylabel("share of the group", fontsize=10)
+            ax.set_ylabel("share of the group")
             subtitle = f"n = {len(values)}: " + ", ".join(counts)
         else:
             ax.hist(values, bins=bins, color=ACCENT, alpha=0.85)
             ax.axvline(float(np.median(values)), color="black", ls="--", lw=1.3)
-            ax.set_ylabel("rows", fontsize=10)
+            ax.set_ylabel("rows")
             subtitle = f"n = {len(values)}"
-        ax.set_title(f"{name}\n{subtitle}", fontsize=11, parse_math=False)
-        ax.tick_params(labelsize=9)
+        ax.set_title(f"{name}\n{subtitle}", fontsize=fs.FONT_PT, parse_math=False)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.yaxis.set_major_locator(MaxNLocator(4, integer=not split))  # whole rows, or shares of a group
         ax.grid(axis="y", alpha=0.25)
@@ -306,12 +306,13 @@ def plot_metric_distributions(rows: pd.DataFrame, path: Path, formats: str | Seq
     else:
         handles = [Patch(fc=ACCENT, alpha=0.85, label="all finished rows"),
                    Line2D([], [], color="black", ls="--", label="median")]
-    figure.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=10, frameon=False,
-                  bbox_to_anchor=(0.5, 1 - 0.55 / figure.get_figheight()))
-    figure.suptitle(f"Metric distributions over {len(done)} finished rows", fontsize=13,
-                    y=1 - 0.15 / figure.get_figheight())
-    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / figure.get_figheight(),
-                           top=1 - 1.35 / figure.get_figheight(), hspace=0.62, wspace=0.3)
+    figure.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
+                  bbox_to_anchor=(0.5, 1 - 0.3 / figure.get_figheight()))
+    figure.suptitle(f"Where the maps fall, over {len(done)} finished rows: correct and wrong answers apart"
+                    if split else f"Where the maps fall, over {len(done)} finished rows", x=0.02, ha="left",
+                    fontweight="bold", y=1 - 0.05 / figure.get_figheight())
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.3 / figure.get_figheight(),
+                           top=1 - 0.85 / figure.get_figheight(), hspace=0.85, wspace=0.42)
     return save_figure(figure, path, formats, dpi)
 
 
@@ -473,6 +474,7 @@ def accuracy_by_strategy_figure(table: pd.DataFrame, summary: dict[str, Any] | N
 
 
 @_quiet
+@fs.styled
 def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Path,
                        layer_types: Sequence[str] | None = None, cells: int | None = None,
                        formats: str | Sequence[str] | None = None, dpi: float | None = None) -> Path | None:
@@ -492,8 +494,8 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
         if not np.isfinite(values).any():
             return None
     x = np.arange(layers)
-    figure = new_figure(13, 5.4)
-    axes = figure.subplots(1, 2, gridspec_kw={"wspace": 0.22})
+    figure = new_figure(fs.DOUBLE_COLUMN_IN, 3.4)
+    axes = figure.subplots(1, 2, gridspec_kw={"wspace": 0.3})
 
     def band(ax, name: str, colour: str, label: str, transform=None):
         values = np.array([np.asarray(s[name][:layers], dtype=float) for s in summaries])
@@ -501,19 +503,19 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
             values = transform(values)
         q25, q50, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
         ax.fill_between(x, q25, q75, color=colour, alpha=0.22, lw=0)
-        ax.plot(x, q50, color=colour, lw=1.8, marker="o", ms=3, label=f"{label} (median, IQR)")
+        ax.plot(x, q50, color=colour, lw=1.2, marker="o", ms=2, label=f"{label} (median, IQR)")
 
-    band(axes[0], "image_share", ACCENT, "image tokens")
+    band(axes[0], "image_share", fs.BLUE, "image tokens")
     if all(len(s.get("bos_share", ())) >= layers for s in summaries):
-        band(axes[0], "bos_share", "#D55E00", "BOS")
+        band(axes[0], "bos_share", fs.VERMILLION, "BOS")
     axes[0].set_ylabel("share of the raw attention row")
     axes[0].set_ylim(0, 1)
-    axes[0].set_title("Where the answer row's attention goes, per layer", fontsize=11)
-    band(axes[1], "entropy", "#009E73", "entropy of the image map")
+    axes[0].set_title("Where the answer row's attention goes", loc="left")
+    band(axes[1], "entropy", fs.GREEN, "entropy of the image map")
     if cells:
         axes[1].axhline(math.log(cells), color="0.3", ls="--", lw=1, label=f"uniform over {cells} cells")
-    axes[1].set_ylabel("entropy (nats) of the head-mean image map")
-    axes[1].set_title("How spread the image map is, per layer", fontsize=11)
+    axes[1].set_ylabel("entropy of the image map (nats)")
+    axes[1].set_title("How spread the image map is", loc="left")
     for ax in axes:
         ax.set_xlabel("decoder layer")
         ax.set_xticks(x[:: max(1, layers // 17)])
@@ -524,10 +526,11 @@ def plot_layer_profile(summaries: Sequence[dict[str, Sequence[float]]], path: Pa
                 for i in globals_:
                     ax.axvline(i, color="0.55", ls=":", lw=1)
                 ax.plot([], [], color="0.55", ls=":", lw=1, label="global-attention layer")
-        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    figure.suptitle(f"Per-layer profile over {len(summaries)} samples (row that produced the first answer token)",
-                    fontsize=12)
-    figure.subplots_adjust(top=0.87, bottom=0.27, left=0.06, right=0.985)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    for ax, letter in zip(axes, fs.letters(2), strict=True):
+        fs.panel_letter(ax, letter, x=-0.12, y=1.02)
+    figure.suptitle(f"Which layers read the film, over {len(summaries)} rows", x=0.02, ha="left", fontweight="bold")
+    figure.subplots_adjust(top=0.85, bottom=0.38, left=0.09, right=0.98)
     return save_figure(figure, path, formats, dpi)
 
 

@@ -40,7 +40,7 @@ KEY_METRICS = (
     ("mass_in_box_lift", "mass in box / chance", "ratio"),
     ("inside_lungs_ratio", "map mass inside the lungs", "share"),
     ("inside_body_ratio", "map mass inside the body", "share"),
-    ("left_fraction", "mass on the image left (patient's right)", "share"),  # README: image halves
+    ("left_fraction", "mass on the image left (R side)", "share"),  # README: image halves; R as on the film
     ("entropy_norm", "entropy (1 = uniform)", "share"),
     ("top10_mass", "mass in the top 10% of cells", "share"),
     ("image_share", "raw row's share on image tokens", "share"),
@@ -174,7 +174,8 @@ def metric_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
         if value is None or not math.isfinite(float(value)):
             continue
         value = float(value)
-        text = ("yes" if value >= 0.5 else "no") if kind == "hit" else f"{value:.2f}"
+        text = ("yes" if value >= 0.5 else "no") if kind == "hit" else f"{value:.3g}" if kind == "ratio" \
+            else f"{value:.2f}"
         out.append((label, text))
     return out
 
@@ -359,7 +360,7 @@ def row_figure(content: RowFigure) -> Figure:
     figure.text(0.02, top, verdict_line(content), fontsize=fs.LABEL_PT, va="top", color=colour, parse_math=False)
     top -= 0.031 + 0.04  # the verdict's line, then room for the panel titles
 
-    grid_spec = figure.add_gridspec(2, 3, left=0.02, right=0.98, top=top, bottom=0.02, wspace=0.30, hspace=0.17,
+    grid_spec = figure.add_gridspec(2, 3, left=0.02, right=0.98, top=top, bottom=0.02, wspace=0.30, hspace=0.32,
                                     height_ratios=(2.3, 1.0))
     ax_film, ax_map, ax_anat = (figure.add_subplot(grid_spec[0, c]) for c in range(3))
     ax_tokens = figure.add_subplot(grid_spec[1, 0:2])
@@ -410,7 +411,7 @@ def row_figure(content: RowFigure) -> Figure:
         handles.append(Line2D([], [], color=OUTLINE_COLOURS["box"], lw=1.6, label=OUTLINE_LABELS["box"]))
     if handles:
         ax_anat.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=2, fontsize=fs.SMALL_PT,
-                       handlelength=1.2, columnspacing=0.8, borderaxespad=0.2)
+                       handlelength=1.0, handletextpad=0.4, columnspacing=0.6, borderaxespad=0.2)
 
     # (d) tokens, (e) metrics
     token_strip(ax_tokens, content)
