@@ -115,7 +115,8 @@ def test_a_ratio_axis_spanning_a_hundredfold_is_logarithmic_and_positive():
 def test_the_accuracy_figure_draws_wilson_intervals_only_on_an_axis_from_a_stated_baseline():
     # every value between 0.93 and 1.00: the axis must not start at 0, or they cannot be told apart
     table = pd.DataFrame({"strategy": ["original", "synonym replacement", "voice change"],
-                          "scored": [300, 200, 150], "accuracy": [0.97, 0.93, 1.0], "rows": [300, 200, 150]})
+                          "scored": [300, 200, 150], "accuracy": [0.97, 0.93, 1.0], "rows": [300, 200, 150],
+                          "studies": [100, 80, 1]})
     figure = figures.accuracy_by_strategy_figure(table, SUMMARY)
     ax = figure.axes[0]
     assert not [p for p in ax.patches if p.get_gid() == "overall-interval"]  # one interval method per figure
@@ -126,7 +127,7 @@ def test_the_accuracy_figure_draws_wilson_intervals_only_on_an_axis_from_a_state
     assert 0.8 <= left < min(spans) and right == 1.0 and _axis_holds_every_whisker(ax)
     assert f"{left:g}" in ax.get_xlabel()  # the baseline is stated
     estimates = [t.get_text() for t in ax.texts if t.get_gid() == "estimate"]
-    assert estimates[0].endswith("n = 300")
+    assert estimates[0].endswith("n = 300, 100 studies") and estimates[1].endswith("n = 150, 1 study")
     baseline = next(line for line in ax.lines if line.get_gid() == "baseline")
     assert baseline.get_zorder() < 3  # the original's accuracy under the points, never over them
 

@@ -71,7 +71,7 @@ HARD_POSITIVE_COLUMNS = (
     "mean_js_vs_original", "mean_pearson_vs_original", "mean_top_iou_vs_original", "keys",
 )
 BY_STRATEGY_COLUMNS = (
-    "strategy", "rows", "scored", "accuracy", "compared", "flips", "flip_rate",
+    "strategy", "rows", "scored", "studies", "accuracy", "compared", "flips", "flip_rate",
     "mean_js_vs_original", "mean_pearson_vs_original", "mean_top_iou_vs_original", "raw_strategies",
 )
 
@@ -198,6 +198,7 @@ def by_strategy_table(rows: pd.DataFrame, grids: Grids, comparisons: pd.DataFram
             "strategy": kind,
             "rows": len(part),
             "scored": len(scored),
+            "studies": _studies(part),
             "accuracy": float(np.mean(scored)) if scored else math.nan,
             "compared": len(cmp),
             "flips": flips,
@@ -208,6 +209,13 @@ def by_strategy_table(rows: pd.DataFrame, grids: Grids, comparisons: pd.DataFram
             "raw_strategies": " | ".join(f"{t} ({n})" for t, n in sorted(raw.get(kind, {}).items())),
         })
     return pd.DataFrame(out, columns=BY_STRATEGY_COLUMNS)
+
+
+def _studies(rows: pd.DataFrame) -> int:
+    """Distinct studies among ``rows``: ``study_id``, else the film (as the study bootstrap groups rows)."""
+    study = rows["study_id"].astype(str) if "study_id" in rows else pd.Series("", index=rows.index, dtype=str)
+    film = rows["image_path"].astype(str) if "image_path" in rows else rows["key"].astype(str)
+    return int(study.where(study.str.strip() != "", film).nunique())
 
 
 # ---- the summary ------------------------------------------------------------------------------------

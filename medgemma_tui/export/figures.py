@@ -427,6 +427,8 @@ def accuracy_by_strategy_figure(table: pd.DataFrame, summary: dict[str, Any] | N
     first, as a point with its 95% Wilson interval (one interval method: every point's), n beside each;
     the axis runs from a stated baseline (``accuracy_limits``) to 1 and the original's accuracy is a
     dashed line under the points. The rule for multi-kind variants is under the axis."""
+    import pandas as pd
+
     bars = strategy_bars(table)
     if bars.empty:
         return None
@@ -452,8 +454,12 @@ def accuracy_by_strategy_figure(table: pd.DataFrame, summary: dict[str, Any] | N
                             gid="baseline-interval" if base else "intervals")
         for artist in (bars_.lines[0], *bars_.lines[1], *bars_.lines[2]):
             artist.set_clip_on(False)
-    for yi, value, lo, hi, n in zip(y, acc, low, high, bars["scored"], strict=True):
-        ax.text(1.04, yi, f"{fs.estimate_text(value, lo, hi)}   n = {n}", va="center", ha="left",
+    studies = table.set_index(table["strategy"].astype(str))["studies"] if "studies" in table else None
+    for yi, value, lo, hi, n, kind in zip(y, acc, low, high, bars["scored"], bars["strategy"], strict=True):
+        count = f"n = {n}"
+        if studies is not None and pd.notna(studies.get(kind)):
+            count += f", {int(studies[kind])} stud{'y' if int(studies[kind]) == 1 else 'ies'}"
+        ax.text(1.04, yi, f"{fs.estimate_text(value, lo, hi)}   {count}", va="center", ha="left",
                 transform=ax.get_yaxis_transform(), parse_math=False, gid="estimate")
     ax.set_yticks(y, list(bars["label"]))
     ax.tick_params(axis="y", length=0)
@@ -466,7 +472,7 @@ def accuracy_by_strategy_figure(table: pd.DataFrame, summary: dict[str, Any] | N
     figure.suptitle("Does rephrasing the question change the answer?", x=0.02, ha="left", fontweight="bold")
     height = figure.get_figheight()
     bottom = (0.45 + (0.25 if note else 0.0)) / height
-    figure.subplots_adjust(left=0.33, right=0.68, top=1 - 0.45 / height, bottom=bottom)
+    figure.subplots_adjust(left=0.33, right=0.62, top=1 - 0.45 / height, bottom=bottom)
     if note:
         figure.text(0.02, 0.06 / height, "\n".join(textwrap.wrap(note, 95)), fontsize=fs.SMALL_PT, color="0.25",
                     parse_math=False, gid="note")
@@ -676,6 +682,7 @@ def _curves(payloads: Sequence[dict[str, Any]], curve: str, field: str) -> np.nd
 LABEL_COLOURS = {"yes": "#0072B2", "no": "#D55E00", "uncertain": "#777777"}
 
 
+@fs.styled
 def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, Any] | None = None
                         ) -> Figure | None:
     """Deletion and insertion curves of the map against the random orders, log-probability beside

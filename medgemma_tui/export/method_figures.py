@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from medgemma_tui.export import figure_style as fs
 from medgemma_tui.export.figures import ACCENT, _quiet, new_figure, save_figure
 
 PANELS = (  # (column, axis label, reference line: chance, uniform or random order)
@@ -21,6 +22,7 @@ PANELS = (  # (column, axis label, reference line: chance, uniform or random ord
 
 
 @_quiet
+@fs.styled
 def plot_methods(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                  ) -> Path | None:
     """Per method, every column of ``methods.csv`` that has values (pointing game, mass-in-box lift, AUROC,
@@ -52,6 +54,7 @@ def plot_methods(table: pd.DataFrame, path: Path, formats: Sequence[str] | None 
 
 
 @_quiet
+@fs.styled
 def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                ) -> Path | None:
     """Layer x head heatmaps of the pointing game and the mass-in-box lift."""
@@ -76,6 +79,7 @@ def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = 
 
 
 @_quiet
+@fs.styled
 def plot_sanity(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                 ) -> Path | None:
     """Spearman and SSIM against the original map as layers are randomised, one curve per method."""
