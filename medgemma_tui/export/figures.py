@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-ORIENTATION = "image left = patient's right (PA view)"
 DPI = 120
 ACCENT = fs.BLUE
 
