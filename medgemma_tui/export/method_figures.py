@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,29 +27,41 @@ PANELS = (  # (column, axis label, reference line: chance, uniform or random ord
 def plot_methods(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                  ) -> Path | None:
     """Per method, every column of ``methods.csv`` that has values (pointing game, mass-in-box lift, AUROC,
-    deletion and insertion gains) with its 95% interval resampled by study; the seconds per row in the labels."""
+    deletion and insertion gains) as a point with its 95% interval resampled by study, on an axis holding
+    every whisker and the reference (chance, uniform, AUROC 0.5, no gain: dashed); the seconds per row in
+    the labels."""
     table = table[np.isfinite(table["pointing_game"].astype(float))] if not table.empty else table
     if table.empty:
         return None
     panels = [p for p in PANELS if p[0] in table and np.isfinite(table[p[0]].to_numpy(dtype=float)).any()]
-    figure = new_figure(3.6 * len(panels) + 2.0, 1.6 + 0.45 * len(table))
+    figure = new_figure(fs.DOUBLE_COLUMN_IN, 1.2 + 0.22 * len(table))
     axes = np.atleast_1d(figure.subplots(1, len(panels), sharey=True))
     y = np.arange(len(table))[::-1]
     for ax, (column, label, reference) in zip(axes, panels, strict=True):
         value = table[column].to_numpy(dtype=float)
         low = table[f"{column}_low"].to_numpy(dtype=float)
         high = table[f"{column}_high"].to_numpy(dtype=float)
-        ax.barh(y, np.nan_to_num(value), color=ACCENT, height=0.6)
-        ax.errorbar(value, y, xerr=np.stack([value - low, high - value]), fmt="none", ecolor="black", capsize=3, lw=1)
+        low, high = np.fmin(low, value), np.fmax(high, value)
+        ax.errorbar(value, y, xerr=np.nan_to_num(np.stack([value - low, high - value])), fmt="o", color=ACCENT,
+                    ecolor=ACCENT, elinewidth=1.0, capsize=2, ms=3, gid="intervals")
         if reference == "chance":
             reference = float(np.nanmean(table["pointing_chance"].to_numpy(dtype=float)))
         if np.isfinite(reference):
-            ax.axvline(reference, color="0.5", ls="--", lw=1)
-        ax.set_xlabel(label)
+            ax.axvline(reference, color=fs.REFERENCE, ls="--", lw=0.8, zorder=1)
+        ends = np.concatenate([low[np.isfinite(low)], high[np.isfinite(high)], [reference] if np.isfinite(reference)
+                               else []])
+        if ends.size:
+            margin = 0.08 * max(float(ends.max() - ends.min()), 1e-3)
+            ax.set_xlim(float(ends.min()) - margin, float(ends.max()) + margin)
+        ax.set_xlabel(textwrap.fill(label, 22))
+        ax.grid(axis="x")
+        ax.tick_params(axis="y", length=0)
     labels = [f"{m}  ({s:.2g} s/row)" for m, s in zip(table["method"], table["seconds_per_row"], strict=True)]
     axes[0].set_yticks(y, labels)
-    figure.suptitle("Attribution methods on the boxed rows, 95% intervals by study "
-                    "(dashed: chance, uniform, AUROC 0.5, no gain)")
+    for ax, letter in zip(axes, fs.letters(len(axes)), strict=True):
+        fs.panel_letter(ax, letter, x=0.0, y=1.02)
+        ax.yaxis.set_tick_params(labelleft=ax is axes[0])
+    figure.suptitle("Which attribution method finds the box?", x=0.02, ha="left", fontweight="bold")
     figure.tight_layout()
     return save_figure(figure, path, formats, dpi)
 
@@ -61,7 +74,7 @@ def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = 
     if table.empty:
         return None
     L, H = int(table["layer"].max()) + 1, int(table["head"].max()) + 1
-    figure = new_figure(4.0 + 0.5 * H, 1.8 + 0.22 * L * 2)
+    figure = new_figure(min(fs.DOUBLE_COLUMN_IN, 2.2 + 0.5 * H), min(fs.MAX_HEIGHT_IN, 1.4 + 0.12 * L))
     axes = figure.subplots(1, 2)
     for ax, column, title in ((axes[0], "pointing_game", "pointing game"), (axes[1], "mass_in_box_lift",
                                                                             "mass-in-box lift")):
@@ -72,8 +85,11 @@ def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = 
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
-        ax.set_title(title)
+        ax.set_title(title, loc="left")
         figure.colorbar(image, ax=ax)
+    for ax, letter in zip(axes, fs.letters(2), strict=True):
+        fs.panel_letter(ax, letter, x=-0.15, y=1.01)
+    figure.suptitle("Which heads look at the box?", x=0.02, ha="left", fontweight="bold")
     figure.tight_layout()
     return save_figure(figure, path, formats, dpi)
 
@@ -86,20 +102,23 @@ def plot_sanity(table: pd.DataFrame, path: Path, formats: Sequence[str] | None =
     if table.empty:
         return None
     steps = table.drop_duplicates("step").sort_values("step")
-    figure = new_figure(11.0, 4.2)
+    figure = new_figure(fs.DOUBLE_COLUMN_IN, 3.0)
     axes = figure.subplots(1, 2, sharex=True)
     for ax, column in ((axes[0], "spearman"), (axes[1], "ssim")):
         for method, part in table.groupby("method", sort=False):
             part = part.sort_values("step")
             x = part["step"].to_numpy(int)
-            ax.plot(x, part[column].to_numpy(float), marker="o", label=str(method))
+            ax.plot(x, part[column].to_numpy(float), marker="o", ms=2.5, label=str(method))
             ax.fill_between(x, part[f"{column}_low"].to_numpy(float), part[f"{column}_high"].to_numpy(float),
                             alpha=0.15)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_ylabel(f"{column} with the original map")
         ax.set_xticks(steps["step"].to_numpy(int), steps["randomised"].astype(str), rotation=45, ha="right")
         ax.set_xlabel("randomised down to (cumulative, decoder top first)")
-    axes[0].legend(fontsize=8)
-    figure.suptitle("Cascading randomisation (Adebayo et al., 2018)")
+    for ax, letter in zip(axes, fs.letters(2), strict=True):
+        fs.panel_letter(ax, letter, x=-0.12, y=1.01)
+    axes[0].legend()
+    figure.suptitle("Do the maps change when the model is randomised? (Adebayo et al. 2018)", x=0.02, ha="left",
+                    fontweight="bold")
     figure.tight_layout()
     return save_figure(figure, path, formats, dpi)
