@@ -63,9 +63,11 @@ def dataset_intervals_caption(inputs: CaptionInputs) -> str:
                      "over its chance, and the mass-in-box lift (the map's share inside the box over the box's "
                      "share of the film).")
     if "gain" in kinds:
-        parts.append(f"({next(letter)}) Faithfulness (Petsiuk et al. 2018): the mean gain of the map's deletion "
-                     "and insertion curves over random orders of the same image tokens, on log-probability and "
-                     "probability (dashed: 0 = no better than a random order).")
+        parts.append(f"({next(letter)}) Faithfulness: the mean gain of the map's order of image tokens over random "
+                     "orders of the same tokens, for the deletion and insertion curves (Petsiuk et al. 2018) on "
+                     "log-probability and probability, and for ERASER's comprehensiveness and sufficiency (DeYoung "
+                     "et al. 2020) where they ran, each signed so that above 0 beats random (dashed: 0 = no better "
+                     "than a random order).")
     parts.append("Values: " + "; ".join(_headline_sentence(h) for h in shown) + ".")
     return " ".join(parts)
 
@@ -89,7 +91,8 @@ def accuracy_by_strategy_caption(inputs: CaptionInputs) -> str:
 def faithfulness_caption(inputs: CaptionInputs) -> str:
     faith = inputs.summary.get("faithfulness") or {}
     samples = faith.get("samples")
-    return ("**Deletion and insertion curves** (Petsiuk et al. 2018) of the map's order of image tokens against "
+    return ("**Deletion and insertion curves** (Petsiuk et al. 2018), and where they ran ERASER's "
+            "comprehensiveness and sufficiency (DeYoung et al. 2020), of the map's order of image tokens against "
             f"random orders, over {samples if samples is not None else 'the'} samples, split by the answer's "
             "reading. Solid: the mean over samples of the map's curve; dashed: the mean of the random orders' "
             "mean curve, shaded by one random order's SD (mean over samples). Panel titles give each mean gain "
