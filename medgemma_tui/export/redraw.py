@@ -74,7 +74,8 @@ def _dataset_figures(reader, formats, dpi, out: Redrawn) -> None:
 
         strategies = consistency_tables(reader.rows, reader.load_grid).strategies
     tree.analysis_dir.mkdir(parents=True, exist_ok=True)
-    written, failed = write_plots(tree, reader.rows, strategies, formats, dpi, summary=summary)
+    written, failed = write_plots(tree, reader.rows, strategies, formats, dpi, summary=summary,
+                                  faithfulness=_faithfulness_payloads(reader))
     out.dataset.extend(written)
     out.failed.update(failed)
     out.captions = (tree.analysis_dir / CAPTIONS_NAME).exists() and bool(written)
@@ -90,6 +91,21 @@ def _dataset_figures(reader, formats, dpi, out: Redrawn) -> None:
             continue
         if path is not None:
             out.dataset.append(path.name)
+
+
+def _faithfulness_payloads(reader) -> list[dict]:
+    """The finished rows' ``faithfulness`` sections of ``robustness/{key}.json``, each with the row's answer
+    label from the CSV (as ``export.summary.study_summary`` gives them to the faithfulness figure)."""
+    out = []
+    for key in reader.keys:
+        path = reader.tree.robustness_path(key)
+        if not path.exists():
+            continue
+        faith = json.loads(path.read_text(encoding="utf-8")).get("faithfulness")
+        if faith:
+            label = reader.row(key).get("answer_label") or faith.get("answer_label")
+            out.append({**faith, "answer_label": str(label or "")})
+    return out
 
 
 def _row_figures(reader, formats, dpi, out: Redrawn, progress) -> None:
