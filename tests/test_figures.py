@@ -312,5 +312,6 @@ def test_every_drawing_of_the_masks_takes_its_colours_from_one_table():
     assert hex_rgb("#F0E442") == (240, 228, 66)
     expected = {name: hex_rgb(color) for name, color in MASK_COLORS.items()}
     assert dict(OUTLINES) == expected == MASK_COLOURS  # the contact sheet and the app's picture
-    assert (figures.BODY_COLOR, figures.LUNG_RIGHT_COLOR, figures.LUNG_LEFT_COLOR) == (
-        MASK_COLORS["body"], MASK_COLORS["lung_right"], MASK_COLORS["lung_left"])  # the per-row figure
+    from medgemma_tui.colormaps import OUTLINE_COLOURS
+
+    assert {name: OUTLINE_COLOURS[name] for name in MASK_COLORS} == MASK_COLORS  # the per-row figure's outlines
