@@ -202,6 +202,7 @@ def test_the_app_shows_each_dataset_figure_with_its_interval():
 
     text = asyncio.run(body())
     lines = {line.split("  ")[0].strip(): line for line in text.splitlines() if line.strip()}
+    lines = {name: " ".join(text.split()) for name, text in lines.items()}  # value and interval in columns
     assert "0.964 [0.916, 1.000]" in lines["accuracy"] and "n 416" in lines["accuracy"]
     assert "0.500 [0.375, 0.625]" in lines["pointing game"] and "chance 0.062" in lines["pointing game"]
     assert "0.300 [0.100, 0.500]" in lines["deletion gain (log-prob)"]

@@ -591,8 +591,12 @@ class MedtuiApp(App):
         session, key = self.session, self.current_key
         root = Path(session.source) if session.is_tree else None
         summary = session.entries[key].summary if key is not None else None
+        analysis = self.current_analysis()
+        # the perturbations re-applied to the film as the model saw it (a blur's radius is in its pixels), not
+        # to the summary's thumbnail, where the record is at hand
+        film = analysis.record.xray if analysis is not None else None if summary is None else summary.xray
         live = session.needs_model and not session.is_tree
-        self.push_screen(RobustnessScreen(key, root, film=None if summary is None else summary.xray,
+        self.push_screen(RobustnessScreen(key, root, film=film,
                                           kept=session.robustness, films=session.robustness_films, can_run=live))
 
     def run_robustness(self, key: str) -> None:
