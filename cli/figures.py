@@ -10,7 +10,7 @@ import click
 from cli.errors import EXIT_USAGE, fail, reports_errors
 
 
-@click.command("figures")
+@click.command("figures", short_help="Redraw a tree's figures from its files, without the model.")
 @click.argument("out", type=click.Path(), metavar="OUT")
 @click.option("--format", "formats", default="png", show_default=True, metavar="FMT[,FMT]",
               help="Formats to write, comma-separated: png, pdf, svg.")

@@ -87,6 +87,21 @@ DEFAULT_FORMATS = ("png",)
 FIGURE_DPI = 150  # raster output (the PNG, and the films embedded in a PDF or SVG); 300 for print
 
 
+FIGURE_MAX_SIDE = 1024  # px: a film is reduced to this for a figure panel (its coordinates kept through extent)
+
+
+def display_film(pixels: np.ndarray, max_side: int = FIGURE_MAX_SIDE) -> np.ndarray:
+    """The film reduced for a figure panel (its pixel coordinates are kept through ``extent``)."""
+    from PIL import Image
+
+    height, width = pixels.shape[:2]
+    factor = max(height, width) / max_side
+    if factor <= 1:
+        return pixels
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+
+
 def new_figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
