@@ -29,7 +29,7 @@ VARIANTS = ("plain_forward", "capture_forward", "old_forward", "plain_generate",
 @pytest.fixture(scope="module")
 def demo_figures() -> dict:
     args = ["bench", "--shape", "demo", "--device", "cpu", "--repeats", "1", "--new-tokens", "3",
-            "--nav-keys", "16", "--eval-samples", "1", "--dataset-films", "2", "--dataset-questions", "2",
+            "--nav-keys", "16", "--eval-samples", "1", "--dataset-films", "1", "--dataset-questions", "2",
             "--batch-size", "2", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -95,12 +95,12 @@ def test_bench_redraw_figures_are_the_percentiles_of_the_measured_redraws(demo_f
 
 
 def test_bench_runs_a_small_dataset_three_ways_with_one_vision_pass_per_film(demo_figures):
-    assert (demo_figures["films"], demo_figures["rows"]) == (2, 4)
+    assert (demo_figures["films"], demo_figures["rows"]) == (1, 2)
     assert demo_figures["vision_reuse_rows_per_film"] == 2.0
     assert demo_figures["eval_over_loop"] == pytest.approx(demo_figures["eval_s_per_row"]
                                                            / demo_figures["loop_s_per_row"])
     assert demo_figures["old_s_per_row"] > 0 and demo_figures["gpu_util"] is None  # no GPU here
-    assert len(demo_figures["eval_row_s"]) == 4 and demo_figures["batch_size"] == 2  # each film's rows together
+    assert len(demo_figures["eval_row_s"]) == 2 and demo_figures["batch_size"] == 2  # the film's rows together
 
 
 def test_bench_holds_the_capture_to_eager_on_every_layer(demo_figures):

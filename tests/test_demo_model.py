@@ -24,9 +24,9 @@ from medgemma_tui.resources import demo_dataset_csv
 ACCURACY_BAR = 0.95
 POINTING_BAR = 0.80
 CONSISTENCY_BAR = 0.95
-# the subset: the original question of every group on the first four films of each kind (the films
+# the subset: the original question of every group on the first three films of each kind (the films
 # cycle through normal and the six findings), and every variant of the groups on the first film of each
-FILMS_ORIGINAL = 28
+FILMS_ORIGINAL = 21
 FILMS_ALL_VARIANTS = 7
 
 WRONG_READINGS = {

@@ -62,7 +62,7 @@ def test_occlusion_equals_captums_over_the_same_windows(demo_model, nodule_case)
     probe = pixel_probe(demo_model, film, record, baseline="mean", batch_size=32)
     side = probe.side
     cell = probe.pixels.shape[-1] // side
-    window = side // 2  # 81 windows on 16 x 16 cells: two rows and columns in the middle covered by all 64
+    window = side - 2  # 9 windows of 14 x 14 cells: each border row and column covered by 1 or 2, the middle by 3
     ours = occlusion_map(probe, (side, side), window).astype(np.float64)
     with torch.no_grad():
         reference = captum_attr.Occlusion(probe.function).attribute(
