@@ -106,12 +106,19 @@ def decision_index(record: AttentionRecord, cue_span: tuple[int, int] | None = N
     """
     if cue_span is None:
         cue_span = read_answer(record.answer, record.question).cue_span
-    if cue_span is not None:
-        start, end = cue_span
-        for k, (s, e) in enumerate(answer_token_spans(record.answer, record.answer_tokens)):
-            if e > s and s < end and e > start:
-                return k
-    return record.first_content_index
+    k = token_at_span(record.answer, record.answer_tokens, cue_span)
+    return record.first_content_index if k is None else k
+
+
+def token_at_span(answer: str, tokens: Sequence[str], span: tuple[int, int] | None) -> int | None:
+    """Index of the first token of ``answer`` overlapping the character ``span`` (None without one)."""
+    if span is None:
+        return None
+    start, end = span
+    for k, (s, e) in enumerate(answer_token_spans(answer, tokens)):
+        if e > s and s < end and e > start:
+            return k
+    return None
 
 
 def decision_row(record: AttentionRecord) -> np.ndarray:

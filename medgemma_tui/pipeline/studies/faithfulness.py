@@ -184,14 +184,7 @@ def faithfulness_study(
             compared = compare_to_random(_trapezoid(fractions, values),
                                          [_trapezoid(fractions, r) for r in randoms_of_kind],
                                          lower_is_better=name == "deletion")
-            out[f"{name}_auc{kind}"] = compared["auc"]
-            out[f"{name}_auc{kind}_random"] = compared["random_mean"]
-            out[f"{name}_auc{kind}_random_sd"] = compared["random_sd"]
-            out[f"{name}_auc{kind}_random_each"] = compared["random_each"]
-            out[f"{name}_gain{kind}"] = compared["gain"]  # > 0: the map does better than the random mean
-            out[f"{name}_z{kind}"] = compared["z"]
-            out[f"{name}_orders_beaten{kind}"] = compared["orders_beaten"]
-            out[f"{name}_beats_random{kind}"] = compared["beats_random"]
+            put_comparison(out, compared, score=f"{name}_auc{kind}", name=name, kind=kind)
     full = math.exp(out["deletion"]["map"][0])
     for name in ("comprehensiveness", "sufficiency"):
         mapped = full - np.exp(curve(name, 0))  # [bins]: probability lost with r_k removed / with r_k alone
@@ -201,14 +194,7 @@ def faithfulness_study(
                      "random_each": randoms.tolist()}
         compared = compare_to_random(aopc(mapped), [aopc(r) for r in randoms],
                                      lower_is_better=name == "sufficiency")
-        out[f"{name}_aopc"] = compared["auc"]
-        out[f"{name}_aopc_random"] = compared["random_mean"]
-        out[f"{name}_aopc_random_sd"] = compared["random_sd"]
-        out[f"{name}_aopc_random_each"] = compared["random_each"]
-        out[f"{name}_gain"] = compared["gain"]  # > 0: the map does better than the random mean
-        out[f"{name}_z"] = compared["z"]
-        out[f"{name}_orders_beaten"] = compared["orders_beaten"]
-        out[f"{name}_beats_random"] = compared["beats_random"]
+        put_comparison(out, compared, score=f"{name}_aopc", name=name)
     out["full_image_logprob"] = out["deletion"]["map"][0]
     out["neutral_image_logprob"] = out["deletion"]["map"][-1]
     out["full_image_prob"] = math.exp(out["full_image_logprob"])
@@ -262,6 +248,18 @@ def compare_to_random(auc: float, random_aucs: list[float], lower_is_better: boo
         "orders_beaten": float(beaten.mean()),
         "beats_random": bool(beaten.all() and margin_ok),
     }
+
+
+def put_comparison(out: dict[str, Any], compared: dict[str, Any], score: str, name: str, kind: str = "") -> None:
+    """``compare_to_random``'s figures under the study's keys: the score ``{score}`` (an AUC or an AOPC) with
+    its random mean, SD and each order's, then ``{name}_gain{kind}`` (> 0: the map does better than the
+    random mean), ``_z``, ``_orders_beaten`` and ``_beats_random``."""
+    out[score] = compared["auc"]
+    out[f"{score}_random"] = compared["random_mean"]
+    out[f"{score}_random_sd"] = compared["random_sd"]
+    out[f"{score}_random_each"] = compared["random_each"]
+    for figure in ("gain", "z", "orders_beaten", "beats_random"):
+        out[f"{name}_{figure}{kind}"] = compared[figure]
 
 
 def _sd(curves: np.ndarray) -> np.ndarray:
