@@ -229,7 +229,7 @@ async def test_a_failing_study_shows_one_clear_message_and_the_app_stays_up(data
         await wait_for(pilot, lambda: app.current_key is not None)
         await pilot.press("R", "r")
         await wait_for(pilot, lambda: app.failure is not None)
-        assert app.failure == "robustness study failed: CUDA out of memory"
+        assert app.failure == "robustness study failed: CUDA out of memory (RuntimeError)"
         assert len([n for n in app._notifications if n.severity == "error"]) == 1
         assert isinstance(app.screen, RobustnessScreen) and app.is_running
         await wait_for(pilot, lambda: "Press r to run it now" in body(app))  # offered again

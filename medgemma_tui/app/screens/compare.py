@@ -69,6 +69,14 @@ class CompareScreen(Screen):
         others = self.others
         return others[self.index % len(others)] if others else None
 
+    @classmethod
+    def open(cls, app) -> None:
+        """``C``: the row's prompt and another about the same film."""
+        if app.current_key is None or app.session.entries[app.current_key].summary is None:
+            app.notify("No finished sample is shown yet.", timeout=2)
+            return
+        app.push_screen(cls(app.current_key))
+
     def compose(self) -> ComposeResult:
         yield Static("", id="compare-title")
         yield TileGrid(side=24, id="compare-maps")

@@ -148,6 +148,21 @@ class GalleryScreen(Screen):
             self._heads_read = True
         return self._heads
 
+    @classmethod
+    def open(cls, app) -> None:
+        """``G``: every layer x head of the row shown; enter shows the chosen head in the inspector."""
+        frame = app.current_frame()
+        if frame is None:
+            app.notify("No sample is shown yet.", timeout=2)
+            return
+
+        def chosen(result: tuple[int, int] | None) -> None:
+            if result is not None:
+                layer, head = result
+                app.set_state(app.state.with_(layer=layer, head_mode="head", head=head))
+
+        app.push_screen(cls(frame), chosen)
+
     def compose(self) -> ComposeResult:
         yield Static("", id="gallery-title")
         yield TileGrid(side=16, id="gallery")

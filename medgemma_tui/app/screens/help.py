@@ -82,5 +82,10 @@ class HelpScreen(ModalScreen):
             yield Static(Text(NOTES, style="dim"))
             yield Static(bindings_table(self.app.key_overrides))
 
+    @classmethod
+    def open(cls, app) -> None:
+        if not isinstance(app.screen, cls):
+            app.push_screen(cls())
+
     def action_close(self) -> None:
         self.dismiss(None)

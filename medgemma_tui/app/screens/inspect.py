@@ -10,11 +10,19 @@ from textual.widgets import DataTable, Footer, Static
 
 from medgemma_tui.app import state as st
 from medgemma_tui.app.bindings import INSPECT_BINDINGS
+from medgemma_tui.app.screens.ask import AskScreen
+from medgemma_tui.app.screens.compare import CompareScreen
+from medgemma_tui.app.screens.export import ExportScreen
+from medgemma_tui.app.screens.gallery import GalleryScreen
+from medgemma_tui.app.screens.methods import MethodsScreen
+from medgemma_tui.app.screens.robustness import RobustnessScreen
+from medgemma_tui.app.screens.variants import VariantsScreen
 from medgemma_tui.app.widgets.charts import ChartsPanel
 from medgemma_tui.app.widgets.metrics import MetricsPanel
 from medgemma_tui.app.widgets.samples import SamplesPanel
 from medgemma_tui.app.widgets.tokens import TokenBar
 from medgemma_tui.app.widgets.xray import CellInfo, ColorBar, SharpXrayView, XrayView
+from medgemma_tui.colormaps import available as available_colormaps
 
 CHART_DELAY_S = 0.08  # charts follow the picture once the keys pause
 
@@ -50,7 +58,7 @@ class InspectScreen(Screen):
 
     def on_mount(self) -> None:
         self.redraw()
-        self.show_job(self.app.job_line())
+        self.show_job(self.app.jobs.line())
         self.call_after_refresh(self.focus_start)
 
     def focus_start(self) -> None:
@@ -143,7 +151,7 @@ class InspectScreen(Screen):
         self.app.set_state(st.toggle_masks(self.app.state))
 
     def action_colormap(self) -> None:
-        self.app.cycle_colormap()
+        self.app.set_state(st.cycle_colormap(self.app.state, list(available_colormaps())), charts=False)
 
     def action_alpha(self, delta: float) -> None:
         self.app.set_state(st.change_alpha(self.app.state, delta))
@@ -185,28 +193,28 @@ class InspectScreen(Screen):
         self.query_one("#filter").focus()
 
     def action_gallery(self) -> None:
-        self.app.open_gallery()
+        GalleryScreen.open(self.app)
 
     def action_methods(self) -> None:
-        self.app.open_methods()
+        MethodsScreen.open(self.app)
 
     def action_variants(self) -> None:
-        self.app.open_variants()
+        VariantsScreen.open(self.app)
 
     def action_robustness(self) -> None:
-        self.app.open_robustness()
+        RobustnessScreen.open(self.app)
 
     def action_export(self) -> None:
-        self.app.open_export()
+        ExportScreen.open(self.app)
 
     def action_run_all(self) -> None:
         self.app.run_all()
 
     def action_ask(self) -> None:
-        self.app.open_ask()
+        AskScreen.open(self.app)
 
     def action_compare(self) -> None:
-        self.app.open_compare()
+        CompareScreen.open(self.app)
 
     def action_cancel(self) -> None:
         self.app.cancel_jobs()

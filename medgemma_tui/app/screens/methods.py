@@ -10,10 +10,13 @@ from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import compute_view
+from medgemma_tui.app import jobs
 from medgemma_tui.app.bindings import METHODS_BINDINGS
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import available_views
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
+from medgemma_tui.config import Config
+from medgemma_tui.config.schema import METHOD_NAMES
 
 
 def method_tiles(frame: Frame) -> list[Tile]:
@@ -42,6 +45,21 @@ class MethodsScreen(Screen):
         self.frame = frame
         self.can_run = can_run  # a live session with a model: ``r`` computes the methods for this row
 
+    @classmethod
+    def open(cls, app) -> None:
+        """``M``: every map view of the row shown; enter shows the chosen view in the inspector."""
+        frame = app.current_frame()
+        if frame is None:
+            app.notify("No sample is shown yet.", timeout=2)
+            return
+
+        def chosen(view: str | None) -> None:
+            if view is not None:
+                app.set_state(app.state.with_(view=view))
+
+        live = app.session.needs_model and not app.session.is_tree
+        app.push_screen(cls(frame, can_run=live), chosen)
+
     def compose(self) -> ComposeResult:
         yield Static("", id="methods-title")
         yield TileGrid(side=16, id="methods")
@@ -68,7 +86,18 @@ class MethodsScreen(Screen):
         return True
 
     def action_run_methods(self) -> None:
-        self.app.run_methods()
+        """Compute the attribution methods of the row shown, in a worker (they hold the model)."""
+        app, key = self.app, self.app.current_key
+        if key is None:
+            return
+        if jobs.running(app, jobs.METHODS.group):
+            self.notify("The methods of a row are being computed; one row at a time.", timeout=3)
+            return
+        config = app.config if app.config is not None else Config()
+        names = tuple(config.methods.names or METHOD_NAMES)
+        app.set_job(f"methods of {key}…")
+        self.notify(f"Computing {', '.join(names)} for {key}…", timeout=4)
+        jobs.start(app, jobs.METHODS, jobs.methods, key=key, names=names)
 
     def action_choose(self) -> None:
         grid = self.query_one(TileGrid)

@@ -108,6 +108,14 @@ class VariantsScreen(Screen):
         super().__init__(**kwargs)
         self.key = key
 
+    @classmethod
+    def open(cls, app) -> None:
+        """``V``: the hard-positive group of the row shown, side by side."""
+        if app.current_key is None:
+            app.notify("No sample is shown yet.", timeout=2)
+            return
+        app.push_screen(cls(app.current_key))
+
     @property
     def keys(self) -> list[str]:
         return [item.key for item in self.app.session.group_of(self.key)]
