@@ -1,0 +1,93 @@
+"""The app's memory over a long session: 200 rows run through the app (a stand-in ``Session.analyse``
+hands each row its own copy of one real demo analysis), browsed as they finish. The session keeps the
+whole records of ``keep`` rows; the app's caches must hold no more, whatever they keyed."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gc
+import time
+
+import pytest
+
+ROWS, KEEP = 200, 6
+
+
+@pytest.fixture(scope="module")
+def template(demo_record):
+    from medgemma_tui.analysis.masks import anatomy_masks
+    from medgemma_tui.analysis.record_analysis import analyse_record
+
+    return analyse_record(demo_record, masks=anatomy_masks(demo_record.xray), boxes=[(40, 40, 120, 160)])
+
+
+def live_analyses() -> int:
+    from medgemma_tui.analysis.record_analysis import SampleAnalysis
+
+    gc.collect()
+    return sum(isinstance(o, SampleAnalysis) for o in gc.get_objects())
+
+
+def stub_session(template):
+    from medgemma_tui.app.entries import Item
+    from medgemma_tui.app.session import Session
+
+    items = [Item(key=f"r{i:03d}", study=f"s{i // 4}", variant=i % 4, strategy="", question="q", truth="",
+                  group=(f"film{i // 4}", "q")) for i in range(ROWS)]
+    session = Session(items=items, source="stand-in", model_source=None, keep=KEEP)
+    session.analyse = lambda key: copy.deepcopy(template)  # each row its own record, as a real run makes
+    return session
+
+
+async def browse_while_running(session) -> tuple[int, int]:
+    """Run every row with ``x`` and, as rows finish, show the latest and step its layer and view (frames
+    and boxes cached for it); returns the most analyses the frames and boxes caches held at once."""
+    from medgemma_tui.app.app import MedtuiApp
+    from medgemma_tui.app.entries import DONE
+
+    app = MedtuiApp(session, autorun=False)
+    most_frames = most_boxes = 0
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("x")
+        start = time.monotonic()
+        while sum(e.status == DONE for e in session.entries.values()) < ROWS or app.job_running():
+            assert time.monotonic() - start < 60, "the run-all did not finish"
+            done = [k for k in session.done() if session.entries[k].analysis is not None]
+            if done:
+                app.show_sample(done[-1])
+                await pilot.press("right_square_bracket", "m")
+                most_frames = max(most_frames, app.frames.held())
+                most_boxes = max(most_boxes, len(app.boxes.held()))
+            await pilot.pause(0.02)
+        assert app.current_key is not None
+    return most_frames, most_boxes
+
+
+def test_200_rows_through_the_app_hold_no_more_records_than_the_session_keeps(template):
+    session = stub_session(template)
+    before = live_analyses()
+    most_frames, most_boxes = asyncio.run(browse_while_running(session))
+    assert sum(e.analysis is not None for e in session.entries.values()) <= KEEP
+    assert all(e.summary is not None for e in session.entries.values())  # every row's summary stays
+    assert most_frames <= KEEP and most_boxes <= KEEP
+    # the app is gone; what stays alive is what the session keeps
+    assert live_analyses() - before <= KEEP
+
+
+def test_a_cache_holds_what_it_keys_and_lets_it_go_when_told():
+    from medgemma_tui.app.caches import HeldCache
+
+    class Owner:
+        pass
+
+    cache: HeldCache[int] = HeldCache(size=3)
+    owners = [Owner() for _ in range(5)]
+    made = []
+    for i, owner in enumerate(owners):
+        assert cache.get(owner, "spec", lambda i=i: made.append(i) or i) == i
+    assert len(cache) == 3 and cache.held() == {id(o) for o in owners[2:]}  # the least recent went first
+    assert cache.get(owners[4], "spec", lambda: -1) == 4 and made == [0, 1, 2, 3, 4]  # a hit makes nothing
+    cache.forget(owners[4])
+    assert id(owners[4]) not in cache.held() and len(cache) == 2
+    assert cache.get(owners[4], "spec", lambda: 40) == 40  # made again once forgotten
