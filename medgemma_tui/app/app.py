@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 from medgemma_tui.analysis.record_analysis import SampleAnalysis
 from medgemma_tui.app import jobs
 from medgemma_tui.app import state as st
-from medgemma_tui.app.bindings import APP_BINDINGS, binding_ids
+from medgemma_tui.app.bindings import APP_BINDINGS, checked_keymap
 from medgemma_tui.app.caches import HeldCache
 from medgemma_tui.app.frame import Frame, FrameMaker
 from medgemma_tui.app.graphics import Graphics
@@ -44,7 +44,7 @@ from medgemma_tui.app.screens.robustness import RobustnessScreen
 from medgemma_tui.app.screens.summary import SummaryScreen, summary_maker
 from medgemma_tui.app.screens.variants import VariantsScreen
 from medgemma_tui.app.session import DONE, RUNNING, Session
-from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, load_themes
+from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, use_themes
 from medgemma_tui.app.widgets.samples import SamplesPanel, matches
 
 DATASET_METRIC = "inside_lungs_ratio"
@@ -91,20 +91,11 @@ class MedtuiApp(App):
 
     # ---- start ------------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        for theme in load_themes().values():
-            self.register_theme(theme)
-        try:
-            self.theme = self._wanted_theme
-        except Exception:  # an unknown theme name: say so, keep the default
-            self.theme = DEFAULT_THEME
-            self.notify(f"unknown theme {self._wanted_theme!r}; using {DEFAULT_THEME}", severity="warning")
-        unknown = sorted(set(self.key_overrides) - binding_ids())
-        if unknown:
-            self.notify(f"[app.keys]: unknown binding ids {', '.join(unknown)} (see ? for the ids)",
-                        severity="warning")
-        self.set_keymap({k: v for k, v in self.key_overrides.items() if k not in unknown})
-        if self.graphics.note:
-            self.notify(self.graphics.note, severity="warning")
+        keymap, unknown_keys = checked_keymap(self.key_overrides)
+        self.set_keymap(keymap)
+        for warning in (use_themes(self, self._wanted_theme), unknown_keys, self.graphics.note):
+            if warning:
+                self.notify(warning, severity="warning")
         self.push_screen(InspectScreen())
         self.set_interval(0.5, self._tick)
         if self.session.needs_model:
@@ -113,15 +104,7 @@ class MedtuiApp(App):
         elif self.autorun and self.session.items:
             self.start_first()
         if self.session.is_tree:
-            try:
-                note = jobs.accuracy_note(self.session.tree.summary())
-            except Exception:  # noqa: BLE001 - a summary that cannot be read costs only this note
-                note = ""
-            if note:
-                self.notify(note.lstrip(" ·"), title="dataset", timeout=8)
-            relabelled = getattr(self.session.tree, "relabelled_note", "")
-            if relabelled:  # a tree written by an older reader: its answers read again, labels changed
-                self.notify(relabelled, title="answers re-read", severity="warning", timeout=12)
+            jobs.start(self, jobs.TREE_NOTES, jobs.tree_notes)
 
     def start_first(self) -> None:
         done = self.session.done()
@@ -139,8 +122,11 @@ class MedtuiApp(App):
     def current_item(self):
         return None if self.current_key is None else self.session.item(self.current_key)
 
-    def current_frame(self) -> Frame | None:
+    def current_frame(self, say: bool = False) -> Frame | None:
+        """The frame on screen; with ``say``, none is said in one line (a key that needs a sample)."""
         analysis = self.current_analysis()
+        if analysis is None and say:
+            self.notify("No sample is shown yet.", timeout=2)
         return None if analysis is None else self.frames.frame(analysis, self.state)
 
     def color_mode(self) -> str:
@@ -387,7 +373,7 @@ class MedtuiApp(App):
         self.show_robustness()
 
     def on_notice(self, message: Notice) -> None:
-        self.notify(message.text, severity=message.severity, timeout=6)
+        self.notify(message.text, title=message.title, severity=message.severity, timeout=message.timeout)
 
     def on_methods_computed(self, message: MethodsComputed) -> None:
         self.session.add_methods(message.key, message.analysis)

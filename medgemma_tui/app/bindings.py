@@ -144,6 +144,13 @@ SCOPES = [
 ]
 
 
+def checked_keymap(overrides: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """``[app.keys]`` as Textual's keymap, without the ids no binding has, and the line naming those."""
+    unknown = sorted(set(overrides) - binding_ids())
+    keymap = {k: v for k, v in overrides.items() if k not in unknown}
+    return keymap, f"[app.keys]: unknown binding ids {', '.join(unknown)} (see ? for the ids)" if unknown else None
+
+
 def key_names(keys: str) -> set[str]:
     """The keys of a binding or a remap ("l", "ctrl+q", "?,h"), in Textual's names ("?" is question_mark)."""
     names = set()

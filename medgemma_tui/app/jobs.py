@@ -17,17 +17,7 @@ from typing import Any
 
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from medgemma_tui.app.messages import (
-    JobEnded,
-    JobProgressed,
-    MethodsComputed,
-    ModelReady,
-    Notice,
-    RobustnessStudied,
-    SampleFinished,
-    SampleStarted,
-    SummaryMade,
-)
+from medgemma_tui.app import messages
 from medgemma_tui.app.session import RowOutcome
 from medgemma_tui.errors import MedtuiError, first_line
 
@@ -50,6 +40,7 @@ ROBUSTNESS = JobKind("robustness study", "robustness", "robustness study failed"
 METHODS = JobKind("methods", "methods", "methods of {key} failed")
 SUMMARY = JobKind("dataset summary", "summary", "dataset summary failed", exclusive=True)
 HEADLINE = JobKind("headline", "headline", "the dataset headline failed", exclusive=True)
+TREE_NOTES = JobKind("tree notes", "headline", "the tree's notes failed")
 ROW_JOBS = ("batch", "export")  # the groups whose jobs hold rows (esc cancels them)
 
 
@@ -113,18 +104,18 @@ def running(app, group: str) -> bool:
 
 # ---- bodies (worker threads) ------------------------------------------------------------------------
 def load_model(app) -> None:
-    app.post_message(ModelReady(app.session.load_model()))
+    app.post_message(messages.ModelReady(app.session.load_model()))
 
 
 def run_sample(app, key: str) -> None:
-    app.post_message(SampleStarted(key))
+    app.post_message(messages.SampleStarted(key))
     start_s = time.perf_counter()
     try:
         analysis = app.session.analyse(key)
     except Exception as exc:
-        app.post_message(SampleFinished(RowOutcome(key, error=first_line(exc))))
+        app.post_message(messages.SampleFinished(RowOutcome(key, error=first_line(exc))))
         raise
-    app.post_message(SampleFinished(RowOutcome(key, analysis, seconds=time.perf_counter() - start_s)))
+    app.post_message(messages.SampleFinished(RowOutcome(key, analysis, seconds=time.perf_counter() - start_s)))
 
 
 def run_batch(app, keys: list[str], job: str, ticket: Ticket) -> None:
@@ -138,12 +129,12 @@ def run_batch(app, keys: list[str], job: str, ticket: Ticket) -> None:
         return done / elapsed if done and elapsed > 0 else None
 
     def started(done: int, total: int, key: str) -> None:
-        app.post_message(JobProgressed(job, done, total, key, rate(done)))
-        app.post_message(SampleStarted(key))
+        app.post_message(messages.JobProgressed(job, done, total, key, rate(done)))
+        app.post_message(messages.SampleStarted(key))
 
     def finished(done: int, total: int, outcome: RowOutcome) -> None:
-        app.post_message(JobProgressed(job, done, total, outcome.key, rate(done)))
-        app.post_message(SampleFinished(outcome))
+        app.post_message(messages.JobProgressed(job, done, total, outcome.key, rate(done)))
+        app.post_message(messages.SampleFinished(outcome))
 
     try:
         done, failed = app.session.answer_many(keys, lambda: worker.is_cancelled, started, finished)
@@ -152,7 +143,7 @@ def run_batch(app, keys: list[str], job: str, ticket: Ticket) -> None:
         text += f" of {len(keys)}" + (" (cancelled)" if cancelled else "") + f" in {time.perf_counter() - start_s:.1f}s"
         severity = "warning" if failed or cancelled else "information"
     finally:
-        app.post_message(JobEnded(job, text, severity, tuple(keys), ticket))
+        app.post_message(messages.JobEnded(job, text, severity, tuple(keys), ticket))
 
 
 def export(app, keys: list[str], out_dir: str, ticket: Ticket) -> None:
@@ -163,32 +154,33 @@ def export(app, keys: list[str], out_dir: str, ticket: Ticket) -> None:
     text = ""
 
     def report(done: int, total: int, key: str) -> None:
-        app.post_message(JobProgressed("export", done, total, key, None))
+        app.post_message(messages.JobProgressed("export", done, total, key, None))
 
     try:
         written = export_keys(app.session, keys, Path(out_dir), lambda: worker.is_cancelled, report, app.config)
         text = f"exported {written} sample(s) to {out_dir}"
     finally:
-        app.post_message(JobEnded("export", text, ticket=ticket))
+        app.post_message(messages.JobEnded("export", text, ticket=ticket))
 
 
 def robustness(app, key: str, config) -> None:
     study, films = app.session.robustness_of(key, config)
     entries = study.get("perturbations") or []
     flips = sum(bool(e.get("flip")) for e in entries)
-    app.post_message(RobustnessStudied(key, study, films, f"robustness of {key}: {len(entries)} perturbations, "
-                                       f"{flips} answer flip(s), {study.get('seconds', 0.0):.1f}s"))
+    seconds = study.get("seconds", 0.0)
+    text = f"robustness of {key}: {len(entries)} perturbations, {flips} answer flip(s), {seconds:.1f}s"
+    app.post_message(messages.RobustnessStudied(key, study, films, text))
 
 
 def methods(app, key: str, names: tuple[str, ...]) -> None:
     analysis = app.session.methods_of(key, names)
     seconds = sum(float(analysis.record.timings_s.get(f"map_{n}", 0.0)) for n in names)
     count = len(analysis.extras["methods"].get("methods", {}))
-    app.post_message(MethodsComputed(key, analysis, f"methods of {key}: {count} maps, {seconds:.1f}s"))
+    app.post_message(messages.MethodsComputed(key, analysis, f"methods of {key}: {count} maps, {seconds:.1f}s"))
 
 
 def summary(app, make: Callable[[], Any], source: str) -> None:
-    app.post_message(SummaryMade(make(), source))  # the bootstrap is a second or two: off the UI thread
+    app.post_message(messages.SummaryMade(make(), source))  # the bootstrap is a second or two: off the UI thread
 
 
 def headline(app, make: Callable[[], Any], text: str, severity: str) -> None:
@@ -197,7 +189,21 @@ def headline(app, make: Callable[[], Any], text: str, severity: str) -> None:
         note = accuracy_note(make())
     except Exception:  # noqa: BLE001 - a summary that cannot be made costs only this note
         note = ""
-    app.post_message(Notice(text + note, severity))
+    app.post_message(messages.Notice(text + note, severity))
+
+
+def tree_notes(app) -> None:
+    """What a results tree says on opening: its accuracy, and whether its answers were read again."""
+    tree = app.session.tree
+    try:
+        note = accuracy_note(tree.summary())
+    except Exception:  # noqa: BLE001 - a summary that cannot be read costs only this note
+        note = ""
+    if note:
+        app.post_message(messages.Notice(note.lstrip(" ·"), title="dataset", timeout=8))
+    relabelled = getattr(tree, "relabelled_note", "")
+    if relabelled:  # a tree written by an older reader: its answers read again, labels changed
+        app.post_message(messages.Notice(relabelled, "warning", title="answers re-read", timeout=12))
 
 
 def accuracy_note(summary: dict | None) -> str:

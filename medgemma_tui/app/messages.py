@@ -88,6 +88,6 @@ class SummaryMade(Message):
 class Notice(Message):
     """One line to show, made off the UI thread."""
 
-    def __init__(self, text: str, severity: str = "information") -> None:
+    def __init__(self, text: str, severity: str = "information", title: str = "", timeout: float = 6) -> None:
         super().__init__()
-        self.text, self.severity = text, severity
+        self.text, self.severity, self.title, self.timeout = text, severity, title, timeout

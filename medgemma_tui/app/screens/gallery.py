@@ -151,17 +151,10 @@ class GalleryScreen(Screen):
     @classmethod
     def open(cls, app) -> None:
         """``G``: every layer x head of the row shown; enter shows the chosen head in the inspector."""
-        frame = app.current_frame()
-        if frame is None:
-            app.notify("No sample is shown yet.", timeout=2)
-            return
-
-        def chosen(result: tuple[int, int] | None) -> None:
-            if result is not None:
-                layer, head = result
-                app.set_state(app.state.with_(layer=layer, head_mode="head", head=head))
-
-        app.push_screen(cls(frame), chosen)
+        frame = app.current_frame(say=True)
+        if frame is not None:
+            app.push_screen(cls(frame), lambda chosen: chosen is not None and app.set_state(
+                app.state.with_(layer=chosen[0], head_mode="head", head=chosen[1])))
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gallery-title")

@@ -48,17 +48,11 @@ class MethodsScreen(Screen):
     @classmethod
     def open(cls, app) -> None:
         """``M``: every map view of the row shown; enter shows the chosen view in the inspector."""
-        frame = app.current_frame()
-        if frame is None:
-            app.notify("No sample is shown yet.", timeout=2)
-            return
-
-        def chosen(view: str | None) -> None:
-            if view is not None:
-                app.set_state(app.state.with_(view=view))
-
-        live = app.session.needs_model and not app.session.is_tree
-        app.push_screen(cls(frame, can_run=live), chosen)
+        frame = app.current_frame(say=True)
+        if frame is not None:
+            live = app.session.needs_model and not app.session.is_tree
+            app.push_screen(cls(frame, can_run=live),
+                            lambda view: view is not None and app.set_state(app.state.with_(view=view)))
 
     def compose(self) -> ComposeResult:
         yield Static("", id="methods-title")
