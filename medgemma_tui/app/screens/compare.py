@@ -13,12 +13,12 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import js_divergence, pearson, top_iou
-from medgemma_tui.app.bindings import COMPARE_BINDINGS
 from medgemma_tui.app.screens.variants import js_text
 from medgemma_tui.app.session import DONE, Session
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -53,7 +53,11 @@ def comparison(session: Session, a: str, b: str) -> dict[str, float]:
 
 
 class CompareScreen(Screen):
-    BINDINGS = COMPARE_BINDINGS
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="compare_close"),
+        Binding("n", "other(1)", "Next prompt B", tooltip="The next other prompt about this film", id="compare_next"),
+        Binding("p", "other(-1)", "Previous prompt B", id="compare_prev", show=False),
+    ]
 
     def __init__(self, key: str, **kwargs) -> None:
         super().__init__(**kwargs)

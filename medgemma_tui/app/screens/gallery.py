@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.heads import head_metrics
 from medgemma_tui.analysis.views import head_summaries, normalise
-from medgemma_tui.app.bindings import GALLERY_BINDINGS
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import token_text
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -129,7 +129,14 @@ def head_tiles(frame: Frame, sort: int, heads: DatasetHeads | None = None) -> li
 
 
 class GalleryScreen(Screen):
-    BINDINGS = GALLERY_BINDINGS
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="gallery_close"),
+        Binding("s", "sort", "Sort", id="gallery_sort"),
+        Binding("d", "dataset_sort", "Dataset/row",
+                tooltip="Sort by how the heads localise over the dataset (the tree's analysis/heads.csv, or the boxed "
+                        "rows run here), or back to this row's box", id="gallery_dataset"),
+        Binding("enter", "choose", "Show head", id="gallery_choose"),
+    ]
 
     def __init__(self, frame: Frame, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -5,37 +5,12 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from medgemma_tui.app.bindings import (
-    APP_BINDINGS,
-    CLOSE_BINDINGS,
-    COMPARE_BINDINGS,
-    CURSOR_BINDINGS,
-    FILTER_BINDINGS,
-    GALLERY_BINDINGS,
-    HELP_BINDINGS,
-    INSPECT_BINDINGS,
-    METHODS_BINDINGS,
-    ROBUSTNESS_BINDINGS,
-    TILE_BINDINGS,
-    VARIANT_BINDINGS,
-)
-
-SECTIONS = (
-    ("Everywhere", APP_BINDINGS),
-    ("Inspector", INSPECT_BINDINGS),
-    ("Samples filter", FILTER_BINDINGS),
-    ("Picture (when focused)", CURSOR_BINDINGS),
-    ("Head gallery", GALLERY_BINDINGS + TILE_BINDINGS),
-    ("Methods side by side", METHODS_BINDINGS),
-    ("Variants", VARIANT_BINDINGS),
-    ("Compare prompts", COMPARE_BINDINGS),
-    ("Robustness", ROBUSTNESS_BINDINGS),
-    ("Other screens", CLOSE_BINDINGS + HELP_BINDINGS),
-)
+from medgemma_tui.app.bindings import CLOSE_BINDINGS, sections
 
 NOTES = (
     "Layers are numbered from 0. ] walks all layers -> 0 -> 1 ... -> last -> all; a returns to all layers.\n"
@@ -60,7 +35,7 @@ def bindings_table(keymap: dict[str, str]) -> Table:
     table.add_column("key", no_wrap=True)
     table.add_column("does")
     table.add_column(Text("id (for [app.keys])"), style="dim", no_wrap=True)
-    for title, bindings in SECTIONS:
+    for title, bindings in sections():
         table.add_row(Text(title, style="bold underline"), "", "")
         for binding in bindings:
             key = keymap.get(binding.id, binding.key)
@@ -69,7 +44,7 @@ def bindings_table(keymap: dict[str, str]) -> Table:
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = CLOSE_BINDINGS + HELP_BINDINGS
+    BINDINGS = [*CLOSE_BINDINGS, Binding("question_mark", "close", "Close help", id="help_close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 90%; height: 90%; border: round $primary; background: $surface;

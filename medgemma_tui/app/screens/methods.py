@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import compute_view
 from medgemma_tui.app import jobs
-from medgemma_tui.app.bindings import METHODS_BINDINGS
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import available_views
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -38,7 +38,13 @@ def method_tiles(frame: Frame) -> list[Tile]:
 
 
 class MethodsScreen(Screen):
-    BINDINGS = METHODS_BINDINGS
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="methods_close"),
+        Binding("enter", "choose", "Show view", id="methods_choose"),
+        Binding("r", "run_methods", "Compute methods",
+                tooltip="Compute the attribution methods of [methods] names (all of them when none is named) for "
+                        "this row with the loaded model (live sessions)", id="methods_run"),
+    ]
 
     def __init__(self, frame: Frame, can_run: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -25,13 +25,13 @@ from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.perturbations import from_config
 from medgemma_tui.app import jobs
-from medgemma_tui.app.bindings import ROBUSTNESS_BINDINGS
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
 from medgemma_tui.config import Config
 from medgemma_tui.pipeline.studies.robustness import perturbation_of, perturbed_films
@@ -76,7 +76,12 @@ def read_study(path: Path) -> tuple[dict | None, object | None]:
 
 
 class RobustnessScreen(Screen):
-    BINDINGS = ROBUSTNESS_BINDINGS
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="robustness_close"),
+        Binding("r", "run_study", "Run the study",
+                tooltip="Run the robustness study of this sample with the loaded model (live sessions)",
+                id="robustness_run"),
+    ]
     DEFAULT_CSS = """
     RobustnessScreen #robustness-maps { height: 13; }
     RobustnessScreen #robustness-details { height: 1fr; }
