@@ -332,6 +332,8 @@ class MedtuiApp(App):
 
     def on_sample_finished(self, message: SampleFinished) -> None:
         entry = self.session.apply(message.outcome)
+        if message.slot:
+            self.jobs.handover.give_back()
         self._update_row(message.key)
         if message.key == self.jobs.wanted:
             if not self.job_running():

@@ -8,6 +8,7 @@ handler, whose line starts with the kind's ``failed`` text, formatted with the b
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from medgemma_tui.app.session import RowOutcome
 from medgemma_tui.errors import MedtuiError, first_line
 
 LIVE = (WorkerState.PENDING, WorkerState.RUNNING)
+HANDOVER = 2  # finished records on their way to the UI thread at most: a run-all waits while the UI files them
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ ROBUSTNESS = JobKind("robustness study", "robustness", "robustness study failed"
 METHODS = JobKind("methods", "methods", "methods of {key} failed")
 SUMMARY = JobKind("dataset summary", "summary", "dataset summary failed", exclusive=True)
 HEADLINE = JobKind("headline", "headline", "the dataset headline failed", exclusive=True)
-TREE_NOTES = JobKind("tree notes", "headline", "the tree's notes failed")
+TREE_NOTES = JobKind("tree notes", "notes", "the tree's notes failed")
 ROW_JOBS = ("batch", "export")  # the groups whose jobs hold rows (esc cancels them)
 
 
@@ -56,6 +58,25 @@ class Ticket:
         return self.started or self.worker is not None and self.worker.state in LIVE
 
 
+class Handover:
+    """Bounds the records in messages not filed yet: a worker takes a slot before it posts a finished row,
+    the UI thread gives it back once filed (so the session's ``keep`` drops old records as they come, and a
+    UI thread slower than the run holds ``HANDOVER`` records in its queue, not every row's)."""
+
+    def __init__(self, slots: int = HANDOVER) -> None:
+        self._slots = threading.Semaphore(slots)
+
+    def take(self, cancelled) -> bool:
+        """Wait for a slot; False once ``cancelled()`` (the row is posted without one)."""
+        while not self._slots.acquire(timeout=0.1):
+            if cancelled():
+                return False
+        return True
+
+    def give_back(self) -> None:
+        self._slots.release()
+
+
 @dataclass
 class Jobs:
     """What the UI thread knows of the running jobs: the job line's text and start, the row jobs' tickets,
@@ -66,6 +87,7 @@ class Jobs:
     tickets: list[Ticket] = field(default_factory=list)  # the row jobs not ended (their JobEnded not filed)
     wanted: str | None = None
     robustness: str | None = None
+    handover: Handover = field(default_factory=Handover)
 
     def set(self, text: str) -> None:
         self.text, self.started = text, time.perf_counter() if text else None
@@ -115,7 +137,9 @@ def run_sample(app, key: str) -> None:
     except Exception as exc:
         app.post_message(messages.SampleFinished(RowOutcome(key, error=first_line(exc))))
         raise
-    app.post_message(messages.SampleFinished(RowOutcome(key, analysis, seconds=time.perf_counter() - start_s)))
+    outcome = RowOutcome(key, analysis, seconds=time.perf_counter() - start_s)
+    worker = get_current_worker()
+    app.post_message(messages.SampleFinished(outcome, app.jobs.handover.take(lambda: worker.is_cancelled)))
 
 
 def run_batch(app, keys: list[str], job: str, ticket: Ticket) -> None:
@@ -134,7 +158,8 @@ def run_batch(app, keys: list[str], job: str, ticket: Ticket) -> None:
 
     def finished(done: int, total: int, outcome: RowOutcome) -> None:
         app.post_message(messages.JobProgressed(job, done, total, outcome.key, rate(done)))
-        app.post_message(messages.SampleFinished(outcome))
+        slot = outcome.analysis is not None and app.jobs.handover.take(lambda: worker.is_cancelled)
+        app.post_message(messages.SampleFinished(outcome, slot))
 
     try:
         done, failed = app.session.answer_many(keys, lambda: worker.is_cancelled, started, finished)

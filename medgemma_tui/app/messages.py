@@ -29,9 +29,10 @@ class SampleStarted(Message):
 class SampleFinished(Message):
     """A sample's run ended: its analysis, or why it failed, to be filed in the session."""
 
-    def __init__(self, outcome: RowOutcome) -> None:
+    def __init__(self, outcome: RowOutcome, slot: bool = False) -> None:
         super().__init__()
         self.outcome = outcome
+        self.slot = slot  # it holds a slot of the jobs' Handover, given back once filed
 
     @property
     def key(self) -> str:
