@@ -3,7 +3,7 @@
 The study (perturbing the film, asking again, comparing the maps) is ``studies.robustness_study``, the
 core of ``medtui eval --robustness``. A results tree's study is read from ``robustness/{key}.json``;
 in a live session (a model loaded) the screen offers to run the same study for the sample on screen
-(``r``: a worker calls ``Session.run_robustness``, which keeps the result in memory per sample).
+(``r``: a worker makes it with ``Session.robustness_of`` and the app keeps it in memory per sample).
 With nothing to show the screen says so, rather than inventing anything.
 
 Tiles: the original film with its map, then each perturbation's film with its own map. A study run in
