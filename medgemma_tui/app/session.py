@@ -4,8 +4,9 @@ A ``Session`` is either *live* (a dataset CSV and a model: running a sample extr
 *tree* (an exported results tree: "running" a sample reads its record from disk, no model). The blocking
 calls a worker thread makes (``analyse``, ``answer_many``, ``robustness_of``, ``methods_of``) only read
 the session and return what they made; the thread that owns the session (the app's UI thread) files it
-(``apply``, ``keep_robustness``, ``add_methods``), so ``entries`` change on one thread only. ``run`` and
-``run_many`` do both, for callers with no UI thread. Model calls are serialised by one lock, so a single
+(``apply``, ``keep_robustness``, ``add_methods``), so ``entries`` change on one thread only. The one
+write a worker makes is ``load_model``'s: the model, under the model lock, announced by an event the runs
+wait on. ``run`` and ``run_many`` do both, for callers with no UI thread. Model calls are serialised by one lock, so a single
 run and "run all" can be asked for together.
 """
 
