@@ -328,7 +328,7 @@ async def test_variants_and_robustness_screens(dataset, analyses):
 
 @synchronously
 async def test_help_lists_every_binding_with_its_id(dataset, analyses):
-    from medgemma_tui.app.bindings import all_bindings
+    from medgemma_tui.app.keymap import all_bindings
     from medgemma_tui.app.screens.help import bindings_table
 
     app = MedtuiApp(make_session(dataset, analyses), keys={"quit": "ctrl+q"})

@@ -14,17 +14,17 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from medgemma_tui.analysis.record_analysis import SampleAnalysis
 from medgemma_tui.app import jobs
 from medgemma_tui.app import state as st
-from medgemma_tui.app.bindings import checked_keymap
+from medgemma_tui.app.bindings import APP_BINDINGS
 from medgemma_tui.app.caches import HeldCache
 from medgemma_tui.app.frame import Frame, FrameMaker
 from medgemma_tui.app.graphics import Graphics
+from medgemma_tui.app.keymap import checked_keymap
 from medgemma_tui.app.messages import (
     JobEnded,
     JobProgressed,
@@ -55,13 +55,7 @@ CHARTS_EVERY_S = 0.25  # the dataset charts redraw at most this often while rows
 class MedtuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "medtui"
-    BINDINGS = [
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("D", "summary", "Dataset", tooltip="The dataset figures with their study-bootstrap 95% intervals",
-                id="summary", show=False),
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+p", "command_palette", "Commands", id="command_palette", show=False),
-    ]
+    BINDINGS = APP_BINDINGS
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
 
     def __init__(

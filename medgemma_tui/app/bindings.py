@@ -1,8 +1,8 @@
 """Every key of the app, each with an id (remap it from the config's ``[app.keys]``) and a description.
 
-Each binding is declared where it acts: a screen's in its class, the app's in ``MedtuiApp``. Here are
-the widgets' (the picture's cursor, the samples filter, the tiles) and the close key several screens
-share, and the registry that reads them all (``sections``, ``binding_ids``, ``key_clashes``).
+Each binding is declared where it acts: a screen's in its class. Here are those that act in more than
+one place: the app's own (live on every screen), the close keys several screens share, and the widgets'
+(the picture's cursor, the samples filter, the tiles). ``keymap`` reads them all.
 
 ``[app.keys]`` maps a binding id to a key, e.g. ``layer_next = "l"`` or ``quit = "ctrl+q"``; the help
 screen (``?``) lists every id with its current key.
@@ -12,6 +12,16 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.keys import _character_to_key
+
+APP_BINDINGS = [  # live on every screen
+    Binding("question_mark", "help", "Help", id="help"),
+    Binding("D", "summary", "Dataset", tooltip="The dataset figures with their study-bootstrap 95% intervals",
+            id="summary", show=False),
+    Binding("q", "quit", "Quit", id="quit"),
+    Binding("ctrl+p", "command_palette", "Commands", id="command_palette", show=False),
+]
+
+HELP_BINDINGS = [Binding("question_mark", "close", "Close help", id="help_close")]
 
 CURSOR_BINDINGS = [
     Binding("up", "cursor(-1, 0)", "Cell up", id="cell_up", show=False),
@@ -34,63 +44,6 @@ CLOSE_BINDINGS = [Binding("escape", "close", "Back", id="close")]
 FILTER_BINDINGS = [Binding("escape", "leave", "Back to the table", id="filter_leave", show=False)]
 
 
-def sections() -> list[tuple[str, list[Binding]]]:
-    """Every binding, grouped where it acts, as the help screen lists them."""
-    from medgemma_tui.app.app import MedtuiApp
-    from medgemma_tui.app.screens.compare import CompareScreen
-    from medgemma_tui.app.screens.gallery import GalleryScreen
-    from medgemma_tui.app.screens.help import HelpScreen
-    from medgemma_tui.app.screens.inspect import InspectScreen
-    from medgemma_tui.app.screens.methods import MethodsScreen
-    from medgemma_tui.app.screens.robustness import RobustnessScreen
-    from medgemma_tui.app.screens.variants import VariantsScreen
-
-    return [
-        ("Everywhere", MedtuiApp.BINDINGS),
-        ("Inspector", InspectScreen.BINDINGS),
-        ("Samples filter", FILTER_BINDINGS),
-        ("Picture (when focused)", CURSOR_BINDINGS),
-        ("Head gallery", GalleryScreen.BINDINGS + TILE_BINDINGS),
-        ("Methods side by side", MethodsScreen.BINDINGS),
-        ("Variants", VariantsScreen.BINDINGS),
-        ("Compare prompts", CompareScreen.BINDINGS),
-        ("Robustness", RobustnessScreen.BINDINGS),
-        ("Other screens", HelpScreen.BINDINGS),
-    ]
-
-
-def all_bindings() -> list[Binding]:
-    return [binding for _, bindings in sections() for binding in bindings]
-
-
-def binding_ids() -> set[str]:
-    return {b.id for b in all_bindings() if b.id}
-
-
-def scopes() -> list[list[Binding]]:
-    """The bindings live at the same time, screen by screen (the app's own are live on every screen): two
-    ids of one scope on one key shadow each other (the screen's wins, so a remap of layer_next onto "q"
-    hides quit)."""
-    shown = dict(sections())
-    app = shown["Everywhere"]
-    return [
-        [*app, *shown["Inspector"], *CURSOR_BINDINGS],
-        [*app, *FILTER_BINDINGS],
-        [*app, *shown["Head gallery"]],
-        [*app, *shown["Methods side by side"], *TILE_BINDINGS],
-        [*app, *shown["Variants"], *TILE_BINDINGS],
-        [*app, *shown["Robustness"]],
-        [*app, *shown["Other screens"]],
-    ]
-
-
-def checked_keymap(overrides: dict[str, str]) -> tuple[dict[str, str], str | None]:
-    """``[app.keys]`` as Textual's keymap, without the ids no binding has, and the line naming those."""
-    unknown = sorted(set(overrides) - binding_ids())
-    keymap = {k: v for k, v in overrides.items() if k not in unknown}
-    return keymap, f"[app.keys]: unknown binding ids {', '.join(unknown)} (see ? for the ids)" if unknown else None
-
-
 def key_names(keys: str) -> set[str]:
     """The keys of a binding or a remap ("l", "ctrl+q", "?,h"), in Textual's names ("?" is question_mark)."""
     names = set()
@@ -99,24 +52,3 @@ def key_names(keys: str) -> set[str]:
         if key:
             names.add(_character_to_key(key) if len(key) == 1 else key)
     return names
-
-
-def key_clashes(overrides: dict[str, str]) -> list[str]:
-    """Pairs of binding ids that ``overrides`` (``[app.keys]``) put on one key within one scope, as
-    "layer_next and quit on 'q'"; the defaults' own deliberate overlaps (a screen's escape) are not clashes."""
-
-    def keys_of(binding: Binding, remapped: bool) -> set[str]:
-        return key_names(overrides[binding.id] if remapped and binding.id in overrides else binding.key)
-
-    clashes = []
-    for scope in scopes():
-        for i, first in enumerate(scope):
-            for second in scope[i + 1:]:
-                if first.id == second.id or first.id not in overrides and second.id not in overrides:
-                    continue
-                shared = keys_of(first, True) & keys_of(second, True)
-                if shared and not keys_of(first, False) & keys_of(second, False):
-                    text = f"{first.id} and {second.id} on {sorted(shared)[0]!r}"
-                    if text not in clashes:
-                        clashes.append(text)
-    return clashes

@@ -6,8 +6,8 @@ calls a worker thread makes (``analyse``, ``answer_many``, ``robustness_of``, ``
 the session and return what they made; the thread that owns the session (the app's UI thread) files it
 (``apply``, ``keep_robustness``, ``add_methods``), so ``entries`` change on one thread only. The one
 write a worker makes is ``load_model``'s: the model, under the model lock, announced by an event the runs
-wait on. ``run`` and ``run_many`` do both, for callers with no UI thread. Model calls are serialised by one lock, so a single
-run and "run all" can be asked for together.
+wait on. ``run`` and ``run_many`` do both, for callers with no UI thread. Model calls are serialised by one
+lock, so a single run and "run all" can be asked for together.
 """
 
 from __future__ import annotations

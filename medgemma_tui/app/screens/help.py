@@ -5,12 +5,12 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from medgemma_tui.app.bindings import CLOSE_BINDINGS, sections
+from medgemma_tui.app.bindings import CLOSE_BINDINGS, HELP_BINDINGS
+from medgemma_tui.app.keymap import sections
 
 NOTES = (
     "Layers are numbered from 0. ] walks all layers -> 0 -> 1 ... -> last -> all; a returns to all layers.\n"
@@ -44,7 +44,7 @@ def bindings_table(keymap: dict[str, str]) -> Table:
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = [*CLOSE_BINDINGS, Binding("question_mark", "close", "Close help", id="help_close")]
+    BINDINGS = [*CLOSE_BINDINGS, *HELP_BINDINGS]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 90%; height: 90%; border: round $primary; background: $surface;
