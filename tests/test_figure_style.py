@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
+from medgemma_tui.export import dataset_figures
 from medgemma_tui.export import figure_style as fs
-from medgemma_tui.export import figures
 from tests.test_dataset_figures import SUMMARY
 
 
@@ -34,8 +34,8 @@ def all_texts(figure):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: figures.dataset_intervals_figure(SUMMARY),
-    lambda: figures.accuracy_by_strategy_figure(pd.DataFrame({"strategy": ["original", "voice_change"],
+    lambda: dataset_figures.dataset_intervals_figure(SUMMARY),
+    lambda: dataset_figures.accuracy_by_strategy_figure(pd.DataFrame({"strategy": ["original", "voice_change"],
                                                               "scored": [6, 4], "accuracy": [0.5, 0.75]})),
 ])
 def test_dataset_figures_fit_a_double_column_with_text_readable_there(make):
@@ -47,7 +47,7 @@ def test_dataset_figures_fit_a_double_column_with_text_readable_there(make):
 
 
 def test_each_panel_of_a_multi_panel_figure_has_its_letter():
-    figure = figures.dataset_intervals_figure(SUMMARY)
+    figure = dataset_figures.dataset_intervals_figure(SUMMARY)
     letters = [t.get_text() for ax in figure.axes for t in ax.texts if (t.get_gid() or "").startswith("panel-")]
     assert letters == ["a", "b", "c"]
 
@@ -56,5 +56,5 @@ def test_the_style_changes_no_global_setting():
     import matplotlib
 
     before = dict(matplotlib.rcParams)
-    figures.dataset_intervals_figure(SUMMARY)
+    dataset_figures.dataset_intervals_figure(SUMMARY)
     assert dict(matplotlib.rcParams) == before

@@ -27,6 +27,7 @@ import numpy as np
 from medgemma_tui.colormaps import OUTLINE_COLOURS, OUTLINE_LABELS
 from medgemma_tui.export import figure_style as fs
 from medgemma_tui.export import figures
+from medgemma_tui.export.overlay import overlay_image
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -370,7 +371,7 @@ def row_figure(content: RowFigure) -> Figure:
     rows, cols = content.grid.shape
 
     # (a) film and map
-    blended = figures.overlay_image(content.pixels, content.grid, content.colormap, content.alpha)
+    blended = overlay_image(content.pixels, content.grid, content.colormap, content.alpha)
     film_panel(ax_film, content, blended)
     box_patches(ax_film, content.boxes)
     ax_film.set_title("Film with the map", loc="left")
