@@ -104,7 +104,7 @@ def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None 
 
 def run_sample(loaded, sample, max_new_tokens: int = ANSWER_TOKENS, spec=None, terms=None):
     """One row through the pipeline with the given decoding, map and terms (the config's keys)."""
-    from medgemma_tui.pipeline.sample import RowSettings, answer_row
+    from medgemma_tui.pipeline.rows import RowSettings, answer_row
 
     settings = RowSettings(max_new_tokens=max_new_tokens, terms=tuple(terms) if terms else None)
     if spec is not None:
