@@ -171,16 +171,16 @@ def test_the_faithfulness_figure_draws_erasers_scores_at_each_bin_as_the_study_c
 
 def test_the_faithfulness_figure_splits_by_answer_with_n_beside_each_reading():
     payloads = [_payload("yes", 0.0), _payload("yes", -1.0), _payload("no", 0.0)]
-    panels = _panels(faithfulness_figure.faithfulness_figure(payloads, SUMMARY))
-    deletion = panels["a"]
+    figure = faithfulness_figure.faithfulness_figure(payloads, SUMMARY)
+    deletion = _panels(figure)["a"]
     lines = {line.get_gid(): line for line in deletion.lines}
     assert set(lines) == {"map-yes", "random-yes", "map-no", "random-no"}
     # the probability curves: the mean over the two "yes" samples of exp(the log-probability curve)
     assert list(lines["map-yes"].get_ydata()) == pytest.approx((np.exp([-0.1, -1.0, -2.0]) +
                                                                 np.exp([-1.1, -2.0, -3.0])) / 2)
     assert list(lines["map-no"].get_ydata()) == pytest.approx(np.exp([-0.1, -1.0, -2.0]))
-    counts = next(t.get_text() for t in deletion.texts if t.get_gid() == "counts")
-    assert counts == "yes: n = 2\nno: n = 1"
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend[:2] == ["answer 'yes' (n = 2)", "answer 'no' (n = 1)"]
     assert faithfulness_figure.faithfulness_figure([], SUMMARY) is None
 
 

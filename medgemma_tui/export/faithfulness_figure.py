@@ -6,7 +6,7 @@ in ``captions.md`` (``export.captions``), not in the titles.
 (a) deletion and (b) insertion on the probability of the followed token; (c) comprehensiveness and (d)
 sufficiency at ERASER's bins, where the study ran them; each with the mean curve of the map's order (solid)
 and of the random orders (dashed, shaded by one order's SD), per answer reading, n per reading in the
-panel. (e) every mean gain over the random orders (> 0: the map beats random) with its study-bootstrap
+legend (and above a panel whose samples differ). (e) every mean gain over the random orders (> 0: the map beats random) with its study-bootstrap
 interval, whiskers whole, value, n and studies beside it.
 """
 
@@ -30,22 +30,21 @@ READING_COLOURS = {"yes": fs.BLUE, "no": fs.VERMILLION, "uncertain": fs.GRAY}
 OTHER_COLOUR = fs.BLACK
 # (curve, panel title, x label, y label)
 CURVE_PANELS = (
-    ("deletion", "Deletion: the map's tokens removed first", "share of image tokens removed",
-     "p(followed token)"),
-    ("insertion", "Insertion: the map's tokens restored first", "share of image tokens restored",
-     "p(followed token)"),
+    ("deletion", "Deletion", "share of image tokens removed, the map's first", "p(followed token)"),
+    ("insertion", "Insertion", "share of image tokens restored, the map's first", "p(followed token)"),
 )
-ERASER_PANELS = (
-    ("comprehensiveness", "Comprehensiveness (higher: the map's tokens matter)", "the map's top tokens removed"),
-    ("sufficiency", "Sufficiency (lower: the map's tokens suffice)", "the map's top tokens kept alone"),
+ERASER_PANELS = (  # (score, panel title, what happens to the map's top tokens)
+    ("comprehensiveness", "Comprehensiveness (higher is better)", "the map's top tokens removed"),
+    ("sufficiency", "Sufficiency (lower is better)", "the map's top tokens kept alone"),
 )
 CURVES_IN = 1.85  # height of a row of curve panels
 GAIN_ROW_IN = 0.19  # per gain in panel (e)
 
 
-def draw_curves(ax, curves: Sequence[MeanCurve], positions=None) -> None:
-    """Each reading's mean map curve (solid) and random mean (dashed, shaded +-1 SD); n per reading in the
-    panel's corner. ``positions`` replaces the x values (ERASER's bins at even steps)."""
+def draw_curves(ax, curves: Sequence[MeanCurve], legend_n: dict[str, int], positions=None) -> None:
+    """Each reading's mean map curve (solid) and random mean (dashed, shaded +-1 SD); n per reading above the
+    panel, on the right, where it is not the legend's (``legend_n``). ``positions`` replaces the x values
+    (ERASER's bins at even steps)."""
     counts = []
     for curve in curves:
         colour = READING_COLOURS.get(curve.reading, OTHER_COLOUR)
@@ -57,9 +56,9 @@ def draw_curves(ax, curves: Sequence[MeanCurve], positions=None) -> None:
             if curve.random_sd is not None:
                 ax.fill_between(x, curve.random - curve.random_sd, curve.random + curve.random_sd, color=colour,
                                 alpha=0.15, lw=0, zorder=1)
-        counts.append(f"{curve.reading}: n = {curve.n}")
-    ax.text(0.98, 0.97, "\n".join(counts), transform=ax.transAxes, ha="right", va="top", fontsize=fs.SMALL_PT,
-            parse_math=False, gid="counts")
+        counts.append(f"{curve.n} {curve.reading}")
+    if {c.reading: c.n for c in curves} != legend_n:
+        ax.set_title("n = " + ", ".join(counts), loc="right", fontsize=fs.SMALL_PT, color="0.3", gid="counts")
     ax.grid(alpha=0.3)
 
 
@@ -71,10 +70,10 @@ def gain_items(summary: dict[str, Any] | None) -> list:
 
 def finding_title(samples: int, gains: Sequence) -> str:
     """The headline: the deletion gain on the probability curve (RISE's), else the first gain there is."""
-    title = f"Does the map's order of image tokens beat random orders? {samples} samples"
+    title = f"Map order against random orders, {samples} samples"
     lead = next((h for h in gains if h.name == "deletion_gain_prob"), gains[0] if gains else None)
     if lead is not None:
-        title += f"; {lead.label} {fs.estimate_text(lead.value, lead.low, lead.high)}"
+        title += f": {lead.label} {fs.estimate_text(lead.value, lead.low, lead.high)}"
     return title
 
 
@@ -93,7 +92,7 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
     gains = gain_items(summary)
     rows = 1 + eraser
     gain_in = (GAIN_ROW_IN * len(gains) + 0.55) if gains else 0.0
-    top_in, gap_in, bottom_in = 0.62, 0.62, 0.2
+    top_in, gap_in, bottom_in = 0.78, 0.62, 0.2
     height = top_in + rows * CURVES_IN + (rows - 1) * gap_in + (gap_in + gain_in if gains else 0) + bottom_in
     figure = new_figure(fs.DOUBLE_COLUMN_IN, min(fs.MAX_HEIGHT_IN, height))
     height = figure.get_figheight()
@@ -101,12 +100,10 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
     grid = figure.add_gridspec(len(ratios), 2, height_ratios=ratios, left=0.09, right=0.98, top=1 - top_in / height,
                                bottom=bottom_in / height, hspace=gap_in / np.mean(ratios), wspace=0.28)
     letters = iter(fs.letters(2 * rows + 1))
-    readings: dict[str, int] = {}
+    readings = {c.reading: c.n for c in mean_curves(payloads, "deletion", "_prob")}  # n in the legend
     for col, (curve, title, xlabel, ylabel) in enumerate(CURVE_PANELS):
         ax = figure.add_subplot(grid[0, col])
-        curves = mean_curves(payloads, curve, "_prob")
-        draw_curves(ax, curves)
-        readings.update({c.reading: max(c.n, readings.get(c.reading, 0)) for c in curves})
+        draw_curves(ax, mean_curves(payloads, curve, "_prob"), readings)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_title(title, loc="left")
@@ -119,7 +116,7 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
             curves = mean_curves(payloads, score)
             bins = curves[0].x if curves else np.asarray([])
             positions = np.arange(len(bins), dtype=float)  # AOPC weighs the bins alike: drawn at even steps
-            draw_curves(ax, curves, positions)
+            draw_curves(ax, curves, readings, positions)
             ax.axhline(0.0, color="0.4", lw=0.5, zorder=0)
             ax.set_xticks(positions, [f"{100 * b:g}%" for b in bins])
             ax.set_xlim(-0.25, len(bins) - 0.75)
@@ -134,10 +131,11 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
         fs.panel_letter(ax, next(letters), x=-0.02, y=1.03)
         position = ax.get_position()  # room on the right for the estimates, on the left for the labels
         ax.set_position([position.x0 + 0.17, position.y0, position.width * 0.5, position.height])
-    handles = [Patch(fc=READING_COLOURS.get(r, OTHER_COLOUR), label=f"answer read as '{r}'") for r in readings]
-    handles += [Line2D([], [], color="0.2", lw=1.3, label="map's order (mean)"),
-                Line2D([], [], color="0.2", lw=0.9, ls="--", label="random orders (mean, ±1 SD of one order)")]
-    figure.legend(handles=handles, loc="upper left", ncol=len(handles), bbox_to_anchor=(0.01, 1 - 0.3 / height),
+    handles = [Patch(fc=READING_COLOURS.get(r, OTHER_COLOUR), label=f"answer '{r}' (n = {n})")
+               for r, n in readings.items()]
+    handles += [Line2D([], [], color="0.2", lw=1.3, label="map's order"),
+                Line2D([], [], color="0.2", lw=0.9, ls="--", label="random orders (±1 SD)")]
+    figure.legend(handles=handles, loc="upper left", ncol=len(handles), bbox_to_anchor=(0.01, 1 - 0.26 / height),
                   frameon=False, handlelength=1.6, columnspacing=1.2)
     figure.suptitle(finding_title(len(payloads), gains), x=0.01, ha="left", fontweight="bold",
                     y=1 - 0.06 / height, va="top")

@@ -132,6 +132,11 @@ def estimate_text(value: float | None, low: float | None = None, high: float | N
     if value is None or not math.isfinite(value):
         return "n/a"
     digits = decimals_for(low, high, value)
+
+    def shown(x: float) -> str:  # no "-0.00": a number that rounds to zero has no sign
+        text = f"{x:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
+
     if low is None or high is None:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+        return shown(value)
+    return f"{shown(value)} [{shown(low)}, {shown(high)}]"
