@@ -6,8 +6,8 @@ in ``captions.md`` (``export.captions``), not in the titles.
 (a) deletion and (b) insertion on the probability of the followed token; (c) comprehensiveness and (d)
 sufficiency at ERASER's bins, where the study ran them; each with the mean curve of the map's order (solid)
 and of the random orders (dashed, shaded by one order's SD), per answer reading, n per reading in the
-legend (and above a panel whose samples differ). (e) every mean gain over the random orders (> 0: the map beats random) with its study-bootstrap
-interval, whiskers whole, value, n and studies beside it.
+legend (and above a panel whose samples differ). (e) every mean gain over the random orders (> 0: the map
+beats random) with its study-bootstrap interval, whiskers whole, value, n and studies beside it.
 """
 
 from __future__ import annotations
