@@ -104,6 +104,18 @@ def test_the_title_is_the_question_and_the_verdict_not_the_key():
     assert SENTENCE in words.replace("\n", " ")
 
 
+@pytest.mark.parametrize("truth, correct, line", [
+    ("yes", True, 'Read as "no"; ground truth "yes": correct'),
+    ("yes", False, 'Read as "no"; ground truth "yes": wrong'),
+    ("unlabelled", None, 'Read as "no"; not scored: ground truth "unlabelled"'),  # a source without a label
+    (None, None, 'Read as "no"'),
+])
+def test_the_verdict_says_correct_wrong_or_why_a_row_was_not_scored(truth, correct, line):
+    from dataclasses import replace
+
+    assert sample_sheet.verdict_line(replace(content(), ground_truth=truth, correct=correct)) == line
+
+
 def test_key_metrics_are_a_short_table_with_undefined_ones_left_out():
     rows = sample_sheet.metric_rows({"pointing_hit": 0.0, "mass_in_box_lift": 3.25, "entropy_norm": float("nan")})
     assert rows == [("pointing game (top cell in box)", "no"), ("mass in box / chance", "3.25")]

@@ -159,11 +159,13 @@ def from_tree(tree, key: str, row: dict[str, Any], colormap: str = "magma", alph
 
 # ---- text -------------------------------------------------------------------------------------------------
 def verdict_line(content: RowFigure) -> str:
-    """``Read as "no"; ground truth "yes": wrong`` (or not scored, or no ground truth)."""
+    """``Read as "no"; ground truth "yes": wrong``; ``not scored: ground truth "unlabelled"`` where the ground
+    truth is no yes or no; the reading alone without one."""
     line = f'Read as "{content.answer_label or "?"}"'
-    if content.ground_truth:
-        mark = {True: "correct", False: "wrong", None: "not scored"}[content.correct]
-        line += f'; ground truth "{content.ground_truth}": {mark}'
+    if content.ground_truth and content.correct is None:
+        line += f'; not scored: ground truth "{content.ground_truth}"'
+    elif content.ground_truth:
+        line += f'; ground truth "{content.ground_truth}": {"correct" if content.correct else "wrong"}'
     return line
 
 
