@@ -117,7 +117,7 @@ def plot_metric_distributions(rows: pd.DataFrame, path: Path, formats: str | Seq
             ax.axvline(float(np.median(values)), color="black", ls="--", lw=1.3)
             ax.set_ylabel("rows")
             subtitle = f"n = {len(values)}"
-        ax.set_title(f"{name}\n{subtitle}", fontsize=fs.FONT_PT, parse_math=False)
+        ax.set_title(f"{fs.metric_label(name)}\n{subtitle}", fontsize=fs.FONT_PT, parse_math=False)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.yaxis.set_major_locator(MaxNLocator(4, integer=not split))  # whole rows, or shares of a group
         ax.grid(axis="y", alpha=0.25)

@@ -36,16 +36,11 @@ OUTLINE_PARTS = ("body", "lung_right", "lung_left", "mediastinum")  # drawn in t
 FILM_SIDE = 900  # the films are reduced to this long side before drawing: 3 in at 300 dpi
 SHEET_INCHES = (fs.DOUBLE_COLUMN_IN, 4.7)
 # (key in the metrics, label, how it reads): the few numbers a reader of the figure needs
-KEY_METRICS = (
-    ("pointing_hit", "pointing game (top cell in box)", "hit"),
-    ("mass_in_box_lift", "mass in box / chance", "ratio"),
-    ("inside_lungs_ratio", "map mass inside the lungs", "share"),
-    ("inside_body_ratio", "map mass inside the body", "share"),
-    ("left_fraction", "mass on the image left (R side)", "share"),  # README: image halves; R as on the film
-    ("entropy_norm", "entropy (1 = uniform)", "share"),
-    ("top10_mass", "mass in the top 10% of cells", "share"),
-    ("image_share", "raw row's share on image tokens", "share"),
-)
+KEY_METRICS = tuple((name, fs.metric_label(name), kind) for name, kind in (
+    ("pointing_hit", "hit"), ("mass_in_box_lift", "ratio"), ("inside_lungs_ratio", "share"),
+    ("inside_body_ratio", "share"), ("left_fraction", "share"), ("entropy_norm", "share"), ("top10_mass", "share"),
+    ("image_share", "share"),
+))
 
 
 @dataclass(frozen=True)
