@@ -302,3 +302,13 @@ def test_erasers_gains_get_study_bootstrap_intervals_signed_so_that_above_zero_b
     assert out["comprehensiveness_gain"] == pytest.approx(list(paired_difference_ci(ours, rand, study, **options)))
     assert out["sufficiency_gain"] == pytest.approx(list(paired_difference_ci(rand, ours, study, **options)))
     assert out["comprehensiveness_gain"][0] > 0 > out["sufficiency_gain"][1]
+
+
+def test_the_faithfulness_caption_says_the_methods_and_the_share_that_beats_random_once():
+    from medgemma_tui.export.captions import CaptionInputs, faithfulness_caption
+
+    text = faithfulness_caption(CaptionInputs(SUMMARY))
+    assert "Over 20 samples" in text
+    assert text.count("Petsiuk et al. 2018") == 1 and text.count("DeYoung et al. 2020") == 1
+    assert "resamples studies" in text  # the interval's method, said here rather than in the figure
+    assert text.endswith("beats every random order by more than 2 SD: deletion (log-probability) 0.25.")

@@ -108,7 +108,7 @@ def faithfulness_caption(inputs: CaptionInputs) -> str:
     beats = _beats_random(faith)
     return ("**Does the map's order of image tokens matter more to the answer than random orders?** Over "
             f"{samples if samples is not None else 'the'} samples, split by the answer's reading (n per reading "
-            "in each panel). (a) Deletion and (b) insertion curves (RISE, Petsiuk et al. 2018): the probability "
+            "in the legend). (a) Deletion and (b) insertion curves (RISE, Petsiuk et al. 2018): the probability "
             "of the followed answer token as image tokens are removed from the film, or restored onto a neutral "
             "image, the map's most attended first. (c) Comprehensiveness and (d) sufficiency (ERASER, DeYoung et "
             "al. 2020), where they ran: the probability lost when the map's top 1, 5, 10, 20 and 50% of the image "
