@@ -316,3 +316,23 @@ def test_every_drawing_of_the_masks_takes_its_colours_from_one_table():
     from medgemma_tui.colormaps import OUTLINE_COLOURS
 
     assert {name: OUTLINE_COLOURS[name] for name in MASK_COLORS} == MASK_COLORS  # the per-row figure's outlines
+
+
+def test_the_app_and_the_tree_blend_alike_and_differ_only_between_cell_centres():
+    """One compositor: at each cell's centre the app's picture (cells) and the tree's overlay (bilinear)
+    give the same colour; between centres only the tree's ramps."""
+    from medgemma_tui.app.picture import Paint, compose
+    from medgemma_tui.export.overlay import overlay_image
+
+    side, step = 80, 5  # 16 cells of 5 px: a cell's centre falls on pixel 5 i + 2
+    rng = np.random.default_rng(3)
+    film = np.full((side, side), 90, dtype=np.uint8)
+    grid = rng.random((16, 16))
+    app = compose(film, grid, Paint(colormap="magma", alpha=0.45), side)
+    tree = overlay_image(film, grid, "magma", 0.45)
+    centres = np.arange(16) * step + 2
+    at = np.ix_(centres, centres)
+    assert np.abs(app[at].astype(int) - tree[at].astype(int)).max() <= 1
+    # between centres the app keeps the cell's colour and the tree does not
+    assert (app[at] == app[np.ix_(centres + 2, centres + 2)]).all()
+    assert not (tree[at] == tree[np.ix_(centres + 2, centres + 2)]).all()
