@@ -38,7 +38,12 @@ TILE_BINDINGS = [
     Binding("right", "move(1, 0)", "Right", id="tile_right", show=False),
 ]
 
-CLOSE_BINDINGS = [Binding("escape", "close", "Back", id="close")]
+def back_key(binding_id: str) -> Binding:
+    """``esc`` closes a screen; each screen's under its own id, so each can be remapped alone."""
+    return Binding("escape", "close", "Back", id=binding_id)
+
+
+CLOSE_BINDINGS = [back_key("close")]
 
 
 FILTER_BINDINGS = [Binding("escape", "leave", "Back to the table", id="filter_leave", show=False)]

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import js_divergence, pearson, top_iou
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.screens.variants import js_text
 from medgemma_tui.app.session import DONE, Session
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -54,7 +55,7 @@ def comparison(session: Session, a: str, b: str) -> dict[str, float]:
 
 class CompareScreen(Screen):
     BINDINGS = [
-        Binding("escape", "close", "Back", id="compare_close"),
+        back_key("compare_close"),
         Binding("n", "other(1)", "Next prompt B", tooltip="The next other prompt about this film", id="compare_next"),
         Binding("p", "other(-1)", "Previous prompt B", id="compare_prev", show=False),
     ]

@@ -20,6 +20,7 @@ from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.heads import head_metrics
 from medgemma_tui.analysis.views import head_summaries, normalise
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import token_text
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -130,7 +131,7 @@ def head_tiles(frame: Frame, sort: int, heads: DatasetHeads | None = None) -> li
 
 class GalleryScreen(Screen):
     BINDINGS = [
-        Binding("escape", "close", "Back", id="gallery_close"),
+        back_key("gallery_close"),
         Binding("s", "sort", "Sort", id="gallery_sort"),
         Binding("d", "dataset_sort", "Dataset/row",
                 tooltip="Sort by how the heads localise over the dataset (the tree's analysis/heads.csv, or the boxed "

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Static
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import compute_view
 from medgemma_tui.app import jobs
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import available_views
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -39,7 +40,7 @@ def method_tiles(frame: Frame) -> list[Tile]:
 
 class MethodsScreen(Screen):
     BINDINGS = [
-        Binding("escape", "close", "Back", id="methods_close"),
+        back_key("methods_close"),
         Binding("enter", "choose", "Show view", id="methods_choose"),
         Binding("r", "run_methods", "Compute methods",
                 tooltip="Compute the attribution methods of [methods] names (all of them when none is named) for "

@@ -32,6 +32,7 @@ from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.perturbations import from_config
 from medgemma_tui.app import jobs
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
 from medgemma_tui.config import Config
 from medgemma_tui.pipeline.studies.robustness import perturbation_of, perturbed_films
@@ -77,7 +78,7 @@ def read_study(path: Path) -> tuple[dict | None, object | None]:
 
 class RobustnessScreen(Screen):
     BINDINGS = [
-        Binding("escape", "close", "Back", id="robustness_close"),
+        back_key("robustness_close"),
         Binding("r", "run_study", "Run the study",
                 tooltip="Run the robustness study of this sample with the loaded model (live sessions)",
                 id="robustness_run"),

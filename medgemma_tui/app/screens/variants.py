@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import js_divergence
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.session import DONE, Session
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
 
@@ -103,7 +104,7 @@ LARGE_TILE_ROWS = 40
 
 class VariantsScreen(Screen):
     BINDINGS = [
-        Binding("escape", "close", "Back", id="variants_close"),
+        back_key("variants_close"),
         Binding("r", "run_group", "Run the group",
                 tooltip="Run the variants not run yet (on a results tree: read them)", id="variants_run"),
     ]
