@@ -167,7 +167,7 @@ async def test_startup_paints_before_the_model_has_loaded(dataset, analyses, mon
     release = threading.Event()
     session = make_session(dataset, analyses, done=0)
     session.model_source = "demo"
-    monkeypatch.setattr(session, "load_model", lambda: release.wait(10) and "demo model")
+    monkeypatch.setattr(session, "load_model", lambda: (None, release.wait(10) and "demo model"))
     app = MedtuiApp(session, autorun=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.2)

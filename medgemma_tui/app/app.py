@@ -310,6 +310,7 @@ class MedtuiApp(App):
 
     # ---- messages from workers: the one place their results join the session -------------------------
     def on_model_ready(self, message: ModelReady) -> None:
+        self.session.adopt(message.loaded)
         self.set_job("")
         self.notify(message.text, title="model ready", timeout=4)
         self.sub_title = self.session.loaded.info.name_or_path if self.session.loaded else ""

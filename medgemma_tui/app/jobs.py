@@ -126,7 +126,8 @@ def running(app, group: str) -> bool:
 
 # ---- bodies (worker threads) ------------------------------------------------------------------------
 def load_model(app) -> None:
-    app.post_message(messages.ModelReady(app.session.load_model()))
+    loaded, text = app.session.load_model()
+    app.post_message(messages.ModelReady(text, loaded))
 
 
 def run_sample(app, key: str) -> None:

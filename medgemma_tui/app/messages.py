@@ -13,11 +13,11 @@ from medgemma_tui.app.session import RowOutcome
 
 
 class ModelReady(Message):
-    """The model is loaded (into the session, under its model lock); ``text`` says what and how long it took."""
+    """The model is loaded, for the session to keep; ``text`` says what and how long it took."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, loaded: Any = None) -> None:
         super().__init__()
-        self.text = text
+        self.text, self.loaded = text, loaded
 
 
 class SampleStarted(Message):

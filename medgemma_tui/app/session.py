@@ -4,10 +4,9 @@ A ``Session`` is either *live* (a dataset CSV and a model: running a sample extr
 *tree* (an exported results tree: "running" a sample reads its record from disk, no model). The blocking
 calls a worker thread makes (``analyse``, ``answer_many``, ``robustness_of``, ``methods_of``) only read
 the session and return what they made; the thread that owns the session (the app's UI thread) files it
-(``apply``, ``keep_robustness``, ``add_methods``), so ``entries`` change on one thread only. The one
-write a worker makes is ``load_model``'s: the model, under the model lock, announced by an event the runs
-wait on. ``run`` and ``run_many`` do both, for callers with no UI thread. Model calls are serialised by one
-lock, so a single run and "run all" can be asked for together.
+(``apply``, ``adopt``, ``keep_robustness``, ``add_methods``), so its state changes on one thread only.
+``run`` and ``run_many`` do both, for callers with no UI thread. Model calls are serialised by one lock, so
+a single run and "run all" can be asked for together.
 """
 
 from __future__ import annotations
@@ -252,24 +251,30 @@ class Session:
             self._recent.append(key)
 
     # ---- blocking work (worker threads only) ------------------------------------------------------
-    def load_model(self) -> str:
-        """Load the model; returns one line saying what was loaded."""
+    def load_model(self) -> tuple[Any, str]:
+        """Load the model, to be kept with ``adopt``; returns it and one line saying what was loaded. If it
+        does not load, the runs waiting for it go on (and fail clearly)."""
         from medgemma_tui.engine.loading import load_for_capture
 
         if not self.needs_model or self.loaded is not None:
-            return ""
+            return self.loaded, ""
         source = None if self.model_source in (None, "demo") else self.model_source
         model = self.config.model
         start = time.perf_counter()
         try:
-            with self._model_lock:
-                self.loaded = load_for_capture(source, device=model.device, dtype=model.dtype,
-                                               revision=model.revision, adapter=model.adapter)
-        finally:
-            self._model_ready.set()  # a run waiting for the model goes on (and fails clearly if it did not load)
-        info = self.loaded.info
-        return (f"{info.name_or_path} on {info.device} ({info.dtype}): {info.num_layers} layers, "
-                f"{info.num_heads} heads, loaded in {time.perf_counter() - start:.1f}s")
+            loaded = load_for_capture(source, device=model.device, dtype=model.dtype, revision=model.revision,
+                                      adapter=model.adapter)
+        except BaseException:
+            self._model_ready.set()
+            raise
+        info = loaded.info
+        return loaded, (f"{info.name_or_path} on {info.device} ({info.dtype}): {info.num_layers} layers, "
+                        f"{info.num_heads} heads, loaded in {time.perf_counter() - start:.1f}s")
+
+    def adopt(self, loaded: Any) -> None:
+        """Keep the loaded model (``load_model``); the runs waiting for it go on."""
+        self.loaded = loaded
+        self._model_ready.set()
 
     def run(self, key: str) -> Entry:
         """``analyse`` one sample and file it. Raises on failure, entry marked failed."""
