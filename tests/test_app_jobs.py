@@ -41,3 +41,29 @@ def test_a_failure_is_one_line_a_users_error_as_it_says_any_other_with_its_type(
         "r1 failed: CUDA out of memory (RuntimeError)"
     assert failure_text("export failed", KeyError()) == "export failed: KeyError"
     assert failure_text("export failed", None) == "export failed"
+
+
+def test_a_model_that_does_not_load_is_one_line_on_the_status_line_and_the_app_stays_up():
+    import asyncio
+
+    from medgemma_tui.app.app import MedtuiApp
+    from medgemma_tui.model.loading import ModelLoadError
+    from tests.support import wait_for
+
+    items = [Item(key="a", study="s", variant=0, strategy="", question="q", truth="", group=("a", "q"))]
+    session = Session(items=items, source="stand-in", model_source="no/such-model")
+
+    def load_model():
+        raise ModelLoadError("cannot download 'no/such-model': 404\nTraceback (most recent call last):")
+
+    session.load_model = load_model
+
+    async def drive() -> None:
+        app = MedtuiApp(session, autorun=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.failure is not None)
+            assert app.failure == "the model did not load: cannot download 'no/such-model': 404"
+            assert f"✗ {app.failure}" in str(app.screen.query_one("#status").render())
+            assert app.is_running and session.loaded is None
+
+    asyncio.run(drive())
