@@ -10,7 +10,8 @@ import time
 import click
 
 from cli.errors import reports_errors
-from cli.options import adapter_option
+from cli.options import adapter_option, device_options, with_model_flags
+from medgemma_tui.config import Config
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.shapes import SHAPES
 
@@ -117,10 +118,7 @@ def bench_batch_size(text: str) -> int | str:
               "few layers, MedGemma-4b's whole decoder behind one SigLIP layer (medgemma-4b-text, for a CPU), or "
               "the full MedGemma-4b config (for a GPU host); NAME-heads: a Gemma 3 family layout's heads (4B, "
               "12B, 27B) at small widths.")
-@click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
-              help="bf16 on a GPU, fp32 on the CPU by default.")
+@device_options
 @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Timed runs of each variant after one warm-up; the figure is their median.")
 @click.option("--new-tokens", type=click.IntRange(1, 256), default=8, show_default=True,
@@ -161,6 +159,8 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
     from medgemma_tui.app.bench import measure_nav_redraw
 
     started = time.perf_counter()
+    settings = with_model_flags(Config(), device, dtype).model  # no --config: the defaults, auto and auto
+    device, dtype = settings.device, settings.dtype
 
     def progress(message: str) -> None:
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
