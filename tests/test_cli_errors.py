@@ -29,8 +29,9 @@ def bad_config(tmp_path, text: str) -> str:
 
 
 BAD_INPUTS = {
-    "an unknown colormap to check": (lambda tmp: ["check", DEMO_FILM, "-q", "Is there a mass?", "--colormap", "rainbow"],
-                                     "unknown colormap 'rainbow'"),
+    "an unknown colormap to check": (
+        lambda tmp: ["check", DEMO_FILM, "-q", "Is there a mass?", "--colormap", "rainbow"],
+        "unknown colormap 'rainbow'"),
     "an unknown colormap in eval's config": (
         lambda tmp: ["eval", "--export", str(tmp / "out"),
                      "--config", bad_config(tmp, '[visualization]\ncolormap = "rainbow"\n')],
