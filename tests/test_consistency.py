@@ -168,16 +168,6 @@ def test_demo_csv_strategies_map_to_named_kinds_and_keep_their_text_as_stored():
     assert math.isnan(strategies.loc["synonym_replacement", "mean_js_vs_original"])  # no maps given
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the demo model is tiny: one thread beats two on busy shared cores
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_group_whose_variants_are_identical_strings_has_js_0_and_full_consistency(demo_model, one_thread):
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.resources import demo_dataset_csv

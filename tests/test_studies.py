@@ -24,16 +24,6 @@ CONFIG = Config().with_overrides({"decoding.max_new_tokens": 3, "faithfulness.st
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the demo model is tiny: one thread beats two on busy shared cores
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def seeing_model(demo_model, one_thread):
     """The demo model with a random image projector, so its answers depend on the image.
 
