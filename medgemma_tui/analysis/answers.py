@@ -66,7 +66,7 @@ import re
 from dataclasses import dataclass, replace
 
 from medgemma_tui.config.schema import HEDGED_READINGS
-from medgemma_tui.data.schema import NO_WORDS, YES_WORDS
+from medgemma_tui.data.schema import normalise_answer
 
 from .answer_mentions import Mention, find_mentions, find_verdicts
 from .answer_question import Question, read_question
@@ -316,20 +316,15 @@ def parse_answer(answer: str, question: str | None = None, hedged: str = HEDGED_
     return read_answer(answer, question, hedged).label
 
 
-
-
 def normalise_truth(ground_truth: object) -> str | None:
-    """A ground-truth value as ``"yes"``/``"no"``, or None when it is not a yes/no label."""
+    """A ground-truth value as ``"yes"``/``"no"`` (the spellings ``data.schema.normalise_answer`` reads), or
+    None when it is not a yes/no label."""
     if ground_truth is None or isinstance(ground_truth, float) and ground_truth != ground_truth:
         return None
     if isinstance(ground_truth, bool):
         return YES if ground_truth else NO
-    key = str(ground_truth).strip().strip(".!").strip().lower()
-    if key in YES_WORDS:
-        return YES
-    if key in NO_WORDS:
-        return NO
-    return None
+    label = normalise_answer(str(ground_truth))
+    return label if label in (YES, NO) else None
 
 
 def is_correct(label: str, ground_truth: object) -> bool | None:

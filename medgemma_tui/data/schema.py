@@ -447,7 +447,7 @@ def _read_row(row: int, line: int, cells: list[str], columns: tuple[str, ...], w
 
 # --- answers ------------------------------------------------------------------------------------------
 
-# The spellings the scorer (analysis.answers.normalise_truth) reads as yes and no.
+# The spellings of yes and no in a ground-truth cell, here and for the scorer (analysis.answers.normalise_truth).
 YES_WORDS = frozenset({"yes", "y", "true", "t", "1", "positive", "pos", "present", "1.0"})
 NO_WORDS = frozenset({"no", "n", "false", "f", "0", "negative", "neg", "absent", "0.0"})
 
