@@ -126,3 +126,32 @@ def test_the_first_content_token_skips_end_tokens():
     assert record_answering(["No", END]).first_content_index == 0
     assert record_answering([END, "No", END]).first_content_index == 1
     assert record_answering([END, END]).first_content_index == 0  # all end tokens: the first one
+
+
+def test_the_decision_found_when_a_row_is_answered_is_carried_by_the_record_and_not_read_again(monkeypatch):
+    import medgemma_tui.analysis.answers as answers
+    from medgemma_tui.analysis.views import DECISION_INDEX, opening_row
+    from medgemma_tui.pipeline.rows import mark_decision_target
+
+    record = mark_decision_target(record_answering(SENTENCE))
+    assert record.extra[DECISION_INDEX] == 7 and record.extra["target_index"] == 7  # "no", the verdict
+
+    def no_second_reading(*args, **kwargs):
+        raise AssertionError("the answer was read again")
+
+    monkeypatch.setattr(answers, "_read", no_second_reading)
+    assert decision_index(record) == 7
+    assert record.query_answer_index[select_rows(record, "decision")[0]] == 7
+    assert record.query_answer_index[opening_row(record)] == 7
+
+
+def test_a_row_analysed_again_keeps_the_decision_its_record_carries_and_its_map_is_of_that_row():
+    from medgemma_tui.analysis.views import DECISION_INDEX
+
+    record = record_answering(SENTENCE)
+    record.extra[DECISION_INDEX] = 3  # as a tree written by another reader found it
+    analysis = analyse_record(record, ground_truth="no")
+    assert (analysis.answer_label, analysis.decision_index, analysis.decision_token) == ("no", 3, " image")
+    assert np.unravel_index(int(np.argmax(analysis.grid)), analysis.grid.shape) == (0, 3)
+    fresh = analyse_record(record_answering(SENTENCE), ground_truth="no")  # nothing carried: read here
+    assert fresh.decision_index == 7 and fresh.record.extra[DECISION_INDEX] == 7

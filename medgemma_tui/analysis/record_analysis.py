@@ -16,7 +16,16 @@ from medgemma_tui.analysis.grounding import POINTING_TOLERANCE_PX, boxes_to_grid
 from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 from medgemma_tui.analysis.metrics import map_metrics
-from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, decision_index, row_shares, select_rows
+from medgemma_tui.analysis.views import (
+    DECISION_INDEX,
+    MapSpec,
+    MapView,
+    compute_view,
+    decision_index,
+    mark_decision,
+    row_shares,
+    select_rows,
+)
 from medgemma_tui.engine.record import AttentionRecord
 
 # The default map of a sample (grids/, check, the overlay): see the README, "The default map".
@@ -131,6 +140,10 @@ def analyse_record(
     of a box, in the original film's pixels, or when it holds part of a box (``grounding.pointing_cells``).
     ``hedged_answers`` says what a leaning hedge reads as (``answers.read_answer``).
     """
+    reading = read_answer(record.answer, record.question, hedged_answers)  # the one reading of the answer
+    label = reading.label
+    # the decision token the record carries (found when it was answered, or kept in its tree), else this reading's
+    decision = decision_index(record) if DECISION_INDEX in record.extra else mark_decision(record, reading.cue_span)
     gating = gate_question(record, terms)
     attach_gating(record, gating)
     view = compute_view(record, spec)
@@ -141,9 +154,6 @@ def analyse_record(
     pointing = None if box_grid is None else pointing_cells(boxes, record.image_size, grid_shape,
                                                             pointing_tolerance_px)
     metrics = view_metrics(record, view, box_grid, pointing, anatomy_grids(masks, grid_shape))
-    reading = read_answer(record.answer, record.question, hedged_answers)
-    label = reading.label
-    decision = decision_index(record, reading.cue_span)
     return SampleAnalysis(
         record=record,
         view=view,

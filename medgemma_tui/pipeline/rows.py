@@ -14,7 +14,7 @@ from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.record_analysis import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, decision_index
+from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, mark_decision
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample, question_problem
@@ -103,9 +103,10 @@ def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings
 
 
 def mark_decision_target(record: AttentionRecord) -> AttentionRecord:
-    """Name the decision token as the one the gradient views and attribution methods explain
-    (``engine.gradients.target_row``): the verdict, not a sentence's first word."""
-    record.extra.setdefault(TARGET_INDEX, int(decision_index(record)))
+    """Read the answer once for its decision token (``analysis.views.mark_decision``, carried with the record
+    to the analysis, the CSV and the tree) and name it as the one the gradient views and attribution methods
+    explain (``engine.gradients.target_row``): the verdict, not a sentence's first word."""
+    record.extra.setdefault(TARGET_INDEX, mark_decision(record))
     return record
 
 
