@@ -155,3 +155,15 @@ def test_a_row_analysed_again_keeps_the_decision_its_record_carries_and_its_map_
     assert np.unravel_index(int(np.argmax(analysis.grid)), analysis.grid.shape) == (0, 3)
     fresh = analyse_record(record_answering(SENTENCE), ground_truth="no")  # nothing carried: read here
     assert fresh.decision_index == 7 and fresh.record.extra[DECISION_INDEX] == 7
+
+
+def test_the_analysis_scores_the_answer_less_its_end_token_and_measures_the_box_once():
+    record = record_answering(SENTENCE)
+    record.answer_logprobs = -np.arange(1, len(SENTENCE) + 1, dtype=np.float32) / 8  # the end token's is -1.5
+    record.image_size = (320, 320)
+    analysis = analyse_record(record, boxes=[(0, 0, 160, 80)])
+    assert analysis.answer_tokens == 11
+    assert analysis.answer_logprob == -sum(range(1, 12)) / 8  # -8.25: the end token's -1.5 left out
+    assert analysis.box_area_fraction == 0.125  # 160 x 80 of 320 x 320
+    assert abs(analysis.distribution.sum() - 1) < 1e-12 and analysis.distribution.dtype == np.float64
+    assert np.isnan(analyse_record(record_answering(SENTENCE)).box_area_fraction)  # no box: no fraction

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ from medgemma_tui.analysis.views import (
     MapView,
     compute_view,
     decision_index,
+    layer_summaries,
     mark_decision,
     row_shares,
     select_rows,
@@ -59,11 +62,25 @@ class SampleAnalysis:
     decision_index: int = 0  # index into the answer tokens of the token carrying the verdict
     decision_token: str = ""  # that token's text
     pointing_cells: np.ndarray | None = None  # the pointing game's hit cells (grounding.pointing_cells)
+    box_area_fraction: float = math.nan  # the boxes' share of the grid's cells (grounding.box_area_fraction)
+    answer_tokens: int = 0  # the answer's tokens, less the end tokens
+    answer_logprob: float = math.nan  # the sum of their log-probabilities
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def grid(self) -> np.ndarray:
         return self.view.grid
+
+    @cached_property
+    def distribution(self) -> np.ndarray:
+        """The map as a distribution over the grid's cells (float64, sums to 1): what ``grids/`` keeps."""
+        grid = np.asarray(self.grid, dtype=np.float64)
+        return grid / grid.sum()
+
+    @cached_property
+    def layer_summary(self) -> dict[str, np.ndarray]:
+        """Per layer, head mean over the map's rows: image, BOS and text share, entropy (views.layer_summaries)."""
+        return layer_summaries(self.record, self.view.spec.rows)
 
 
 def gate_question(record: AttentionRecord, terms: list[str] | None = None) -> Gating:
@@ -123,6 +140,14 @@ def view_metrics(record: AttentionRecord, view: MapView, box_grid: np.ndarray | 
     return metrics
 
 
+def answer_score(record: AttentionRecord) -> tuple[int, float]:
+    """How many tokens the answer has, less the end tokens, and the sum of their log-probabilities (NaN
+    without any)."""
+    ends = set(record.extra.get("end_token_ids", []))
+    content = [i for i, t in enumerate(record.answer_ids) if int(t) not in ends]
+    return len(content), float(np.sum(record.answer_logprobs[content])) if content else math.nan
+
+
 def analyse_record(
     record: AttentionRecord,
     pixels: np.ndarray | None = None,
@@ -154,6 +179,7 @@ def analyse_record(
     pointing = None if box_grid is None else pointing_cells(boxes, record.image_size, grid_shape,
                                                             pointing_tolerance_px)
     metrics = view_metrics(record, view, box_grid, pointing, anatomy_grids(masks, grid_shape))
+    answer_tokens, answer_logprob = answer_score(record)
     return SampleAnalysis(
         record=record,
         view=view,
@@ -168,4 +194,7 @@ def analyse_record(
         decision_index=decision,
         decision_token=record.answer_tokens[decision] if decision < len(record.answer_tokens) else "",
         pointing_cells=pointing,
+        box_area_fraction=float(box_grid.mean()) if box_grid is not None else math.nan,
+        answer_tokens=answer_tokens,
+        answer_logprob=answer_logprob,
     )

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.analysis.grounding import box_area_fraction
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
 from medgemma_tui.engine.record import SHARE_COLUMNS
 from medgemma_tui.export.journal import RowJournal, tree_cells
@@ -168,8 +167,6 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
     analysis = result.analysis
     record = analysis.record
     width, height = result.film.size
-    ends = set(record.extra.get("end_token_ids", []))
-    content = [i for i, t in enumerate(record.answer_ids) if int(t) not in ends]
     row = {
         "answer": record.answer,
         "answer_label": analysis.answer_label,
@@ -178,16 +175,15 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
         "correct": analysis.correct,
         "decision_index": analysis.decision_index,
         "decision_token": analysis.decision_token,
-        "answer_tokens": len(content),
-        "answer_logprob": float(np.sum(record.answer_logprobs[content])) if content else math.nan,
+        "answer_tokens": analysis.answer_tokens,
+        "answer_logprob": analysis.answer_logprob,
         **spec_columns(analysis.view.spec),
         "gated_count": len(analysis.gating.tokens),
         "gated_terms": ";".join(analysis.gating.terms),
         "image_width": width,
         "image_height": height,
         "mask_quality": analysis.masks.quality if analysis.masks is not None else "",
-        "box_area_fraction": (box_area_fraction(list(result.sample.bbox), (width, height), record.grid)
-                              if result.sample.bbox else math.nan),
+        "box_area_fraction": analysis.box_area_fraction,
         "error": "",
     }
     for name in (*METRIC_NAMES, *SHARE_COLUMNS, *BOX_METRIC_NAMES):
