@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from medgemma_tui.data.schema import NO, YES
+
 from .answer_question import Question
 from .answer_scopes import (
     context_status,
@@ -29,7 +31,6 @@ from .answer_words import (
     GENERIC,
     HEDGE,
     NEG_FORWARD,
-    NO,
     NORMAL_FOR,
     NORMAL_STUDY,
     NORMAL_WORDS,
@@ -40,7 +41,6 @@ from .answer_words import (
     STRONG_NO,
     STRONG_YES,
     TERMINATE,
-    YES,
     Span,
 )
 from .lexicon import match_terms

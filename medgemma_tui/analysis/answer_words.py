@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-YES, NO, UNCERTAIN = "yes", "no", "uncertain"
+UNCERTAIN = "uncertain"
 PRESENT, ABSENT, POSSIBLE = "present", "absent", "possible"
 LEFT, RIGHT = "left", "right"
 

@@ -66,7 +66,7 @@ import re
 from dataclasses import dataclass, replace
 
 from medgemma_tui.config.schema import HEDGED_READINGS
-from medgemma_tui.data.schema import normalise_answer
+from medgemma_tui.data.schema import NO, YES, normalise_answer
 
 from .answer_mentions import Mention, find_mentions, find_verdicts
 from .answer_question import Question, read_question
@@ -79,7 +79,6 @@ from .answer_words import (
     BARE_YES,
     LEANING,
     NARROWER,
-    NO,
     NORMAL_WORDS,
     POSSIBLE,
     PRESENT,
@@ -87,7 +86,6 @@ from .answer_words import (
     REGION_LABEL,
     SIDE,
     UNCERTAIN,
-    YES,
     Span,
     clean_answer,
 )
