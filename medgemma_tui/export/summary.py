@@ -32,6 +32,7 @@ import numpy as np
 from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.averages import finite_mean, robust_summary, scored_accuracy
 from medgemma_tui.analysis.consistency import Consistency, consistency_tables
+from medgemma_tui.analysis.dataset_intervals import dataset_intervals
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
 from medgemma_tui.analysis.pointing_game import boxed_rows, pointing_game
 from medgemma_tui.analysis.rereading import reread_answers
@@ -42,7 +43,6 @@ from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import write_bytes_atomic
 from medgemma_tui.export.captions import CaptionInputs, write_captions
 from medgemma_tui.export.columns import read_rows
-from medgemma_tui.export.intervals_summary import dataset_intervals
 from medgemma_tui.export.study_tables import summarise_studies
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.json_values import jsonable
