@@ -167,3 +167,18 @@ def test_the_analysis_scores_the_answer_less_its_end_token_and_measures_the_box_
     assert analysis.box_area_fraction == 0.125  # 160 x 80 of 320 x 320
     assert abs(analysis.distribution.sum() - 1) < 1e-12 and analysis.distribution.dtype == np.float64
     assert np.isnan(analyse_record(record_answering(SENTENCE)).box_area_fraction)  # no box: no fraction
+
+
+def test_the_analysis_keeps_the_masks_coverage_of_the_grid_that_its_metrics_used():
+    from medgemma_tui.analysis.masks import AnatomyMasks
+
+    body = np.ones((64, 64), bool)
+    right = np.zeros((64, 64), bool)
+    right[:, :16] = True  # the film's left quarter: grid columns 0-3
+    left = np.zeros((64, 64), bool)
+    left[:32, 48:] = True  # the right quarter, top half
+    analysis = analyse_record(record_answering(SENTENCE), masks=AnatomyMasks(body, right, left))
+    lungs = analysis.anatomy["lungs"]
+    assert lungs.shape == (16, 16) and lungs.sum() == 16 * 4 + 8 * 4
+    assert lungs[:, :4].all() and lungs[:8, 12:].all() and not lungs[8:, 12:].any()
+    assert abs(analysis.metrics["inside_lungs_ratio"] - float((analysis.distribution * lungs).sum())) < 1e-6

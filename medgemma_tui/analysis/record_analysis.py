@@ -65,6 +65,7 @@ class SampleAnalysis:
     box_area_fraction: float = math.nan  # the boxes' share of the grid's cells (grounding.box_area_fraction)
     answer_tokens: int = 0  # the answer's tokens, less the end tokens
     answer_logprob: float = math.nan  # the sum of their log-probabilities
+    anatomy: dict[str, Any] = field(default_factory=dict)  # the masks' coverage of the grid (anatomy_grids)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -178,7 +179,8 @@ def analyse_record(
     box_grid = boxes_to_grid(boxes, record.image_size, grid_shape) if boxes and record.image_size else None
     pointing = None if box_grid is None else pointing_cells(boxes, record.image_size, grid_shape,
                                                             pointing_tolerance_px)
-    metrics = view_metrics(record, view, box_grid, pointing, anatomy_grids(masks, grid_shape))
+    anatomy = anatomy_grids(masks, grid_shape)
+    metrics = view_metrics(record, view, box_grid, pointing, anatomy)
     answer_tokens, answer_logprob = answer_score(record)
     return SampleAnalysis(
         record=record,
@@ -197,4 +199,5 @@ def analyse_record(
         box_area_fraction=float(box_grid.mean()) if box_grid is not None else math.nan,
         answer_tokens=answer_tokens,
         answer_logprob=answer_logprob,
+        anatomy=anatomy,
     )
