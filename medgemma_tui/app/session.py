@@ -323,10 +323,11 @@ class Session:
         meta = _load_meta(self.tree, key)
         boxes = [tuple(b) for b in meta.get("bbox_boxes", [])] or None
         settings = self.settings
-        return analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
-                              ground_truth=self.item(key).truth or None, spec=settings.spec,
-                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
-                              hedged_answers=settings.hedged_answers)
+        analysis = analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
+                                  ground_truth=self.item(key).truth or None, spec=settings.spec,
+                                  terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
+                                  hedged_answers=settings.hedged_answers)
+        return self.tree.with_stored_values(key, analysis)  # the tree's values where its CSV has them (README)
 
     def run_robustness(self, key: str, config: Config | None = None) -> dict:
         """The robustness study of one live sample, as ``medtui eval --robustness`` makes it; kept per key.
