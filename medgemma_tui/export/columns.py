@@ -5,6 +5,9 @@ text; ``image_found`` says how the film was found: ``image_path``, ``dicom_id``,
 ``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
 the gating count, ``error`` (empty for a finished row). Timings live in ``grids/{key}_meta.json`` and
 ``run.json``, so two runs over the same data write the same CSV.
+
+Each column is declared once, in ``COLUMN_SPECS`` (name, kind, group, help); the CSV's order, the groups,
+``read_rows``'s types and the app's cells (``cell_value``) are read from there.
 """
 
 from __future__ import annotations
