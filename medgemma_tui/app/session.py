@@ -482,7 +482,7 @@ def tree_masks(tree, key: str, record: AttentionRecord) -> AnatomyMasks | None:
     left) and left lung. Without mask files: masks of the film the model saw."""
     from PIL import Image
 
-    layout = tree.tree
+    layout = tree.paths
 
     def read(part: str) -> np.ndarray | None:
         path = layout.mask_path(key, part)
