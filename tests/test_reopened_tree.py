@@ -55,3 +55,12 @@ def test_a_map_the_tree_did_not_write_is_analysed_anew(tmp_path):
     gated = analyse_record(reader.load_record("k0"), spec=DEFAULT_SPEC.with_(view="gated"))
     assert reader.with_stored_values("k0", gated).metrics == gated.metrics
     assert reader.with_stored_values("other", gated) is gated  # a key the CSV lacks
+
+
+def test_the_app_opens_a_trees_row_with_the_trees_values(tmp_path):
+    from medgemma_tui.app.session import Session
+
+    written_tree(tmp_path)
+    entry = Session.from_tree(tmp_path / "tree").run("k0")
+    assert (entry.analysis.decision_index, entry.analysis.metrics["entropy"]) == (3, 0.125)
+    assert entry.summary.metrics["entropy"] == 0.125  # what the samples table and the charts read
