@@ -193,8 +193,11 @@ def test_a_reopened_tree_shows_the_values_its_csv_holds_and_analyses_anew_what_t
     from medgemma_tui.analysis.views import DECISION_INDEX
     from medgemma_tui.app.session import Session
     from medgemma_tui.config import Config
+    from medgemma_tui.export.tree import ResultsTree
 
     copy = shutil.copytree(tree, tmp_path / "tree")
+    with ResultsTree(copy).locked() as writer:  # the rows from the journal into the CSV, as a finished run leaves them
+        writer.write_csv()
     path = copy / "evaluation_results.csv"
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
