@@ -88,6 +88,8 @@ def test_js_and_flip_aggregation_known_values(hand_made):
     assert (voice["rows"], voice["compared"], voice["flips"]) == (2, 2, 1)
     # studies by film here (no study_id): voice change has a row of img1 and one of img2
     assert (voice["studies"], syn["studies"], strategies.loc["original"]["studies"]) == (2, 1, 2)
+    # the studies behind the accuracy, as ``scored`` is its n: phrasing variation's rows are not scored
+    assert strategies.loc["phrasing_variation"][["rows", "scored", "studies"]].tolist() == [2, 0, 0]
     assert voice["mean_js_vs_original"] == pytest.approx((LN2 + expected) / 2)
     original = strategies.loc["original"]
     assert original["rows"] == 2 and original["accuracy"] == 1.0 and original["compared"] == 0
