@@ -182,3 +182,28 @@ def test_the_analysis_keeps_the_masks_coverage_of_the_grid_that_its_metrics_used
     assert lungs.shape == (16, 16) and lungs.sum() == 16 * 4 + 8 * 4
     assert lungs[:, :4].all() and lungs[:8, 12:].all() and not lungs[8:, 12:].any()
     assert abs(analysis.metrics["inside_lungs_ratio"] - float((analysis.distribution * lungs).sum())) < 1e-6
+
+
+def test_a_row_through_the_pipeline_reads_its_answer_once_and_its_target_is_the_verdict(monkeypatch):
+    from pathlib import Path
+
+    from PIL import Image
+
+    import medgemma_tui.analysis.answers as answers
+    from medgemma_tui.analysis.views import DECISION_INDEX
+    from medgemma_tui.data.images import LoadedImage
+    from medgemma_tui.data.schema import Sample
+    from medgemma_tui.pipeline.rows import RowSettings, analyse_row
+
+    reads = []
+    read = answers._read
+    monkeypatch.setattr(answers, "_read", lambda *args: reads.append(args) or read(*args))
+    pixels = np.zeros((64, 64), np.uint8)
+    film = LoadedImage(pixels, Image.fromarray(pixels).convert("RGB"), (64, 64), Path("film.png"), "png")
+    sample = Sample("k0", 0, "s0", "d0", "film.png", Path("film.png"), "Is there a pneumothorax?", "no",
+                    "Is there a pneumothorax?", "", 0, "original")
+    record = record_answering(SENTENCE)
+    result = analyse_row(sample, film, record, RowSettings())
+    assert len(reads) == 1
+    assert record.extra["target_index"] == record.extra[DECISION_INDEX] == result.analysis.decision_index == 7
+    assert (result.analysis.answer_label, result.analysis.correct) == ("no", True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from medgemma_tui.analysis.answers import HEDGED_DEFAULT, is_correct, read_answer
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT, AnswerReading, is_correct, read_answer
 from medgemma_tui.analysis.grid import mask_to_grid
 from medgemma_tui.analysis.grounding import POINTING_TOLERANCE_PX, boxes_to_grid, pointing_cells
 from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
@@ -159,14 +159,17 @@ def analyse_record(
     masks: AnatomyMasks | None = None,
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX,
     hedged_answers: str = HEDGED_DEFAULT,
+    reading: AnswerReading | None = None,
 ) -> SampleAnalysis:
     """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric.
 
     The pointing game counts the top cell a hit when its centre lies within ``pointing_tolerance_px``
     of a box, in the original film's pixels, or when it holds part of a box (``grounding.pointing_cells``).
-    ``hedged_answers`` says what a leaning hedge reads as (``answers.read_answer``).
+    ``hedged_answers`` says what a leaning hedge reads as (``answers.read_answer``); ``reading`` is the
+    answer's reading under it when the caller has read it already (``pipeline.rows.analyse_row``).
     """
-    reading = read_answer(record.answer, record.question, hedged_answers)  # the one reading of the answer
+    if reading is None:  # the one reading of the answer
+        reading = read_answer(record.answer, record.question, hedged_answers)
     label = reading.label
     # the decision token the record carries (found when it was answered, or kept in its tree), else this reading's
     decision = decision_index(record) if DECISION_INDEX in record.extra else mark_decision(record, reading.cue_span)
