@@ -19,7 +19,7 @@ from tests.support import demo_subset_csv, eval_config, run_tree
 
 
 def test_a_failing_plot_leaves_the_summary_the_other_plots_and_a_true_status(tmp_path, demo_model, monkeypatch):
-    import medgemma_tui.export.figures as figures
+    import medgemma_tui.export.dataset_figures as figures
 
     def broken(*args, **kwargs):
         raise ValueError("'xerr' must not contain negative values")
