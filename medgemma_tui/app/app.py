@@ -42,7 +42,7 @@ from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, load_themes
 from medgemma_tui.app.widgets.samples import SamplesPanel, matches
 from medgemma_tui.colormaps import available as available_colormaps
 from medgemma_tui.config import Config
-from medgemma_tui.config.schema import METHOD_NAMES
+from medgemma_tui.registry import chosen_method_names
 
 DATASET_METRIC = "inside_lungs_ratio"
 CHARTS_EVERY_S = 0.25  # the dataset charts redraw at most this often while rows finish
@@ -562,7 +562,7 @@ class MedtuiApp(App):
             self.notify("The methods of a row are being computed; one row at a time.", timeout=3)
             return
         config = self.config if self.config is not None else Config()
-        names = config.methods.names or METHOD_NAMES
+        names = config.methods.names or chosen_method_names()
         self.set_job(f"methods of {key}…")
         self.notify(f"Computing {', '.join(names)} for {key}…", timeout=4)
         self.methods_worker(key, tuple(names))

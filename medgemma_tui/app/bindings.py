@@ -9,6 +9,11 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.keys import _character_to_key
 
+from medgemma_tui.registry import ATTRIBUTION, METHODS
+
+# the attribution methods' labels as the tooltips write them (``registry.METHODS``): "occlusion, RISE, IG"
+ATTRIBUTION_LABELS = ", ".join(spec.label for spec in METHODS.values() if spec.kind == ATTRIBUTION)
+
 APP_BINDINGS = [
     Binding("question_mark", "help", "Help", id="help"),
     Binding("D", "summary", "Dataset", tooltip="The dataset figures with their study-bootstrap 95% intervals",
@@ -32,7 +37,7 @@ INSPECT_BINDINGS = [
     Binding("p", "token(-1)", "Token-", tooltip="Previous query token", id="token_prev", show=False),
     Binding("v", "view", "View",
             tooltip="Cycle the map view (answer, gated, layer-weighted, rollout; question if its tokens see the image; "
-                    "occlusion, RISE, IG, Grad-CAM++ and top heads where a run computed them)",
+                    f"{ATTRIBUTION_LABELS} and top heads where a run computed them)",
             id="view"),
     Binding("o", "overlay", "Overlay",
             tooltip="Cycle heatmap over the film / heatmap alone / film alone", id="overlay", show=False),
@@ -46,8 +51,9 @@ INSPECT_BINDINGS = [
     Binding("s", "samples", "Samples", tooltip="Show or hide the samples table", id="samples", show=False),
     Binding("slash", "filter", "Filter samples", id="filter", show=False),
     Binding("G", "gallery", "Heads", tooltip="Head gallery: every layer x head", id="gallery"),
-    Binding("M", "methods", "Methods", tooltip="Every map view side by side (attention, gradients, occlusion, RISE, "
-            "IG, Grad-CAM++, top heads) with its pointing and lift on this row", id="methods", show=False),
+    Binding("M", "methods", "Methods",
+            tooltip=f"Every map view side by side (attention, gradients, {ATTRIBUTION_LABELS}, top heads) with its "
+                    "pointing and lift on this row", id="methods", show=False),
     Binding("V", "variants", "Variants", tooltip="The hard-positive group side by side", id="variants"),
     Binding("R", "robustness", "Robustness",
             tooltip="Perturbed films and their maps against the original (from eval, or run here)", id="robustness",

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from medgemma_tui.analysis.result import SampleResult
     from medgemma_tui.data.schema import Sample
 
-STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel")  # analysis.extras written to robustness/{key}.json
 INPUT_COLUMNS = (
     "row",
     "key",

@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import map_metrics
-from medgemma_tui.analysis.views import compute_view
+from medgemma_tui.analysis.views import VIEWS, compute_view
 from medgemma_tui.app.bindings import METHODS_BINDINGS
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import available_views
@@ -24,13 +24,13 @@ def method_tiles(frame: Frame) -> list[Tile]:
         try:
             view = compute_view(record, frame.spec.with_(view=name))
         except ValueError as exc:
-            tiles.append(Tile(key=name, label=name, grid=None, note=str(exc)[:40]))
+            tiles.append(Tile(key=name, label=VIEWS[name].tile_label, grid=None, note=str(exc)[:40]))
             continue
         note = ""
         if analysis.box_grid is not None:
             metrics = map_metrics(view.grid, box=analysis.box_grid, pointing=analysis.pointing_cells)
             note = f"{'hit' if metrics['pointing_hit'] else 'miss'} lift {metrics['mass_in_box_lift']:.1f}"
-        tiles.append(Tile(key=name, label=name, grid=view.grid, note=note, film=record.xray))
+        tiles.append(Tile(key=name, label=VIEWS[name].tile_label, grid=view.grid, note=note, film=record.xray))
     return tiles
 
 
