@@ -156,9 +156,10 @@ class StudySpec:
     build: Callable | str  # (config) -> pipeline.batch.Study, a callable (loaded, result) run per row
     help: str = ""  # its flag's help in `medtui eval --help`
     flag: str | None = None  # the `medtui eval` option that asks for it ("--robustness"); None: the config only
-    # what turns it on in the config: a "section.key" switch (set when the study runs, for the other studies
-    # that read it), or a test of the config
-    switch: str | Callable[[Any], bool] | None = None
+    switch: str | Callable[[Any], bool] | None = None  # what turns it on in the config: a "section.key", or a test
+    # its "section.key" switch is set in the config it runs with when a flag asked for it, for the other studies
+    # that read it (the methods study's deletion/insertion gains need faithfulness on)
+    sets_switch: bool = False
     within: str | None = None  # runs only beside this study (the one-pixel attack beside robustness)
     needs: tuple[str, ...] = ("model",)
     summary: str = ""  # where analysis/ sums it up over the tree
@@ -182,7 +183,7 @@ STUDIES: Registry[StudySpec] = Registry("study", (
               summary="analysis/summary.json"),
     StudySpec("faithfulness", f"{_STUDIES}.faithfulness:faithfulness_eval_study",
               "Also run the deletion/insertion faithfulness study.", "--faithfulness", "faithfulness.enabled",
-              summary="analysis/summary.json"),
+              sets_switch=True, summary="analysis/summary.json"),
     StudySpec("methods", f"{_STUDIES}.methods:methods_eval_study", flag="--methods",
               switch=lambda config: bool(config.methods.names), summary="analysis/methods.csv"),
     StudySpec("heads", f"{_STUDIES}.methods:heads_eval_study",

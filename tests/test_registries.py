@@ -21,7 +21,7 @@ from medgemma_tui.analysis.views import VIEWS, MapSpec, available_views, compute
 from medgemma_tui.config import Config, ConfigError, load_config
 from medgemma_tui.engine.attribution.methods import add_method_maps
 from medgemma_tui.export.reader import read_results
-from medgemma_tui.pipeline.studies import make_studies, study_names
+from medgemma_tui.pipeline.studies import make_studies, study_names, with_studies
 from medgemma_tui.registry import METHODS, STUDIES, UnknownNameError, chosen_method_names
 from tests.toy_entries import TOY_METHOD, TOY_STUDY
 
@@ -112,6 +112,14 @@ def test_the_toy_study_is_chosen_by_its_flag_and_built_by_the_one_function_ray_u
     from medgemma_tui.pipeline import ray_eval
 
     assert ray_eval.make_studies is make_studies
+
+
+def test_a_flag_sets_only_the_config_switches_another_study_reads():
+    names = study_names(Config(), asked={"robustness", "faithfulness", "heads"})
+    assert names == ["robustness", "faithfulness", "heads"]
+    config = with_studies(Config(), names)
+    assert config.faithfulness.enabled  # the methods study's deletion/insertion gains read it
+    assert not config.robustness.enabled and not config.methods.heads  # run.json's config as the flags left it
 
 
 def test_the_toy_method_is_a_map_view_with_its_own_description(toys, demo_record):

@@ -34,10 +34,10 @@ def study_names(config: Config, asked: Collection[str] = ()) -> list[str]:
 
 
 def with_studies(config: Config, names: Collection[str]) -> Config:
-    """The config with the switch of each chosen study set (a study can read another's: the methods study
-    runs deletion and insertion on every map when faithfulness is on), as run.json records it."""
+    """The config with the switch set of each chosen study that ``sets_switch`` (another study reads it: the
+    methods study runs deletion and insertion on every map when faithfulness is on), as run.json records it."""
     switches = {spec.switch: True for name, spec in STUDIES.items()
-                if name in names and isinstance(spec.switch, str) and not spec.switched_on(config)}
+                if name in names and spec.sets_switch and isinstance(spec.switch, str) and not spec.switched_on(config)}
     return config.with_overrides(switches) if switches else config
 
 
