@@ -163,6 +163,9 @@ class StudySpec:
     within: str | None = None  # runs only beside this study (the one-pixel attack beside robustness)
     needs: tuple[str, ...] = ("model",)
     summary: str = ""  # where analysis/ sums it up over the tree
+    # a study with a table of its own, analysis/{name}.csv (``export.method_tables``): the figure drawn from
+    # it, (table, path, formats, dpi) -> the path written or None
+    figure: Callable | str | None = None
 
     def switched_on(self, config) -> bool:
         if self.switch is None:
@@ -174,6 +177,7 @@ class StudySpec:
 
 
 _STUDIES = "medgemma_tui.pipeline.studies"
+_FIGURES = "medgemma_tui.export.method_figures"
 STUDIES: Registry[StudySpec] = Registry("study", (
     StudySpec("robustness", f"{_STUDIES}.robustness:robustness_eval_study",
               "Also run the robustness study on each sample.", "--robustness", "robustness.enabled",
@@ -185,11 +189,17 @@ STUDIES: Registry[StudySpec] = Registry("study", (
               "Also run the deletion/insertion faithfulness study.", "--faithfulness", "faithfulness.enabled",
               sets_switch=True, summary="analysis/summary.json"),
     StudySpec("methods", f"{_STUDIES}.methods:methods_eval_study", flag="--methods",
-              switch=lambda config: bool(config.methods.names), summary="analysis/methods.csv"),
+              switch=lambda config: bool(config.methods.names), summary="analysis/methods.csv",
+              figure=f"{_FIGURES}:plot_methods"),
     StudySpec("heads", f"{_STUDIES}.methods:heads_eval_study",
               "Score every layer x head by how well it localises (analysis/heads.csv).", "--heads", "methods.heads",
-              needs=("record",), summary="analysis/heads.csv"),
+              needs=("record",), summary="analysis/heads.csv", figure=f"{_FIGURES}:plot_heads"),
     StudySpec("sanity", f"{_STUDIES}.methods:sanity_eval_study",
               "Cascading-randomisation sanity check of the maps (analysis/sanity.csv).", "--sanity", "methods.sanity",
-              summary="analysis/sanity.csv"),
+              summary="analysis/sanity.csv", figure=f"{_FIGURES}:plot_sanity"),
 ))
+
+
+def tabled_studies() -> tuple[StudySpec, ...]:
+    """The studies with a table analysis/{name}.csv and a figure of it, in the registry's order."""
+    return tuple(spec for spec in STUDIES.values() if spec.figure is not None)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -162,6 +163,8 @@ def test_eval_writes_the_toy_study_section_and_compares_the_toy_method(tmp_path,
     assert study[TOY_STUDY.name] == {"answer_tokens": len(answer_tokens)}
     compared = study["methods"]["methods"]
     assert compared[TOY_METHOD.name]["description"] == TOY_METHOD.description
+    table = pd.read_csv(out / "analysis" / "methods.csv")  # summed up by the study's table, as a built-in method
+    assert TOY_METHOD.name in table["method"].tolist()
     run = json.loads((out / "run.json").read_text())
     assert TOY_STUDY.name in run["studies"] and run["config"]["methods"]["names"] == [TOY_METHOD.name]
 
