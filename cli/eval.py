@@ -243,6 +243,7 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
 def eval_command(out, model, data, images, config_path, limit, methods, resume, as_json, no_plots, device, dtype,
                  batch_size, ray_address, workers, shard_text, adapter, **study_flags):
     """Run every row of a dataset and write the standard results tree to OUT."""
+    # study_flags: one per study's flag (``StudyFlags``), read with the other options by ``asked_studies``
     from cli.config import read_config
     from medgemma_tui.data.schema import duplicate_rows, load_dataset
     from medgemma_tui.export.tree import ResultsTree, check_writable
