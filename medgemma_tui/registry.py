@@ -108,11 +108,11 @@ class MethodSpec:
     needs: tuple[str, ...] = ("model",)  # and "gradients" (a backward pass), "pixels" (films re-encoded)
     # the notes kept with the record as record.extra[f"{name}_{notes_as}"], and in the methods study as notes_as
     notes_as: str | None = None
+    tile: str | None = None  # its tile's label in the app's methods screen; None: its name
 
     @property
-    def tile(self) -> str:
-        """Its tile's label in the app's methods screen (the name the ``v`` key and the tree use)."""
-        return self.name
+    def tile_label(self) -> str:
+        return self.tile or self.name
 
     def run(self, loaded, image, record, settings) -> tuple[Any, dict[str, Any]]:
         return resolve(self.compute)(loaded, image, record, settings)

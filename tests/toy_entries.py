@@ -30,6 +30,7 @@ def answer_length_study(config):
 
 
 TOY_METHOD = MethodSpec("toy_centre", "Toy centre", centre_cell_map,
-                        "toy centre: every bit of the map on the grid's centre cell", needs=("record",))
+                        "toy centre: every bit of the map on the grid's centre cell", needs=("record",),
+                        tile="toy")
 TOY_STUDY = StudySpec("toy_length", answer_length_study, "Count each answer's tokens (a toy study).",
                       flag="--toy-length", needs=("record",), summary="robustness/{key}.json only")

@@ -401,7 +401,7 @@ class MapViews(Mapping[str, ViewSpec]):
         return self.first.register(view)
 
     def entries(self) -> dict[str, ViewSpec]:
-        methods = {name: ViewSpec(name, method_view, needs=name, tile=METHODS[name].tile)
+        methods = {name: ViewSpec(name, method_view, needs=name, tile=METHODS[name].tile_label)
                    for name in method_names(ATTRIBUTION)}
         return {**self.first, **methods, **self.last}
 
