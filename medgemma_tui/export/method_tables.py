@@ -3,7 +3,8 @@
 its saved records); no model.
 
 - ``analysis/methods.csv``: one row per method: the pointing game, mass-in-box lift and AUROC over the
-  boxed rows, deletion and insertion gains where the faithfulness study ran, each with a 95% bootstrap
+  boxed rows, deletion and insertion gains and ERASER's comprehensiveness and sufficiency gains (DeYoung
+  et al. 2020) where the faithfulness study ran, each with a 95% bootstrap
   interval resampled by study (``analysis.intervals``), and the mean seconds per row each cost beyond
   the answer pass. ``top_heads`` is the mean of the k heads that localise best on the *other* studies
   (leave-one-study-out), so it never scores its own rows.
@@ -30,7 +31,10 @@ from medgemma_tui.analysis.intervals import bootstrap_ci
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import select_rows
 
-METHOD_COLUMNS = ("pointing_game", "mass_in_box_lift", "auroc", "deletion_gain", "insertion_gain")
+# the faithfulness study's gains over its random orders, all four on the same orders: deletion and
+# insertion on the log-probability AUCs, ERASER's comprehensiveness and sufficiency on the AOPCs
+FAITHFULNESS_GAINS = ("deletion_gain", "insertion_gain", "comprehensiveness_gain", "sufficiency_gain")
+METHOD_COLUMNS = ("pointing_game", "mass_in_box_lift", "auroc", *FAITHFULNESS_GAINS)
 SOURCE = {"pointing_game": "pointing_hit"}  # table column -> per-row field
 
 

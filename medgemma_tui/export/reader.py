@@ -12,7 +12,7 @@ import numpy as np
 from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.rereading import relabel_note, reread_answers
 from medgemma_tui.export.columns import read_rows
-from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME, TreeLayout
+from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME, NotATreeError, TreeLayout
 from medgemma_tui.export.original_tree import refuse_original_tree
 
 if TYPE_CHECKING:
@@ -117,8 +117,8 @@ def read_results(out_dir: str | os.PathLike[str], hedged_answers: str | None = N
     """Open a results tree written by ``medtui eval`` or ``medtui check --export``."""
     root = Path(out_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"results tree not found: {root}")
+        raise NotATreeError(f"results tree not found: {root}")
     if not (root / CSV_NAME).exists() and not (root / JOURNAL_NAME).exists():
-        raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
+        raise NotATreeError(f"{root} is not a results tree (no {CSV_NAME})")
     refuse_original_tree(root)  # the original system's tree: say what it is and how to rerun it
     return ResultsReader(root, hedged_answers)

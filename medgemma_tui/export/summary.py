@@ -38,10 +38,11 @@ from medgemma_tui.analysis.rereading import reread_answers
 from medgemma_tui.analysis.row_groups import finished, is_focal, study_of
 from medgemma_tui.engine.record import SHARE_COLUMNS
 from medgemma_tui.errors import first_line
-from medgemma_tui.export import figures
+from medgemma_tui.export import dataset_figures
 from medgemma_tui.export.atomic import write_bytes_atomic
 from medgemma_tui.export.captions import CaptionInputs, write_captions
 from medgemma_tui.export.columns import read_rows
+from medgemma_tui.export.faithfulness_figure import plot_faithfulness
 from medgemma_tui.export.intervals_summary import dataset_intervals
 from medgemma_tui.export.study_tables import summarise_studies
 from medgemma_tui.export.tree import ResultsTree
@@ -279,14 +280,13 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame,
         shape = meta.get("map", {}).get("grid_shape")
         cells = cells or (int(np.prod(shape)) if shape else None)
     plots = {
-        "metric_distributions.png": lambda path: figures.plot_metric_distributions(rows, path, formats, dpi),
-        "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path, formats, dpi,
-                                                                                   summary=summary),
-        "dataset_intervals.png": lambda path: figures.plot_dataset_intervals(summary or {}, path, formats, dpi),
-        "faithfulness.png": lambda path: figures.plot_faithfulness(faith, summary, path,
-                                                                   formats, dpi),
-        "layer_profile.png": lambda path: figures.plot_layer_profile(summaries, path, layer_types, cells, formats,
-                                                                     dpi),
+        "metric_distributions.png": lambda path: dataset_figures.plot_metric_distributions(rows, path, formats, dpi),
+        "accuracy_by_strategy.png": lambda path: dataset_figures.plot_accuracy_by_strategy(strategies, path, formats,
+                                                                                           dpi),
+        "dataset_intervals.png": lambda path: dataset_figures.plot_dataset_intervals(summary or {}, path, formats, dpi),
+        "faithfulness.png": lambda path: plot_faithfulness(faith, summary, path, formats, dpi),
+        "layer_profile.png": lambda path: dataset_figures.plot_layer_profile(summaries, path, layer_types, cells,
+                                                                             formats, dpi),
     }
     written, failed = [], {}
     for name, plot in plots.items():

@@ -35,6 +35,7 @@ from medgemma_tui.export.atomic import save_npy_atomic, save_png_atomic, write_b
 from medgemma_tui.export.columns import COLUMNS, csv_cell, result_columns, sample_columns
 from medgemma_tui.export.journal import RowJournal, tree_cells
 from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
+from medgemma_tui.export.overlay import save_overlay
 from medgemma_tui.export.record_io import save_record
 from medgemma_tui.registry import STUDIES
 
@@ -237,7 +238,7 @@ class ResultsTree(TreeLayout):
             for part in MASK_PARTS:
                 del files[f"mask_{part}"]
         if "overlay" in files:
-            figures.save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
+            save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
         if "full" in files:
             sample_sheet.save_full_figure(files["full"], result, colormap=vis.colormap, alpha=vis.overlay_alpha,
                                           formats=vis.formats, dpi=vis.dpi)
