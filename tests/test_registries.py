@@ -184,3 +184,13 @@ def test_the_toys_names_are_spelled_in_no_module_of_the_package():
     for path in CODE:
         text = path.read_text()
         assert TOY_METHOD.name not in text and TOY_STUDY.name not in text, path
+
+
+def test_every_built_in_entrys_code_is_where_its_path_says():
+    from medgemma_tui.registry import resolve
+
+    for spec in METHODS.values():
+        assert callable(resolve(spec.compute)), spec.name
+    for spec in STUDIES.values():
+        assert callable(resolve(spec.build)), spec.name
+        assert spec.figure is None or callable(resolve(spec.figure)), spec.name
