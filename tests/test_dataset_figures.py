@@ -265,8 +265,8 @@ def test_a_live_session_summarises_the_rows_it_ran_as_eval_would():
 
 
 def test_summary_intervals_count_their_studies_and_leave_one_study_without_an_interval():
+    from medgemma_tui.analysis.dataset_intervals import dataset_intervals
     from medgemma_tui.analysis.intervals import bootstrap_ci
-    from medgemma_tui.export.intervals_summary import dataset_intervals
 
     done = pd.DataFrame({
         "key": [f"k{i}" for i in range(6)], "study_id": ["a", "a", "b", "b", "c", "c"],
@@ -287,8 +287,8 @@ def test_summary_intervals_count_their_studies_and_leave_one_study_without_an_in
 
 
 def test_erasers_gains_get_study_bootstrap_intervals_signed_so_that_above_zero_beats_random():
+    from medgemma_tui.analysis.dataset_intervals import dataset_intervals
     from medgemma_tui.analysis.intervals import paired_difference_ci
-    from medgemma_tui.export.intervals_summary import dataset_intervals
 
     keys, study = [f"k{i}" for i in range(6)], ["a", "a", "b", "b", "c", "c"]
     done = pd.DataFrame({"key": keys, "study_id": study, "image_path": [f"{s}.png" for s in study]})

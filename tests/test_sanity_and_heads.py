@@ -138,8 +138,7 @@ def test_the_top_heads_method_scores_each_row_with_heads_chosen_on_other_studies
 
 
 def test_the_heads_intervals_at_once_equal_the_bootstrap_of_each_head_alone():
-    from medgemma_tui.analysis.intervals import bootstrap_ci
-    from medgemma_tui.export.method_tables import bootstrap_means_ci
+    from medgemma_tui.analysis.intervals import bootstrap_ci, bootstrap_means_ci
 
     rng = np.random.default_rng(1)
     values = rng.random((12, 5))

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.analysis.views import layer_summaries
 from medgemma_tui.config import Config
 from medgemma_tui.errors import MedtuiError
 from medgemma_tui.export import figures, sample_sheet
@@ -227,8 +226,7 @@ class ResultsTree(TreeLayout):
         if studies:
             files["robustness"] = self.robustness_path(key)
 
-        grid = np.asarray(analysis.grid, dtype=np.float64)
-        grid = (grid / grid.sum()).astype(np.float32)
+        grid = analysis.distribution.astype(np.float32)
         save_record(record, files["attention"])
         save_npy_atomic(files["grid"], grid)
         if "mask_body" in files and analysis.masks is not None:
@@ -269,7 +267,7 @@ class ResultsTree(TreeLayout):
             "answer_logprobs": record.answer_logprobs,
             "gating": {**analysis.gating.to_json(), "columns": analysis.gating.columns},
             "model": record.model.to_json(),
-            "layer_summary": layer_summaries(record, analysis.view.spec.rows),
+            "layer_summary": analysis.layer_summary,
             "masks": mask_areas(analysis.masks),
             "timings_s": record.timings_s,
             "files": {name: str(path.relative_to(self.root)) for name, path in files.items()},
