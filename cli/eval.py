@@ -18,43 +18,21 @@ import click
 
 from cli.errors import EXIT_FAILED, UsageError, fail, reports_errors
 from cli.options import adapter_option, device_options, with_model_flags
+from cli.registry_options import HelpOf, StudyFlags, asked_studies, methods_help
 
 
-def load_studies(config, wanted: list[str]) -> list:
-    """The opt-in studies, each a ``pipeline.batch.Study`` made from the config."""
-    from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study
-    from medgemma_tui.pipeline.studies.methods import heads_eval_study, methods_eval_study, sanity_eval_study
-    from medgemma_tui.pipeline.studies.one_pixel import one_pixel_eval_study
-    from medgemma_tui.pipeline.studies.robustness import robustness_eval_study
+def chosen_studies(config, asked: set[str], methods: str | None):
+    """The config with ``--methods`` applied and the chosen studies' switches set, and the study names."""
+    from medgemma_tui.pipeline.studies import study_names, with_studies
 
-    factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study,
-                 "one_pixel": one_pixel_eval_study,
-                 "methods": methods_eval_study, "heads": heads_eval_study, "sanity": sanity_eval_study}
-    return [factories[name](config) for name in wanted]
-
-
-def study_names(config, robustness: bool = False, faithfulness: bool = False) -> list[str]:
-    """The studies the flags and the config turn on: robustness (with the one-pixel attack when
-    ``[robustness] one_pixel`` > 0) and faithfulness."""
-    robust = robustness or config.robustness.enabled
-    return [name for name, on in (("robustness", robust), ("one_pixel", robust and config.robustness.one_pixel > 0),
-                                  ("faithfulness", faithfulness or config.faithfulness.enabled)) if on]
-
-
-def method_studies(config, wanted: list[str], methods: str | None, heads: bool, sanity: bool):
-    """The config with ``--methods`` applied, and the study names with methods, heads and sanity added."""
     if methods is not None:
         names = [name.strip() for name in methods.split(",") if name.strip()]
         try:
             config = config.with_overrides({"methods.names": names})
         except ValueError as exc:
             raise UsageError(f"--methods: {exc}") from None
-    if "faithfulness" in wanted:  # the methods study then runs deletion/insertion on every method's map
-        config = config.with_overrides({"faithfulness.enabled": True})
-    settings = config.methods
-    extra = [name for name, on in (("methods", bool(settings.names) or methods is not None),
-                                   ("heads", heads or settings.heads), ("sanity", sanity or settings.sanity)) if on]
-    return config, [*wanted, *extra]
+    wanted = study_names(config, asked)
+    return with_studies(config, wanted), wanted
 
 
 def resolve_inputs(config, model, data, images):
@@ -221,7 +199,8 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
         click.echo(f"accuracy n/a: {unscored}")
 
 
-@click.command("eval", short_help="Every row of a dataset into the standard results tree.")
+@click.command("eval", cls=StudyFlags, after="--methods",
+               short_help="Every row of a dataset into the standard results tree.")
 @click.option("--export", "out", required=True, type=click.Path(file_okay=False), metavar="OUT",
               help="The results tree to write (created; a re-run completes it).")
 @click.option("--model", default=None, metavar="M",
@@ -235,13 +214,8 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
               help="A TOML config (see fixtures/medtui.example.toml), or the original system's JSON config; "
                    "flags override it.")
 @click.option("--limit", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
-@click.option("--robustness", is_flag=True, help="Also run the robustness study on each sample.")
-@click.option("--faithfulness", is_flag=True, help="Also run the deletion/insertion faithfulness study.")
-@click.option("--methods", "methods", default=None, metavar="NAMES",
-              help="Attribution maps to add and compare in analysis/methods.csv, comma-separated: occlusion, rise, "
-                   "ig, gradcampp, gradient, gradcam (default: the config's [methods] names).")
-@click.option("--heads", is_flag=True, help="Score every layer x head by how well it localises (analysis/heads.csv).")
-@click.option("--sanity", is_flag=True, help="Cascading-randomisation sanity check of the maps (analysis/sanity.csv).")
+# one flag per study of registry.STUDIES (``StudyFlags``) follows --methods
+@click.option("--methods", cls=HelpOf, help_of=methods_help, default=None, metavar="NAMES")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip keys the tree already finished (--no-resume recomputes every row).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
@@ -260,15 +234,16 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
               help="Only shard I of N (from 0), split by film; default inside a Slurm array: its task's shard.")
 @adapter_option
 @reports_errors
-def eval_command(out, model, data, images, config_path, limit, robustness, faithfulness, methods, heads, sanity,
-                 resume, as_json, no_plots, device, dtype, batch_size, ray_address, workers, shard_text,
-                 adapter):
+def eval_command(out, model, data, images, config_path, limit, methods, resume, as_json, no_plots, device, dtype,
+                 batch_size, ray_address, workers, shard_text, adapter, **study_flags):
     """Run every row of a dataset and write the standard results tree to OUT."""
+    # study_flags: one per study's flag (``StudyFlags``), read with the other options by ``asked_studies``
     from cli.config import read_config
     from medgemma_tui.data.schema import duplicate_rows, load_dataset
     from medgemma_tui.export.tree import ResultsTree, check_writable
     from medgemma_tui.pipeline.evaluation import model_needed, run_evaluation
     from medgemma_tui.pipeline.shards import parse_shard, shard_from_env, shard_info, shard_samples
+    from medgemma_tui.pipeline.studies import make_studies
 
     started = time.perf_counter()
     shard = parse_shard(shard_text) if shard_text is not None else shard_from_env(os.environ)
@@ -289,9 +264,8 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),
                                     **({"data.images": str(root)} if root else {})})
     check_map_settings(config)
-    wanted = study_names(config, robustness, faithfulness)
-    config, wanted = method_studies(config, wanted, methods, heads, sanity)
-    studies = load_studies(config, wanted)
+    config, wanted = chosen_studies(config, asked_studies(click.get_current_context().params), methods)
+    studies = make_studies(config, wanted)
     dataset = load_dataset(csv, root)
     samples = list(dataset.samples[:limit] if limit else dataset.samples)
     unscored = dataset.unscored_reason()

@@ -13,9 +13,10 @@ import pytest
 from medgemma_tui.analysis.views import MapSpec, available_views, compute_view
 from medgemma_tui.config import Config
 from medgemma_tui.engine.attribution.integrated_gradients import ig_map
-from medgemma_tui.engine.attribution.methods import ATTRIBUTION_METHODS, add_method_maps
+from medgemma_tui.engine.attribution.methods import add_method_maps
 from medgemma_tui.engine.attribution.probe import pixel_probe, token_probe
 from medgemma_tui.engine.gradients import first_content_row
+from medgemma_tui.registry import ATTRIBUTION, method_names
 
 FAST = replace(Config().methods, occlusion_window=8, rise_masks=8, ig_steps=2, batch_size=32)
 
@@ -63,12 +64,13 @@ def test_integrated_gradients_on_the_demo_model_close_the_completeness_gap_as_st
 
 
 def test_every_method_is_a_view_of_the_record_that_sums_to_one(demo_model, film, demo_record):
+    attributions = method_names(ATTRIBUTION)
     record = copy.deepcopy(demo_record)
-    notes = add_method_maps(demo_model, film, record, ATTRIBUTION_METHODS, FAST)
-    assert set(notes) == set(ATTRIBUTION_METHODS) and all(n["seconds"] >= 0 for n in notes.values())
-    assert set(ATTRIBUTION_METHODS) <= set(available_views(record))
+    notes = add_method_maps(demo_model, film, record, attributions, FAST)
+    assert set(notes) == set(attributions) and all(n["seconds"] >= 0 for n in notes.values())
+    assert set(attributions) <= set(available_views(record))
     assert "top_heads" not in available_views(record)  # no heads chosen for this record
-    for name in ATTRIBUTION_METHODS:
+    for name in attributions:
         view = compute_view(record, MapSpec(view=name))
         assert view.grid.shape == tuple(record.grid) and view.grid.sum() == pytest.approx(1.0, abs=1e-5)
         assert (view.grid >= 0).all()

@@ -10,7 +10,7 @@ import pytest
 # bottom to top, as in the README's "Layout"
 LAYERS = (
     ("medgemma_tui.config", "medgemma_tui.resources", "medgemma_tui.colormaps", "medgemma_tui.errors",
-     "medgemma_tui.json_values"),
+     "medgemma_tui.json_values", "medgemma_tui.registry"),
     ("medgemma_tui.data",),
     ("medgemma_tui.model",),
     ("medgemma_tui.engine",),

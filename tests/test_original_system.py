@@ -396,13 +396,13 @@ def test_the_one_pixel_attack_writes_each_row_and_its_flip_rate_by_finding_into_
 
 
 def test_the_original_configs_one_pixel_perturbation_turns_the_attack_on_in_eval(tmp_path):
-    from cli.eval import study_names
     from medgemma_tui.config import load_config
+    from medgemma_tui.pipeline.studies import study_names
     from medgemma_tui.pipeline.studies.one_pixel import budget_of
 
     config = load_config(original("medgemma4b_config.json"))
     assert study_names(config) == ["robustness", "one_pixel"]
-    assert study_names(load_config(None), robustness=True) == ["robustness"]  # off unless asked for
+    assert study_names(load_config(None), asked={"robustness"}) == ["robustness"]  # off unless asked for
     budget = budget_of(config)
     assert (budget.pixels, budget.max_delta) == (3, pytest.approx(12.75))
     assert budget.max_queries == 10 * 6 * 9

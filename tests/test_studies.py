@@ -15,9 +15,9 @@ from medgemma_tui.analysis.grid import regrid
 from medgemma_tui.analysis.perturbations import Perturbation, from_config
 from medgemma_tui.config import Config
 from medgemma_tui.export.study_tables import FAITHFULNESS_COLUMNS, summarise_studies
-from medgemma_tui.pipeline.studies import STUDY_KEYS
 from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study, faithfulness_study
 from medgemma_tui.pipeline.studies.robustness import robustness_eval_study, robustness_study
+from medgemma_tui.registry import STUDIES
 
 CONFIG = Config().with_overrides({"decoding.max_new_tokens": 3, "faithfulness.steps": 2,
                                   "faithfulness.random_orders": 3})
@@ -169,7 +169,7 @@ def test_eval_study_callables_store_their_sections(seeing_model, wide_result, fa
         "robustness.pixels_changed": 0})
     robustness_eval_study(only_resize)(seeing_model, result)
     assert set(result.analysis.extras) == {"faithfulness", "robustness"}
-    assert set(result.analysis.extras) <= set(STUDY_KEYS)
+    assert set(result.analysis.extras) <= set(STUDIES)
     stored = result.analysis.extras["faithfulness"]
     assert stored["answer_label"] == wide_result.analysis.answer_label
     assert stored["target"]["index"] == wide_result.analysis.decision_index  # the default map reads the decision row

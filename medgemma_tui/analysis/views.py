@@ -15,7 +15,7 @@ etc. keep the raw shares.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -23,11 +23,9 @@ import numpy as np
 
 from medgemma_tui.analysis.answers import read_answer
 from medgemma_tui.engine.record import SHARE_COLUMNS, AttentionRecord
+from medgemma_tui.registry import ATTRIBUTION, METHODS, Registry, UnknownNameError, method_names
 
 HeadMode = Literal["mean", "group", "head"]
-VIEWS = ("answer", "gated", "layer_weighted", "rollout", "relative", "gradient", "relevancy", "gradcam", "question")
-# views that read maps computed with the model beyond the answer pass (record.maps)
-MODEL_VIEWS = {"relative": "generic", "gradient": "gradient", "gradcam": "gradcam", "relevancy": "relevancy"}
 EPS = 1e-12
 
 
@@ -376,42 +374,100 @@ def gradcam_view(record: AttentionRecord, spec: MapSpec) -> MapView:
     return MapView(to_grid(record, record.maps["gradcam"]), text, spec)
 
 
+def method_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    """An attribution method's map (``registry.METHODS``), kept in ``record.maps`` under its name."""
+    return MapView(to_grid(record, record.maps[spec.view]), METHODS[spec.view].description, spec)
+
+
+def top_heads_view(record: AttentionRecord, spec: MapSpec) -> MapView:
+    """The mean of the chosen heads' image maps (weights [L, H] in ``record.maps["top_heads"]``)."""
+    weights = np.asarray(record.maps["top_heads"], dtype=np.float64)  # [L, H]
+    rows = select_rows(record, spec.rows)
+    image = record.image_attn[rows].mean(axis=0)  # [L, H, N]
+    flat = (image * weights[..., None]).sum(axis=(0, 1)) / max(weights.sum(), EPS)
+    chosen = ", ".join(f"L{layer}H{head}" for layer, head in np.argwhere(weights > 0))
+    text = f"top heads by pointing on other studies ({chosen}), {rows_label(record, rows, spec.rows)}"
+    return MapView(to_grid(record, flat), text, spec)
+
+
+# ---- the registry of views -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ViewSpec:
+    name: str  # the name in ``[analysis] map_view``, the app's ``v`` key and tiles, the methods study
+    make: Callable[[AttentionRecord, MapSpec], MapView]
+    needs: str | None = None  # the ``record.maps`` entry it reads, computed with the model beyond the answer pass
+    shown: Callable[[AttentionRecord], bool] | None = None  # whether a record can show it, beyond ``needs``
+    tile: str | None = None  # its tile's label in the app's methods screen; None: its name
+
+    @property
+    def tile_label(self) -> str:
+        return self.tile or self.name
+
+    def available(self, record: AttentionRecord) -> bool:
+        return (self.needs is None or self.needs in record.maps) and (self.shown is None or self.shown(record))
+
+
+class MapViews(Mapping[str, ViewSpec]):
+    """Every map view by name: the views of the answer pass and of ``engine.gradients``, then one view per
+    attribution method of ``registry.METHODS`` (a method registered later has its view at once), then the
+    views that come from other studies (top heads)."""
+
+    def __init__(self, first: Sequence[ViewSpec], last: Sequence[ViewSpec]):
+        self.first = Registry("map view", tuple(first))
+        self.last = Registry("map view", tuple(last))
+
+    def register(self, view: ViewSpec) -> ViewSpec:
+        return self.first.register(view)
+
+    def entries(self) -> dict[str, ViewSpec]:
+        methods = {name: ViewSpec(name, method_view, needs=name, tile=METHODS[name].tile_label)
+                   for name in method_names(ATTRIBUTION)}
+        return {**self.first, **methods, **self.last}
+
+    def __getitem__(self, name: str) -> ViewSpec:
+        entries = self.entries()
+        if name not in entries:
+            raise UnknownNameError(f"unknown view {name!r} (known: {', '.join(entries)})")
+        return entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries())
+
+    def __len__(self) -> int:
+        return len(self.entries())
+
+
+VIEWS = MapViews(
+    (ViewSpec("answer", answer_view),
+     ViewSpec("gated", gated_view),
+     ViewSpec("layer_weighted", layer_weighted_view),
+     ViewSpec("rollout", rollout_view, shown=lambda record: record.layer_mean_attn is not None),
+     ViewSpec("relative", relative_view, needs="generic"),
+     ViewSpec("gradient", gradient_view, needs="gradient"),
+     ViewSpec("relevancy", relevancy_view, needs="relevancy"),
+     ViewSpec("gradcam", gradcam_view, needs="gradcam"),
+     ViewSpec("question", lambda record, spec: answer_view(record, spec.with_(rows="question")))),
+    # weights [L, H] per head (``analysis.heads.top_head_weights``) from the heads study of other studies
+    (ViewSpec("top_heads", top_heads_view, needs="top_heads"),))
+
+
+def model_map(view: str) -> str | None:
+    """The ``record.maps`` entry a view reads that the model computes beyond the answer pass (None: none)."""
+    return VIEWS[view].needs if view in VIEWS else None
+
+
 def available_views(record: AttentionRecord) -> list[str]:
     """The views this record can show (model-dependent views only where their maps were computed)."""
-    out = []
-    for view in VIEWS:
-        if view in MODEL_VIEWS and MODEL_VIEWS[view] not in record.maps:
-            continue
-        if view == "rollout" and record.layer_mean_attn is None:
-            continue
-        out.append(view)
-    return out
+    return [name for name, view in VIEWS.items() if view.available(record)]
 
 
 def compute_view(record: AttentionRecord, spec: MapSpec) -> MapView:
-    if spec.view in METHOD_VIEWS and METHOD_VIEWS[spec.view] in record.maps:
-        return method_view(record, spec)
-    if spec.view == "answer":
-        return answer_view(record, spec)
-    if spec.view == "question":
-        return answer_view(record, spec.with_(rows="question"))
-    if spec.view == "gated":
-        return gated_view(record, spec)
-    if spec.view == "layer_weighted":
-        return layer_weighted_view(record, spec)
-    if spec.view == "rollout":
-        return rollout_view(record, spec)
-    if spec.view in MODEL_VIEWS and MODEL_VIEWS[spec.view] not in record.maps:
+    if spec.view not in VIEWS:
+        raise ValueError(f"unknown view {spec.view!r} (known: {', '.join(VIEWS)})")
+    view = VIEWS[spec.view]
+    if view.needs is not None and view.needs not in record.maps:
         raise ValueError(f"the {spec.view} view needs maps computed with the model (not in this record)")
-    if spec.view == "relative":
-        return relative_view(record, spec)
-    if spec.view == "gradient":
-        return gradient_view(record, spec)
-    if spec.view == "relevancy":
-        return relevancy_view(record, spec)
-    if spec.view == "gradcam":
-        return gradcam_view(record, spec)
-    raise ValueError(f"unknown view {spec.view!r} (known: {', '.join(VIEWS)})")
+    return view.make(record, spec)
 
 
 # ---- summaries for charts and the head gallery -----------------------------------------------------
@@ -469,35 +525,3 @@ def rows_seeing_image(record: AttentionRecord) -> np.ndarray:
     """
     start, _ = record.image_token_span
     return np.flatnonzero(np.asarray(record.query_positions) >= start)
-
-
-# ---- attribution methods and the top-heads view -------------------------------------------------------
-# Maps that ``engine.attribution.methods`` keeps in ``record.maps`` under the same name, one value per
-# image token; "top_heads" is a [L, H] weight per head (``analysis.heads.top_head_weights``).
-METHOD_VIEWS = {"occlusion": "occlusion", "rise": "rise", "ig": "ig", "gradcampp": "gradcampp",
-                "top_heads": "top_heads"}
-METHOD_DESCRIPTIONS = {
-    "occlusion": "occlusion: drop in the answer's probability when the cell's image token is replaced",
-    "rise": "RISE: random masks over the image tokens weighted by the answer's probability",
-    "ig": "integrated gradients on the pixels for the answer's probability, summed per cell",
-    "gradcampp": "Grad-CAM++ on the last SigLIP layer for the answer logit, pooled to the grid",
-}
-VIEWS = (*VIEWS, *METHOD_VIEWS)
-MODEL_VIEWS.update(METHOD_VIEWS)
-
-
-def top_heads_view(record: AttentionRecord, spec: MapSpec) -> MapView:
-    """The mean of the chosen heads' image maps (weights [L, H] in ``record.maps["top_heads"]``)."""
-    weights = np.asarray(record.maps["top_heads"], dtype=np.float64)  # [L, H]
-    rows = select_rows(record, spec.rows)
-    image = record.image_attn[rows].mean(axis=0)  # [L, H, N]
-    flat = (image * weights[..., None]).sum(axis=(0, 1)) / max(weights.sum(), EPS)
-    chosen = ", ".join(f"L{layer}H{head}" for layer, head in np.argwhere(weights > 0))
-    text = f"top heads by pointing on other studies ({chosen}), {rows_label(record, rows, spec.rows)}"
-    return MapView(to_grid(record, flat), text, spec)
-
-
-def method_view(record: AttentionRecord, spec: MapSpec) -> MapView:
-    if spec.view == "top_heads":
-        return top_heads_view(record, spec)
-    return MapView(to_grid(record, record.maps[spec.view]), METHOD_DESCRIPTIONS[spec.view], spec)

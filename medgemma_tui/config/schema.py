@@ -37,6 +37,7 @@ from medgemma_tui.config.checks import (
     _Where,
 )
 from medgemma_tui.json_values import jsonable
+from medgemma_tui.registry import ATTENTION, GRADIENT, chosen_method_names, method_names
 
 DEFAULT_MODEL = "demo"  # the embedded demo bundle, for every command alike
 DTYPE_CHOICES = ("auto", "bf16", "fp16", "fp32")  # the weights' dtype; auto: bf16 on a GPU, fp32 on the CPU
@@ -173,16 +174,15 @@ class AppConfig:
     keys: dict[str, str] = _option({}, _key_table)  # binding id -> key, e.g. {"quit": "ctrl+q"}
 
 
-METHOD_NAMES = ("occlusion", "rise", "ig", "gradcampp", "gradient", "gradcam")  # engine.attribution.methods
-SANITY_METHODS = ("answer", *METHOD_NAMES)
-
-
-def _names_or_none(options: tuple[str, ...]):
-    """An array of names from ``options``, the empty array included (no method)."""
-    named = _text_list(options)
+def _registered_names(names_of, allow_empty: bool = False):
+    """An array of names ``names_of()`` gives when a value is checked (the methods of ``registry.METHODS``,
+    so one registered after this module was imported is accepted too); with ``allow_empty`` the empty
+    array (no method) as well."""
 
     def check(value: Any, where: _Where) -> tuple[str, ...]:
-        return () if isinstance(value, list | tuple) and not value else named(value, where)
+        if allow_empty and isinstance(value, list | tuple) and not value:
+            return ()
+        return _text_list(names_of())(value, where)
 
     return check
 
@@ -191,7 +191,8 @@ def _names_or_none(options: tuple[str, ...]):
 class MethodsConfig:
     """Attribution methods beside attention, the heads that localise, and the sanity checks."""
 
-    names: tuple[str, ...] = _option((), _names_or_none(METHOD_NAMES))  # maps added to each row in `medtui eval`
+    # maps added to each row in `medtui eval`
+    names: tuple[str, ...] = _option((), _registered_names(chosen_method_names, allow_empty=True))
     batch_size: int = _option(16, _integer(1))  # sequences per forward (occlusion, RISE) or path points (IG)
     seed: int = _option(0, _integer(0))  # RISE masks and the randomised layers
     occlusion_window: int = _option(1, _integer(1))  # cells per side of the occluding square
@@ -207,7 +208,8 @@ class MethodsConfig:
     heads: bool = _option(False, _flag)  # per layer x head pointing and mass-in-box (analysis/heads.csv)
     top_heads: int = _option(4, _integer(1))  # k of the top-heads view
     sanity: bool = _option(False, _flag)  # cascading randomisation (analysis/sanity.csv)
-    sanity_methods: tuple[str, ...] = _option(("answer", "gradient", "gradcam"), _text_list(SANITY_METHODS))
+    # the attention reference and the gradient maps: those a sanity check costs least for
+    sanity_methods: tuple[str, ...] = _option(method_names(ATTENTION, GRADIENT), _registered_names(method_names))
     sanity_vision: bool = _option(True, _flag)  # also randomise the vision tower, after the decoder
 
 

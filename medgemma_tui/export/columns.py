@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from medgemma_tui.analysis.result import SampleResult
     from medgemma_tui.data.schema import Sample
 
-STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel")  # analysis.extras written to robustness/{key}.json
 
 TEXT, INTEGER, BOOLEAN, NUMBER = "text", "integer", "boolean", "number"  # how a column's cells read back
 INPUT, RESULT = "input", "result"  # the dataset's own columns, and what a row's run adds

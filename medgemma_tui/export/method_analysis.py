@@ -7,10 +7,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from medgemma_tui.errors import first_line
-from medgemma_tui.export import method_figures
 from medgemma_tui.export.atomic import write_bytes_atomic, write_json_atomic
 from medgemma_tui.export.method_tables import method_tables
 from medgemma_tui.export.tree import ResultsTree
+from medgemma_tui.registry import resolve, tabled_studies
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,8 +21,8 @@ def _write_csv(frame: pd.DataFrame, path) -> None:
 
 
 def has_method_studies(payload: dict[str, Any]) -> bool:
-    """Whether a ``robustness/{key}.json`` holds a methods, heads or sanity study."""
-    return any(payload.get(name) for name in ("methods", "heads", "sanity"))
+    """Whether a ``robustness/{key}.json`` holds a study with a table of its own (methods, heads, sanity)."""
+    return any(payload.get(spec.name) for spec in tabled_studies())
 
 
 def write_method_analysis(tree: ResultsTree, done: pd.DataFrame, focal_keys: set[str] | None = None,
@@ -54,10 +54,9 @@ def write_method_analysis(tree: ResultsTree, done: pd.DataFrame, focal_keys: set
     folder = tree.analysis_dir
     folder.mkdir(parents=True, exist_ok=True)
     plotted, failed = [], {}
-    for name, frame, plot in (("methods", tables.methods, method_figures.plot_methods),
-                              ("heads", tables.heads, method_figures.plot_heads),
-                              ("sanity", tables.sanity, method_figures.plot_sanity)):
-        if frame.empty:
+    for spec in tabled_studies():
+        name, frame, plot = spec.name, getattr(tables, spec.name, None), resolve(spec.figure)
+        if frame is None or frame.empty:
             continue
         _write_csv(frame, folder / f"{name}.csv")
         if plots:

@@ -57,9 +57,9 @@ def redraw_tree(root: str | Path, formats: Sequence[str] | str | None = None, dp
 def _dataset_figures(reader, formats, dpi, out: Redrawn) -> None:
     import pandas as pd
 
-    from medgemma_tui.export import method_figures
     from medgemma_tui.export.captions import CAPTIONS_NAME
     from medgemma_tui.export.summary import write_plots
+    from medgemma_tui.registry import resolve, tabled_studies
 
     tree = reader.paths  # the tree's paths (export.layout.TreeLayout)
     summary = reader.summary()
@@ -76,8 +76,8 @@ def _dataset_figures(reader, formats, dpi, out: Redrawn) -> None:
     out.dataset.extend(written)
     out.failed.update(failed)
     out.captions = (tree.analysis_dir / CAPTIONS_NAME).exists() and bool(written)
-    for name, plot in (("methods", method_figures.plot_methods), ("heads", method_figures.plot_heads),
-                       ("sanity", method_figures.plot_sanity)):
+    for spec in tabled_studies():
+        name, plot = spec.name, resolve(spec.figure)
         table = tree.analysis_dir / f"{name}.csv"
         if not table.exists():
             continue

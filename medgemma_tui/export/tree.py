@@ -36,13 +36,12 @@ from medgemma_tui.export.journal import RowJournal, tree_cells
 from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
 from medgemma_tui.export.overlay import save_overlay
 from medgemma_tui.export.record_io import save_record
+from medgemma_tui.registry import STUDIES
 
 if TYPE_CHECKING:
     from medgemma_tui.analysis.result import SampleResult
     from medgemma_tui.data.schema import Sample
 
-# analysis.extras written to robustness/{key}.json
-STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel", "methods", "heads", "sanity")
 _TMP_NAME = re.compile(r"^\..+\.tmp$")
 
 
@@ -223,7 +222,7 @@ class ResultsTree(TreeLayout):
         record = analysis.record
         vis = config.visualization
         files = self.sample_files(key, config)
-        studies = {name: analysis.extras[name] for name in STUDY_SECTIONS if analysis.extras.get(name) is not None}
+        studies = {name: analysis.extras[name] for name in STUDIES if analysis.extras.get(name) is not None}
         if studies:
             files["robustness"] = self.robustness_path(key)
 

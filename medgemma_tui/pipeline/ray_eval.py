@@ -52,6 +52,7 @@ from medgemma_tui.pipeline.evaluation import (
 )
 from medgemma_tui.pipeline.interrupts import interrupts_noted
 from medgemma_tui.pipeline.shards import films_of
+from medgemma_tui.pipeline.studies import make_studies
 
 DEPTH = 2  # films in flight per actor: one running, one waiting, so an actor never idles on the driver
 MAX_ATTEMPTS = 3  # actor deaths on one film before its rows are recorded as failed
@@ -95,19 +96,6 @@ class RowOutcome:
     error: str | None
     seconds: float
     row: dict[str, Any] | None = None
-
-
-def make_studies(config: Config, names: Sequence[str]) -> list:
-    """The opt-in studies by name, each a ``batch.Study`` made from the config (built on the worker)."""
-    from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study
-    from medgemma_tui.pipeline.studies.methods import heads_eval_study, methods_eval_study, sanity_eval_study
-    from medgemma_tui.pipeline.studies.one_pixel import one_pixel_eval_study
-    from medgemma_tui.pipeline.studies.robustness import robustness_eval_study
-
-    factories = {"robustness": robustness_eval_study, "faithfulness": faithfulness_eval_study,
-                 "one_pixel": one_pixel_eval_study,
-                 "methods": methods_eval_study, "heads": heads_eval_study, "sanity": sanity_eval_study}
-    return [factories[name](config) for name in names]
 
 
 class FilmWorker:

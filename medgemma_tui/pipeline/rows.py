@@ -14,7 +14,7 @@ from medgemma_tui.analysis.answers import HEDGED_DEFAULT, read_answer
 from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.record_analysis import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, mark_decision
+from medgemma_tui.analysis.views import MapSpec, mark_decision, model_map
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample, question_problem
@@ -126,12 +126,13 @@ def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings
     answer is read here, once: its decision token is the gradient views' target and the analysis's row."""
     reading = read_answer(record.answer, record.question, settings.hedged_answers)
     mark_decision_target(record, reading.cue_span)
-    if settings.spec.view in MODEL_VIEWS and MODEL_VIEWS[settings.spec.view] not in record.maps:
+    needed = model_map(settings.spec.view)
+    if needed is not None and needed not in record.maps:
         if loaded is None:
             raise SampleError(f"the {settings.spec.view} view needs the model, and none is loaded")
         from medgemma_tui.engine.gradients import add_model_views
 
-        add_model_views(loaded, film.rgb, record, [MODEL_VIEWS[settings.spec.view]])
+        add_model_views(loaded, film.rgb, record, [needed])
     analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
                               ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
                               terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,

@@ -23,7 +23,10 @@ from medgemma_tui.app.widgets.samples import SamplesPanel
 from medgemma_tui.app.widgets.tokens import TokenBar
 from medgemma_tui.app.widgets.xray import CellInfo, ColorBar, SharpXrayView, XrayView
 from medgemma_tui.colormaps import available as available_colormaps
+from medgemma_tui.registry import ATTRIBUTION, METHODS
 
+# the attribution methods' labels as the tooltips write them (``registry.METHODS``): "occlusion, RISE, IG"
+ATTRIBUTION_LABELS = ", ".join(spec.label for spec in METHODS.values() if spec.kind == ATTRIBUTION)
 CHART_DELAY_S = 0.08  # charts follow the picture once the keys pause
 
 
@@ -47,7 +50,7 @@ class InspectScreen(Screen):
         Binding("p", "token(-1)", "Token-", tooltip="Previous query token", id="token_prev", show=False),
         Binding("v", "view", "View",
                 tooltip="Cycle the map view (answer, gated, layer-weighted, rollout; question if its tokens see the "
-                        "image; occlusion, RISE, IG, Grad-CAM++ and top heads where a run computed them)",
+                        f"image; {ATTRIBUTION_LABELS} and top heads where a run computed them)",
                 id="view"),
         Binding("o", "overlay", "Overlay",
                 tooltip="Cycle heatmap over the film / heatmap alone / film alone", id="overlay", show=False),
@@ -61,8 +64,9 @@ class InspectScreen(Screen):
         Binding("s", "samples", "Samples", tooltip="Show or hide the samples table", id="samples", show=False),
         Binding("slash", "filter", "Filter samples", id="filter", show=False),
         Binding("G", "gallery", "Heads", tooltip="Head gallery: every layer x head", id="gallery"),
-        Binding("M", "methods", "Methods", tooltip="Every map view side by side (attention, gradients, occlusion, "
-                "RISE, IG, Grad-CAM++, top heads) with its pointing and lift on this row", id="methods", show=False),
+        Binding("M", "methods", "Methods",
+                tooltip=f"Every map view side by side (attention, gradients, {ATTRIBUTION_LABELS}, top heads) with "
+                        "its pointing and lift on this row", id="methods", show=False),
         Binding("V", "variants", "Variants", tooltip="The hard-positive group side by side", id="variants"),
         Binding("R", "robustness", "Robustness",
                 tooltip="Perturbed films and their maps against the original (from eval, or run here)", id="robustness",

@@ -10,14 +10,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import map_metrics
-from medgemma_tui.analysis.views import compute_view
+from medgemma_tui.analysis.views import VIEWS, compute_view
 from medgemma_tui.app import jobs
 from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import available_views
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
 from medgemma_tui.config import Config
-from medgemma_tui.config.schema import METHOD_NAMES
+from medgemma_tui.registry import chosen_method_names
 
 
 def method_tiles(frame: Frame) -> list[Tile]:
@@ -28,13 +28,13 @@ def method_tiles(frame: Frame) -> list[Tile]:
         try:
             view = compute_view(record, frame.spec.with_(view=name))
         except ValueError as exc:
-            tiles.append(Tile(key=name, label=name, grid=None, note=str(exc)[:40]))
+            tiles.append(Tile(key=name, label=VIEWS[name].tile_label, grid=None, note=str(exc)[:40]))
             continue
         note = ""
         if analysis.box_grid is not None:
             metrics = map_metrics(view.grid, box=analysis.box_grid, pointing=analysis.pointing_cells)
             note = f"{'hit' if metrics['pointing_hit'] else 'miss'} lift {metrics['mass_in_box_lift']:.1f}"
-        tiles.append(Tile(key=name, label=name, grid=view.grid, note=note, film=record.xray))
+        tiles.append(Tile(key=name, label=VIEWS[name].tile_label, grid=view.grid, note=note, film=record.xray))
     return tiles
 
 
@@ -95,7 +95,7 @@ class MethodsScreen(Screen):
             self.notify("The methods of a row are being computed; one row at a time.", timeout=3)
             return
         config = app.config if app.config is not None else Config()
-        names = tuple(config.methods.names or METHOD_NAMES)
+        names = tuple(config.methods.names or chosen_method_names())
         app.set_job(f"methods of {key}…")
         self.notify(f"Computing {', '.join(names)} for {key}…", timeout=4)
         jobs.start(app, jobs.METHODS, jobs.methods, key=key, names=names)

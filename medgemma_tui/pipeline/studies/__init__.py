@@ -1,8 +1,47 @@
-"""Studies of one row that need the model again (headless, opt-in): robustness and faithfulness.
+"""Studies of one row that need the model again (headless, opt-in), chosen and built from ``registry.STUDIES``.
 
-Each returns a plain JSON-ready dict; in ``medtui eval`` the study callables put it in
-``result.analysis.extras`` under ``STUDY_KEYS``, the tree writes them to ``robustness/{key}.json`` and
-``export.study_tables`` turns the files of a tree into tables and summary numbers.
+Each study puts a plain JSON-ready dict in ``result.analysis.extras`` under its registered name; the
+tree writes them to ``robustness/{key}.json`` and ``export.study_tables`` and ``export.method_tables``
+turn the files of a tree into tables and summary numbers. ``medtui eval``, its Ray workers and the app
+choose and build studies only through ``study_names`` and ``make_studies``.
 """
 
-STUDY_KEYS = ("robustness", "faithfulness", "one_pixel")  # sections of robustness/{key}.json, keys of analysis.extras
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
+
+from medgemma_tui.registry import STUDIES, resolve
+
+if TYPE_CHECKING:
+    from medgemma_tui.config import Config
+    from medgemma_tui.pipeline.batch import Study
+
+
+def study_names(config: Config, asked: Collection[str] = ()) -> list[str]:
+    """The studies that the command (``asked``: the names its flags asked for) and the config turn on, in
+    the registry's order; a study ``within`` another runs only beside it."""
+    on: list[str] = []
+    for name, spec in STUDIES.items():
+        wanted = spec.switched_on(config)
+        if spec.within is not None:
+            wanted = wanted and spec.within in on
+        else:
+            wanted = wanted or name in asked
+        if wanted:
+            on.append(name)
+    return on
+
+
+def with_studies(config: Config, names: Collection[str]) -> Config:
+    """The config with the switch set of each chosen study that ``sets_switch`` (another study reads it: the
+    methods study runs deletion and insertion on every map when faithfulness is on), as run.json records it."""
+    switches = {spec.switch: True for name, spec in STUDIES.items()
+                if name in names and spec.sets_switch and isinstance(spec.switch, str) and not spec.switched_on(config)}
+    return config.with_overrides(switches) if switches else config
+
+
+def make_studies(config: Config, names: Sequence[str]) -> list[Study]:
+    """The named studies, each a ``batch.Study`` built from the config."""
+    return [resolve(STUDIES[name].build)(config) for name in names]
+

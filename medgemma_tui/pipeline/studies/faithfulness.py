@@ -54,7 +54,7 @@ What a removed image token becomes (``[faithfulness] baseline``):
 
 Both studies return plain JSON-ready dicts (floats, None for undefined numbers). In ``medtui eval`` the
 study callables of ``robustness_eval_study``/``faithfulness_eval_study`` put them in
-``result.analysis.extras`` under ``STUDY_KEYS``; the tree writes them to ``robustness/{key}.json``;
+``result.analysis.extras`` under their names in ``registry.STUDIES``; the tree writes them to ``robustness/{key}.json``;
 ``summarise_studies`` turns the files of a tree into tables and summary numbers.
 """
 

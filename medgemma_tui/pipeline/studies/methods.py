@@ -37,13 +37,12 @@ from medgemma_tui.analysis.views import compute_view
 from medgemma_tui.export.method_tables import FAITHFULNESS_GAINS
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.loading import LoadedModel
+from medgemma_tui.registry import ATTRIBUTION, GRADIENT, METHODS, method_names
 
 if TYPE_CHECKING:
     from medgemma_tui.config import Config
 
 ATTENTION_VIEWS = ("answer", "layer_weighted", "rollout", "gated")  # read from the record, no model pass
-GRADIENT_VIEWS = ("gradient", "gradcam")  # engine.gradients, always compared
-ATTRIBUTION_VIEWS_AND_GRADIENTS = (*ATTENTION_VIEWS, *GRADIENT_VIEWS)
 METHOD_METRICS = ("pointing_hit", "pointing_chance", "mass_in_box_lift", "auroc")
 
 
@@ -61,7 +60,7 @@ def _box_metrics(grid: np.ndarray, analysis) -> dict[str, float | None]:
 def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, names: Sequence[str] = (),
                   faithfulness: bool = False) -> dict[str, Any]:
     """Every compared method's grid metrics, seconds and (with ``faithfulness``) ``FAITHFULNESS_GAINS``."""
-    from medgemma_tui.engine.attribution.methods import ATTRIBUTION_METHODS, add_method_maps
+    from medgemma_tui.engine.attribution.methods import add_method_maps
     from medgemma_tui.engine.gradients import add_model_views
     from medgemma_tui.pipeline.studies.faithfulness import faithfulness_study
 
@@ -69,16 +68,18 @@ def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, nam
     image = _image(result.film)
     spec = analysis.view.spec
     seconds: dict[str, float] = {}
-    wanted = [n for n in GRADIENT_VIEWS if n not in record.maps]
+    gradients = method_names(GRADIENT)  # always compared
+    wanted = [n for n in gradients if n not in record.maps]
     if wanted:
         add_model_views(loaded, image, record, wanted)
-    for name in GRADIENT_VIEWS:
+    for name in gradients:
         seconds[name] = float(record.timings_s.get(f"map_{name}", float("nan")))
-    added = add_method_maps(loaded, image, record, [n for n in names if n in ATTRIBUTION_METHODS], config.methods)
+    added = add_method_maps(loaded, image, record, [n for n in names if n in method_names(ATTRIBUTION)],
+                            config.methods)
     seconds.update({name: entry["seconds"] for name, entry in added.items()})
 
     out: dict[str, Any] = {"rows": spec.rows, "methods": {}}
-    for name in (*ATTRIBUTION_VIEWS_AND_GRADIENTS, *added):
+    for name in (*ATTENTION_VIEWS, *gradients, *added):
         t0 = time.perf_counter()
         try:
             view = compute_view(record, spec.with_(view=name))
@@ -90,8 +91,9 @@ def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, nam
         if faithfulness:
             faith = faithfulness_study(loaded, result.film, record, view.grid, config)
             entry.update({gain: faith[gain] for gain in FAITHFULNESS_GAINS})
-        if name == "ig":
-            entry["completeness"] = record.extra.get("ig_completeness")
+        notes_as = METHODS[name].notes_as if name in METHODS else None
+        if notes_as is not None:
+            entry[notes_as] = record.extra.get(f"{name}_{notes_as}")
         out["methods"][name] = entry
     return jsonable(out)
 
