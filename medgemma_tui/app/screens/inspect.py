@@ -104,6 +104,8 @@ class InspectScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key is not None and event.row_key.value is not None:
             self.app.select_sample(event.row_key.value)
+            if self.has_class("-narrow"):
+                self.show_samples(False)  # there the table stands in the picture's place: enter goes back to it
 
     def on_xray_view_cursor_moved(self, event: XrayView.CursorMoved) -> None:
         self.app.step(lambda s, r: st.move_cursor(s, r, event.drow, event.dcol))
