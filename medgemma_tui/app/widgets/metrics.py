@@ -123,9 +123,11 @@ def headline_table(summary: dict | None, width: int | None = None) -> Table:
     table.add_column(justify="right", no_wrap=True)  # the value: right-justified, so the decimal points align
     table.add_column(overflow="fold")  # its interval
     table.add_column(style="dim", overflow="fold")
-    table.add_column(style="dim", overflow="fold")
+    beside = any(row[4] for row in rows)  # an empty column would still take its gap
+    if beside:
+        table.add_column(style="dim", overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row if beside else row[:4]))
     return table
 
 
