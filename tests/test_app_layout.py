@@ -179,3 +179,10 @@ def test_tiles_take_the_largest_side_at_which_all_are_in_view():
     # where not all fit even at 16: the side that fills the width with as many a row as 16 gives
     assert fitted_side(16, 80, 20, limit=8) == 18  # 4 a row of 20 columns
     assert fitted_side(272, 160, 44, limit=8) == 18  # 34 layers x 8 heads: a layer a row, 20 columns each
+
+
+def test_each_help_note_is_one_line_the_screen_wraps_at_its_width():
+    from medgemma_tui.app.screens.help import NOTES
+
+    # a line break inside a note was wrapped again at 80 columns into ragged half-lines
+    assert all(line.endswith(".") for line in NOTES.splitlines()), NOTES.splitlines()
