@@ -100,7 +100,7 @@ def check_command(image, question, model, adapter, device, dtype, max_new_tokens
 
     from medgemma_tui.engine.loading import load_for_capture
     from medgemma_tui.pipeline.check import check_image, export_check
-    from medgemma_tui.pipeline.sample import RowSettings
+    from medgemma_tui.pipeline.rows import RowSettings
 
     overrides = {"model.name_or_path": model, "decoding.max_new_tokens": max_new_tokens,
                  "analysis.map_view": view, "visualization.colormap": colormap,

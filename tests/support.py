@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None 
 
 def run_sample(loaded, sample, max_new_tokens: int = ANSWER_TOKENS, spec=None, terms=None):
     """One row through the pipeline with the given decoding, map and terms (the config's keys)."""
-    from medgemma_tui.pipeline.sample import RowSettings, answer_row
+    from medgemma_tui.pipeline.rows import RowSettings, answer_row
 
     settings = RowSettings(max_new_tokens=max_new_tokens, terms=tuple(terms) if terms else None)
     if spec is not None:
@@ -130,3 +131,12 @@ def make_lora_adapter(folder: Path, seed: int = 0, rank: int = 4) -> Path:
     config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS, init_lora_weights=False)
     get_peft_model(model, config).save_pretrained(folder)
     return folder
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    """Let a Textual pilot run until ``condition()`` holds (generous: the suite shares two loaded cores)."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from medgemma_tui.app.app import MedtuiApp
 from medgemma_tui.app.session import DONE, Session, export_keys
 from medgemma_tui.data.schema import load_dataset
 from medgemma_tui.resources import demo_dataset_csv
+from tests.support import wait_for
 
 QUESTION = "Is there a pleural effusion in the left lung?"
 
@@ -29,14 +29,6 @@ def live_session(demo_model):
     session.items = session.items[:3]
     session.loaded = demo_model
     return session
-
-
-async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.05)
 
 
 def test_asking_adds_a_row_on_the_same_film_after_the_row_and_never_reuses_a_key(live_session):

@@ -21,6 +21,7 @@ from medgemma_tui.app.screens.variants import consistency_text
 from medgemma_tui.app.session import DONE, FAILED, NOT_RUN, Session
 from medgemma_tui.data.schema import load_dataset
 from medgemma_tui.resources import demo_dataset_csv
+from tests.support import wait_for
 
 RUN = 4  # samples answered for real: the first hard-positive group (4 variants)
 
@@ -78,14 +79,6 @@ def session_with_stand_in_runs(dataset, analyses, monkeypatch, before_each) -> S
 
     monkeypatch.setattr(session, "run", stand_in_run)
     return session
-
-
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.05)
 
 
 def status(app) -> str:
@@ -411,11 +404,14 @@ async def test_question_tokens_that_cannot_see_the_image_are_never_shown_as_a_ma
     from medgemma_tui.app.state import BLIND_ROW
 
     app = MedtuiApp(make_session(dataset, analyses), view="question")
+    said: list[str] = []  # every notification, kept (the app's own list drops them as they time out)
+    notify = app.notify
+    app.notify = lambda message, *args, **kwargs: (said.append(str(message)), notify(message, *args, **kwargs))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.current_key is not None)
         record = app.current_analysis().record
         assert app.state.view == "answer"  # asked for, but no question token of this prompt sees the image
-        assert any(BLIND_ROW in n.message for n in app._notifications)
+        assert any(BLIND_ROW in message for message in said)
         seen = set()
         for _ in range(len(record.query_positions) + 1):
             await pilot.press("n")
@@ -428,7 +424,7 @@ async def test_question_tokens_that_cannot_see_the_image_are_never_shown_as_a_ma
         app.screen.action_choose_row(int(record.question_rows[0]))  # a click on a question token
         await pilot.pause()
         assert app.state.row == row and app.is_running
-        assert sum(BLIND_ROW in n.message for n in app._notifications) == 2
+        assert sum(BLIND_ROW in message for message in said) == 2
         assert BLIND_ROW in app.screen.query_one("#tokens").render().plain
 
 
@@ -592,6 +588,8 @@ async def test_at_80x24_and_160x48_the_footer_shows_help_and_quit_and_the_pictur
         app = MedtuiApp(make_session(dataset, analyses))
         async with app.run_test(size=(width, height)) as pilot:
             await wait_for(pilot, lambda app=app: app.current_key is not None)
+            # the footer lays its keys out after the first refresh: on a loaded machine that is later
+            await wait_for(pilot, lambda app=app: any(k.region.width for k in app.screen.query(FooterKey)))
             await pilot.pause(0.2)
             keys = {key.key: key.region for key in app.screen.query(FooterKey)}
             for key in ("question_mark", "q", "x", "V"):

@@ -44,7 +44,7 @@ def test_integrated_gradients_on_the_demo_model_close_the_completeness_gap_as_st
     from PIL import Image
 
     from medgemma_tui.engine.extract import extract_record
-    from medgemma_tui.pipeline.sample import mark_decision_target
+    from medgemma_tui.pipeline.rows import mark_decision_target
     from medgemma_tui.resources import fixtures_dir
     from tests.support import ANSWER_TOKENS
 

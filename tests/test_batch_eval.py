@@ -56,7 +56,7 @@ def test_eval_names_a_batch_size_below_1():
 
 def test_a_batch_whose_generate_fails_is_answered_row_by_row(monkeypatch):
     from medgemma_tui.pipeline.batch import FilmAtHand, batches, run_batch
-    from medgemma_tui.pipeline.sample import RowSettings
+    from medgemma_tui.pipeline.rows import RowSettings
 
     class Row:
         problem, question, image = None, "Is there a nodule?", "film.png"

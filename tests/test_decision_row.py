@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from medgemma_tui.analysis.sample import DEFAULT_SPEC, analyse_record
+from medgemma_tui.analysis.record_analysis import DEFAULT_SPEC, analyse_record
 from medgemma_tui.analysis.views import (
     MapSpec,
     answer_token_spans,

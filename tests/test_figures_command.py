@@ -36,7 +36,7 @@ def test_the_row_figure_read_from_the_tree_is_the_one_drawn_from_the_result(tree
     sample = samples[0]
     result = run_sample(model, sample, max_new_tokens=12)
     reader = read_results(out)
-    fresh, stored = from_result(result), from_tree(reader.tree, sample.key, reader.row(sample.key))
+    fresh, stored = from_result(result), from_tree(reader.paths, sample.key, reader.row(sample.key))
     assert stored.question == fresh.question and stored.answer == fresh.answer
     assert (stored.answer_label, stored.ground_truth, stored.correct) == (fresh.answer_label, fresh.ground_truth,
                                                                           fresh.correct)

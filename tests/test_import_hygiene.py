@@ -7,7 +7,7 @@ import sys
 
 HEADLESS = [
     "import cli.main",
-    "import medgemma_tui.engine.extract, medgemma_tui.analysis.sample, medgemma_tui.pipeline.evaluation",
+    "import medgemma_tui.engine.extract, medgemma_tui.analysis.record_analysis, medgemma_tui.pipeline.evaluation",
     "import medgemma_tui.export.record_io, medgemma_tui.data.schema, medgemma_tui.data.images",
 ]
 

@@ -330,7 +330,7 @@ def test_a_film_without_a_chest_is_flagged_implausible_not_fatal(kind):
 def test_a_flagged_film_has_nan_lung_and_mediastinum_metrics_and_keeps_its_body_metric():
     import math
 
-    from medgemma_tui.analysis.sample import anatomy_grids
+    from medgemma_tui.analysis.record_analysis import anatomy_grids
 
     am = anatomy_masks(np.zeros((200, 200), dtype=np.uint8))
     grids = anatomy_grids(am, (16, 16))
@@ -346,7 +346,7 @@ def test_a_flagged_film_has_nan_lung_and_mediastinum_metrics_and_keeps_its_body_
 
 def test_zone_fractions_and_mediastinum_ratio_of_a_good_film_add_up(held_out):
     from medgemma_tui.analysis.metrics import ZONE_FRACTION_NAMES, map_metrics
-    from medgemma_tui.analysis.sample import anatomy_grids
+    from medgemma_tui.analysis.record_analysis import anatomy_grids
 
     _, pixels, _, am = held_out[7]
     grids = anatomy_grids(am, (16, 16))

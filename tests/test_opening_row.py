@@ -46,7 +46,7 @@ def test_check_eval_and_the_app_open_on_the_same_map(sentence, demo_model, tmp_p
     from medgemma_tui.app.session import Session
     from medgemma_tui.config.schema import Config
     from medgemma_tui.pipeline.check import check_image
-    from medgemma_tui.pipeline.sample import RowSettings
+    from medgemma_tui.pipeline.rows import RowSettings
     from tests.support import demo_subset_csv, eval_config, run_tree
 
     sample, analysis = sentence.sample, sentence.analysis

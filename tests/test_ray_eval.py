@@ -209,7 +209,7 @@ class Actor:
 @pytest.fixture
 def stand_in(demo_model, monkeypatch):
     import medgemma_tui.pipeline.ray_eval as ray_eval
-    from medgemma_tui.pipeline.sample import RowSettings
+    from medgemma_tui.pipeline.rows import RowSettings
 
     def install(config: Path, poison: set[str], workers_write: bool = True, writers: int = 0) -> StandInRay:
         """``workers_write``: the actors see the tree's folder and write the files (else the driver does),

@@ -14,7 +14,7 @@ from cli.main import main
 from medgemma_tui.export.atomic import write_bytes_atomic
 from medgemma_tui.pipeline.batch import run_batch
 from medgemma_tui.pipeline.interrupts import InterruptFlag
-from medgemma_tui.pipeline.sample import RowSettings
+from medgemma_tui.pipeline.rows import RowSettings
 from tests.support import demo_subset_csv, eval_config, run_tree
 
 

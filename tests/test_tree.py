@@ -61,7 +61,7 @@ def test_variants_do_not_overwrite_each_other(full_tree):
 def test_grid_files_are_16x16_float32_summing_to_one_and_match_the_record(full_tree):
     from medgemma_tui.analysis.views import compute_view
     from medgemma_tui.export.reader import read_results
-    from medgemma_tui.pipeline.sample import RowSettings
+    from medgemma_tui.pipeline.rows import RowSettings
 
     out, _, _ = full_tree
     reader = read_results(out)

@@ -11,7 +11,7 @@ from medgemma_tui.data.schema import load_dataset
 from medgemma_tui.engine.extract import extract_record
 from medgemma_tui.engine.vision import VisionCache
 from medgemma_tui.pipeline.batch import film_order, run_batch
-from medgemma_tui.pipeline.sample import RowSettings
+from medgemma_tui.pipeline.rows import RowSettings
 from medgemma_tui.resources import fixtures_dir
 from tests.support import demo_subset_csv, needs_feature_reuse
 
@@ -79,7 +79,7 @@ def test_a_batch_computes_each_films_features_and_masks_once(demo_model, tmp_pat
         return real(pixel_values, **kwargs)
 
     monkeypatch.setattr(demo_model.model, "get_image_features", counted)
-    import medgemma_tui.analysis.sample as sample_analysis
+    import medgemma_tui.analysis.record_analysis as sample_analysis
 
     masked = []
     real_masks = sample_analysis.anatomy_masks

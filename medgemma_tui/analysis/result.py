@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medgemma_tui.analysis.sample import SampleAnalysis
+from medgemma_tui.analysis.record_analysis import SampleAnalysis
 from medgemma_tui.data.images import LoadedImage
 from medgemma_tui.data.schema import Sample
 

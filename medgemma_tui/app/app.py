@@ -21,12 +21,12 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from medgemma_tui.analysis.perturbations import from_config
-from medgemma_tui.analysis.sample import SampleAnalysis
+from medgemma_tui.analysis.record_analysis import SampleAnalysis
 from medgemma_tui.app import state as st
 from medgemma_tui.app.bindings import APP_BINDINGS, binding_ids
 from medgemma_tui.app.frame import Frame, FrameMaker
 from medgemma_tui.app.graphics import Graphics
-from medgemma_tui.app.messages import JobEnded, ModelReady, Progress, SampleFinished, SampleStarted
+from medgemma_tui.app.messages import JobEnded, JobProgressed, ModelReady, SampleFinished, SampleStarted
 from medgemma_tui.app.picture import BOX_COLOUR, Paint, box_fractions
 from medgemma_tui.app.screens.ask import AskScreen
 from medgemma_tui.app.screens.compare import CompareScreen
@@ -329,7 +329,7 @@ class MedtuiApp(App):
         def report(done: int, total: int, key: str, entry) -> None:
             elapsed = time.perf_counter() - start
             rate = done / elapsed if done and elapsed > 0 else None
-            self.post_message(Progress(job, done, total, key, rate))
+            self.post_message(JobProgressed(job, done, total, key, rate))
             self.post_message(SampleStarted(key) if entry is None else SampleFinished(key))
 
         finished, failed = self.session.run_many(keys, lambda: worker.is_cancelled, report)
@@ -346,7 +346,7 @@ class MedtuiApp(App):
         worker = get_current_worker()
 
         def report(done: int, total: int, key: str) -> None:
-            self.post_message(Progress("export", done, total, key, None))
+            self.post_message(JobProgressed("export", done, total, key, None))
 
         with self._job_thread():
             written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report,
@@ -437,7 +437,7 @@ class MedtuiApp(App):
 
         self.set_timer(CHARTS_EVERY_S, redraw)
 
-    def on_progress(self, message: Progress) -> None:
+    def on_job_progressed(self, message: JobProgressed) -> None:
         rate = f" · {message.rate:.2f} samples/s" if message.rate else ""
         self.set_job(f"{message.job} {message.done}/{message.total}{rate} · {message.stage} · esc cancels")
 

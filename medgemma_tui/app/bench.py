@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from medgemma_tui.analysis.sample import SampleAnalysis, analyse_record
+from medgemma_tui.analysis.record_analysis import SampleAnalysis, analyse_record
 from medgemma_tui.app import state as st
 from medgemma_tui.app.frame import FrameMaker
 from medgemma_tui.app.picture import Paint, picture_strips

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from medgemma_tui.analysis.grid import mask_to_grid
-from medgemma_tui.analysis.sample import SampleAnalysis, anatomy_grids, view_metrics
+from medgemma_tui.analysis.record_analysis import SampleAnalysis, anatomy_grids, view_metrics
 from medgemma_tui.analysis.views import MapSpec, MapView, compute_view
 from medgemma_tui.app.state import ViewState, map_spec, unseeing_reason
 from medgemma_tui.engine.record import AttentionRecord
@@ -58,7 +58,7 @@ class FrameMaker:
         self._grids: dict[int, tuple[SampleAnalysis, dict[str, np.ndarray | None]]] = {}
 
     def mask_grids(self, analysis: SampleAnalysis) -> dict[str, Any]:
-        """The masks' coverage of the grid as the metrics take it (``analysis.sample.anatomy_grids``:
+        """The masks' coverage of the grid as the metrics take it (``analysis.record_analysis.anatomy_grids``:
         none of the lungs and mediastinum for masks that failed their check), and each cell's zone name
         (``zone_names``); computed once per analysis."""
         cached = self._grids.get(id(analysis))

@@ -27,7 +27,7 @@ class SampleFinished(Message):
         self.key = key
 
 
-class Progress(Message):
+class JobProgressed(Message):
     """Batch progress: a backlog of these collapses into the latest."""
 
     def __init__(self, job: str, done: int, total: int, stage: str, rate: float | None) -> None:
@@ -35,7 +35,7 @@ class Progress(Message):
         self.job, self.done, self.total, self.stage, self.rate = job, done, total, stage, rate
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, Progress) and message.job == self.job
+        return isinstance(message, JobProgressed) and message.job == self.job
 
 
 class JobEnded(Message):

@@ -20,13 +20,13 @@ import numpy as np
 
 from medgemma_tui.analysis.heads import row_head_scores
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
+from medgemma_tui.analysis.record_analysis import SampleAnalysis, analyse_record
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.analysis.sample import SampleAnalysis, analyse_record
 from medgemma_tui.config import Config
 from medgemma_tui.data.images import load_image
 from medgemma_tui.engine.record import AttentionRecord
 from medgemma_tui.pipeline.batch import film_order, run_batch
-from medgemma_tui.pipeline.sample import RowSettings, answer_row
+from medgemma_tui.pipeline.rows import RowSettings, answer_row
 from medgemma_tui.pipeline.shards import films_of
 
 NOT_RUN, QUEUED, RUNNING, DONE, FAILED = "not run", "queued", "running", "done", "failed"

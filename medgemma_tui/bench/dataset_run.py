@@ -33,7 +33,7 @@ from medgemma_tui.engine.extract import batch_size_for, forbidden_tokens, model_
 from medgemma_tui.engine.prompt import build_prompt
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
-from medgemma_tui.pipeline.batch import Progress
+from medgemma_tui.pipeline.batch import RunProgress
 from medgemma_tui.pipeline.evaluation import run_evaluation
 
 BENCH_QUESTIONS = (
@@ -148,7 +148,7 @@ def measure_dataset(loaded: LoadedModel, films: int, questions: tuple[str, ...],
     row_s: list[float] = []
     utilisation: list[float] = []
 
-    def on_progress(event: Progress) -> None:
+    def on_progress(event: RunProgress) -> None:
         if event.event == "sample" and event.sample_s is not None:
             row_s.append(event.sample_s)
             util = gpu_utilisation(loaded.device)

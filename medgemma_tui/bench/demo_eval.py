@@ -10,7 +10,7 @@ from medgemma_tui.config import load_config
 from medgemma_tui.data.schema import load_dataset
 from medgemma_tui.engine.loading import load_for_capture
 from medgemma_tui.export.tree import ResultsTree
-from medgemma_tui.pipeline.batch import Progress
+from medgemma_tui.pipeline.batch import RunProgress
 from medgemma_tui.pipeline.evaluation import run_evaluation
 from medgemma_tui.resources import demo_dataset_csv
 
@@ -35,7 +35,7 @@ def measure_demo_eval(device: str, dtype: str, limit: int, adapter=None) -> Eval
     samples = list(load_dataset(demo_dataset_csv()).samples[:limit])
     sample_s: list[float] = []
 
-    def progress(event: Progress) -> None:
+    def progress(event: RunProgress) -> None:
         if event.event == "sample" and event.sample_s is not None:
             sample_s.append(event.sample_s)
 

@@ -28,7 +28,7 @@ from medgemma_tui.data.schema import Sample, load_dataset
 from medgemma_tui.export.columns import BOOLEAN_COLUMNS, COLUMNS, INTEGER_COLUMNS, TEXT_COLUMNS
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
-from medgemma_tui.pipeline.batch import Progress
+from medgemma_tui.pipeline.batch import RunProgress
 from medgemma_tui.pipeline.evaluation import run_evaluation
 from medgemma_tui.resources import demo_dataset_csv, fixtures_dir
 
@@ -162,7 +162,7 @@ def measure_long_eval(loaded: LoadedModel, rows: int = 2000, batch_size: int | s
     cpu: list[float] = []
     memory: dict[str, float | None] = {}
 
-    def seen(event: Progress) -> None:
+    def seen(event: RunProgress) -> None:
         if event.event != "sample":
             return
         stamps.append(time.perf_counter())

@@ -21,8 +21,8 @@ import numpy as np
 
 from medgemma_tui.model.info import ModelInfo
 
-SHARE_NAMES = ("bos", "image", "text")
-SHARE_COLUMNS = tuple(f"{name}_share" for name in SHARE_NAMES)  # as views.row_shares names them
+SHARE_PARTS = ("bos", "image", "text")  # the three parts of the prompt a row's attention is shared between
+SHARE_COLUMNS = tuple(f"{name}_share" for name in SHARE_PARTS)  # as views.row_shares names them
 
 
 TARGET_INDEX = "target_index"  # extra: the answer token the gradient views and attribution methods explain

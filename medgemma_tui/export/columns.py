@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from medgemma_tui.analysis.result import SampleResult
     from medgemma_tui.data.schema import Sample
 
-SHARE_NAMES = SHARE_COLUMNS  # the raw rows' shares on BOS, image and text (engine.record)
 STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel")  # analysis.extras written to robustness/{key}.json
 INPUT_COLUMNS = (
     "row",
@@ -67,7 +66,7 @@ RESULT_COLUMNS = (
     "mask_quality",
     "box_area_fraction",
     *METRIC_NAMES,
-    *SHARE_NAMES,
+    *SHARE_COLUMNS,
     *BOX_METRIC_NAMES,
     "error",
 )
@@ -159,7 +158,7 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
                               if result.sample.bbox else math.nan),
         "error": "",
     }
-    for name in (*METRIC_NAMES, *SHARE_NAMES, *BOX_METRIC_NAMES):
+    for name in (*METRIC_NAMES, *SHARE_COLUMNS, *BOX_METRIC_NAMES):
         row[name] = float(analysis.metrics.get(name, math.nan))
     return row
 

@@ -18,9 +18,10 @@ OUT/
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from medgemma_tui.config import Config
@@ -50,6 +51,15 @@ class TreeLayout:
     @property
     def run_path(self) -> Path:
         return self.root / RUN_NAME
+
+    def read_run(self) -> dict[str, Any]:
+        """``run.json`` as a dict; ``{}`` where it is missing or unreadable (a run killed while writing it)."""
+        if not self.run_path.exists():
+            return {}
+        try:
+            return json.loads(self.run_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
 
     @property
     def analysis_dir(self) -> Path:

@@ -12,9 +12,8 @@ import numpy as np
 from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.rereading import relabel_note, reread_answers
 from medgemma_tui.export.columns import read_rows
-from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME
+from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME, TreeLayout
 from medgemma_tui.export.original_tree import refuse_original_tree
-from medgemma_tui.export.tree import ResultsTree
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,13 +30,13 @@ class ResultsReader:
     rows whose label that changed, ``relabelled_note`` says so in a line."""
 
     def __init__(self, out_dir: str | os.PathLike[str], hedged_answers: str | None = None):
-        self.tree = ResultsTree(out_dir)
-        self.root = self.tree.root
+        self.paths = TreeLayout(out_dir)  # read only: the writer is export.tree.ResultsTree
+        self.root = self.paths.root
         if hedged_answers is None:
             config = self.config
             hedged_answers = config.analysis.hedged_answers if config is not None else HEDGED_DEFAULT
         # a running tree's rows too: its CSV and its journal
-        self.rows, self.relabelled = reread_answers(read_rows(self.tree.csv_path, self.tree.journal_path),
+        self.rows, self.relabelled = reread_answers(read_rows(self.paths.csv_path, self.paths.journal_path),
                                                     hedged_answers)
 
     @property
@@ -50,7 +49,7 @@ class ResultsReader:
         if self.rows.empty:
             return []
         done = self.rows[self.rows["error"] == ""]
-        return [k for k in done["key"].tolist() if self.tree.record_path(k).exists()]
+        return [k for k in done["key"].tolist() if self.paths.record_path(k).exists()]
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -58,7 +57,7 @@ class ResultsReader:
 
     @property
     def run(self) -> dict[str, Any]:
-        return self.tree.read_run()
+        return self.paths.read_run()
 
     @property
     def config(self) -> Config | None:
@@ -67,7 +66,7 @@ class ResultsReader:
             return None
         from medgemma_tui.config import Config
 
-        return Config.from_json(block, label=str(self.tree.run_path))
+        return Config.from_json(block, label=str(self.paths.run_path))
 
     def row(self, key: str) -> dict[str, Any]:
         match = self.rows[self.rows["key"] == key]
@@ -78,11 +77,11 @@ class ResultsReader:
     def load_record(self, key: str) -> AttentionRecord:
         from medgemma_tui.export.record_io import load_record
 
-        path = self.tree.record_path(key)
+        path = self.paths.record_path(key)
         if not path.exists():
             raise KeyError(f"no record for {key!r} in {self.root}")
         record = load_record(path)
-        top = self.tree.analysis_dir / "top_heads.json"
+        top = self.paths.analysis_dir / "top_heads.json"
         if top.exists():  # the heads chosen without this row's study: the record's top-heads view
             from medgemma_tui.export.method_tables import top_head_weights_for
 
@@ -93,20 +92,20 @@ class ResultsReader:
         return record
 
     def load_meta(self, key: str) -> dict[str, Any]:
-        path = self.tree.meta_path(key)
+        path = self.paths.meta_path(key)
         if not path.exists():
             raise KeyError(f"no metadata for {key!r} in {self.root}")
         return json.loads(path.read_text(encoding="utf-8"))
 
     def load_grid(self, key: str) -> np.ndarray:
-        path = self.tree.grid_path(key)
+        path = self.paths.grid_path(key)
         if not path.exists():
             raise KeyError(f"no grid for {key!r} in {self.root}")
         return np.load(path)
 
     def summary(self) -> dict[str, Any]:
         """``analysis/summary.json`` when the run wrote it, else computed from the rows now."""
-        path = self.tree.analysis_dir / "summary.json"
+        path = self.paths.analysis_dir / "summary.json"
         if path.exists():
             return json.loads(path.read_text(encoding="utf-8"))
         from medgemma_tui.export.summary import summarise

@@ -64,7 +64,7 @@ def _dataset_figures(reader, formats, dpi, out: Redrawn) -> None:
     from medgemma_tui.export.captions import CAPTIONS_NAME
     from medgemma_tui.export.summary import write_plots
 
-    tree = reader.tree
+    tree = reader.paths  # the tree's paths (export.layout.TreeLayout)
     summary = reader.summary()
     path = tree.analysis_dir / "by_strategy.csv"
     if path.exists():
@@ -98,7 +98,7 @@ def _faithfulness_payloads(reader) -> list[dict]:
     label from the CSV (as ``export.summary.study_summary`` gives them to the faithfulness figure)."""
     out = []
     for key in reader.keys:
-        path = reader.tree.robustness_path(key)
+        path = reader.paths.robustness_path(key)
         if not path.exists():
             continue
         faith = json.loads(path.read_text(encoding="utf-8")).get("faithfulness")
@@ -111,7 +111,7 @@ def _faithfulness_payloads(reader) -> list[dict]:
 def _row_figures(reader, formats, dpi, out: Redrawn, progress) -> None:
     from medgemma_tui.export.sample_sheet import from_tree, save_row_figure
 
-    tree = reader.tree
+    tree = reader.paths  # the tree's paths (export.layout.TreeLayout)
     config = reader.config
     colormap = config.visualization.colormap if config is not None else "magma"
     alpha = config.visualization.overlay_alpha if config is not None else 0.45

@@ -36,11 +36,12 @@ from medgemma_tui.analysis.consistency import Consistency, consistency_tables
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
 from medgemma_tui.analysis.rereading import reread_answers
 from medgemma_tui.analysis.row_groups import finished, is_focal, study_of
+from medgemma_tui.engine.record import SHARE_COLUMNS
 from medgemma_tui.errors import first_line
 from medgemma_tui.export import figures
 from medgemma_tui.export.atomic import write_bytes_atomic
 from medgemma_tui.export.captions import CaptionInputs, write_captions
-from medgemma_tui.export.columns import SHARE_NAMES, read_rows
+from medgemma_tui.export.columns import read_rows
 from medgemma_tui.export.intervals_summary import dataset_intervals
 from medgemma_tui.export.study_tables import summarise_studies
 from medgemma_tui.export.tree import ResultsTree
@@ -135,10 +136,10 @@ def summarise(rows: pd.DataFrame, load_grid: GridLoader, counts: dict[str, Any] 
         "scored": scored,
         "answer_labels": {str(k): int(v) for k, v in done["answer_label"].value_counts().items()}
         if "answer_label" in done else {},
-        "metrics": {name: finite_mean(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES, *BOX_METRIC_NAMES)
+        "metrics": {name: finite_mean(done[name]) for name in (*METRIC_NAMES, *SHARE_COLUMNS, *BOX_METRIC_NAMES)
                     if name in done},
         # a few extreme rows can own a mean (cnr runs into the thousands where the outside is flat)
-        "metrics_robust": {name: robust_summary(done[name]) for name in (*METRIC_NAMES, *SHARE_NAMES,
+        "metrics_robust": {name: robust_summary(done[name]) for name in (*METRIC_NAMES, *SHARE_COLUMNS,
                                                                          *BOX_METRIC_NAMES) if name in done},
     }
     summary.update(pointing_game(done))

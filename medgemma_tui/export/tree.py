@@ -18,7 +18,6 @@ import csv
 import errno
 import fcntl
 import io
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -282,14 +281,6 @@ class ResultsTree(TreeLayout):
         return row
 
     # -- run.json
-    def read_run(self) -> dict[str, Any]:
-        if not self.run_path.exists():
-            return {}
-        try:
-            return json.loads(self.run_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return {}
-
     def write_run(self, payload: dict[str, Any]) -> None:
         write_json_atomic(self.run_path, payload)
 

@@ -26,7 +26,7 @@ from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.export.atomic import DiskFullError, disk_full
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.interrupts import InterruptFlag
-from medgemma_tui.pipeline.sample import RowSettings, answer_films, answer_row, check_row, needs_model
+from medgemma_tui.pipeline.rows import RowSettings, answer_films, answer_row, check_row, needs_model
 
 # A study run on each answered row before it reaches the sink (robustness, faithfulness): it may add
 # to ``result.analysis.extras``; an exception fails the row like any other.
@@ -42,7 +42,7 @@ class Sink(Protocol):
 
 
 @dataclass
-class Progress:
+class RunProgress:
     """One step of a run: ``event`` is "start", "sample" (one row finished or failed), "analysis" (writing
     analysis/) or "finish"."""
 
@@ -179,7 +179,7 @@ def run_batch(
     sink: Sink,
     *,
     studies: Sequence[Study] = (),
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[RunProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     interrupted: InterruptFlag | None = None,
     skipped: int = 0,
@@ -209,7 +209,7 @@ def run_batch(
 
     def report(event: str, key: str | None = None, error: str | None = None, sample_s: float | None = None):
         if progress is not None:
-            progress(Progress(event, len(samples), counts.done + counts.failed, counts.done, counts.failed,
+            progress(RunProgress(event, len(samples), counts.done + counts.failed, counts.done, counts.failed,
                               counts.skipped, time.perf_counter() - started, key, error, sample_s))
 
     def stopping() -> bool:

@@ -19,7 +19,7 @@ from medgemma_tui.data.schema import Sample
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.evaluation import EvalCounts, write_results
-from medgemma_tui.pipeline.sample import RowSettings, analyse_row, answer_film, check_row
+from medgemma_tui.pipeline.rows import RowSettings, analyse_row, answer_film, check_row
 
 
 @dataclass

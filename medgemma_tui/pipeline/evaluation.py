@@ -26,9 +26,9 @@ from medgemma_tui.export.run_json import environment, model_json, now
 from medgemma_tui.export.summary import tree_accuracy, write_analysis
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
-from medgemma_tui.pipeline.batch import Progress, Study, film_order, run_batch
+from medgemma_tui.pipeline.batch import RunProgress, Study, film_order, run_batch
 from medgemma_tui.pipeline.interrupts import interrupts_noted
-from medgemma_tui.pipeline.sample import RowSettings, needs_model
+from medgemma_tui.pipeline.rows import RowSettings, needs_model
 from medgemma_tui.pipeline.writers import OverlappedTreeSink
 
 
@@ -165,7 +165,7 @@ def run_evaluation(
     config: Config,
     *,
     resume: bool = True,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[RunProgress], None] | None = None,
     studies: Sequence[Study] = (),
     run_info: dict[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -186,7 +186,7 @@ def run_evaluation(
     counts.retried = sum(1 for s in pending if s.key in failed_before)
     settings = RowSettings.from_config(config)
 
-    def report(p: Progress) -> None:
+    def report(p: RunProgress) -> None:
         if progress is not None:
             progress(p)
 
@@ -205,11 +205,11 @@ def run_evaluation(
         counts.interrupted = batch.interrupted
         counts.disk_full = batch.disk_full or getattr(sink, "disk_full", None)
         run["timings_s"] = {**run.get("timings_s", {}), **sample_timings(batch.sample_times)}
-        report(Progress("analysis", len(pending), batch.done + batch.failed, batch.done, batch.failed,
+        report(RunProgress("analysis", len(pending), batch.done + batch.failed, batch.done, batch.failed,
                         counts.skipped, sum(batch.sample_times)))
     if interrupted:  # during the rows or while analysis/ was written
         counts.signal = interrupted.signum
-    report(Progress("finish", len(pending), counts.done + counts.failed, counts.done, counts.failed,
+    report(RunProgress("finish", len(pending), counts.done + counts.failed, counts.done, counts.failed,
                     counts.skipped, counts.wall_s))
     return counts
 

@@ -41,7 +41,7 @@ from medgemma_tui.data.schema import Sample
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.export.columns import sample_columns
 from medgemma_tui.export.tree import ResultsTree
-from medgemma_tui.pipeline.batch import Progress, film_order
+from medgemma_tui.pipeline.batch import RunProgress, film_order
 from medgemma_tui.pipeline.evaluation import (
     EvalCounts,
     TreeSink,
@@ -76,8 +76,8 @@ def import_ray():
 
 
 @dataclass
-class RayProgress(Progress):
-    """A step of a Ray run: a ``Progress`` with the workers alive, the worker that sent the row, and, for a
+class RayProgress(RunProgress):
+    """A step of a Ray run: a ``RunProgress`` with the workers alive, the worker that sent the row, and, for a
     "worker" event (started, died, replaced), a note."""
 
     workers: int = 0
@@ -125,7 +125,7 @@ class FilmWorker:
 
                 torch.set_num_threads(threads)
             from medgemma_tui.engine.loading import load_for_capture
-            from medgemma_tui.pipeline.sample import RowSettings
+            from medgemma_tui.pipeline.rows import RowSettings
 
             self.config = config = Config.from_json(config_json)
             self.loaded = load_for_capture(config.model.name_or_path, device=config.model.device,
@@ -177,7 +177,7 @@ class FilmWorker:
             def failed(self, sample: Sample, error: str) -> None:
                 outcomes.append(RowOutcome(sample, None, error, 0.0))
 
-        def timed(p: Progress) -> None:
+        def timed(p: RunProgress) -> None:
             if p.event == "sample" and p.key is not None:
                 times[p.key] = p.sample_s or 0.0
 
@@ -345,7 +345,7 @@ def run_ray_evaluation(
     address: str | None = None,
     workers: int | None = None,
     resume: bool = True,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[RunProgress], None] | None = None,
     studies: Sequence[str] = (),
     run_info: dict[str, Any] | None = None,
     analysis_plots: bool = True,

@@ -69,7 +69,7 @@ def dataset_heads(session, shape: tuple[int, int]) -> DatasetHeads | None:
         return None
     reader = getattr(session, "tree", None)
     if reader is not None:
-        grids = read_head_table(reader.tree.analysis_dir / "heads.csv", shape)
+        grids = read_head_table(reader.paths.analysis_dir / "heads.csv", shape)
         if grids is not None:
             return DatasetHeads(grids, int(np.nanmax(grids["rows"])), "analysis/heads.csv")
     studies, pointing, lift = [], [], []

@@ -70,7 +70,7 @@ def finding_of(sample) -> str:
 def one_pixel_study(loaded: LoadedModel, film, result: SampleResult, config: Config) -> dict[str, Any]:
     """The attack on one row; a JSON-ready dict (see the module's doc and README: "The one-pixel attack")."""
     from medgemma_tui.analysis.masks import anatomy_masks
-    from medgemma_tui.analysis.sample import analyse_record
+    from medgemma_tui.analysis.record_analysis import analyse_record
     from medgemma_tui.engine.extract import extract_record
     from medgemma_tui.engine.pixel_edits import pixel_edit_score
     from medgemma_tui.engine.prompt import prompt_settings

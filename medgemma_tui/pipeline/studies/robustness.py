@@ -17,8 +17,7 @@ import numpy as np
 from medgemma_tui.analysis.compare import compare_maps
 from medgemma_tui.analysis.perturbations import Perturbation, from_config, square_box
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.engine.record import SHARE_COLUMNS as SHARE_NAMES
-from medgemma_tui.engine.record import AttentionRecord, first_answer_token
+from medgemma_tui.engine.record import SHARE_COLUMNS, AttentionRecord, first_answer_token
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.loading import LoadedModel
 
@@ -53,7 +52,7 @@ def robustness_study(
     from PIL import Image
 
     from medgemma_tui.analysis.masks import anatomy_masks
-    from medgemma_tui.analysis.sample import analyse_record
+    from medgemma_tui.analysis.record_analysis import analyse_record
     from medgemma_tui.analysis.views import row_shares
     from medgemma_tui.engine.extract import extract_record
     from medgemma_tui.engine.prompt import prompt_settings
@@ -100,7 +99,7 @@ def robustness_study(
             "answer_changed": record.answer != analysis.record.answer,
             "first_token": token,
             **compared,
-            "share_deltas": {k: shares[k] - reference_shares[k] for k in SHARE_NAMES},
+            "share_deltas": {k: shares[k] - reference_shares[k] for k in SHARE_COLUMNS},
             # the perturbed map itself, so a viewer can draw it beside the original (16x16 floats)
             "grid": np.round(np.asarray(perturbed.grid, dtype=np.float64), 6).tolist(),
             "seconds": time.perf_counter() - t0,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.masks import AnatomyMasks
+from medgemma_tui.analysis.record_analysis import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.analysis.sample import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, decision_index
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
