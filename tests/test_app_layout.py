@@ -12,7 +12,7 @@ import re
 
 import pytest
 from rich.console import Console
-from test_app_ui import demo_results, make_session, synchronously, wait_for
+from test_app_ui import demo_results, make_session, synchronously
 from textual.widgets import DataTable
 
 from medgemma_tui.app.app import MedtuiApp
@@ -22,6 +22,7 @@ from medgemma_tui.app.widgets.samples import fitting_columns
 from medgemma_tui.app.widgets.tiles import TileGrid, fitted_side
 from medgemma_tui.data.schema import load_dataset
 from medgemma_tui.resources import demo_dataset_csv
+from tests.support import wait_for
 
 SIZES = ((80, 24), (160, 48))
 
