@@ -1,8 +1,8 @@
-"""The samples table: key, answer, ground truth, correct, status, variant, study, strategy; filterable.
+"""The samples table: key, answer, correct, status, ground truth, variant, study, strategy; filterable.
 
 The table shows the columns that fit whole in its width, in the order of ``COLUMNS`` (a narrow panel keeps
-the key, the answer and whether it is right; the variant and the study are parts of the key), so no column
-is ever cut; the filter searches every column, shown or not.
+the key, the answer, whether it is right and whether it has run; the variant and the study are parts of
+the key), so no column is ever cut; the filter searches every column, shown or not.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input
 from medgemma_tui.app.bindings import FILTER_BINDINGS
 from medgemma_tui.app.session import DONE, FAILED, RUNNING, Session
 
-COLUMNS = ("key", "answer", "truth", "ok", "status", "var", "study", "strategy")
+COLUMNS = ("key", "answer", "ok", "status", "truth", "var", "study", "strategy")
 CELL_PADDING = 1  # DataTable's blank cells on each side of a column
 STATUS_STYLE = {DONE: "green", FAILED: "red", RUNNING: "yellow"}
 
