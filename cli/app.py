@@ -11,8 +11,8 @@ import os
 
 import click
 
-from cli.errors import fail, reports_errors
-from cli.options import adapter_option
+from cli.errors import UsageError, reports_errors
+from cli.options import adapter_option, device_options, with_model_flags
 from medgemma_tui.config import GRAPHICS_MODES
 
 COLOR_CHOICES = ("auto", "truecolor", "256")
@@ -56,6 +56,13 @@ def load_settings(config_path: str | None):
     return read_config(config_path)
 
 
+def chosen_colormap(colormap: str | None, config) -> str:
+    """``--colormap``, else the config's; a name not known is an ``UnknownColormapError`` before the app starts."""
+    from medgemma_tui.colormaps import get_colormap
+
+    return get_colormap(colormap or config.visualization.colormap).name
+
+
 def launch(session, config, color: str | None, theme: str | None, colormap: str | None,
            graphics: str | None = None) -> None:
     """Apply the colour mode, ask the terminal about graphics, then import textual and run the app."""
@@ -64,21 +71,19 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
     where = config.source or "the config"
     unknown = sorted(set(config.app.keys) - binding_ids())
     if unknown:
-        fail(f"{where}: [app.keys] {', '.join(unknown)}: not a binding id "
-             f"(ids: {', '.join(sorted(binding_ids()))})")
+        raise UsageError(f"{where}: [app.keys] {', '.join(unknown)}: not a binding id "
+                         f"(ids: {', '.join(sorted(binding_ids()))})")
     clashes = key_clashes(dict(config.app.keys))
     if clashes:
-        fail(f"{where}: [app.keys] puts two bindings on one key: {'; '.join(clashes)} (? lists every id and key)")
+        raise UsageError(f"{where}: [app.keys] puts two bindings on one key: {'; '.join(clashes)} "
+                         "(? lists every id and key)")
     apply_color(color or config.app.color)
     from medgemma_tui.app.graphics import prepare
 
     drawing = prepare(graphics or config.app.graphics)  # before Textual owns the terminal
     from medgemma_tui.app.app import MedtuiApp
-    from medgemma_tui.colormaps import available
 
-    colormap = colormap or config.visualization.colormap
-    if colormap not in available():
-        fail(f"--colormap {colormap!r}: known colormaps are {', '.join(available())}")
+    colormap = chosen_colormap(colormap, config)
     app = MedtuiApp(
         session,
         theme=theme or config.app.theme,
@@ -94,15 +99,12 @@ def launch(session, config, color: str | None, theme: str | None, colormap: str 
 
 def launch_comparison(out: str, config, color: str | None, colormap: str | None) -> None:
     """The comparison app on a tree ``medtui compare`` wrote."""
-    from medgemma_tui.colormaps import available
     from medgemma_tui.export.comparison_tree import ComparisonReader
 
     reader = ComparisonReader(out)
     if reader.rows.empty:
-        fail(f"{out} holds no paired rows")
-    colormap = colormap or config.visualization.colormap
-    if colormap not in available():
-        fail(f"--colormap {colormap!r}: known colormaps are {', '.join(available())}")
+        raise UsageError(f"{out} holds no paired rows")
+    colormap = chosen_colormap(colormap, config)
     apply_color(color or config.app.color)
     from medgemma_tui.app.comparison import ComparisonApp
 
@@ -116,10 +118,7 @@ def launch_comparison(out: str, config, color: str | None, colormap: str | None)
               "demo dataset).")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
               help="Images root (default: the CSV's folder).")
-@click.option("--device", default=None,
-              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
-              help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
+@device_options
 @adapter_option
 @app_options
 @reports_errors
@@ -130,14 +129,15 @@ def tui_command(model, data, images, device, dtype, config_path, color, graphics
     from medgemma_tui.resources import demo_dataset_csv
 
     config = load_settings(config_path)
-    overrides = {"model.name_or_path": model, "model.device": device, "model.dtype": dtype, "model.adapter": adapter}
-    config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
+    config = with_model_flags(config, device, dtype, adapter)
+    if model is not None:
+        config = config.with_overrides({"model.name_or_path": model})
     csv_path = data or config.data.csv
     images_root = images or config.data.images
     if csv_path is None:
         csv_path = demo_dataset_csv()  # its image paths are relative to its own folder
         if not os.path.exists(csv_path):
-            fail(f"the demo dataset is missing ({csv_path}); pass --data CSV --images ROOT")
+            raise UsageError(f"the demo dataset is missing ({csv_path}); pass --data CSV --images ROOT")
     dataset = load_dataset(csv_path, images_root)
     session = Session.from_dataset(dataset, model_source=config.model.name_or_path, config=config)
     launch(session, config, color, theme, colormap, graphics)
@@ -159,5 +159,5 @@ def open_command(out, config_path, color, graphics, theme, colormap):
         return
     session = Session.from_tree(out)
     if not session.items:
-        fail(f"{out} holds no finished samples")
+        raise UsageError(f"{out} holds no finished samples")
     launch(session, config, color, theme, colormap, graphics)

@@ -10,7 +10,8 @@ import time
 import click
 
 from cli.errors import reports_errors
-from cli.options import adapter_option
+from cli.options import adapter_option, device_options, with_model_flags
+from medgemma_tui.config import Config
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.shapes import SHAPES
 
@@ -111,24 +112,25 @@ def bench_batch_size(text: str) -> int | str:
     return int(text)
 
 
+def skippable(flag: str, most: int, default: int, what: str):
+    """A count of what one part of the bench runs, from 0 (that part skipped) to ``most``."""
+    return click.option(flag, type=click.IntRange(0, most), default=default, show_default=True,
+                        help=f"{what} (0 skips it).")
+
+
 @click.command("bench", short_help="Speed and memory against the old pipeline and the floor.")
 @click.option("--shape", type=click.Choice(SHAPES), default="medgemma-lite",
               show_default=True, help="Model shape, random weights: the demo bundle, MedGemma-4b's widths on a "
               "few layers, MedGemma-4b's whole decoder behind one SigLIP layer (medgemma-4b-text, for a CPU), or "
               "the full MedGemma-4b config (for a GPU host); NAME-heads: a Gemma 3 family layout's heads (4B, "
               "12B, 27B) at small widths.")
-@click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
-              help="bf16 on a GPU, fp32 on the CPU by default.")
+@device_options
 @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Timed runs of each variant after one warm-up; the figure is their median.")
 @click.option("--new-tokens", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Answer length, the same for every variant.")
-@click.option("--nav-keys", type=click.IntRange(0, 10_000), default=200, show_default=True,
-              help="Navigation keys timed in the app's redraw (0 skips it).")
-@click.option("--eval-samples", type=click.IntRange(0, 10_000), default=8, show_default=True,
-              help="Rows of the demo CSV in the demo eval (0 skips it).")
+@skippable("--nav-keys", 10_000, 200, "Navigation keys timed in the app's redraw")
+@skippable("--eval-samples", 10_000, 8, "Rows of the demo CSV in the demo eval")
 @click.option("--dataset-films", type=click.IntRange(0, 100), default=None,
               help="Films of the bench dataset run three ways: bare loop, old way, medtui eval (0 skips it; "
                    "default 2, and 0 on medgemma-4b-text, where each way takes many minutes on a CPU).")
@@ -143,12 +145,9 @@ def bench_batch_size(text: str) -> int | str:
               help="Instead: whether a row costs at the end of a long run what it did at the start: the tree "
                    "writer alone, a long demo eval with figures off, the app's run-all against eval (README, "
                    "\"medtui bench --scale\").")
-@click.option("--scale-writer-rows", type=click.IntRange(0, 10_000_000), default=100_000, show_default=True,
-              help="--scale: synthetic rows through the tree writer (0 skips it).")
-@click.option("--scale-eval-rows", type=click.IntRange(0, 1_000_000), default=2000, show_default=True,
-              help="--scale: repeated demo rows in the long eval (0 skips it).")
-@click.option("--scale-app-rows", type=click.IntRange(0, 100_000), default=60, show_default=True,
-              help="--scale: repeated demo rows run by the app's run-all and by eval (0 skips it).")
+@skippable("--scale-writer-rows", 10_000_000, 100_000, "--scale: synthetic rows through the tree writer")
+@skippable("--scale-eval-rows", 1_000_000, 2000, "--scale: repeated demo rows in the long eval")
+@skippable("--scale-app-rows", 100_000, 60, "--scale: repeated demo rows run by the app's run-all and by eval")
 @click.option("--scale-shape", type=click.Choice(SHAPES), default="demo", show_default=True,
               help="--scale: the model answering the demo rows (a random-weight shape, as --shape).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
@@ -161,6 +160,8 @@ def bench_command(shape, device, dtype, repeats, new_tokens, nav_keys, eval_samp
     from medgemma_tui.app.bench import measure_nav_redraw
 
     started = time.perf_counter()
+    settings = with_model_flags(Config(), device, dtype).model  # no --config: the defaults, auto and auto
+    device, dtype = settings.device, settings.dtype
 
     def progress(message: str) -> None:
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)

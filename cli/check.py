@@ -7,9 +7,10 @@ import sys
 
 import click
 
-from cli.errors import EXIT_FAILED, fail, reports_errors
-from cli.options import model_options
+from cli.errors import EXIT_FAILED, UsageError, fail, reports_errors
+from cli.options import model_options, with_model_flags
 from medgemma_tui.analysis.views import VIEWS
+from medgemma_tui.colormaps import get_colormap
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.json_values import jsonable
 
@@ -88,7 +89,7 @@ def check_command(image, question, model, adapter, device, dtype, max_new_tokens
     from medgemma_tui.data.schema import question_problem
 
     if problem := question_problem(question):
-        fail(problem)
+        raise UsageError(problem)
     config = read_config(config_path)
     # a bad film (or config) or an export folder that cannot be written is refused here, in half a second:
     # before torch and the model are imported
@@ -103,10 +104,10 @@ def check_command(image, question, model, adapter, device, dtype, max_new_tokens
     from medgemma_tui.pipeline.rows import RowSettings
 
     overrides = {"model.name_or_path": model, "decoding.max_new_tokens": max_new_tokens,
-                 "analysis.map_view": view, "visualization.colormap": colormap,
-                 "model.device": None if device == "auto" else device,
-                 "model.dtype": None if dtype == "auto" else dtype, "model.adapter": adapter}
-    config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
+                 "analysis.map_view": view, "visualization.colormap": colormap}
+    config = with_model_flags(config.with_overrides({k: v for k, v in overrides.items() if v is not None}),
+                              device, dtype, adapter)
+    get_colormap(config.visualization.colormap)  # an unknown name: one line, before the model loads
     settings = RowSettings.from_config(config)
 
     def load():

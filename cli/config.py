@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import fail, reports_errors
+from cli.errors import UsageError, reports_errors
 
 
 def read_config(path: str | None):
@@ -39,10 +39,10 @@ def convert_command(source: str, output: str | None, force: bool) -> None:
 
     path = Path(source)
     if not path.is_file():
-        fail(f"config file not found: {path}")
+        raise UsageError(f"config file not found: {path}")
     text = path.read_text(encoding="utf-8")
     if not is_original(text):
-        fail(f"{path} is not a JSON config (already TOML?); nothing to convert")
+        raise UsageError(f"{path} is not a JSON config (already TOML?); nothing to convert")
     tables, ignored = read_original(text, str(path))
     load_config(path)  # the same checks as --config, before anything is written
     header = "\n".join([f"medtui config converted from {path.name} (the original system's JSON config).",
@@ -54,6 +54,6 @@ def convert_command(source: str, output: str | None, force: bool) -> None:
         return
     target = Path(output) if output else path.with_suffix(".toml")
     if target.exists() and not force:
-        fail(f"{target} exists; give --force to overwrite it or -o for another name")
+        raise UsageError(f"{target} exists; give --force to overwrite it or -o for another name")
     target.write_text(toml, encoding="utf-8")
     click.echo(f"wrote {target} ({sum(len(t) for t in tables.values())} settings; {len(ignored)} keys ignored)")

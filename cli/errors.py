@@ -15,6 +15,10 @@ EXIT_USAGE = 2  # bad usage or input: nothing was run
 EXIT_INTERRUPTED = 130
 
 
+class UsageError(MedtuiError):
+    """A command line that cannot run as given (a flag that needs another, nothing to work on)."""
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Errors a user causes with their input; each carries a one-line message."""
     return (MedtuiError, FileNotFoundError)

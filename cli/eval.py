@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from cli.errors import EXIT_FAILED, fail, reports_errors
-from cli.options import adapter_option
+from cli.errors import EXIT_FAILED, UsageError, fail, reports_errors
+from cli.options import adapter_option, device_options, with_model_flags
 
 
 def load_studies(config, wanted: list[str]) -> list:
@@ -48,7 +48,7 @@ def method_studies(config, wanted: list[str], methods: str | None, heads: bool, 
         try:
             config = config.with_overrides({"methods.names": names})
         except ValueError as exc:
-            fail(f"--methods: {exc}")
+            raise UsageError(f"--methods: {exc}") from None
     if "faithfulness" in wanted:  # the methods study then runs deletion/insertion on every method's map
         config = config.with_overrides({"faithfulness.enabled": True})
     settings = config.methods
@@ -67,7 +67,7 @@ def resolve_inputs(config, model, data, images):
     if demo_data:
         csv = demo_dataset_csv()  # its image_path values are relative to its own folder
         if not csv.exists():
-            fail(f"the demo dataset is not installed ({csv}); give --data CSV")
+            raise UsageError(f"the demo dataset is not installed ({csv}); give --data CSV")
     model = model or config.model.name_or_path
     return model, csv, root, demo_data and model == "demo"
 
@@ -88,11 +88,8 @@ def check_map_settings(config) -> None:
 
     view = config.analysis.map_view
     if view not in VIEWS:
-        fail(f"analysis.map_view {view!r} is not a view (known: {', '.join(VIEWS)})")
-    try:
-        get_colormap(config.visualization.colormap)
-    except ValueError as exc:
-        fail(f"visualization.colormap: {exc}")
+        raise UsageError(f"analysis.map_view {view!r} is not a view (known: {', '.join(VIEWS)})")
+    get_colormap(config.visualization.colormap)  # an unknown name: one line, before any model loads
 
 
 class PlainProgress:
@@ -250,10 +247,7 @@ def print_summary(counts, as_json: bool, unscored: str | None = None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @click.option("--no-plots", is_flag=True, help="Skip the dataset plots of analysis/ (tables and summary only), as "
               "merge does; the same as [visualization] save_plots = false.")
-@click.option("--device", default=None,
-              help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory; default: the config's, auto).")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None,
-              help="Weights dtype (default: the config's, auto: bf16 on a GPU, fp32 on the CPU).")
+@device_options
 @click.option("--batch-size", "batch_size", default=None, metavar="N|auto",
               help="Rows of one film answered by one generate, each record the same as alone (default: the "
                    "config's [decoding] batch_size, auto: 1 on a CPU, on a GPU what half its free memory holds, "
@@ -279,7 +273,7 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     started = time.perf_counter()
     shard = parse_shard(shard_text) if shard_text is not None else shard_from_env(os.environ)
     if workers is not None and ray_address is None:
-        fail("--workers is the number of Ray workers; give --ray too")
+        raise UsageError("--workers is the number of Ray workers; give --ray too")
     if ray_address is not None:
         from medgemma_tui.pipeline.ray_eval import import_ray
 
@@ -287,8 +281,9 @@ def eval_command(out, model, data, images, config_path, limit, robustness, faith
     config = read_config(config_path)
     check_writable(out)
     limit = limit if limit is not None else config.data.limit
-    overrides = {"model.device": device, "model.dtype": dtype, "decoding.batch_size": batch_option(batch_size),
-                 "model.adapter": adapter, "visualization.save_plots": False if no_plots else None}
+    config = with_model_flags(config, device, dtype, adapter)
+    overrides = {"decoding.batch_size": batch_option(batch_size),
+                 "visualization.save_plots": False if no_plots else None}
     config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
     model, csv, root, demo = resolve_inputs(config, model, data, images)
     config = config.with_overrides({"model.name_or_path": model, "data.csv": str(csv),

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.errors import EXIT_USAGE, fail, reports_errors
+from cli.errors import UsageError, reports_errors
 
 
 @click.command("figures", short_help="Redraw a tree's figures from its files, without the model.")
@@ -35,7 +35,7 @@ def figures_command(out, formats, dpi, rows, as_json):
         chosen = check_formats([part for part in formats.split(",") if part.strip()])
         dpi = check_dpi(dpi)
     except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
+        raise UsageError(str(exc)) from None
 
     def progress(done: int, total: int, key: str) -> None:
         if not as_json and (done == total or done % 25 == 0):

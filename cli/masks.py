@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cli.errors import EXIT_FAILED, EXIT_USAGE, fail, reports_errors, user_error_types
+from cli.errors import EXIT_FAILED, UsageError, reports_errors, user_error_types
 from medgemma_tui.colormaps import MASK_COLORS, hex_rgb
 from medgemma_tui.errors import first_line
 
@@ -114,10 +114,10 @@ def masks_command(images, out_dir, data, images_root, as_json, method) -> None:
     from medgemma_tui.data.images import load_image
 
     if not images and data is None:
-        fail("give at least one IMAGE or --data CSV", EXIT_USAGE)
+        raise UsageError("give at least one IMAGE or --data CSV")
     paths = _films(images, data, images_root)
     if not paths:
-        fail("no films found", EXIT_USAGE)
+        raise UsageError("no films found")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if method == "lungnet":  # load once, so each film's seconds are its own

@@ -1,8 +1,10 @@
-"""Options shared by the commands that load a model."""
+"""Options shared by the commands that load a model, declared once: the same flag, default and help in each."""
 
 from __future__ import annotations
 
 import click
+
+from medgemma_tui.config.schema import DTYPE_CHOICES
 
 
 def adapter_option(command):
@@ -14,16 +16,32 @@ def adapter_option(command):
     )(command)
 
 
+def device_options(command):
+    """``--device`` and ``--dtype``. Unset (None), each leaves the config's ``[model]`` value, itself auto
+    unless the file says otherwise; given, it overrides the file (``with_model_flags``)."""
+    command = click.option(
+        "--dtype", type=click.Choice(DTYPE_CHOICES), default=None,
+        help="Weights dtype: auto is bf16 on a GPU, fp32 on the CPU. Default: the config's [model] dtype, else auto.",
+    )(command)
+    command = click.option(
+        "--device", default=None, metavar="DEVICE",
+        help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory). Default: the config's "
+             "[model] device, else auto.",
+    )(command)
+    return command
+
+
+def with_model_flags(config, device: str | None = None, dtype: str | None = None, adapter: str | None = None):
+    """``config`` with the ``--device``, ``--dtype`` and ``--adapter`` that were given over its ``[model]`` keys,
+    each checked as the file's value is (a bad ``--device`` is a one-line ``ConfigError``)."""
+    flags = {"model.device": device, "model.dtype": dtype, "model.adapter": adapter}
+    return config.with_overrides({key: value for key, value in flags.items() if value is not None})
+
+
 def model_options(command):
+    """``--model``, ``--device``, ``--dtype`` and ``--adapter``."""
     command = adapter_option(command)
-    command = click.option(
-        "--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
-        help="Weights dtype: bf16 on a GPU, fp32 on the CPU by default.",
-    )(command)
-    command = click.option(
-        "--device", default="auto", show_default=True,
-        help="auto, cpu, cuda[:N] or cuda:auto (the GPU with the most free memory).",
-    )(command)
+    command = device_options(command)
     command = click.option(
         "--model", "model", default=None, metavar="M",
         help="A local model folder, a hub id (e.g. google/medgemma-4b-it), or 'demo' (the default).",

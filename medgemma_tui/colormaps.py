@@ -8,6 +8,7 @@ from functools import cache
 
 import numpy as np
 
+from medgemma_tui.errors import MedtuiError
 from medgemma_tui.resources import themes_dir
 
 DEFAULT_COLORMAP = "magma"
@@ -49,10 +50,14 @@ def available() -> dict[str, Colormap]:
     return maps
 
 
+class UnknownColormapError(MedtuiError, ValueError):
+    """A colormap name (``--colormap``, ``[visualization] colormap``) that is not one of ``available()``."""
+
+
 def get_colormap(name: str = DEFAULT_COLORMAP) -> Colormap:
     maps = available()
     if name not in maps:
-        raise ValueError(f"unknown colormap {name!r} (known: {', '.join(maps)})")
+        raise UnknownColormapError(f"unknown colormap {name!r} (known: {', '.join(maps)})")
     return maps[name]
 
 

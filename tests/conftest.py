@@ -42,6 +42,18 @@ def short_window_model(demo_model):
                        source="short-window")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module's tests: the demo model is tiny, one thread beats two on busy shared
+    cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def film() -> Image.Image:
     """A non-square grayscale test film (stretched to the square input by the processor)."""

@@ -103,6 +103,16 @@ def run_tree(loaded, csv: Path, out: Path, config_path: Path, limit: int | None 
     return counts, samples
 
 
+def finished_run(loaded, folder: Path, rows) -> tuple[Path, Path, Path, list]:
+    """An uninterrupted demo eval of the demo CSV's ``rows`` in ``folder``, every row done: (its CSV, its
+    config, its tree, its samples), the reference the interrupted, sharded and Ray runs are held to."""
+    csv = demo_subset_csv(folder, rows)
+    config = eval_config(folder, full=False, tokens=2)
+    counts, samples = run_tree(loaded, csv, folder / "out", config)
+    assert counts.done == len(rows)
+    return csv, config, folder / "out", samples
+
+
 def run_sample(loaded, sample, max_new_tokens: int = ANSWER_TOKENS, spec=None, terms=None):
     """One row through the pipeline with the given decoding, map and terms (the config's keys)."""
     from medgemma_tui.pipeline.rows import RowSettings, answer_row

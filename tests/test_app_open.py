@@ -184,3 +184,38 @@ def test_robustness_screen_tables_a_tree_study_with_its_flips(tree, results):
     assert "FLIP" in rotation and "-0.100" in rotation
     missing = RobustnessScreen(results[1][1].sample.key, tree).body()
     assert "not available" in missing.plain
+
+
+def test_a_reopened_tree_shows_the_values_its_csv_holds_and_analyses_anew_what_the_user_changes(tree, tmp_path):
+    import csv
+    import shutil
+
+    from medgemma_tui.analysis.views import DECISION_INDEX
+    from medgemma_tui.app.session import Session
+    from medgemma_tui.config import Config
+    from medgemma_tui.export.tree import ResultsTree
+
+    copy = shutil.copytree(tree, tmp_path / "tree")
+    with ResultsTree(copy).locked() as writer:  # the rows from the journal into the CSV, as a finished run leaves them
+        writer.write_csv()
+    path = copy / "evaluation_results.csv"
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    key, decision = rows[0]["key"], int(rows[0]["decision_index"])
+    rows[0]["entropy"] = "0.125"  # the tree's value, as a run with other code wrote it
+    rows[0]["top10_mass"] = ""  # a value the tree lacks
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    session = Session.from_tree(copy)
+    shown = session.entries[key].analysis if session.run(key) else None
+    assert shown.metrics["entropy"] == 0.125 and np.isfinite(shown.metrics["top10_mass"])
+    assert session.entries[key].summary.metrics["entropy"] == 0.125  # the table's numbers too
+    assert shown.decision_index == decision and shown.record.extra[DECISION_INDEX] == decision
+    item = session.item(key)
+    assert (shown.answer_label, shown.correct) == (item.answer_label, item.correct)
+    other = Session.from_tree(copy, Config().with_overrides({"analysis.map_view": "gated"}))
+    other.run(key)
+    assert other.entries[key].analysis.metrics["entropy"] != 0.125  # another map: analysed now

@@ -88,6 +88,8 @@ def test_js_and_flip_aggregation_known_values(hand_made):
     assert (voice["rows"], voice["compared"], voice["flips"]) == (2, 2, 1)
     # studies by film here (no study_id): voice change has a row of img1 and one of img2
     assert (voice["studies"], syn["studies"], strategies.loc["original"]["studies"]) == (2, 1, 2)
+    # the studies behind the accuracy, as ``scored`` is its n: phrasing variation's rows are not scored
+    assert strategies.loc["phrasing_variation"][["rows", "scored", "studies"]].tolist() == [2, 0, 0]
     assert voice["mean_js_vs_original"] == pytest.approx((LN2 + expected) / 2)
     original = strategies.loc["original"]
     assert original["rows"] == 2 and original["accuracy"] == 1.0 and original["compared"] == 0
@@ -164,16 +166,6 @@ def test_demo_csv_strategies_map_to_named_kinds_and_keep_their_text_as_stored():
     assert raw == "synonym replacement (88) | voice change, synonym replacement (21)"
     assert strategies.loc["synonym_replacement", "flip_rate"] == 0.0
     assert math.isnan(strategies.loc["synonym_replacement", "mean_js_vs_original"])  # no maps given
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the demo model is tiny: one thread beats two on busy shared cores
-    yield
-    torch.set_num_threads(before)
 
 
 def test_a_group_whose_variants_are_identical_strings_has_js_0_and_full_consistency(demo_model, one_thread):

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medgemma_tui.export import figures
+from medgemma_tui.analysis import strategy_accuracy
+from medgemma_tui.export import dataset_figures, faithfulness_figure
 from medgemma_tui.export.intervals_summary import headlines
 
 SUMMARY = {
@@ -56,7 +57,7 @@ def _errorbar_spans(ax) -> list[tuple[float, float]]:
 
 
 def test_the_intervals_figure_draws_every_interval_of_summary_json():
-    figure = figures.dataset_intervals_figure(SUMMARY)
+    figure = dataset_figures.dataset_intervals_figure(SUMMARY)
     shares, ratios, gains = figure.axes
     assert _errorbar_spans(shares) == pytest.approx([0.916, 1.0, 0.8, 0.97, 0.375, 0.625])
     assert _errorbar_spans(ratios) == pytest.approx([6.0, 10.0, 3.1, 5.0])
@@ -70,7 +71,7 @@ def test_the_intervals_figure_draws_every_interval_of_summary_json():
     # the title names the finding; the method is said once, in captions.md, not in every title
     assert figure._suptitle.get_text().startswith("Accuracy 0.96 [0.92, 1.00]; pointing game 0.5 [0.4, 0.6]")
     assert all("bootstrap" not in ax.get_title() for ax in figure.axes)
-    assert figures.dataset_intervals_figure({"intervals": {}}) is None
+    assert dataset_figures.dataset_intervals_figure({"intervals": {}}) is None
 
 
 def _axis_holds_every_whisker(ax) -> bool:
@@ -92,7 +93,7 @@ def test_every_whisker_lies_inside_its_axis_and_no_ratio_axis_goes_below_zero(ra
                "faithfulness": {**SUMMARY["faithfulness"], "mean_insertion_gain": (gain[0] + gain[1]) / 2},
                "intervals": {**SUMMARY["intervals"], "pointing_game_over_chance": ratio, "mass_in_box_lift": lift,
                              "insertion_gain": gain}}
-    figure = figures.dataset_intervals_figure(summary)
+    figure = dataset_figures.dataset_intervals_figure(summary)
     shares, ratios, gains = figure.axes
     for ax in figure.axes:
         assert _axis_holds_every_whisker(ax)
@@ -106,9 +107,9 @@ def test_every_whisker_lies_inside_its_axis_and_no_ratio_axis_goes_below_zero(ra
 
 
 def test_a_ratio_axis_spanning_a_hundredfold_is_logarithmic_and_positive():
-    left, right, log = figures.ratio_limits(np.array([0.05, 3.0]), np.array([0.4, 40.0]))
+    left, right, log = dataset_figures.ratio_limits(np.array([0.05, 3.0]), np.array([0.4, 40.0]))
     assert log and 0 < left <= 0.05 and right >= 40.0
-    left, right, log = figures.ratio_limits(np.array([12.09]), np.array([21.613]))
+    left, right, log = dataset_figures.ratio_limits(np.array([12.09]), np.array([21.613]))
     assert not log and left == 0.0 and right >= 21.613
 
 
@@ -117,11 +118,11 @@ def test_the_accuracy_figure_draws_wilson_intervals_only_on_an_axis_from_a_state
     table = pd.DataFrame({"strategy": ["original", "synonym replacement", "voice change"],
                           "scored": [300, 200, 150], "accuracy": [0.97, 0.93, 1.0], "rows": [300, 200, 150],
                           "studies": [100, 80, 1]})
-    figure = figures.accuracy_by_strategy_figure(table, SUMMARY)
+    figure = dataset_figures.accuracy_by_strategy_figure(table, SUMMARY)
     ax = figure.axes[0]
     assert not [p for p in ax.patches if p.get_gid() == "overall-interval"]  # one interval method per figure
     spans = _errorbar_spans(ax)
-    bounds = [figures.wilson_interval(round(a * n), n) for a, n in ((0.97, 300), (1.0, 150), (0.93, 200))]
+    bounds = [strategy_accuracy.wilson_interval(round(a * n), n) for a, n in ((0.97, 300), (1.0, 150), (0.93, 200))]
     assert spans == pytest.approx([v for pair in bounds for v in pair])
     left, right = ax.get_xlim()
     assert 0.8 <= left < min(spans) and right == 1.0 and _axis_holds_every_whisker(ax)
@@ -147,33 +148,59 @@ def _eraser(offset: float) -> dict:
     return {"comprehensiveness": scores, "sufficiency": scores}
 
 
-def test_the_faithfulness_figure_draws_erasers_scores_per_bin_below_the_curves():
+def _panels(figure) -> dict[str, object]:
+    """The faithfulness figure's axes by their panel letter."""
+    return {t.get_text(): ax for ax in figure.axes for t in ax.texts if (t.get_gid() or "").startswith("panel-")}
+
+
+def test_the_faithfulness_figure_draws_erasers_scores_at_each_bin_as_the_study_computes_them():
     payloads = [{**_payload("yes", 0.0), **_eraser(0.0)}, {**_payload("yes", 0.0), **_eraser(0.2)}]
-    figure = figures.faithfulness_figure(payloads, SUMMARY)
-    assert len(figure.axes) == 6
-    comprehensiveness, sufficiency = figure.axes[4], figure.axes[5]
+    panels = _panels(faithfulness_figure.faithfulness_figure(payloads, SUMMARY))
+    assert sorted(panels) == ["a", "b", "c", "d", "e"]
+    comprehensiveness, sufficiency = panels["c"], panels["d"]
     lines = {line.get_gid(): line for line in comprehensiveness.lines}
-    assert list(lines["comprehensiveness-map-yes"].get_xdata()) == pytest.approx([1, 5, 10, 20, 50])
-    assert list(lines["comprehensiveness-map-yes"].get_ydata()) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
-    assert "mean AOPC gain 0.040 [0.010, 0.070]" in comprehensiveness.get_title()
-    assert "lower is better" in sufficiency.get_title() and "[-0.050, 0.010]" in sufficiency.get_title()
-    assert len(figures.faithfulness_figure([_payload("yes", 0.0)], SUMMARY).axes) == 4  # trees made before ERASER
+    # the mean over the two samples of the probability lost at each bin; the bins at even steps, as AOPC
+    # (the mean over the bins) weighs them
+    assert list(lines["map-yes"].get_ydata()) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert list(lines["map-yes"].get_xdata()) == [0, 1, 2, 3, 4]
+    assert [t.get_text() for t in comprehensiveness.get_xticklabels()] == ["1%", "5%", "10%", "20%", "50%"]
+    assert "lower" in sufficiency.get_title(loc="left")
+    assert sorted(_panels(faithfulness_figure.faithfulness_figure([_payload("yes", 0.0)], SUMMARY))) == \
+        ["a", "b", "c"]  # trees made before ERASER: the curves and the gains
 
 
-def test_the_faithfulness_figure_splits_by_answer_and_titles_each_gain_with_its_interval():
+def test_the_faithfulness_figure_splits_by_answer_with_n_beside_each_reading():
     payloads = [_payload("yes", 0.0), _payload("yes", -1.0), _payload("no", 0.0)]
-    figure = figures.faithfulness_figure(payloads, SUMMARY)
-    deletion_log, deletion_prob = figure.axes[0], figure.axes[1]
-    lines = {line.get_gid(): line for line in deletion_log.lines}
+    figure = faithfulness_figure.faithfulness_figure(payloads, SUMMARY)
+    deletion = _panels(figure)["a"]
+    lines = {line.get_gid(): line for line in deletion.lines}
     assert set(lines) == {"map-yes", "random-yes", "map-no", "random-no"}
-    # the mean over the two "yes" samples of the map's log-probability curve
-    assert list(lines["map-yes"].get_ydata()) == pytest.approx([-0.6, -1.5, -2.5])
-    assert list(lines["map-no"].get_ydata()) == pytest.approx([-0.1, -1.0, -2.0])
-    assert "mean gain 0.300 [0.100, 0.500] (95% CI, study bootstrap)" in deletion_log.get_title()
-    assert "[0.000, 0.100]" in deletion_prob.get_title()  # the probability curve's own gain and interval
-    prob = {line.get_gid(): line for line in deletion_prob.lines}
-    assert list(prob["map-no"].get_ydata()) == pytest.approx(np.exp([-0.1, -1.0, -2.0]))
-    assert figures.faithfulness_figure([], SUMMARY) is None
+    # the probability curves: the mean over the two "yes" samples of exp(the log-probability curve)
+    assert list(lines["map-yes"].get_ydata()) == pytest.approx((np.exp([-0.1, -1.0, -2.0]) +
+                                                                np.exp([-1.1, -2.0, -3.0])) / 2)
+    assert list(lines["map-no"].get_ydata()) == pytest.approx(np.exp([-0.1, -1.0, -2.0]))
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend[:2] == ["answer 'yes' (n = 2)", "answer 'no' (n = 1)"]
+    assert faithfulness_figure.faithfulness_figure([], SUMMARY) is None
+
+
+def test_the_faithfulness_figure_fits_a_double_column_with_whole_whiskers_and_no_method_in_its_titles():
+    payloads = [{**_payload("yes", 0.0), **_eraser(0.0)}, {**_payload("no", 0.0), **_eraser(0.2)}]
+    figure = faithfulness_figure.faithfulness_figure(payloads, SUMMARY)
+    figure.canvas.draw()
+    assert figure.get_figwidth() <= 7.2 and figure.get_figheight() <= 9.0
+    gains = _panels(figure)["e"]
+    # every gain of summary.json with its interval, each whisker inside the axis, drawn whole
+    assert _errorbar_spans(gains) == pytest.approx([0.1, 0.5, 0.0, 0.1, -0.3, 0.1, -0.01, 0.05, 0.01, 0.07,
+                                                    -0.05, 0.01])
+    assert _axis_holds_every_whisker(gains)
+    assert all(not c.get_clip_on() for c in gains.collections if c.get_gid() is None and c.get_segments())
+    estimates = [t.get_text() for t in gains.texts if t.get_gid() == "estimate"]
+    assert estimates[0] == "0.3 [0.1, 0.5]   n = 20"  # deletion gain (log-prob): value, interval, n beside
+    # the method and the interval are said once, in captions.md
+    titles = [ax.get_title(loc="left") for ax in figure.axes] + [figure._suptitle.get_text()]
+    for word in ("et al", "Petsiuk", "DeYoung", "ERASER", "bootstrap", "95%", "CI"):
+        assert not any(word in title for title in titles), word
 
 
 def _text_of(renderable, width: int = 120) -> str:
@@ -238,8 +265,8 @@ def test_a_live_session_summarises_the_rows_it_ran_as_eval_would():
 
 
 def test_summary_intervals_count_their_studies_and_leave_one_study_without_an_interval():
+    from medgemma_tui.analysis.dataset_intervals import dataset_intervals
     from medgemma_tui.analysis.intervals import bootstrap_ci
-    from medgemma_tui.export.intervals_summary import dataset_intervals
 
     done = pd.DataFrame({
         "key": [f"k{i}" for i in range(6)], "study_id": ["a", "a", "b", "b", "c", "c"],
@@ -260,8 +287,8 @@ def test_summary_intervals_count_their_studies_and_leave_one_study_without_an_in
 
 
 def test_erasers_gains_get_study_bootstrap_intervals_signed_so_that_above_zero_beats_random():
+    from medgemma_tui.analysis.dataset_intervals import dataset_intervals
     from medgemma_tui.analysis.intervals import paired_difference_ci
-    from medgemma_tui.export.intervals_summary import dataset_intervals
 
     keys, study = [f"k{i}" for i in range(6)], ["a", "a", "b", "b", "c", "c"]
     done = pd.DataFrame({"key": keys, "study_id": study, "image_path": [f"{s}.png" for s in study]})
@@ -275,3 +302,13 @@ def test_erasers_gains_get_study_bootstrap_intervals_signed_so_that_above_zero_b
     assert out["comprehensiveness_gain"] == pytest.approx(list(paired_difference_ci(ours, rand, study, **options)))
     assert out["sufficiency_gain"] == pytest.approx(list(paired_difference_ci(rand, ours, study, **options)))
     assert out["comprehensiveness_gain"][0] > 0 > out["sufficiency_gain"][1]
+
+
+def test_the_faithfulness_caption_says_the_methods_and_the_share_that_beats_random_once():
+    from medgemma_tui.export.captions import CaptionInputs, faithfulness_caption
+
+    text = faithfulness_caption(CaptionInputs(SUMMARY))
+    assert "Over 20 samples" in text
+    assert text.count("Petsiuk et al. 2018") == 1 and text.count("DeYoung et al. 2020") == 1
+    assert "resamples studies" in text  # the interval's method, said here rather than in the figure
+    assert text.endswith("beats every random order by more than 2 SD: deletion (log-probability) 0.25.")

@@ -126,3 +126,84 @@ def test_the_first_content_token_skips_end_tokens():
     assert record_answering(["No", END]).first_content_index == 0
     assert record_answering([END, "No", END]).first_content_index == 1
     assert record_answering([END, END]).first_content_index == 0  # all end tokens: the first one
+
+
+def test_the_decision_found_when_a_row_is_answered_is_carried_by_the_record_and_not_read_again(monkeypatch):
+    import medgemma_tui.analysis.answers as answers
+    from medgemma_tui.analysis.views import DECISION_INDEX, opening_row
+    from medgemma_tui.pipeline.rows import mark_decision_target
+
+    record = mark_decision_target(record_answering(SENTENCE))
+    assert record.extra[DECISION_INDEX] == 7 and record.extra["target_index"] == 7  # "no", the verdict
+
+    def no_second_reading(*args, **kwargs):
+        raise AssertionError("the answer was read again")
+
+    monkeypatch.setattr(answers, "_read", no_second_reading)
+    assert decision_index(record) == 7
+    assert record.query_answer_index[select_rows(record, "decision")[0]] == 7
+    assert record.query_answer_index[opening_row(record)] == 7
+
+
+def test_a_row_analysed_again_keeps_the_decision_its_record_carries_and_its_map_is_of_that_row():
+    from medgemma_tui.analysis.views import DECISION_INDEX
+
+    record = record_answering(SENTENCE)
+    record.extra[DECISION_INDEX] = 3  # as a tree written by another reader found it
+    analysis = analyse_record(record, ground_truth="no")
+    assert (analysis.answer_label, analysis.decision_index, analysis.decision_token) == ("no", 3, " image")
+    assert np.unravel_index(int(np.argmax(analysis.grid)), analysis.grid.shape) == (0, 3)
+    fresh = analyse_record(record_answering(SENTENCE), ground_truth="no")  # nothing carried: read here
+    assert fresh.decision_index == 7 and fresh.record.extra[DECISION_INDEX] == 7
+
+
+def test_the_analysis_scores_the_answer_less_its_end_token_and_measures_the_box_once():
+    record = record_answering(SENTENCE)
+    record.answer_logprobs = -np.arange(1, len(SENTENCE) + 1, dtype=np.float32) / 8  # the end token's is -1.5
+    record.image_size = (320, 320)
+    analysis = analyse_record(record, boxes=[(0, 0, 160, 80)])
+    assert analysis.answer_tokens == 11
+    assert analysis.answer_logprob == -sum(range(1, 12)) / 8  # -8.25: the end token's -1.5 left out
+    assert analysis.box_area_fraction == 0.125  # 160 x 80 of 320 x 320
+    assert abs(analysis.distribution.sum() - 1) < 1e-12 and analysis.distribution.dtype == np.float64
+    assert np.isnan(analyse_record(record_answering(SENTENCE)).box_area_fraction)  # no box: no fraction
+
+
+def test_the_analysis_keeps_the_masks_coverage_of_the_grid_that_its_metrics_used():
+    from medgemma_tui.analysis.masks import AnatomyMasks
+
+    body = np.ones((64, 64), bool)
+    right = np.zeros((64, 64), bool)
+    right[:, :16] = True  # the film's left quarter: grid columns 0-3
+    left = np.zeros((64, 64), bool)
+    left[:32, 48:] = True  # the right quarter, top half
+    analysis = analyse_record(record_answering(SENTENCE), masks=AnatomyMasks(body, right, left))
+    lungs = analysis.anatomy["lungs"]
+    assert lungs.shape == (16, 16) and lungs.sum() == 16 * 4 + 8 * 4
+    assert lungs[:, :4].all() and lungs[:8, 12:].all() and not lungs[8:, 12:].any()
+    assert abs(analysis.metrics["inside_lungs_ratio"] - float((analysis.distribution * lungs).sum())) < 1e-6
+
+
+def test_a_row_through_the_pipeline_reads_its_answer_once_and_its_target_is_the_verdict(monkeypatch):
+    from pathlib import Path
+
+    from PIL import Image
+
+    import medgemma_tui.analysis.answers as answers
+    from medgemma_tui.analysis.views import DECISION_INDEX
+    from medgemma_tui.data.images import LoadedImage
+    from medgemma_tui.data.schema import Sample
+    from medgemma_tui.pipeline.rows import RowSettings, analyse_row
+
+    reads = []
+    read = answers._read
+    monkeypatch.setattr(answers, "_read", lambda *args: reads.append(args) or read(*args))
+    pixels = np.zeros((64, 64), np.uint8)
+    film = LoadedImage(pixels, Image.fromarray(pixels).convert("RGB"), (64, 64), Path("film.png"), "png")
+    sample = Sample("k0", 0, "s0", "d0", "film.png", Path("film.png"), "Is there a pneumothorax?", "no",
+                    "Is there a pneumothorax?", "", 0, "original")
+    record = record_answering(SENTENCE)
+    result = analyse_row(sample, film, record, RowSettings())
+    assert len(reads) == 1
+    assert record.extra["target_index"] == record.extra[DECISION_INDEX] == result.analysis.decision_index == 7
+    assert (result.analysis.answer_label, result.analysis.correct) == ("no", True)

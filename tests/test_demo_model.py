@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from medgemma_tui.analysis.metrics import map_metrics
+from medgemma_tui.analysis.row_groups import is_focal
 from medgemma_tui.data.schema import load_dataset
-from medgemma_tui.export.summary import is_focal
 from medgemma_tui.resources import demo_dataset_csv
 
 ACCURACY_BAR = 0.95

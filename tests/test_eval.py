@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from cli.main import main
 from medgemma_tui.export.reader import read_results
 from medgemma_tui.resources import fixtures_dir
-from tests.support import demo_subset_csv, eval_config, run_tree
+from tests.support import demo_subset_csv, eval_config, finished_run, run_tree
 
 KILL_ROWS = (0, 5, 20, 41)
 
@@ -196,12 +196,8 @@ def test_robustness_and_faithfulness_write_their_files_and_summaries(tmp_path, d
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, demo_model):
     """An uninterrupted run of the rows the kill tests use."""
-    folder = tmp_path_factory.mktemp("reference")
-    csv = demo_subset_csv(folder, KILL_ROWS)
-    config = eval_config(folder, full=False, tokens=2)
-    counts, _ = run_tree(demo_model, csv, folder / "out", config)
-    assert counts.done == len(KILL_ROWS)
-    return csv, config, folder / "out" / "evaluation_results.csv"
+    csv, config, out, _ = finished_run(demo_model, tmp_path_factory.mktemp("reference"), KILL_ROWS)
+    return csv, config, out / "evaluation_results.csv"
 
 
 def recorded_rows(out: Path) -> int:

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
+from medgemma_tui.export import dataset_figures
 from medgemma_tui.export import figure_style as fs
-from medgemma_tui.export import figures
 from tests.test_dataset_figures import SUMMARY
 
 
@@ -20,6 +20,8 @@ from tests.test_dataset_figures import SUMMARY
     (0.5, 0.375, 0.625, "0.5 [0.4, 0.6]"),
     (0.05, 0.0, 0.1, "0.05 [0.00, 0.10]"),
     (0.02, -0.01, 0.05, "0.02 [-0.01, 0.05]"),
+    (-0.003, -0.03, 0.04, "0.00 [-0.03, 0.04]"),  # rounds to zero: no sign
+    (0.37, -0.004, 0.8, "0.4 [0.0, 0.8]"),
     (0.1234, 0.1201, 0.1262, "0.123 [0.120, 0.126]"),
     (0.5, None, None, "0.50"),
     (math.nan, None, None, "n/a"),
@@ -34,8 +36,8 @@ def all_texts(figure):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: figures.dataset_intervals_figure(SUMMARY),
-    lambda: figures.accuracy_by_strategy_figure(pd.DataFrame({"strategy": ["original", "voice_change"],
+    lambda: dataset_figures.dataset_intervals_figure(SUMMARY),
+    lambda: dataset_figures.accuracy_by_strategy_figure(pd.DataFrame({"strategy": ["original", "voice_change"],
                                                               "scored": [6, 4], "accuracy": [0.5, 0.75]})),
 ])
 def test_dataset_figures_fit_a_double_column_with_text_readable_there(make):
@@ -47,7 +49,7 @@ def test_dataset_figures_fit_a_double_column_with_text_readable_there(make):
 
 
 def test_each_panel_of_a_multi_panel_figure_has_its_letter():
-    figure = figures.dataset_intervals_figure(SUMMARY)
+    figure = dataset_figures.dataset_intervals_figure(SUMMARY)
     letters = [t.get_text() for ax in figure.axes for t in ax.texts if (t.get_gid() or "").startswith("panel-")]
     assert letters == ["a", "b", "c"]
 
@@ -56,5 +58,5 @@ def test_the_style_changes_no_global_setting():
     import matplotlib
 
     before = dict(matplotlib.rcParams)
-    figures.dataset_intervals_figure(SUMMARY)
+    dataset_figures.dataset_intervals_figure(SUMMARY)
     assert dict(matplotlib.rcParams) == before

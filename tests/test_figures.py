@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from medgemma_tui.analysis import strategy_accuracy
 from medgemma_tui.colormaps import get_colormap
-from medgemma_tui.export import figures
+from medgemma_tui.export import dataset_figures, figures, overlay
 
 
 def one_hot(row: int, col: int, shape=(16, 16)) -> np.ndarray:
@@ -32,7 +33,7 @@ def test_overlay_puts_a_one_hot_cell_at_its_place_on_a_non_square_film(cell):
     width, height = 300, 200
     film = np.full((height, width), 100, dtype=np.uint8)
     alpha = 0.5
-    out = figures.overlay_image(film, one_hot(*cell), "magma", alpha)
+    out = overlay.overlay_image(film, one_hot(*cell), "magma", alpha)
     assert out.shape == (height, width, 3) and out.dtype == np.uint8
 
     hot = (1 - alpha) * 100 + alpha * get_colormap("magma")(1.0).astype(float)
@@ -57,14 +58,14 @@ def test_overlay_row_zero_is_the_top_and_column_zero_the_left():
     film = np.zeros((160, 160), dtype=np.uint8)
     grid = np.zeros((16, 16))
     grid[0, 15] = 1.0  # top right of the image: the patient's left apex
-    out = figures.overlay_image(film, grid, "gray", 1.0)
+    out = overlay.overlay_image(film, grid, "gray", 1.0)
     assert out[5, 155].mean() > 200  # top right is bright
     assert out[155, 5].mean() < 5 and out[5, 5].mean() < 5 and out[155, 155].mean() < 5
 
 
 def test_save_overlay_writes_the_films_own_resolution(tmp_path):
     film = (np.arange(240 * 180) % 251).astype(np.uint8).reshape(180, 240)
-    path = figures.save_overlay(tmp_path / "o.png", film, np.random.default_rng(0).random((16, 16)), "viridis", 0.3)
+    path = overlay.save_overlay(tmp_path / "o.png", film, np.random.default_rng(0).random((16, 16)), "viridis", 0.3)
     with Image.open(path) as image:
         assert image.size == (240, 180) and image.mode == "RGB"
     assert not list(tmp_path.glob(".*.tmp"))
@@ -77,9 +78,9 @@ def phantom(seed: int, finding: str | None):
 
 
 def test_wilson_interval_known_values():
-    lo, hi = figures.wilson_interval(5, 10)
+    lo, hi = strategy_accuracy.wilson_interval(5, 10)
     assert lo == pytest.approx(0.2366, abs=1e-3) and hi == pytest.approx(0.7634, abs=1e-3)
-    lo, hi = figures.wilson_interval(0, 4)
+    lo, hi = strategy_accuracy.wilson_interval(0, 4)
     assert lo == pytest.approx(0.0, abs=1e-9) and hi == pytest.approx(0.4899, abs=1e-3)
 
 
@@ -95,14 +96,14 @@ def test_dataset_plots_are_written(tmp_path):
         "inside_lungs_ratio": rng.random(n),
         "auroc": [math.nan] * n,
     })
-    assert figures.plot_metric_distributions(rows, tmp_path / "m.png").exists()
+    assert dataset_figures.plot_metric_distributions(rows, tmp_path / "m.png").exists()
     table = pd.DataFrame({"strategy": ["original", "voice_change"], "scored": [6, 4], "accuracy": [0.5, 0.75]})
-    assert figures.plot_accuracy_by_strategy(table, tmp_path / "a.png").exists()
+    assert dataset_figures.plot_accuracy_by_strategy(table, tmp_path / "a.png").exists()
     summaries = [{"image_share": rng.random(6).tolist(), "bos_share": rng.random(6).tolist(),
                   "entropy": (5 + rng.random(6)).tolist()} for _ in range(5)]
     types = ["sliding_attention"] * 5 + ["full_attention"]
-    assert figures.plot_layer_profile(summaries, tmp_path / "l.png", types, 256).exists()
-    assert figures.plot_layer_profile([], tmp_path / "none.png") is None
+    assert dataset_figures.plot_layer_profile(summaries, tmp_path / "l.png", types, 256).exists()
+    assert dataset_figures.plot_layer_profile([], tmp_path / "none.png") is None
 
 
 # ---- formats and resolution -------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def scored_rows(n: int, wrong: int, boxed: int) -> pd.DataFrame:
 def test_each_distribution_panel_counts_its_own_rows():
     rows = scored_rows(416, wrong=15, boxed=256)
     rows.loc[0, "error"] = "image not found"  # a failed row counts nowhere
-    done, panels = figures.distribution_panels(rows)
+    done, panels = dataset_figures.distribution_panels(rows)
     assert len(done) == 415
     counts = {p.name: (len(p.values), len(p.correct), len(p.wrong)) for p in panels}
     assert counts == {"entropy_norm": (415, 401, 14), "auroc": (256, 256, 0)}
@@ -188,7 +189,7 @@ def test_each_distribution_panel_counts_its_own_rows():
 def test_rows_not_scored_are_in_no_group_of_a_panel():
     rows = scored_rows(6, wrong=2, boxed=0)
     rows["correct"] = pd.array([False, True, pd.NA, True, pd.NA, True], dtype="boolean")
-    _, panels = figures.distribution_panels(rows)
+    _, panels = dataset_figures.distribution_panels(rows)
     assert [(len(p.values), len(p.correct), len(p.wrong)) for p in panels] == [(6, 3, 1)]
 
 
@@ -202,7 +203,7 @@ def by_strategy(kinds, scored, accuracy, raw=None):
 def test_the_original_is_the_first_bar_labelled_baseline_and_the_kinds_follow_best_first():
     table = by_strategy(["original", "phrasing_variation", "synonym_replacement", "voice_change"],
                         [10, 8, 6, 4], [0.8, 0.5, 1.0, 0.75])
-    bars = figures.strategy_bars(table)
+    bars = strategy_accuracy.strategy_bars(table)
     assert list(bars["label"]) == ["original (baseline)", "synonym replacement", "voice change", "phrasing variation"]
     assert list(bars["scored"]) == [10, 6, 4, 8]
 
@@ -210,7 +211,7 @@ def test_the_original_is_the_first_bar_labelled_baseline_and_the_kinds_follow_be
 @pytest.mark.parametrize(("accuracy", "n", "low", "high"), [(1.0, 6, 0.6097, 1.0), (0.0, 11, 0.0, 0.2588),
                                                             (1.0, 31, 0.8897, 1.0), (0.0, 31, 0.0, 0.1103)])
 def test_intervals_of_all_correct_and_all_wrong_groups_never_cross_the_point(accuracy, n, low, high):
-    errors = figures.interval_errors(np.array([accuracy]), np.array([n]))
+    errors = strategy_accuracy.interval_errors(np.array([accuracy]), np.array([n]))
     assert (errors >= 0).all()
     assert accuracy - errors[0, 0] == pytest.approx(low, abs=1e-4)
     assert accuracy + errors[1, 0] == pytest.approx(high, abs=1e-4)
@@ -221,7 +222,7 @@ def test_accuracy_plot_draws_all_correct_and_all_wrong_groups(tmp_path):
     table = by_strategy(["original", "voice_change", "register_shift"], [6, 6, 11], [1.0, 1.0, 0.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        path = figures.plot_accuracy_by_strategy(table, tmp_path / "a.png")
+        path = dataset_figures.plot_accuracy_by_strategy(table, tmp_path / "a.png")
     assert path == tmp_path / "a.png" and path.stat().st_size > 0
 
 
@@ -234,7 +235,7 @@ def test_variants_naming_several_kinds_are_counted_once():
              "clause reordering (30) | synonym replacement + clause reordering (30)",
              "voice change (20) | phrasing variation + voice change (20)"])
     # 80 + 70 + 60 + 40 = 250 bar rows; 20 + 30 variants are in two bars each: 200 variants, 50 in several
-    assert figures.multi_kind_variants(table) == (50, 200)
+    assert strategy_accuracy.multi_kind_variants(table) == (50, 200)
 
 
 # ---- dataset plots: degenerate inputs ------------------------------------------------------------------------
@@ -250,14 +251,14 @@ def test_metric_distributions_of_nothing_to_draw_is_none_and_no_file(tmp_path, c
             "all nan": all_nan_rows(4), "all failed": scored_rows(3, 1, 0).assign(error="boom")}[case]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert figures.plot_metric_distributions(rows, tmp_path / "m.png") is None
+        assert dataset_figures.plot_metric_distributions(rows, tmp_path / "m.png") is None
     assert list(tmp_path.iterdir()) == []
 
 
 def test_metric_distributions_of_one_row_is_drawn_whole(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        path = figures.plot_metric_distributions(scored_rows(1, 0, 1), tmp_path / "m.png")
+        path = dataset_figures.plot_metric_distributions(scored_rows(1, 0, 1), tmp_path / "m.png")
     with Image.open(path) as image:
         image.load()
     assert [p.name for p in tmp_path.iterdir()] == ["m.png"]
@@ -270,7 +271,7 @@ def test_metric_distributions_of_one_row_is_drawn_whole(tmp_path):
 def test_accuracy_plot_of_nothing_scored_is_none_and_no_file(tmp_path, table):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert figures.plot_accuracy_by_strategy(table, tmp_path / "a.png") is None
+        assert dataset_figures.plot_accuracy_by_strategy(table, tmp_path / "a.png") is None
     assert list(tmp_path.iterdir()) == []
 
 
@@ -281,14 +282,14 @@ def test_accuracy_plot_of_nothing_scored_is_none_and_no_file(tmp_path, table):
 def test_layer_profile_of_nothing_to_draw_is_none_and_no_file(tmp_path, summaries):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert figures.plot_layer_profile(summaries, tmp_path / "l.png") is None
+        assert dataset_figures.plot_layer_profile(summaries, tmp_path / "l.png") is None
     assert list(tmp_path.iterdir()) == []
 
 
 def test_layer_profile_of_one_layer_and_one_sample_is_drawn(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        path = figures.plot_layer_profile([{"image_share": [0.3], "entropy": [4.0]}], tmp_path / "l.png")
+        path = dataset_figures.plot_layer_profile([{"image_share": [0.3], "entropy": [4.0]}], tmp_path / "l.png")
     assert path is not None and path.exists()
 
 
@@ -296,11 +297,11 @@ def test_a_plot_that_fails_raises_without_a_warning_and_leaves_no_file(tmp_path,
     def broken(*args, **kwargs):
         raise RuntimeError("no font")
 
-    monkeypatch.setattr(figures, "new_figure", broken)
+    monkeypatch.setattr(dataset_figures, "new_figure", broken)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(RuntimeError, match="no font"):
-            figures.plot_metric_distributions(scored_rows(5, 1, 0), tmp_path / "m.png")
+            dataset_figures.plot_metric_distributions(scored_rows(5, 1, 0), tmp_path / "m.png")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -315,3 +316,23 @@ def test_every_drawing_of_the_masks_takes_its_colours_from_one_table():
     from medgemma_tui.colormaps import OUTLINE_COLOURS
 
     assert {name: OUTLINE_COLOURS[name] for name in MASK_COLORS} == MASK_COLORS  # the per-row figure's outlines
+
+
+def test_the_app_and_the_tree_blend_alike_and_differ_only_between_cell_centres():
+    """One compositor: at each cell's centre the app's picture (cells) and the tree's overlay (bilinear)
+    give the same colour; between centres only the tree's ramps."""
+    from medgemma_tui.app.picture import Paint, compose
+    from medgemma_tui.export.overlay import overlay_image
+
+    side, step = 80, 5  # 16 cells of 5 px: a cell's centre falls on pixel 5 i + 2
+    rng = np.random.default_rng(3)
+    film = np.full((side, side), 90, dtype=np.uint8)
+    grid = rng.random((16, 16))
+    app = compose(film, grid, Paint(colormap="magma", alpha=0.45), side)
+    tree = overlay_image(film, grid, "magma", 0.45)
+    centres = np.arange(16) * step + 2
+    at = np.ix_(centres, centres)
+    assert np.abs(app[at].astype(int) - tree[at].astype(int)).max() <= 1
+    # between centres the app keeps the cell's colour and the tree does not
+    assert (app[at] == app[np.ix_(centres + 2, centres + 2)]).all()
+    assert not (tree[at] == tree[np.ix_(centres + 2, centres + 2)]).all()

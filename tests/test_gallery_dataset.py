@@ -63,7 +63,7 @@ def test_a_trees_heads_csv_is_read_back_as_the_table_it_was_written_from(tmp_pat
         assert grids["pointing_game"][layer, head] == pytest.approx(row["pointing_game"])
         assert grids["rank"][layer, head] == row["rank"]
     assert read_head_table(tmp_path / "heads.csv", (34, 8)) is None
-    tree_session = SimpleNamespace(tree=SimpleNamespace(tree=SimpleNamespace(analysis_dir=tmp_path)), items=[],
+    tree_session = SimpleNamespace(tree=SimpleNamespace(paths=SimpleNamespace(analysis_dir=tmp_path)), items=[],
                                    entries={})
     heads = dataset_heads(tree_session, shape)
     assert heads.source == "analysis/heads.csv" and heads.rows == 3

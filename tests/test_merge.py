@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from medgemma_tui.export.reader import read_results
-from tests.support import demo_subset_csv, eval_config, run_tree
+from tests.support import finished_run
 
 ROWS = (0, 4)  # two films
 
@@ -24,11 +24,7 @@ def merge(*args: str):
 
 @pytest.fixture(scope="module")
 def part(tmp_path_factory, demo_model) -> Path:
-    folder = tmp_path_factory.mktemp("part")
-    counts, _ = run_tree(demo_model, demo_subset_csv(folder, ROWS), folder / "out",
-                         eval_config(folder, full=False, tokens=2))
-    assert counts.done == len(ROWS)
-    return folder / "out"
+    return finished_run(demo_model, tmp_path_factory.mktemp("part"), ROWS)[2]
 
 
 def copy_with(part: Path, folder: Path, edit=None) -> Path:

@@ -4,6 +4,7 @@ changes the map view, the layers and the gating terms: the three front ends run 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,35 +39,38 @@ COMPARED = ("entropy", "focus", "top10_mass", "gini", "inside_body_ratio", "insi
             "com_row", "com_col", "bos_share", "image_share", "text_share")
 
 
-@pytest.fixture(scope="module")
-def three_ways(tmp_path_factory, demo_model):
+def one_row_three_ways(loaded, folder: Path, config_text: str, rows: tuple[int, ...]):
+    """The first of the demo CSV's ``rows`` under the config ``config_text``, run by eval (its tree read back),
+    by ``medtui check --json`` and by the app's session: (the sample, the tree's reader, check's payload, the
+    app's result)."""
     import medgemma_tui.engine.loading as loading
 
-    folder = tmp_path_factory.mktemp("one-pipeline")
     config_path = folder / "medtui.toml"
-    config_path.write_text(CONFIG, encoding="utf-8")
+    config_path.write_text(config_text, encoding="utf-8")
     config = load_config(config_path)
-    csv = demo_subset_csv(folder, (0, 1))
+    csv = demo_subset_csv(folder, rows)
     sample = load_dataset(csv, fixtures_dir()).samples[0]
-
     tree = ResultsTree(folder / "out")
     with tree.locked():
-        run_evaluation(demo_model, [sample], tree, config, analysis_plots=False)
-    reader = read_results(folder / "out")
-    row = reader.row(sample.key)
-    by_eval = (reader.load_grid(sample.key), {name: float(row[name]) for name in COMPARED}, row["map_view"])
-
+        run_evaluation(loaded, [sample], tree, config, analysis_plots=False)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
+        patch.setattr(loading, "load_for_capture", lambda *a, **k: loaded)
         out = CliRunner().invoke(main, ["check", str(sample.image), "-q", sample.question, "--config",
                                         str(config_path), "--json"], catch_exceptions=False)
     assert out.exit_code == 0, out.output
-    payload = json.loads(out.output)
-    by_check = (np.asarray(payload["grid"]), payload["metrics"], payload["map"])
-
     session = Session.from_dataset(load_dataset(csv, fixtures_dir()), model_source=None, config=config)
-    session.loaded = demo_model
-    analysis = session.run(sample.key).analysis
+    session.loaded = loaded
+    return sample, read_results(folder / "out"), json.loads(out.output), session.run(sample.key)
+
+
+@pytest.fixture(scope="module")
+def three_ways(tmp_path_factory, demo_model):
+    sample, reader, payload, by_session = one_row_three_ways(demo_model, tmp_path_factory.mktemp("one-pipeline"),
+                                                             CONFIG, (0, 1))
+    row = reader.row(sample.key)
+    by_eval = (reader.load_grid(sample.key), {name: float(row[name]) for name in COMPARED}, row["map_view"])
+    by_check = (np.asarray(payload["grid"]), payload["metrics"], payload["map"])
+    analysis = by_session.analysis
     by_app = (analysis.grid, analysis.metrics, analysis.view.spec.view)
     return by_eval, by_check, by_app
 
@@ -112,17 +116,7 @@ save_full = false
 
 
 def test_the_prompt_config_reaches_eval_check_and_the_app_and_is_recorded(tmp_path, demo_model):
-    import medgemma_tui.engine.loading as loading
-
-    config_path = tmp_path / "medtui.toml"
-    config_path.write_text(PROMPT_CONFIG, encoding="utf-8")
-    config = load_config(config_path)
-    csv = demo_subset_csv(tmp_path, (0,))
-    sample = load_dataset(csv, fixtures_dir()).samples[0]
-    tree = ResultsTree(tmp_path / "out")
-    with tree.locked():
-        run_evaluation(demo_model, [sample], tree, config, analysis_plots=False)
-    reader = read_results(tmp_path / "out")
+    sample, reader, payload, by_session = one_row_three_ways(demo_model, tmp_path, PROMPT_CONFIG, (0,))
     meta = reader.load_meta(sample.key)
     expected = {"system": "You are an expert radiologist.", "instruction": "Answer yes or no.",
                 "order": "image_first", "generic_question": "Describe the image."}
@@ -132,16 +126,8 @@ def test_the_prompt_config_reaches_eval_check_and_the_app_and_is_recorded(tmp_pa
     run = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
     assert run["config"]["prompt"] == expected
     eval_ids = reader.load_record(sample.key).input_ids
-
-    session = Session.from_dataset(load_dataset(csv, fixtures_dir()), model_source=None, config=config)
-    session.loaded = demo_model
-    np.testing.assert_array_equal(session.run(sample.key).record.input_ids, eval_ids)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loading, "load_for_capture", lambda *a, **k: demo_model)
-        out = CliRunner().invoke(main, ["check", str(sample.image), "-q", sample.question, "--config",
-                                        str(config_path), "--json"], catch_exceptions=False)
-    assert out.exit_code == 0, out.output
-    np.testing.assert_allclose(np.asarray(json.loads(out.output)["grid"]), reader.load_grid(sample.key), atol=1e-6)
+    np.testing.assert_array_equal(by_session.record.input_ids, eval_ids)
+    np.testing.assert_allclose(np.asarray(payload["grid"]), reader.load_grid(sample.key), atol=1e-6)
     # the default prompt is a different sequence: the settings really were applied
     default = run_sample(demo_model, sample, max_new_tokens=2)
     assert len(default.record.input_ids) != len(eval_ids) or (default.record.input_ids != eval_ids).any()

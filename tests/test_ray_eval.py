@@ -18,7 +18,7 @@ from medgemma_tui.data.schema import load_dataset
 from medgemma_tui.export.reader import read_results
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.resources import fixtures_dir
-from tests.support import demo_subset_csv, eval_config, run_tree
+from tests.support import demo_subset_csv, eval_config, finished_run, run_tree
 from tests.test_eval import same_csv
 from tests.test_shards import tree_files
 
@@ -36,12 +36,7 @@ def ray_cluster():
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory, demo_model):
-    folder = tmp_path_factory.mktemp("local")
-    csv = demo_subset_csv(folder, RAY_ROWS)
-    config = eval_config(folder, full=False, tokens=2)
-    counts, samples = run_tree(demo_model, csv, folder / "out", config)
-    assert counts.done == len(RAY_ROWS)
-    return csv, config, folder / "out", samples
+    return finished_run(demo_model, tmp_path_factory.mktemp("local"), RAY_ROWS)
 
 
 def ray_run(csv: Path, config: Path, out: Path, **kwargs):

@@ -19,7 +19,7 @@ from tests.support import demo_subset_csv, eval_config, run_tree
 
 
 def test_a_failing_plot_leaves_the_summary_the_other_plots_and_a_true_status(tmp_path, demo_model, monkeypatch):
-    import medgemma_tui.export.figures as figures
+    import medgemma_tui.export.dataset_figures as figures
 
     def broken(*args, **kwargs):
         raise ValueError("'xerr' must not contain negative values")
@@ -273,7 +273,7 @@ def test_figures_come_in_every_configured_format(tmp_path, demo_model):
 
 
 def test_the_summary_gives_a_median_and_quartiles_that_an_outlier_does_not_own():
-    from medgemma_tui.export.summary import robust_summary
+    from medgemma_tui.analysis.averages import robust_summary
 
     values = [1.0, 2.0, 3.0, 4.0, 1615.0, float("nan")]
     summary = robust_summary(values)

@@ -81,7 +81,7 @@ def test_outlines_are_drawn_in_the_colours_of_the_app_and_the_masks_sheet():
     for part, colour in OUTLINES:
         layer, drawn = sample_sheet.outline_layer({part: square}, square.shape, 1)
         assert drawn == [part]
-        edge = tuple(np.round(layer[10, 20, :3] * 255).astype(int))
+        edge = tuple(int(v) for v in layer[10, 20, :3])
         assert edge == outline_rgb(part) == colour == MASK_COLOURS[part]
         assert layer[20, 20, 3] == 0 and layer[0, 0, 3] == 0  # inside and outside stay clear
 
@@ -102,6 +102,18 @@ def test_the_title_is_the_question_and_the_verdict_not_the_key():
     words = " ".join(t.get_text() for t in figure.texts)
     assert 'Read as "no"; ground truth "yes": wrong' in words
     assert SENTENCE in words.replace("\n", " ")
+
+
+@pytest.mark.parametrize("truth, correct, line", [
+    ("yes", True, 'Read as "no"; ground truth "yes": correct'),
+    ("yes", False, 'Read as "no"; ground truth "yes": wrong'),
+    ("unlabelled", None, 'Read as "no"; not scored: ground truth "unlabelled"'),  # a source without a label
+    (None, None, 'Read as "no"'),
+])
+def test_the_verdict_says_correct_wrong_or_why_a_row_was_not_scored(truth, correct, line):
+    from dataclasses import replace
+
+    assert sample_sheet.verdict_line(replace(content(), ground_truth=truth, correct=correct)) == line
 
 
 def test_key_metrics_are_a_short_table_with_undefined_ones_left_out():

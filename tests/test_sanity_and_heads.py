@@ -80,6 +80,28 @@ def test_methods_table_ranks_by_pointing_with_intervals_by_study():
     assert good["seconds_per_row"] == 0.5 and good["studies"] == 2
 
 
+
+def test_methods_table_lists_erasers_gains_beside_deletion_and_insertion_with_study_intervals():
+    # two studies of two rows: s0's comprehensiveness gains 0.2 and 0.4, s1's 0.6 and 0.8. The mean is 0.5;
+    # a replicate draws s0 twice (mean 0.3), s1 twice (0.7) or one of each (0.5), each extreme one time in
+    # four, so the 2.5th and 97.5th percentiles are 0.3 and 0.7
+    gains = [0.2, 0.4, 0.6, 0.8]
+    entries = [(f"k{i}", f"s{i // 2}", {"methods": {"answer": {
+        "pointing_hit": 1.0, "pointing_chance": 0.1, "mass_in_box_lift": 2.0, "auroc": 0.9, "seconds": 0.0,
+        "deletion_gain": 1.0, "insertion_gain": -1.0, "comprehensiveness_gain": gain, "sufficiency_gain": -gain}}})
+        for i, gain in enumerate(gains)]
+    row = methods_table(entries, n_boot=400).iloc[0]
+    assert row["comprehensiveness_gain"] == pytest.approx(0.5)
+    assert (row["comprehensiveness_gain_low"], row["comprehensiveness_gain_high"]) == pytest.approx((0.3, 0.7))
+    assert row["sufficiency_gain"] == pytest.approx(-0.5)
+    assert (row["sufficiency_gain_low"], row["sufficiency_gain_high"]) == pytest.approx((-0.7, -0.3))
+    assert row["deletion_gain"] == 1.0 and row["insertion_gain"] == -1.0
+    # a run without the faithfulness study leaves all four empty, not 0
+    bare = methods_table([(k, s, {"methods": {"answer": {n: v for n, v in sec["methods"]["answer"].items()
+                                                        if not n.endswith("_gain")}}}) for k, s, sec in entries],
+                         n_boot=50).iloc[0]
+    assert all(np.isnan(bare[c]) for c in ("deletion_gain", "comprehensiveness_gain", "sufficiency_gain_low"))
+
 def test_heads_and_sanity_tables_have_one_row_per_head_and_step():
     pointing = np.zeros((3, 2, 2))
     pointing[:, 1, 0] = 1
@@ -116,8 +138,7 @@ def test_the_top_heads_method_scores_each_row_with_heads_chosen_on_other_studies
 
 
 def test_the_heads_intervals_at_once_equal_the_bootstrap_of_each_head_alone():
-    from medgemma_tui.analysis.intervals import bootstrap_ci
-    from medgemma_tui.export.method_tables import bootstrap_means_ci
+    from medgemma_tui.analysis.intervals import bootstrap_ci, bootstrap_means_ci
 
     rng = np.random.default_rng(1)
     values = rng.random((12, 5))

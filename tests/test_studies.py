@@ -24,16 +24,6 @@ CONFIG = Config().with_overrides({"decoding.max_new_tokens": 3, "faithfulness.st
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the demo model is tiny: one thread beats two on busy shared cores
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def seeing_model(demo_model, one_thread):
     """The demo model with a random image projector, so its answers depend on the image.
 
@@ -196,6 +186,24 @@ def test_eval_study_callables_store_their_sections(seeing_model, wide_result, fa
     assert tables.summary["faithfulness"]["samples"] == 1
     assert tables.summary["robustness"]["by_perturbation"]["resize"]["flip_rate"] == 0.0
 
+
+
+def test_the_methods_study_files_each_maps_four_faithfulness_gains_on_the_same_orders(
+        seeing_model, wide_result, faithfulness):
+    """The answer view's entry holds the gains the faithfulness study gives the same grid: deletion and
+    insertion beside ERASER's comprehensiveness and sufficiency, so ``analysis/methods.csv`` can list all four."""
+    from medgemma_tui.export.method_tables import FAITHFULNESS_GAINS
+    from medgemma_tui.pipeline.studies.methods import methods_study
+
+    result = copy.copy(wide_result)  # the study adds the gradient views to the record: work on a copy
+    result.analysis = dataclasses.replace(wide_result.analysis, record=copy.deepcopy(wide_result.record))
+    study = methods_study(seeing_model, result, CONFIG, names=(), faithfulness=True)
+    answer = study["methods"]["answer"]
+    assert set(FAITHFULNESS_GAINS) == {"deletion_gain", "insertion_gain", "comprehensiveness_gain", "sufficiency_gain"}
+    for gain in FAITHFULNESS_GAINS:
+        assert answer[gain] == pytest.approx(faithfulness[gain], abs=1e-6), gain
+    assert all(isinstance(entry[gain], float) for entry in study["methods"].values() if "error" not in entry
+               for gain in FAITHFULNESS_GAINS)
 
 # ---- faithfulness that can be read: spread, probability curves, the beats-random rule, splits -------
 def test_compare_to_random_known_values():

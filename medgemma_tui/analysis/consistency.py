@@ -191,14 +191,15 @@ def by_strategy_table(rows: pd.DataFrame, grids: Grids, comparisons: pd.DataFram
     out = []
     for kind in order:
         part = done.loc[members[kind]]
-        scored = [c for c in (_bool(v) for v in part["correct"]) if c is not None] if "correct" in part else []
+        verdicts = [_bool(v) for v in part["correct"]] if "correct" in part else [None] * len(part)
+        scored = [c for c in verdicts if c is not None]
         cmp = comparisons.loc[compared.get(kind, [])]
         flips = int(cmp["flip"].astype(bool).sum())
         out.append({
             "strategy": kind,
             "rows": len(part),
             "scored": len(scored),
-            "studies": _studies(part),
+            "studies": _studies(part[[c is not None for c in verdicts]]),  # behind the accuracy, as n is
             "accuracy": float(np.mean(scored)) if scored else math.nan,
             "compared": len(cmp),
             "flips": flips,

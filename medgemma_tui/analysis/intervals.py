@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "bootstrap_columns_ci", "ratio_ci", "paired_difference_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_columns_ci", "bootstrap_means_ci", "ratio_ci", "paired_difference_ci"]
 
 Interval = tuple[float, float]
 NAN_INTERVAL: Interval = (math.nan, math.nan)
@@ -36,6 +36,23 @@ def _check(n: int, level: float) -> None:
         raise ValueError(f"bootstrap needs n >= 1 replicates, got {n}")
     if not 0 < level < 1:
         raise ValueError(f"confidence level must be in (0, 1), got {level}")
+
+
+def _group_codes(labels: np.ndarray) -> np.ndarray:
+    """Each row's group as 0..G-1 (groups compared as text, so 1 and "1" are one study)."""
+    return np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1]
+
+
+def _draws(groups: int, n: int, seed: int):
+    """The ``n`` seeded resamples of ``groups`` groups with replacement: each the drawn group indices."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield rng.integers(0, groups, groups)
+
+
+def _percentiles(stats: np.ndarray, level: float, axis: int | None = None):
+    alpha = (1.0 - level) / 2.0
+    return np.quantile(stats, [alpha, 1.0 - alpha], axis=axis)
 
 
 def bootstrap_columns_ci(
@@ -65,20 +82,18 @@ def bootstrap_columns_ci(
     labels = labels[keep]
     if len(labels) == 0:
         return NAN_INTERVAL
-    _, codes = np.unique(labels.astype(str), return_inverse=True)
+    codes = _group_codes(labels)
     if codes.max() + 1 < min_groups:
         return NAN_INTERVAL
     members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]  # rows of each group
-    rng = np.random.default_rng(seed)
     stats = np.empty(n)
-    for b in range(n):
-        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+    for b, drawn in enumerate(_draws(len(members), n, seed)):
+        rows = np.concatenate([members[g] for g in drawn])
         stats[b] = statistic(*(c[rows] for c in data))
     stats = stats[np.isfinite(stats)]
     if stats.size == 0:
         return NAN_INTERVAL
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
+    low, high = _percentiles(stats, level)
     return float(low), float(high)
 
 
@@ -96,6 +111,35 @@ def bootstrap_ci(
     For accuracy, consistency or the pointing game pass the 0/1 column and its study ids.
     """
     return bootstrap_columns_ci([values], groups, statistic, n=n, seed=seed, level=level, min_groups=min_groups)
+
+
+def bootstrap_means_ci(values: np.ndarray, groups: Sequence, n: int = 1000, seed: int = 0, level: float = 0.95
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``bootstrap_ci`` of the mean of every column of ``values`` [rows, K] at once (a map's heads).
+
+    The same replicates (the same seeded draws of studies) for every column, so a column without NaN
+    gets the interval ``bootstrap_ci`` gives it alone; each replicate's mean is (draw counts @ study
+    sums) / (draw counts @ study sizes). Columns with a NaN are left to ``bootstrap_ci``, which drops
+    their NaN rows first. Returns (low, high), each [K].
+    """
+    _check(n, level)
+    values = np.asarray(values, dtype=np.float64)
+    rows, k = values.shape
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    clean = np.isfinite(values).all(axis=0)
+    for column in np.flatnonzero(~clean):
+        low[column], high[column] = bootstrap_ci(values[:, column], groups, n=n, seed=seed, level=level)
+    if rows == 0 or not clean.any():
+        return low, high
+    codes = _group_codes(groups)
+    g = int(codes.max()) + 1
+    sums = np.zeros((g, int(clean.sum())))
+    np.add.at(sums, codes, values[:, clean])
+    sizes = np.bincount(codes, minlength=g).astype(np.float64)
+    counts = np.stack([np.bincount(drawn, minlength=g) for drawn in _draws(g, n, seed)]).astype(np.float64)
+    means = (counts @ sums) / (counts @ sizes)[:, None]  # [n, K clean]
+    low[clean], high[clean] = _percentiles(means, level, axis=0)
+    return low, high
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> float:

@@ -61,12 +61,17 @@ def _per_pixel(arr: np.ndarray, plane: np.ndarray) -> np.ndarray:
     return plane[..., None] if arr.ndim == 3 else plane
 
 
+def _sigma(value: float, what: str) -> float:
+    """A standard deviation: >= 0, else a ValueError naming ``what``."""
+    if value < 0:
+        raise ValueError(f"{what} sigma must be >= 0, got {value}")
+    return value
+
+
 def gaussian_noise(pixels: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     """Add N(0, sigma^2) noise, sigma on the 0-255 scale, one draw per pixel; rounded and clipped."""
     arr = _check(pixels)
-    if sigma < 0:
-        raise ValueError(f"noise sigma must be >= 0, got {sigma}")
-    if sigma == 0:
+    if _sigma(sigma, "noise") == 0:
         return arr.copy()
     noise = np.random.default_rng(seed).normal(0.0, sigma, size=arr.shape[:2])
     return _to_uint8(arr.astype(np.float64) + _per_pixel(arr, noise))
@@ -95,9 +100,7 @@ def brightness(pixels: np.ndarray, offset: float, seed: int = 0) -> np.ndarray:
 def gaussian_blur(pixels: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     """Gaussian blur with standard deviation ``sigma`` pixels (Pillow's GaussianBlur). ``seed`` is unused."""
     arr = _check(pixels)
-    if sigma < 0:
-        raise ValueError(f"blur sigma must be >= 0, got {sigma}")
-    if sigma == 0:
+    if _sigma(sigma, "blur") == 0:
         return arr.copy()
     return _apply_pil(arr, lambda im: im.filter(ImageFilter.GaussianBlur(radius=float(sigma))))
 

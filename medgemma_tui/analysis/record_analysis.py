@@ -5,18 +5,30 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from medgemma_tui.analysis.answers import HEDGED_DEFAULT, is_correct, read_answer
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT, AnswerReading, is_correct, read_answer
 from medgemma_tui.analysis.grid import mask_to_grid
 from medgemma_tui.analysis.grounding import POINTING_TOLERANCE_PX, boxes_to_grid, pointing_cells
 from medgemma_tui.analysis.lexicon import match_terms, tokens_for_matches
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 from medgemma_tui.analysis.metrics import map_metrics
-from medgemma_tui.analysis.views import MapSpec, MapView, compute_view, decision_index, row_shares, select_rows
+from medgemma_tui.analysis.views import (
+    DECISION_INDEX,
+    MapSpec,
+    MapView,
+    compute_view,
+    decision_index,
+    layer_summaries,
+    mark_decision,
+    row_shares,
+    select_rows,
+)
 from medgemma_tui.engine.record import AttentionRecord
 
 # The default map of a sample (grids/, check, the overlay): see the README, "The default map".
@@ -50,11 +62,26 @@ class SampleAnalysis:
     decision_index: int = 0  # index into the answer tokens of the token carrying the verdict
     decision_token: str = ""  # that token's text
     pointing_cells: np.ndarray | None = None  # the pointing game's hit cells (grounding.pointing_cells)
+    box_area_fraction: float = math.nan  # the boxes' share of the grid's cells (grounding.box_area_fraction)
+    answer_tokens: int = 0  # the answer's tokens, less the end tokens
+    answer_logprob: float = math.nan  # the sum of their log-probabilities
+    anatomy: dict[str, Any] = field(default_factory=dict)  # the masks' coverage of the grid (anatomy_grids)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def grid(self) -> np.ndarray:
         return self.view.grid
+
+    @cached_property
+    def distribution(self) -> np.ndarray:
+        """The map as a distribution over the grid's cells (float64, sums to 1): what ``grids/`` keeps."""
+        grid = np.asarray(self.grid, dtype=np.float64)
+        return grid / grid.sum()
+
+    @cached_property
+    def layer_summary(self) -> dict[str, np.ndarray]:
+        """Per layer, head mean over the map's rows: image, BOS and text share, entropy (views.layer_summaries)."""
+        return layer_summaries(self.record, self.view.spec.rows)
 
 
 def gate_question(record: AttentionRecord, terms: list[str] | None = None) -> Gating:
@@ -114,6 +141,14 @@ def view_metrics(record: AttentionRecord, view: MapView, box_grid: np.ndarray | 
     return metrics
 
 
+def answer_score(record: AttentionRecord) -> tuple[int, float]:
+    """How many tokens the answer has, less the end tokens, and the sum of their log-probabilities (NaN
+    without any)."""
+    ends = set(record.extra.get("end_token_ids", []))
+    content = [i for i, t in enumerate(record.answer_ids) if int(t) not in ends]
+    return len(content), float(np.sum(record.answer_logprobs[content])) if content else math.nan
+
+
 def analyse_record(
     record: AttentionRecord,
     pixels: np.ndarray | None = None,
@@ -124,13 +159,20 @@ def analyse_record(
     masks: AnatomyMasks | None = None,
     pointing_tolerance_px: float = POINTING_TOLERANCE_PX,
     hedged_answers: str = HEDGED_DEFAULT,
+    reading: AnswerReading | None = None,
 ) -> SampleAnalysis:
     """Gating, the chosen map, anatomy masks (from ``pixels``, the original film) and every metric.
 
     The pointing game counts the top cell a hit when its centre lies within ``pointing_tolerance_px``
     of a box, in the original film's pixels, or when it holds part of a box (``grounding.pointing_cells``).
-    ``hedged_answers`` says what a leaning hedge reads as (``answers.read_answer``).
+    ``hedged_answers`` says what a leaning hedge reads as (``answers.read_answer``); ``reading`` is the
+    answer's reading under it when the caller has read it already (``pipeline.rows.analyse_row``).
     """
+    if reading is None:  # the one reading of the answer
+        reading = read_answer(record.answer, record.question, hedged_answers)
+    label = reading.label
+    # the decision token the record carries (found when it was answered, or kept in its tree), else this reading's
+    decision = decision_index(record) if DECISION_INDEX in record.extra else mark_decision(record, reading.cue_span)
     gating = gate_question(record, terms)
     attach_gating(record, gating)
     view = compute_view(record, spec)
@@ -140,10 +182,9 @@ def analyse_record(
     box_grid = boxes_to_grid(boxes, record.image_size, grid_shape) if boxes and record.image_size else None
     pointing = None if box_grid is None else pointing_cells(boxes, record.image_size, grid_shape,
                                                             pointing_tolerance_px)
-    metrics = view_metrics(record, view, box_grid, pointing, anatomy_grids(masks, grid_shape))
-    reading = read_answer(record.answer, record.question, hedged_answers)
-    label = reading.label
-    decision = decision_index(record, reading.cue_span)
+    anatomy = anatomy_grids(masks, grid_shape)
+    metrics = view_metrics(record, view, box_grid, pointing, anatomy)
+    answer_tokens, answer_logprob = answer_score(record)
     return SampleAnalysis(
         record=record,
         view=view,
@@ -158,4 +199,8 @@ def analyse_record(
         decision_index=decision,
         decision_token=record.answer_tokens[decision] if decision < len(record.answer_tokens) else "",
         pointing_cells=pointing,
+        box_area_fraction=float(box_grid.mean()) if box_grid is not None else math.nan,
+        answer_tokens=answer_tokens,
+        answer_logprob=answer_logprob,
+        anatomy=anatomy,
     )

@@ -97,17 +97,36 @@ def answer_token_spans(answer: str, tokens: Sequence[str]) -> list[tuple[int, in
     return spans
 
 
+# record.extra: the index of the answer token carrying the verdict, found once from the answer's reading
+# (``mark_decision``) and carried with the record, so the map's row, the gradient target, the CSV's
+# decision_index and the app agree without reading the answer again
+DECISION_INDEX = "decision_index"
+
+
 def decision_index(record: AttentionRecord, cue_span: tuple[int, int] | None = None) -> int:
     """Index into the answer tokens of the token carrying the verdict.
 
-    ``cue_span`` (from ``read_answer``; read here when not given) is a character span in
-    ``record.answer``; the first answer token overlapping it carries the verdict. Without a cue (an
-    uncertain answer) it is the first content token, as for "first_answer".
+    ``cue_span`` (from ``read_answer``) is a character span in ``record.answer``; the first answer token
+    overlapping it carries the verdict. Without it, the index the record carries (``mark_decision``),
+    else the answer is read here. Without a cue (an uncertain answer) it is the first content token, as
+    for "first_answer".
     """
     if cue_span is None:
+        carried = record.extra.get(DECISION_INDEX)
+        if carried is not None:
+            return int(carried)
         cue_span = read_answer(record.answer, record.question).cue_span
     k = token_at_span(record.answer, record.answer_tokens, cue_span)
     return record.first_content_index if k is None else k
+
+
+def mark_decision(record: AttentionRecord, cue_span: tuple[int, int] | None = None) -> int:
+    """Find the decision token (from ``cue_span`` when the reading is at hand, else by reading the answer)
+    and keep its index with the record (``DECISION_INDEX``); returns it."""
+    record.extra.pop(DECISION_INDEX, None)
+    index = decision_index(record, cue_span)
+    record.extra[DECISION_INDEX] = index
+    return index
 
 
 def token_at_span(answer: str, tokens: Sequence[str], span: tuple[int, int] | None) -> int | None:

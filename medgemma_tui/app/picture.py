@@ -25,6 +25,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from medgemma_tui.colormaps import MASK_COLORS, get_colormap, hex_rgb
+from medgemma_tui.export.overlay import blend
 
 HALF = "▀"
 MASK_COLOURS = {name: hex_rgb(color) for name, color in MASK_COLORS.items()}  # as the figures draw them
@@ -102,14 +103,6 @@ def film_at(film: np.ndarray | None, side: int) -> np.ndarray:
     return _resize_gray(film.tobytes(), film.shape, side)
 
 
-def upsample(grid: np.ndarray, side: int) -> np.ndarray:
-    """Nearest-neighbour: each grid cell becomes a block, so cell edges stay where the tokens are."""
-    rows, cols = grid.shape
-    r = (np.arange(side) * rows) // side
-    c = (np.arange(side) * cols) // side
-    return grid[r[:, None], c[None, :]]
-
-
 def outline(mask: np.ndarray, side: int) -> np.ndarray:
     """The boundary pixels of a bool mask resized (nearest) to [side, side]."""
     m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side), Image.NEAREST)) > 0
@@ -119,14 +112,6 @@ def outline(mask: np.ndarray, side: int) -> np.ndarray:
     inner[:, 1:] &= m[:, :-1]
     inner[:, :-1] &= m[:, 1:]
     return m & ~inner
-
-
-def scaled(grid: np.ndarray, scale: str) -> np.ndarray:
-    """The map in [0, 1] for the colour table: by its maximum, or stretched over its own range."""
-    grid = np.asarray(grid, dtype=np.float64)
-    low = float(grid.min()) if scale == "range" else 0.0
-    span = float(grid.max()) - low
-    return (grid - low) / span if span > 1e-12 * max(1.0, abs(low)) else np.zeros_like(grid)
 
 
 def compose(
@@ -139,14 +124,11 @@ def compose(
 ) -> np.ndarray:
     """uint8 RGB [side, side, 3]: the film, the map blended over it, mask and ground-truth box outlines
     (both with ``paint.masks``; boxes from ``box_fractions``) and the cell cursor."""
-    gray = film_at(film, side).astype(np.float32)
-    film_rgb = np.repeat(gray[..., None], 3, axis=-1)
+    gray = film_at(film, side)
     if paint.overlay == "film":
-        out = film_rgb
-    else:
-        heat = get_colormap(paint.colormap)(upsample(scaled(grid, paint.scale), side)).astype(np.float32)
-        out = heat if paint.overlay == "map" else film_rgb * (1.0 - paint.alpha) + heat * paint.alpha
-    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        out = np.repeat(gray[..., None], 3, axis=-1)
+    else:  # the tree's compositor, as cells: the cursor frames one (README, "Overlays")
+        out = blend(gray, grid, paint.colormap, 1.0 if paint.overlay == "map" else paint.alpha, "cells", paint.scale)
     if paint.masks and masks:
         for name, mask in masks.items():
             out[outline(mask, side)] = MASK_COLOURS.get(name, (255, 255, 0))

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.config import Config
 from medgemma_tui.data.images import load_image
 from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.export.columns import cell_value
 from medgemma_tui.pipeline.batch import film_order, run_batch
 from medgemma_tui.pipeline.rows import RowSettings, answer_row
 from medgemma_tui.pipeline.shards import films_of
@@ -152,19 +154,20 @@ class Session:
         items = []
         rows = {str(row["key"]): row for row in tree.rows.to_dict("records")}  # one pass, not a search per key
         for key in tree.keys:
-            row = rows[key]
-            question = _cell(row, "question", "")
+            cell = partial(cell_value, rows[key])  # typed as export.columns declares each column
+            question = cell("question")
             items.append(
                 Item(
                     key=key,
-                    study=_cell(row, "study_id", ""),
-                    variant=_int(_cell(row, "variant_index", 0)),
-                    strategy=_cell(row, "strategy", ""),
+                    study=cell("study_id"),
+                    variant=cell("variant_index") or 0,
+                    strategy=cell("strategy"),
                     question=question,
-                    truth=_cell(row, "ground_truth", ""),
-                    group=(_cell(row, "image_path", key), _cell(row, "baseline_question", question) or question),
-                    answer_label=_cell(row, "answer_label", ""),
-                    correct=_flag(row.get("correct")),
+                    truth=cell("ground_truth"),
+                    group=(cell("image_path") if "image_path" in rows[key] else key,
+                           cell("baseline_question") or question),
+                    answer_label=cell("answer_label"),
+                    correct=cell("correct"),
                 )
             )
         config = config if config is not None else (tree.config or Config())
@@ -320,10 +323,11 @@ class Session:
         meta = _load_meta(self.tree, key)
         boxes = [tuple(b) for b in meta.get("bbox_boxes", [])] or None
         settings = self.settings
-        return analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
-                              ground_truth=self.item(key).truth or None, spec=settings.spec,
-                              terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
-                              hedged_answers=settings.hedged_answers)
+        analysis = analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
+                                  ground_truth=self.item(key).truth or None, spec=settings.spec,
+                                  terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
+                                  hedged_answers=settings.hedged_answers)
+        return self.tree.with_stored_values(key, analysis)  # the tree's values where its CSV has them (README)
 
     def run_robustness(self, key: str, config: Config | None = None) -> dict:
         """The robustness study of one live sample, as ``medtui eval --robustness`` makes it; kept per key.
@@ -478,7 +482,7 @@ def tree_masks(tree, key: str, record: AttentionRecord) -> AnatomyMasks | None:
     left) and left lung. Without mask files: masks of the film the model saw."""
     from PIL import Image
 
-    layout = tree.tree
+    layout = tree.paths
 
     def read(part: str) -> np.ndarray | None:
         path = layout.mask_path(key, part)
@@ -534,29 +538,3 @@ def _load_meta(tree, key: str) -> dict:
         return dict(tree.load_meta(key) or {})
     except (AttributeError, FileNotFoundError, KeyError, ValueError):
         return {}
-
-
-def _cell(row, name: str, default):
-    try:
-        value = row[name]
-    except (KeyError, IndexError, TypeError):
-        return default
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return default
-    return str(value) if isinstance(default, str) else value
-
-
-def _flag(value) -> bool | None:
-    """A CSV's ``correct`` cell (True, False, or missing) as a bool or None."""
-    import pandas as pd
-
-    if value is None or pd.isna(value):
-        return None
-    return bool(value)
-
-
-def _int(value) -> int:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return 0

@@ -172,20 +172,21 @@ def _optional_count(value: Any, where: _Where) -> int | None:
     return None if value is None else _integer(1)(value, where)
 
 
-def _auto_or_count(value: Any, where: _Where) -> str | int:
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise where.fail('"auto" or a whole number >= 0', value)
+def _auto_or(low: int) -> Check:
+    """"auto", or a whole number >= ``low``."""
+
+    def check(value: Any, where: _Where) -> str | int:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, int) and not isinstance(value, bool) and value >= low:
+            return value
+        raise where.fail(f'"auto" or a whole number >= {low}', value)
+
+    return check
 
 
-def _auto_or_positive(value: Any, where: _Where) -> str | int:
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise where.fail('"auto" or a whole number >= 1', value)
+_auto_or_count = _auto_or(0)
+_auto_or_positive = _auto_or(1)
 
 
 def _key_table(value: Any, where: _Where) -> dict[str, str]:

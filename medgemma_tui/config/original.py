@@ -58,8 +58,9 @@ def from_original(data: Mapping[str, Any], label: str = "config") -> tuple[dict[
         section, key = dotted.split(".")
         tables.setdefault(section, {})[key] = value
 
-    def leave(dotted: str, why: str) -> None:
-        ignored.append(f"{dotted} ({why})")
+    def leave(dotted: str, why: str | None = None) -> None:
+        """Name a key left out, and why (by default ``NO_COUNTERPART``'s reason, else 'unknown to medtui')."""
+        ignored.append(f"{dotted} ({why or NO_COUNTERPART.get(dotted, 'unknown to medtui')})")
 
     for name, value in data.items():
         if name == "model_id":
@@ -69,16 +70,14 @@ def from_original(data: Mapping[str, Any], label: str = "config") -> tuple[dict[
                 target = {"data_csv": "data.csv", "image_root": "data.images"}.get(key)
                 if target and path:
                     put(target, path)
-                elif f"paths.{key}" in NO_COUNTERPART:
-                    leave(f"paths.{key}", NO_COUNTERPART[f"paths.{key}"])
                 else:
-                    leave(f"paths.{key}", "unknown to medtui")
+                    leave(f"paths.{key}")
         elif name == "decoding":
             for key, setting in _table(value, name, label).items():
                 if key == "max_new_tokens":
                     put("decoding.max_new_tokens", setting)
                 else:
-                    leave(f"decoding.{key}", NO_COUNTERPART.get(f"decoding.{key}", "unknown to medtui"))
+                    leave(f"decoding.{key}")
         elif name == "eval":
             _eval_section(_table(value, name, label), put, leave, label)
         elif name == "batch_processing":
@@ -91,10 +90,8 @@ def from_original(data: Mapping[str, Any], label: str = "config") -> tuple[dict[
                 elif key == "skip_existing":
                     if setting is False:
                         leave("batch_processing.skip_existing", "false: give --no-resume")
-                elif f"batch_processing.{key}" in NO_COUNTERPART:
-                    leave(f"batch_processing.{key}", NO_COUNTERPART[f"batch_processing.{key}"])
                 else:
-                    leave(f"batch_processing.{key}", "unknown to medtui")
+                    leave(f"batch_processing.{key}")
         elif name == "visualization":
             for key, setting in _table(value, name, label).items():
                 target = {"colormap": "visualization.colormap", "overlay_alpha": "visualization.overlay_alpha",
@@ -105,11 +102,9 @@ def from_original(data: Mapping[str, Any], label: str = "config") -> tuple[dict[
                 elif key == "save_grids" and setting is not False:
                     continue
                 else:
-                    leave(f"visualization.{key}", NO_COUNTERPART.get(f"visualization.{key}", "unknown to medtui"))
-        elif name in NO_COUNTERPART:
-            leave(name, NO_COUNTERPART[name])
+                    leave(f"visualization.{key}")
         else:
-            leave(name, "unknown to medtui")
+            leave(name)
     return tables, ignored
 
 
@@ -125,10 +120,8 @@ def _eval_section(section: Mapping[str, Any], put, leave, label: str) -> None:
             put("analysis.terms", value)
         elif key == "robustness":
             _robustness(_table(value, "eval.robustness", label), put, leave, label)
-        elif f"eval.{key}" in NO_COUNTERPART:
-            leave(f"eval.{key}", NO_COUNTERPART[f"eval.{key}"])
         else:
-            leave(f"eval.{key}", "unknown to medtui")
+            leave(f"eval.{key}")
 
 
 def _robustness(section: Mapping[str, Any], put, leave, label: str) -> None:
@@ -145,7 +138,7 @@ def _robustness(section: Mapping[str, Any], put, leave, label: str) -> None:
             for item in value if isinstance(value, list) else []:
                 _perturbation(item, put, leave, label)
         else:
-            leave(f"eval.robustness.{key}", NO_COUNTERPART.get(f"eval.robustness.{key}", "unknown to medtui"))
+            leave(f"eval.robustness.{key}")
 
 
 def _perturbation(item: Any, put, leave, label: str) -> None:

@@ -39,13 +39,14 @@ from medgemma_tui.config.checks import (
 from medgemma_tui.json_values import jsonable
 
 DEFAULT_MODEL = "demo"  # the embedded demo bundle, for every command alike
+DTYPE_CHOICES = ("auto", "bf16", "fp16", "fp32")  # the weights' dtype; auto: bf16 on a GPU, fp32 on the CPU
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name_or_path: str = _option(DEFAULT_MODEL, _model_source)  # hub id, local folder, or "demo"
     device: str = _option("auto", _device)  # auto | cpu | cuda | cuda:N | cuda:auto (the GPU with most free memory)
-    dtype: str = _option("auto", _choice("auto", "bf16", "fp16", "fp32", aliases={
+    dtype: str = _option("auto", _choice(*DTYPE_CHOICES, aliases={
         "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}))
     revision: str | None = _option(None, _optional_text)  # hub branch, tag or commit; None = default
     adapter: Path | None = _option(None, _optional_path)  # a PEFT LoRA adapter folder merged into the model

@@ -125,7 +125,7 @@ class Sample:
     @property
     def is_scored(self) -> bool:
         """Whether the row can count in the accuracy: it can run and its ground truth is yes or no."""
-        return self.problem is None and self.answer in ("yes", "no")
+        return self.problem is None and self.answer in (YES, NO)
 
     @property
     def is_original(self) -> bool:
@@ -361,7 +361,7 @@ def label_column(columns: tuple[str, ...], rows: list[list[str]], chosen: str) -
     """
     def labels(name: str) -> int:
         index = columns.index(name)
-        return sum(normalise_answer(cells[index] if index < len(cells) else "") in ("yes", "no") for cells in rows)
+        return sum(normalise_answer(cells[index] if index < len(cells) else "") in (YES, NO) for cells in rows)
 
     by_norm = {_norm(name): name for name in reversed(columns)}
     aliases = [by_norm[a] for a in ALIASES["answer"] if a in by_norm and by_norm[a] != chosen]
@@ -447,7 +447,8 @@ def _read_row(row: int, line: int, cells: list[str], columns: tuple[str, ...], w
 
 # --- answers ------------------------------------------------------------------------------------------
 
-# The spellings the scorer (analysis.answers.normalise_truth) reads as yes and no.
+YES, NO = "yes", "no"  # the two labels a ground truth and a read answer take (analysis.answers adds "uncertain")
+# The spellings of yes and no in a ground-truth cell, here and for the scorer (analysis.answers.normalise_truth).
 YES_WORDS = frozenset({"yes", "y", "true", "t", "1", "positive", "pos", "present", "1.0"})
 NO_WORDS = frozenset({"no", "n", "false", "f", "0", "negative", "neg", "absent", "0.0"})
 
@@ -458,9 +459,9 @@ def normalise_answer(text: str | None) -> str:
     value = (text or "").strip()
     key = value.strip(".!").strip().lower()
     if key in YES_WORDS:
-        return "yes"
+        return YES
     if key in NO_WORDS:
-        return "no"
+        return NO
     return value
 
 

@@ -7,6 +7,7 @@ exactly as a plain SDPA one; the SigLIP tower stays on plain SDPA (its modules h
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from medgemma_tui.engine.capture import CAPTURE_ATTENTION, register_capture_attention
 from medgemma_tui.model.loading import LoadedModel, load_model
@@ -19,13 +20,7 @@ def prepare_for_capture(loaded: LoadedModel) -> LoadedModel:
     return loaded
 
 
-def load_for_capture(
-    source: str | os.PathLike | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    revision: str | None = None,
-    adapter: str | os.PathLike | None = None,
-) -> LoadedModel:
-    """``model.loading.load_model`` (with its PEFT adapter merged, if any) and then ``prepare_for_capture``:
-    what every front end loads."""
-    return prepare_for_capture(load_model(source, device=device, dtype=dtype, revision=revision, adapter=adapter))
+def load_for_capture(source: str | os.PathLike | None = None, **options: Any) -> LoadedModel:
+    """``model.loading.load_model(source, **options)`` (``device``, ``dtype``, ``revision``, ``adapter``: its
+    keywords and defaults) and then ``prepare_for_capture``: what every front end loads."""
+    return prepare_for_capture(load_model(source, **options))

@@ -73,7 +73,8 @@ def dataset_intervals_caption(inputs: CaptionInputs) -> str:
 
 
 def accuracy_by_strategy_caption(inputs: CaptionInputs) -> str:
-    from medgemma_tui.export.figures import multi_kind_note, strategy_bars
+    from medgemma_tui.analysis.strategy_accuracy import strategy_bars
+    from medgemma_tui.export.dataset_figures import multi_kind_note
 
     bars = strategy_bars(inputs.strategies)
     if bars.empty:
@@ -88,15 +89,37 @@ def accuracy_by_strategy_caption(inputs: CaptionInputs) -> str:
             "so that close values can be told apart. " + (note + " " if note else "") + "Values: " + values + ".")
 
 
+def _beats_random(faith: dict[str, Any]) -> str:
+    """``deletion (probability) 0.25, ...``: the share of samples whose map beats every random order by 2 SD."""
+    parts = []
+    for key, value in faith.items():
+        if not key.endswith(("_beats_random", "_beats_random_prob")) or not isinstance(value, (int, float)):
+            continue
+        curve, _, scale = key.partition("_beats_random")
+        name = curve if curve in ("comprehensiveness", "sufficiency") else \
+            f"{curve} ({'probability' if scale else 'log-probability'})"
+        parts.append(f"{name} {value:.2f}")
+    return ", ".join(parts)
+
+
 def faithfulness_caption(inputs: CaptionInputs) -> str:
     faith = inputs.summary.get("faithfulness") or {}
     samples = faith.get("samples")
-    return ("**Deletion and insertion curves** (Petsiuk et al. 2018), and where they ran ERASER's "
-            "comprehensiveness and sufficiency (DeYoung et al. 2020), of the map's order of image tokens against "
-            f"random orders, over {samples if samples is not None else 'the'} samples, split by the answer's "
-            "reading. Solid: the mean over samples of the map's curve; dashed: the mean of the random orders' "
-            "mean curve, shaded by one random order's SD (mean over samples). Panel titles give each mean gain "
-            "with its 95% confidence interval from the study bootstrap of dataset_intervals.")
+    beats = _beats_random(faith)
+    return ("**Does the map's order of image tokens matter more to the answer than random orders?** Over "
+            f"{samples if samples is not None else 'the'} samples, split by the answer's reading (n per reading "
+            "in the legend). (a) Deletion and (b) insertion curves (RISE, Petsiuk et al. 2018): the probability "
+            "of the followed answer token as image tokens are removed from the film, or restored onto a neutral "
+            "image, the map's most attended first. (c) Comprehensiveness and (d) sufficiency (ERASER, DeYoung et "
+            "al. 2020), where they ran: the probability lost when the map's top 1, 5, 10, 20 and 50% of the image "
+            "tokens are removed, or kept alone; drawn at even steps because their aggregate, the AOPC, is the "
+            "mean over these bins. Solid: the mean over samples of the map's order; dashed: the mean of the "
+            "random orders' mean, shaded by one random order's SD (mean over samples). (e) The mean gain of the "
+            "map's order over the random orders (area under the curve for deletion and insertion, on log-"
+            "probability and probability; AOPC for comprehensiveness and sufficiency), each signed so that above "
+            f"0 beats random (dashed: 0), with whiskers {BOOTSTRAP}; beside each, n (samples) and the studies "
+            "resampled." + (f" Share of samples whose map beats every random order by more than 2 SD: {beats}."
+                            if beats else ""))
 
 
 def metric_distributions_caption(inputs: CaptionInputs) -> str:

@@ -5,18 +5,21 @@ text; ``image_found`` says how the film was found: ``image_path``, ``dicom_id``,
 ``key``, ``answer_label``, ``correct``, the map view used, every metric of the analysis core,
 the gating count, ``error`` (empty for a finished row). Timings live in ``grids/{key}_meta.json`` and
 ``run.json``, so two runs over the same data write the same CSV.
+
+Each column is declared once, in ``COLUMN_SPECS`` (name, kind, group, help); the CSV's order, the groups,
+``read_rows``'s types and the app's cells (``cell_value``) are read from there.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.analysis.grounding import box_area_fraction
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
 from medgemma_tui.engine.record import SHARE_COLUMNS
 from medgemma_tui.export.journal import RowJournal, tree_cells
@@ -28,58 +31,89 @@ if TYPE_CHECKING:
     from medgemma_tui.data.schema import Sample
 
 STUDY_SECTIONS = ("robustness", "faithfulness", "one_pixel")  # analysis.extras written to robustness/{key}.json
-INPUT_COLUMNS = (
-    "row",
-    "key",
-    "study_id",
-    "dicom_id",
-    "image_path",
-    "image_found",
-    "question",
-    "baseline_question",
-    "question_variant",
-    "variant_index",
-    "strategy",
-    "strategy_kinds",
-    "finding",
-    "bbox",
-    "ground_truth",
+
+TEXT, INTEGER, BOOLEAN, NUMBER = "text", "integer", "boolean", "number"  # how a column's cells read back
+INPUT, RESULT = "input", "result"  # the dataset's own columns, and what a row's run adds
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the CSV: its name, how its cells read back (``read_rows``), its group, what it says."""
+
+    name: str
+    kind: str
+    group: str
+    help: str = ""
+
+    @property
+    def empty(self) -> Any:
+        """What a missing cell reads as: '' for text, None for a flag or a count, NaN for a number."""
+        return "" if self.kind == TEXT else math.nan if self.kind == NUMBER else None
+
+
+def _columns(group: str, kind: str, *specs: tuple[str, str]) -> tuple[Column, ...]:
+    return tuple(Column(name, kind, group, help) for name, help in specs)
+
+
+# every column, in the CSV's order: declared here once; the groups and kinds below are read from it
+COLUMN_SPECS: tuple[Column, ...] = (
+    *_columns(INPUT, INTEGER, ("row", "the row's line in the dataset")),
+    *_columns(INPUT, TEXT, ("key", "the row's name in the tree"), ("study_id", "the dataset's study"),
+              ("dicom_id", "the dataset's film id"), ("image_path", "the film's path"),
+              ("image_found", "how the film was found (image_path, dicom_id, dicom_id.jpg ...)"),
+              ("question", "the question asked"), ("baseline_question", "the question a variant rephrases"),
+              ("question_variant", "the variant's wording")),
+    *_columns(INPUT, INTEGER, ("variant_index", "which variant of its baseline question (0: the original)")),
+    *_columns(INPUT, TEXT, ("strategy", "how the variant was made"), ("strategy_kinds", "its kinds, joined by +"),
+              ("finding", "the finding the box marks"), ("bbox", "the boxes, x,y,w,h;..."),
+              ("ground_truth", "the dataset's answer")),
+    *_columns(RESULT, TEXT, ("answer", "the model's text"), ("answer_label", "yes, no or uncertain (analysis.answers)"),
+              ("answer_reason", "the rule or cue that decided the label")),
+    *_columns(RESULT, BOOLEAN, ("answer_hedged", "whether a hedge qualified the verdict"),
+              ("correct", "the label against the ground truth (empty when the truth is not yes/no)")),
+    *_columns(RESULT, INTEGER, ("decision_index", "the answer token the map opens on (analysis.views)")),
+    *_columns(RESULT, TEXT, ("decision_token", "that token's text")),
+    *_columns(RESULT, INTEGER, ("answer_tokens", "the answer's tokens, less the end tokens")),
+    *_columns(RESULT, NUMBER, ("answer_logprob", "the sum of their log-probabilities")),
+    *_columns(RESULT, TEXT, ("map_view", "the map's view"), ("map_rows", "the answer rows it averages"),
+              ("map_layers", "its layers"), ("map_heads", "its heads")),
+    *_columns(RESULT, INTEGER, ("gated_count", "answer tokens gated out of the map")),
+    *_columns(RESULT, TEXT, ("gated_terms", "their terms, joined by ;")),
+    *_columns(RESULT, INTEGER, ("image_width", "the film's width in pixels"),
+              ("image_height", "the film's height in pixels")),
+    *_columns(RESULT, TEXT, ("mask_quality", "how the lung masks were found")),
+    *_columns(RESULT, NUMBER, ("box_area_fraction", "the boxes' share of the map's cells (analysis.grounding)")),
+    *_columns(RESULT, NUMBER, *((name, "a metric of the map (analysis.metrics)") for name in METRIC_NAMES)),
+    *_columns(RESULT, NUMBER, *((name, "the row's attention share of a prompt part") for name in SHARE_COLUMNS)),
+    *_columns(RESULT, NUMBER, *((name, "a metric of the map against the box") for name in BOX_METRIC_NAMES)),
+    *_columns(RESULT, TEXT, ("error", "why the row failed (empty for a finished row)")),
 )
-RESULT_COLUMNS = (
-    "answer",
-    "answer_label",
-    "answer_reason",
-    "answer_hedged",
-    "correct",
-    "decision_index",
-    "decision_token",
-    "answer_tokens",
-    "answer_logprob",
-    "map_view",
-    "map_rows",
-    "map_layers",
-    "map_heads",
-    "gated_count",
-    "gated_terms",
-    "image_width",
-    "image_height",
-    "mask_quality",
-    "box_area_fraction",
-    *METRIC_NAMES,
-    *SHARE_COLUMNS,
-    *BOX_METRIC_NAMES,
-    "error",
-)
+COLUMN = {column.name: column for column in COLUMN_SPECS}
+INPUT_COLUMNS = tuple(c.name for c in COLUMN_SPECS if c.group == INPUT)
+RESULT_COLUMNS = tuple(c.name for c in COLUMN_SPECS if c.group == RESULT)
 COLUMNS = INPUT_COLUMNS + RESULT_COLUMNS
-INTEGER_COLUMNS = frozenset({"row", "variant_index", "answer_tokens", "decision_index", "gated_count", "image_width",
-                             "image_height"})
-BOOLEAN_COLUMNS = frozenset({"correct", "answer_hedged"})
-TEXT_COLUMNS = frozenset(
-    {"key", "study_id", "dicom_id", "image_path", "image_found", "question", "baseline_question", "question_variant",
-     "strategy", "strategy_kinds", "finding", "bbox", "ground_truth", "answer", "answer_label", "answer_reason",
-     "decision_token", "map_view", "map_rows", "mask_quality",
-     "map_layers", "map_heads", "gated_terms", "error"}
-)
+TEXT_COLUMNS = frozenset(c.name for c in COLUMN_SPECS if c.kind == TEXT)
+INTEGER_COLUMNS = frozenset(c.name for c in COLUMN_SPECS if c.kind == INTEGER)
+BOOLEAN_COLUMNS = frozenset(c.name for c in COLUMN_SPECS if c.kind == BOOLEAN)
+NUMBER_COLUMNS = frozenset(c.name for c in COLUMN_SPECS if c.kind == NUMBER)
+
+
+def cell_value(row: Mapping[str, Any], name: str) -> Any:
+    """A cell of a row read by ``read_rows`` (a dict of one row), missing or NA read as its column's ``empty``
+    (a column the registry does not know reads as text)."""
+    import pandas as pd
+
+    column = COLUMN.get(name, Column(name, TEXT, INPUT))
+    value = row.get(name)
+    if value is None or pd.isna(value):
+        return column.empty
+    if column.kind == TEXT:
+        return str(value)
+    if column.kind == INTEGER:
+        return int(value)
+    if column.kind == BOOLEAN:
+        return bool(value)
+    return float(value)
 
 
 def csv_cell(value: Any) -> str:
@@ -136,8 +170,6 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
     analysis = result.analysis
     record = analysis.record
     width, height = result.film.size
-    ends = set(record.extra.get("end_token_ids", []))
-    content = [i for i, t in enumerate(record.answer_ids) if int(t) not in ends]
     row = {
         "answer": record.answer,
         "answer_label": analysis.answer_label,
@@ -146,16 +178,15 @@ def result_columns(result: SampleResult) -> dict[str, Any]:
         "correct": analysis.correct,
         "decision_index": analysis.decision_index,
         "decision_token": analysis.decision_token,
-        "answer_tokens": len(content),
-        "answer_logprob": float(np.sum(record.answer_logprobs[content])) if content else math.nan,
+        "answer_tokens": analysis.answer_tokens,
+        "answer_logprob": analysis.answer_logprob,
         **spec_columns(analysis.view.spec),
         "gated_count": len(analysis.gating.tokens),
         "gated_terms": ";".join(analysis.gating.terms),
         "image_width": width,
         "image_height": height,
         "mask_quality": analysis.masks.quality if analysis.masks is not None else "",
-        "box_area_fraction": (box_area_fraction(list(result.sample.bbox), (width, height), record.grid)
-                              if result.sample.bbox else math.nan),
+        "box_area_fraction": analysis.box_area_fraction,
         "error": "",
     }
     for name in (*METRIC_NAMES, *SHARE_COLUMNS, *BOX_METRIC_NAMES):
@@ -177,10 +208,11 @@ def read_rows(csv_path: Path, journal_path: Path | None = None) -> pd.DataFrame:
     else:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_filter=False)
     for name in frame.columns:
-        if name in BOOLEAN_COLUMNS:
+        kind = COLUMN[name].kind if name in COLUMN else TEXT  # a dataset's own extra column stays text
+        if kind == BOOLEAN:
             frame[name] = frame[name].map({"True": True, "False": False}).astype("boolean")
-        elif name in INTEGER_COLUMNS:
+        elif kind == INTEGER:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
-        elif name in RESULT_COLUMNS and name not in TEXT_COLUMNS:
+        elif kind == NUMBER:
             frame[name] = pd.to_numeric(frame[name], errors="coerce")
     return frame

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medgemma_tui.export.figures import display_film, new_figure, save_figure, upsample_grid
+from medgemma_tui.export.figures import display_film, new_figure, save_figure
+from medgemma_tui.export.overlay import upsample_grid
 
 DIFFERENCE_COLORMAP = "coolwarm"  # diverging: blue = mass lost in B, red = mass gained
 SHIFT_PANELS = (

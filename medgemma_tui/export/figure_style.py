@@ -109,6 +109,30 @@ def letters(count: int) -> list[str]:
     return [chr(ord("a") + i) for i in range(count)]
 
 
+# ---- the metrics in words, as every figure names them ---------------------------------------------------
+METRIC_LABELS = {  # column of evaluation_results.csv -> its name in a figure
+    "pointing_hit": "pointing game (top cell in box)",
+    "mass_in_box_lift": "mass in box / chance",
+    "auroc": "AUROC of the map for the box",
+    "inside_lungs_ratio": "map mass inside the lungs",
+    "inside_body_ratio": "map mass inside the body",
+    "left_fraction": "mass on the image left (R side)",  # README: image halves; R as on the film
+    "apical_fraction": "mass in the apical third",
+    "basal_fraction": "mass in the basal third",
+    "border_fraction": "mass on the border cells",
+    "entropy_norm": "entropy (1 = uniform)",
+    "focus": "focus (the largest cell's share)",
+    "gini": "Gini coefficient of the map",
+    "top10_mass": "mass in the top 10% of cells",
+    "image_share": "attention on image tokens",  # the raw row's share
+    "bos_share": "attention on BOS",
+}
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
 # ---- numbers to the precision of their interval -----------------------------------------------------------
 def decimals_for(low: float | None, high: float | None, value: float | None = None) -> int:
     """Decimal places that show an interval's width to its first significant digit, or its first two
@@ -132,6 +156,11 @@ def estimate_text(value: float | None, low: float | None = None, high: float | N
     if value is None or not math.isfinite(value):
         return "n/a"
     digits = decimals_for(low, high, value)
+
+    def shown(x: float) -> str:  # no "-0.00": a number that rounds to zero has no sign
+        text = f"{x:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
+
     if low is None or high is None:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+        return shown(value)
+    return f"{shown(value)} [{shown(low)}, {shown(high)}]"

@@ -23,11 +23,17 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medgemma_tui.errors import MedtuiError
+
 if TYPE_CHECKING:
     from medgemma_tui.config import Config
 
 CSV_NAME = "evaluation_results.csv"
 JOURNAL_NAME = "evaluation_rows.jsonl"
+
+
+class NotATreeError(MedtuiError, FileNotFoundError):
+    """The folder given (to open, merge, redraw or compare) is missing or is not a results tree."""
 RUN_NAME = "run.json"
 LOCK_NAME = ".medtui.lock"
 MASK_PARTS = ("body", "lungs", "lung_right", "lung_left", "mediastinum")  # masks/{key}_{part}.png

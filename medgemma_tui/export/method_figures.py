@@ -11,7 +11,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from medgemma_tui.export import figure_style as fs
-from medgemma_tui.export.figures import ACCENT, _quiet, new_figure, save_figure
+from medgemma_tui.export.dataset_figures import ACCENT
+from medgemma_tui.export.figures import new_figure, quiet, save_figure
 
 PANELS = (  # (column, axis label, reference line: chance, uniform or random order)
     ("pointing_game", "pointing game (top cell on the box)", "chance"),
@@ -22,7 +23,7 @@ PANELS = (  # (column, axis label, reference line: chance, uniform or random ord
 )
 
 
-@_quiet
+@quiet
 @fs.styled
 def plot_methods(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                  ) -> Path | None:
@@ -66,7 +67,7 @@ def plot_methods(table: pd.DataFrame, path: Path, formats: Sequence[str] | None 
     return save_figure(figure, path, formats, dpi)
 
 
-@_quiet
+@quiet
 @fs.styled
 def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                ) -> Path | None:
@@ -94,7 +95,7 @@ def plot_heads(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = 
     return save_figure(figure, path, formats, dpi)
 
 
-@_quiet
+@quiet
 @fs.styled
 def plot_sanity(table: pd.DataFrame, path: Path, formats: Sequence[str] | None = None, dpi: float | None = None
                 ) -> Path | None:

@@ -3,7 +3,8 @@
 its saved records); no model.
 
 - ``analysis/methods.csv``: one row per method: the pointing game, mass-in-box lift and AUROC over the
-  boxed rows, deletion and insertion gains where the faithfulness study ran, each with a 95% bootstrap
+  boxed rows, deletion and insertion gains and ERASER's comprehensiveness and sufficiency gains (DeYoung
+  et al. 2020) where the faithfulness study ran, each with a 95% bootstrap
   interval resampled by study (``analysis.intervals``), and the mean seconds per row each cost beyond
   the answer pass. ``top_heads`` is the mean of the k heads that localise best on the *other* studies
   (leave-one-study-out), so it never scores its own rows.
@@ -26,11 +27,14 @@ import numpy as np
 import pandas as pd
 
 from medgemma_tui.analysis.heads import leave_one_study_out, rank_heads, top_head_weights, top_heads_map
-from medgemma_tui.analysis.intervals import bootstrap_ci
+from medgemma_tui.analysis.intervals import bootstrap_ci, bootstrap_means_ci
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import select_rows
 
-METHOD_COLUMNS = ("pointing_game", "mass_in_box_lift", "auroc", "deletion_gain", "insertion_gain")
+# the faithfulness study's gains over its random orders, all four on the same orders: deletion and
+# insertion on the log-probability AUCs, ERASER's comprehensiveness and sufficiency on the AOPCs
+FAITHFULNESS_GAINS = ("deletion_gain", "insertion_gain", "comprehensiveness_gain", "sufficiency_gain")
+METHOD_COLUMNS = ("pointing_game", "mass_in_box_lift", "auroc", *FAITHFULNESS_GAINS)
 SOURCE = {"pointing_game": "pointing_hit"}  # table column -> per-row field
 
 
@@ -82,36 +86,6 @@ def methods_table(entries: Sequence[tuple[str, str, Mapping[str, Any]]], n_boot:
                                   na_position="last").reset_index(drop=True)
         table.insert(1, "rank_pointing", np.arange(1, len(table) + 1))
     return table
-
-
-def bootstrap_means_ci(values: np.ndarray, groups: Sequence, n: int = 1000, seed: int = 0, level: float = 0.95
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """``analysis.intervals.bootstrap_ci`` of the mean of every column of ``values`` [rows, K] at once.
-
-    The same replicates (the same seeded draws of studies) for every column, so a column without NaN
-    gets the interval ``bootstrap_ci`` gives it alone; each replicate's mean is (draw counts @ study
-    sums) / (draw counts @ study sizes). Columns with a NaN are left to ``bootstrap_ci``, which drops
-    their NaN rows first. Returns (low, high), each [K].
-    """
-    values = np.asarray(values, dtype=np.float64)
-    rows, k = values.shape
-    low, high = np.full(k, np.nan), np.full(k, np.nan)
-    clean = np.isfinite(values).all(axis=0)
-    for column in np.flatnonzero(~clean):
-        low[column], high[column] = bootstrap_ci(values[:, column], groups, n=n, seed=seed, level=level)
-    if rows == 0 or not clean.any():
-        return low, high
-    _, codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
-    g = int(codes.max()) + 1
-    sums = np.zeros((g, int(clean.sum())))
-    np.add.at(sums, codes, values[:, clean])
-    sizes = np.bincount(codes, minlength=g).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(rng.integers(0, g, g), minlength=g) for _ in range(n)]).astype(np.float64)
-    means = (counts @ sums) / (counts @ sizes)[:, None]  # [n, K clean]
-    alpha = (1.0 - level) / 2.0
-    low[clean], high[clean] = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
-    return low, high
 
 
 def heads_table(studies: Sequence[str], pointing: np.ndarray, lift: np.ndarray, n_boot: int = 1000

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +13,15 @@ import numpy as np
 
 from medgemma_tui.analysis.answers import HEDGED_DEFAULT
 from medgemma_tui.analysis.rereading import relabel_note, reread_answers
-from medgemma_tui.export.columns import read_rows
-from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME, TreeLayout
+from medgemma_tui.analysis.views import DECISION_INDEX
+from medgemma_tui.export.columns import NUMBER_COLUMNS, cell_value, read_rows, spec_columns
+from medgemma_tui.export.layout import CSV_NAME, JOURNAL_NAME, NotATreeError, TreeLayout
 from medgemma_tui.export.original_tree import refuse_original_tree
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from medgemma_tui.analysis.record_analysis import SampleAnalysis
     from medgemma_tui.config import Config
     from medgemma_tui.engine.record import AttentionRecord
 
@@ -74,6 +78,12 @@ class ResultsReader:
             raise KeyError(key)
         return match.iloc[0].to_dict()
 
+    def _stored_row(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.row(key)
+        except KeyError:
+            return None
+
     def load_record(self, key: str) -> AttentionRecord:
         from medgemma_tui.export.record_io import load_record
 
@@ -81,6 +91,10 @@ class ResultsReader:
         if not path.exists():
             raise KeyError(f"no record for {key!r} in {self.root}")
         record = load_record(path)
+        if DECISION_INDEX not in record.extra:  # a record written before records carried it: its CSV row's
+            decision = cell_value(self._stored_row(key) or {}, "decision_index")
+            if decision is not None:
+                record.extra[DECISION_INDEX] = decision
         top = self.paths.analysis_dir / "top_heads.json"
         if top.exists():  # the heads chosen without this row's study: the record's top-heads view
             from medgemma_tui.export.method_tables import top_head_weights_for
@@ -90,6 +104,25 @@ class ResultsReader:
             if weights is not None:
                 record.maps["top_heads"] = weights
         return record
+
+    def with_stored_values(self, key: str, analysis: SampleAnalysis) -> SampleAnalysis:
+        """``analysis`` of this tree's record with the values its CSV row holds, so the app shows what the
+        tree says: the answer's reading (``analysis.rereading``, as ``rows`` has it) and, when the row's map
+        is the one analysed (the same view, rows, layers and heads), its metrics. A value the row lacks
+        (an older tree, a metric added since) stays as analysed now."""
+        row = self._stored_row(key)
+        if row is None:
+            return analysis
+        updates: dict[str, Any] = {}
+        for name in ("answer_label", "answer_reason", "answer_hedged", "correct"):
+            if name in row:
+                updates[name] = cell_value(row, name)
+        if all(cell_value(row, name) == value for name, value in spec_columns(analysis.view.spec).items()):
+            stored = {name: cell_value(row, name) for name in analysis.metrics
+                      if name in NUMBER_COLUMNS and name in row}
+            updates["metrics"] = {**analysis.metrics,
+                                  **{name: value for name, value in stored.items() if math.isfinite(value)}}
+        return replace(analysis, **updates)
 
     def load_meta(self, key: str) -> dict[str, Any]:
         path = self.paths.meta_path(key)
@@ -117,8 +150,8 @@ def read_results(out_dir: str | os.PathLike[str], hedged_answers: str | None = N
     """Open a results tree written by ``medtui eval`` or ``medtui check --export``."""
     root = Path(out_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"results tree not found: {root}")
+        raise NotATreeError(f"results tree not found: {root}")
     if not (root / CSV_NAME).exists() and not (root / JOURNAL_NAME).exists():
-        raise FileNotFoundError(f"{root} is not a results tree (no {CSV_NAME})")
+        raise NotATreeError(f"{root} is not a results tree (no {CSV_NAME})")
     refuse_original_tree(root)  # the original system's tree: say what it is and how to rerun it
     return ResultsReader(root, hedged_answers)

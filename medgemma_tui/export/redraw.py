@@ -13,10 +13,7 @@ from pathlib import Path
 
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.export import figures
-
-
-class NotATreeError(MedtuiError, FileNotFoundError):
-    """The folder given is not a results tree."""
+from medgemma_tui.export.layout import NotATreeError
 
 
 @dataclass

@@ -27,6 +27,7 @@ import numpy as np
 from medgemma_tui.colormaps import OUTLINE_COLOURS, OUTLINE_LABELS
 from medgemma_tui.export import figure_style as fs
 from medgemma_tui.export import figures
+from medgemma_tui.export.overlay import overlay_image
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,16 +36,11 @@ OUTLINE_PARTS = ("body", "lung_right", "lung_left", "mediastinum")  # drawn in t
 FILM_SIDE = 900  # the films are reduced to this long side before drawing: 3 in at 300 dpi
 SHEET_INCHES = (fs.DOUBLE_COLUMN_IN, 4.7)
 # (key in the metrics, label, how it reads): the few numbers a reader of the figure needs
-KEY_METRICS = (
-    ("pointing_hit", "pointing game (top cell in box)", "hit"),
-    ("mass_in_box_lift", "mass in box / chance", "ratio"),
-    ("inside_lungs_ratio", "map mass inside the lungs", "share"),
-    ("inside_body_ratio", "map mass inside the body", "share"),
-    ("left_fraction", "mass on the image left (R side)", "share"),  # README: image halves; R as on the film
-    ("entropy_norm", "entropy (1 = uniform)", "share"),
-    ("top10_mass", "mass in the top 10% of cells", "share"),
-    ("image_share", "raw row's share on image tokens", "share"),
-)
+KEY_METRICS = tuple((name, fs.metric_label(name), kind) for name, kind in (
+    ("pointing_hit", "hit"), ("mass_in_box_lift", "ratio"), ("inside_lungs_ratio", "share"),
+    ("inside_body_ratio", "share"), ("left_fraction", "share"), ("entropy_norm", "share"), ("top10_mass", "share"),
+    ("image_share", "share"),
+))
 
 
 @dataclass(frozen=True)
@@ -158,11 +154,13 @@ def from_tree(tree, key: str, row: dict[str, Any], colormap: str = "magma", alph
 
 # ---- text -------------------------------------------------------------------------------------------------
 def verdict_line(content: RowFigure) -> str:
-    """``Read as "no"; ground truth "yes": wrong`` (or not scored, or no ground truth)."""
+    """``Read as "no"; ground truth "yes": wrong``; ``not scored: ground truth "unlabelled"`` where the ground
+    truth is no yes or no; the reading alone without one."""
     line = f'Read as "{content.answer_label or "?"}"'
-    if content.ground_truth:
-        mark = {True: "correct", False: "wrong", None: "not scored"}[content.correct]
-        line += f'; ground truth "{content.ground_truth}": {mark}'
+    if content.ground_truth and content.correct is None:
+        line += f'; not scored: ground truth "{content.ground_truth}"'
+    elif content.ground_truth:
+        line += f'; ground truth "{content.ground_truth}": {"correct" if content.correct else "wrong"}'
     return line
 
 
@@ -194,25 +192,38 @@ def shown_tokens(tokens: Sequence[str]) -> list[tuple[int, str]]:
 
 # ---- drawing ----------------------------------------------------------------------------------------------
 def outline_layer(masks: dict[str, np.ndarray], shape: tuple[int, int], width: int) -> tuple[np.ndarray, list[str]]:
-    """RGBA [h, w, 4] with each mask's outline (``width`` px) in its colour, and the parts drawn."""
+    """uint8 RGBA [h, w, 4] with each mask's outline (``width`` px) in its colour, and the parts drawn.
+
+    The outline is the mask less its erosion by a (2 width + 1) square, as a minimum filter: separable,
+    so its cost does not grow with the width (``binary_erosion`` with ``iterations`` runs once per pixel
+    of width)."""
     from matplotlib.colors import to_rgba
     from scipy import ndimage
 
-    layer = np.zeros((*shape, 4))
+    layer = np.zeros((*shape, 4), dtype=np.uint8)
     drawn = []
     for part in OUTLINE_PARTS:
         mask = masks.get(part)
         if mask is None or not mask.any():
             continue
-        edge = mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=0)
-        layer[edge] = to_rgba(OUTLINE_COLOURS[part])
+        inner = ndimage.minimum_filter(mask.view(np.uint8), size=2 * width + 1, mode="constant", cval=0)
+        layer[mask & (inner == 0)] = np.round(np.array(to_rgba(OUTLINE_COLOURS[part])) * 255).astype(np.uint8)
         drawn.append(part)
     return layer, drawn
 
 
-def film_panel(ax, content: RowFigure, image: np.ndarray, **imshow) -> None:
+def with_outlines(pixels: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """The gray film as uint8 RGB with the outlines of ``outline_layer`` painted in: one image to resample."""
+    rgb = np.repeat(pixels[..., None], 3, axis=-1)
+    drawn = layer[..., 3] > 0
+    rgb[drawn] = layer[drawn, :3]
+    return rgb
+
+
+def film_panel(ax, content: RowFigure, image: np.ndarray, interpolation: str = "bilinear", **imshow):
+    """``image`` over the film's pixel coordinates (boxes are in them), framed, R and L marked; the image."""
     width, height = content.film_size
-    ax.imshow(image, extent=(0, width, height, 0), interpolation="bilinear", **imshow)
+    shown = ax.imshow(image, extent=(0, width, height, 0), interpolation=interpolation, **imshow)
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_xticks([])
@@ -220,6 +231,7 @@ def film_panel(ax, content: RowFigure, image: np.ndarray, **imshow) -> None:
     for spine in ax.spines.values():
         spine.set_visible(True)
     mark_sides(ax, width, height)
+    return shown
 
 
 def mark_sides(ax, width: float, height: float) -> None:
@@ -279,6 +291,7 @@ def token_window(widths: Sequence[float], decision: int | None, ellipsis: float,
 
 def token_strip(ax, content: RowFigure) -> None:
     """The answer's tokens as boxes in reading order, wrapped; the decision token bold, filled and labelled."""
+    from matplotlib.collections import PatchCollection
     from matplotlib.font_manager import FontProperties
     from matplotlib.patches import FancyBboxPatch
 
@@ -306,6 +319,7 @@ def token_strip(ax, content: RowFigure) -> None:
         shown, sizes = [(-1, "…"), *shown], [width("…"), *sizes]
     if stop < len(tokens):
         shown, sizes = [*shown, (-1, "…")], [*sizes, width("…")]
+    boxes = []
     for (index, text), span, (x, line) in zip(shown, sizes, token_lines(sizes), strict=True):
         y = 0.82 - 0.30 * line  # room under each line for the decision token's label
         decisive = index == content.decision_index and index >= 0
@@ -313,15 +327,16 @@ def token_strip(ax, content: RowFigure) -> None:
                 parse_math=False, gid="decision-token" if decisive else ("ellipsis" if index < 0 else None))
         if index < 0:
             continue
-        ax.add_patch(FancyBboxPatch((x, y - 0.065), span, 0.13, boxstyle="round,pad=0,rounding_size=0.01",
+        boxes.append(FancyBboxPatch((x, y - 0.065), span, 0.13, boxstyle="round,pad=0,rounding_size=0.01",
                                     fc=fs.VERMILLION if decisive else "#F2F2F2", alpha=0.35 if decisive else 1.0,
-                                    ec=fs.VERMILLION if decisive else "#BBBBBB", lw=1.2 if decisive else 0.5,
-                                    zorder=0, transform=ax.transAxes))
+                                    ec=fs.VERMILLION if decisive else "#BBBBBB", lw=1.2 if decisive else 0.5))
         if decisive:
             right = x + span > 0.6  # near the end of its line: the label runs leftwards from the token
             ax.text(x + span if right else x, y - 0.085, "decision token: its row made the map \u2191" if right
                     else "\u2191 decision token: its row made the map", ha="right" if right else "left", va="top",
                     fontsize=fs.SMALL_PT, color=fs.VERMILLION, gid="decision-label", parse_math=False)
+    # the boxes as one collection under the texts: an artist each cost about as much as drawing its token
+    ax.add_collection(PatchCollection(boxes, match_original=True, zorder=0, transform=ax.transAxes), autolim=False)
 
 
 def metrics_table(ax, rows: list[tuple[str, str]]) -> None:
@@ -329,12 +344,18 @@ def metrics_table(ax, rows: list[tuple[str, str]]) -> None:
     if not rows:
         ax.text(0, 1, "no metric defined", va="top")
         return
+    from matplotlib.collections import LineCollection
+
     step = min(0.12, 0.95 / len(rows))
+    rules = []
     for i, (label, text) in enumerate(rows):
         y = 0.95 - i * step
         ax.text(0.0, y, label, va="top", ha="left", fontsize=fs.FONT_PT, parse_math=False, transform=ax.transAxes)
         ax.text(1.0, y, text, va="top", ha="right", fontsize=fs.FONT_PT, transform=ax.transAxes, gid=f"metric-{i}")
-        ax.plot([0, 1], [y - step + 0.015] * 2, color="#DDDDDD", lw=0.4, transform=ax.transAxes)
+        rules.append([(0.0, y - step + 0.015), (1.0, y - step + 0.015)])
+    # one collection for the rules: a Line2D each costs as much to make and draw as the row's two texts
+    ax.add_collection(LineCollection(rules, colors="#DDDDDD", linewidths=0.4, transform=ax.transAxes),
+                      autolim=False)
 
 
 @fs.styled
@@ -342,7 +363,6 @@ def row_figure(content: RowFigure) -> Figure:
     """The figure of one row (see the module's docstring)."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
-    from mpl_toolkits.axes_grid1.inset_locator import inset_axes
 
     figure = figures.new_figure(*SHEET_INCHES)
     # title: the question, the answer, how it was read
@@ -370,25 +390,17 @@ def row_figure(content: RowFigure) -> Figure:
     rows, cols = content.grid.shape
 
     # (a) film and map
-    blended = figures.overlay_image(content.pixels, content.grid, content.colormap, content.alpha)
+    blended = overlay_image(content.pixels, content.grid, content.colormap, content.alpha)
     film_panel(ax_film, content, blended)
     box_patches(ax_film, content.boxes)
     ax_film.set_title("Film with the map", loc="left")
 
     # (b) the map alone, as cells, with its colour bar outside the panel
     cmap = figures.mpl_colormap(content.colormap)
-    image = ax_map.imshow(content.grid, cmap=cmap, vmin=0, extent=(0, width, height, 0), interpolation="nearest")
-    ax_map.set_xlim(0, width)
-    ax_map.set_ylim(height, 0)
-    ax_map.set_xticks([])
-    ax_map.set_yticks([])
-    for spine in ax_map.spines.values():
-        spine.set_visible(True)
+    image = film_panel(ax_map, content, content.grid, "nearest", cmap=cmap, vmin=0)
     box_patches(ax_map, content.boxes)
-    mark_sides(ax_map, width, height)
     ax_map.set_title(f"Map ({rows}×{cols} cells)", loc="left")
-    bar_ax = inset_axes(ax_map, width="4%", height="100%", loc="lower left", bbox_to_anchor=(1.03, 0, 1, 1),
-                        bbox_transform=ax_map.transAxes, borderpad=0)
+    bar_ax = ax_map.inset_axes((1.03, 0.0, 0.04, 1.0))
     bar = figure.colorbar(image, cax=bar_ax)
     bar.locator = MaxNLocator(4)
     bar.update_ticks()
@@ -397,12 +409,10 @@ def row_figure(content: RowFigure) -> Figure:
     bar.outline.set_linewidth(0.5)
 
     # (c) anatomy
-    film_panel(ax_anat, content, content.pixels, cmap="gray", vmin=0, vmax=255)
     line = max(1, round(max(content.pixels.shape) / 260))
     layer, drawn = outline_layer(content.masks, content.pixels.shape, line)
-    if drawn:
-        ax_anat.imshow(layer, extent=(0, width, height, 0), interpolation="nearest")
-    else:
+    film_panel(ax_anat, content, with_outlines(content.pixels, layer))
+    if not drawn:
         ax_anat.text(0.5, 0.5, "no anatomy masks", transform=ax_anat.transAxes, ha="center", color="white")
     boxes = box_patches(ax_anat, content.boxes)
     ax_anat.set_title("Anatomy", loc="left")

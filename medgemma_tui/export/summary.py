@@ -24,25 +24,26 @@ without the model (``ResultsReader.summary()``, ``write_analysis``).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medgemma_tui.analysis.answers import HEDGED_DEFAULT
-from medgemma_tui.analysis.averages import finite_mean
+from medgemma_tui.analysis.averages import finite_mean, robust_summary, scored_accuracy
 from medgemma_tui.analysis.consistency import Consistency, consistency_tables
+from medgemma_tui.analysis.dataset_intervals import dataset_intervals
 from medgemma_tui.analysis.metrics import BOX_METRIC_NAMES, METRIC_NAMES
+from medgemma_tui.analysis.pointing_game import boxed_rows, pointing_game
 from medgemma_tui.analysis.rereading import reread_answers
-from medgemma_tui.analysis.row_groups import finished, is_focal, study_of
+from medgemma_tui.analysis.row_groups import finished, study_of
 from medgemma_tui.engine.record import SHARE_COLUMNS
 from medgemma_tui.errors import first_line
-from medgemma_tui.export import figures
+from medgemma_tui.export import dataset_figures
 from medgemma_tui.export.atomic import write_bytes_atomic
 from medgemma_tui.export.captions import CaptionInputs, write_captions
 from medgemma_tui.export.columns import read_rows
-from medgemma_tui.export.intervals_summary import dataset_intervals
+from medgemma_tui.export.faithfulness_figure import plot_faithfulness
 from medgemma_tui.export.study_tables import summarise_studies
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.json_values import jsonable
@@ -51,70 +52,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 GridLoader = Callable[[str], np.ndarray]
-
-
-def boxed_rows(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(every finished row with a box and a pointing result, the focal ones among them)."""
-    if "pointing_hit" not in done or done.empty:
-        return done.iloc[0:0], done.iloc[0:0]
-    boxed = done[done["bbox"].astype(str).str.strip() != ""]
-    boxed = boxed[np.isfinite(boxed["pointing_hit"].astype(float))]
-    focal = boxed[boxed["finding"].astype(str).map(is_focal)] if "finding" in boxed else boxed
-    return boxed, focal
-
-
-def robust_summary(values) -> dict[str, float | None]:
-    """Median and interquartile range of the finite values (None without any)."""
-    import pandas as pd
-
-    finite = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
-    finite = finite[np.isfinite(finite)]
-    if finite.empty:
-        return {"median": None, "q1": None, "q3": None, "n": 0}
-    q1, median, q3 = np.percentile(finite, [25, 50, 75])
-    return {"median": float(median), "q1": float(q1), "q3": float(q3), "n": int(len(finite))}
-
-
-def chance_column(rows: pd.DataFrame) -> str:
-    """The pointing game's chance by the same hit rule (``pointing_chance``); trees written before it
-    have only the box's area fraction."""
-    return "pointing_chance" if "pointing_chance" in rows else "box_area_fraction"
-
-
-def pointing_game(done: pd.DataFrame) -> dict[str, Any]:
-    boxed, focal = boxed_rows(done)
-    if boxed.empty:
-        return {}
-    chance = chance_column(boxed)
-    out = {
-        "pointing_game": finite_mean(focal["pointing_hit"]),
-        "pointing_game_chance": finite_mean(focal[chance]),
-        "pointing_game_n": len(focal),
-        "pointing_game_mass_in_box_lift": finite_mean(focal["mass_in_box_lift"]) if "mass_in_box_lift" in focal
-        else None,
-        "pointing_game_overall": finite_mean(boxed["pointing_hit"]),
-        "pointing_game_overall_chance": finite_mean(boxed[chance]),
-        "pointing_game_overall_n": len(boxed),
-    }
-    if "finding" in boxed:
-        out["pointing_game_by_finding"] = {
-            str(finding or "(none)"): {"hit_rate": finite_mean(part["pointing_hit"]),
-                                       "chance": finite_mean(part[chance]), "n": len(part)}
-            for finding, part in boxed.groupby("finding", sort=True)
-        }
-    return out
-
-
-def _is_na(value) -> bool:
-    import pandas as pd
-
-    return value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def scored_accuracy(done: pd.DataFrame) -> tuple[float | None, int]:
-    """The accuracy over the finished rows with a yes/no ground truth, and how many they are."""
-    correct = done["correct"].dropna() if "correct" in done else []
-    return (float(np.mean(correct.astype(bool))) if len(correct) else None), len(correct)
 
 
 def tree_accuracy(tree: ResultsTree) -> tuple[float | None, int]:
@@ -279,14 +216,13 @@ def write_plots(tree: ResultsTree, rows: pd.DataFrame, strategies: pd.DataFrame,
         shape = meta.get("map", {}).get("grid_shape")
         cells = cells or (int(np.prod(shape)) if shape else None)
     plots = {
-        "metric_distributions.png": lambda path: figures.plot_metric_distributions(rows, path, formats, dpi),
-        "accuracy_by_strategy.png": lambda path: figures.plot_accuracy_by_strategy(strategies, path, formats, dpi,
-                                                                                   summary=summary),
-        "dataset_intervals.png": lambda path: figures.plot_dataset_intervals(summary or {}, path, formats, dpi),
-        "faithfulness.png": lambda path: figures.plot_faithfulness(faith, summary, path,
-                                                                   formats, dpi),
-        "layer_profile.png": lambda path: figures.plot_layer_profile(summaries, path, layer_types, cells, formats,
-                                                                     dpi),
+        "metric_distributions.png": lambda path: dataset_figures.plot_metric_distributions(rows, path, formats, dpi),
+        "accuracy_by_strategy.png": lambda path: dataset_figures.plot_accuracy_by_strategy(strategies, path, formats,
+                                                                                           dpi),
+        "dataset_intervals.png": lambda path: dataset_figures.plot_dataset_intervals(summary or {}, path, formats, dpi),
+        "faithfulness.png": lambda path: plot_faithfulness(faith, summary, path, formats, dpi),
+        "layer_profile.png": lambda path: dataset_figures.plot_layer_profile(summaries, path, layer_types, cells,
+                                                                             formats, dpi),
     }
     written, failed = [], {}
     for name, plot in plots.items():

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medgemma_tui.analysis.views import layer_summaries
 from medgemma_tui.config import Config
 from medgemma_tui.errors import MedtuiError
 from medgemma_tui.export import figures, sample_sheet
@@ -35,6 +34,7 @@ from medgemma_tui.export.atomic import save_npy_atomic, save_png_atomic, write_b
 from medgemma_tui.export.columns import COLUMNS, csv_cell, result_columns, sample_columns
 from medgemma_tui.export.journal import RowJournal, tree_cells
 from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
+from medgemma_tui.export.overlay import save_overlay
 from medgemma_tui.export.record_io import save_record
 
 if TYPE_CHECKING:
@@ -227,8 +227,7 @@ class ResultsTree(TreeLayout):
         if studies:
             files["robustness"] = self.robustness_path(key)
 
-        grid = np.asarray(analysis.grid, dtype=np.float64)
-        grid = (grid / grid.sum()).astype(np.float32)
+        grid = analysis.distribution.astype(np.float32)
         save_record(record, files["attention"])
         save_npy_atomic(files["grid"], grid)
         if "mask_body" in files and analysis.masks is not None:
@@ -238,7 +237,7 @@ class ResultsTree(TreeLayout):
             for part in MASK_PARTS:
                 del files[f"mask_{part}"]
         if "overlay" in files:
-            figures.save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
+            save_overlay(files["overlay"], result.film.pixels, grid, vis.colormap, vis.overlay_alpha)
         if "full" in files:
             sample_sheet.save_full_figure(files["full"], result, colormap=vis.colormap, alpha=vis.overlay_alpha,
                                           formats=vis.formats, dpi=vis.dpi)
@@ -269,7 +268,7 @@ class ResultsTree(TreeLayout):
             "answer_logprobs": record.answer_logprobs,
             "gating": {**analysis.gating.to_json(), "columns": analysis.gating.columns},
             "model": record.model.to_json(),
-            "layer_summary": layer_summaries(record, analysis.view.spec.rows),
+            "layer_summary": analysis.layer_summary,
             "masks": mask_areas(analysis.masks),
             "timings_s": record.timings_s,
             "files": {name: str(path.relative_to(self.root)) for name, path in files.items()},

@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medgemma_tui.errors import MedtuiError
+from medgemma_tui.errors import MedtuiError, first_line
 
 CONFIG_NAME = "adapter_config.json"  # PEFT's file names (peft.utils.constants)
 WEIGHT_NAMES = ("adapter_model.safetensors",)
@@ -94,7 +94,6 @@ def apply_adapter(model, path: str | Path, merge: bool | None = None) -> tuple[A
         adapted = PeftModel.from_pretrained(model, identity["path"], is_trainable=False)
         model = adapted.merge_and_unload(safe_merge=True) if merge else adapted.get_base_model()
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AdapterError(f"cannot apply adapter {identity['path']}: {first}") from None
+        raise AdapterError(f"cannot apply adapter {identity['path']}: {first_line(exc)}") from None
     model.eval()
     return model, {**identity, "merged": bool(merge)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medgemma_tui.errors import MedtuiError
+from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.model.adapter import apply_adapter, read_adapter
 from medgemma_tui.model.info import ModelInfo, model_info
 from medgemma_tui.resources import demo_model_dir
@@ -136,7 +136,7 @@ def resolve_hub_id(repo_id: str, revision: str | None) -> Path:
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
     except Exception as exc:  # gated repo, unknown id, revoked token: one line for the user
-        raise ModelLoadError(f"cannot download {repo_id!r}: {str(exc).strip().splitlines()[0]}") from None
+        raise ModelLoadError(f"cannot download {repo_id!r}: {first_line(exc)}") from None
 
 
 def load_model(
@@ -178,8 +178,7 @@ def load_model(
             attn_implementation="sdpa",
         )
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load model {source!r}: {first}") from None
+        raise ModelLoadError(f"cannot load model {source!r}: {first_line(exc)}") from None
     if type(model).__name__ != "Gemma3ForConditionalGeneration":
         raise ModelLoadError(f"{source!r} is a {type(model).__name__}; medtui needs Gemma3ForConditionalGeneration")
     identity = None

@@ -148,24 +148,27 @@ def bf16_weight_bytes(hub_id: str) -> int:
     return total
 
 
-def medgemma_processor(demo_processor):
-    """The demo processor's tokenizer and chat template with MedGemma's 896 px image processor."""
+def gemma3_processor(tokenizer, chat_template: str, image_size: int, tokens_per_image: int):
+    """Gemma 3's processor as MedGemma's ships: square ``image_size`` px films scaled to [-1, 1] (mean and std
+    0.5), no pan-and-scan, ``tokens_per_image`` image tokens in the prompt. The demo bundle's builder makes its
+    processor here too."""
     from transformers import Gemma3Processor
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
-    side = MEDGEMMA_VISION["image_size"]
     image_processor = Gemma3ImageProcessorPil(
-        size={"height": side, "width": side},
+        size={"height": image_size, "width": image_size},
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
         do_pan_and_scan=False,
     )
-    return Gemma3Processor(
-        image_processor=image_processor,
-        tokenizer=demo_processor.tokenizer,
-        chat_template=demo_processor.chat_template,
-        image_seq_length=MEDGEMMA_TOKENS_PER_IMAGE,
-    )
+    return Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template,
+                           image_seq_length=tokens_per_image)
+
+
+def medgemma_processor(demo_processor):
+    """The demo processor's tokenizer and chat template with MedGemma's 896 px image processor."""
+    return gemma3_processor(demo_processor.tokenizer, demo_processor.chat_template, MEDGEMMA_VISION["image_size"],
+                            MEDGEMMA_TOKENS_PER_IMAGE)
 
 
 def load_shape(shape: str, device: str = "auto", dtype: str = "auto", adapter=None):

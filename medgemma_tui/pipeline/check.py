@@ -16,10 +16,15 @@ from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.config import Config
 from medgemma_tui.data.images import load_image
 from medgemma_tui.data.schema import Sample
+from medgemma_tui.errors import MedtuiError
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.model.loading import LoadedModel
 from medgemma_tui.pipeline.evaluation import EvalCounts, write_results
 from medgemma_tui.pipeline.rows import RowSettings, analyse_row, answer_film, check_row
+
+
+class CheckAnalysisError(MedtuiError):
+    """``check --export``: the row's files were written but analysis/ could not be (the answer still prints)."""
 
 
 @dataclass
@@ -79,5 +84,5 @@ def export_check(out_dir: str | os.PathLike[str], checked: Checked, config: Conf
     with tree.locked():
         counts: EvalCounts = write_results([checked.result], tree, config, checked.loaded, run_info, plots=False)
     if counts.analysis_error:
-        raise RuntimeError(f"the tree was written but its analysis failed: {counts.analysis_error}")
+        raise CheckAnalysisError(f"the tree was written but its analysis failed: {counts.analysis_error}")
     return tree.root

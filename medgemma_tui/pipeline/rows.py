@@ -10,11 +10,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from medgemma_tui.analysis.answers import HEDGED_DEFAULT
+from medgemma_tui.analysis.answers import HEDGED_DEFAULT, read_answer
 from medgemma_tui.analysis.masks import AnatomyMasks
 from medgemma_tui.analysis.record_analysis import DEFAULT_SPEC, POINTING_TOLERANCE_PX, analyse_record
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, decision_index
+from medgemma_tui.analysis.views import MODEL_VIEWS, MapSpec, mark_decision
 from medgemma_tui.config.schema import PromptConfig
 from medgemma_tui.data.images import LoadedImage, load_image
 from medgemma_tui.data.schema import Sample, question_problem
@@ -97,15 +97,15 @@ def answer_row(loaded: LoadedModel, sample: Sample, settings: RowSettings, film:
 def answer_film(loaded: LoadedModel, sample: Sample, film: LoadedImage, settings: RowSettings,
                 vision: VisionCache | None = None):
     """The answer to the row's question about ``film`` and its attention record."""
-    return mark_decision_target(extract_record(loaded, film.rgb, sample.question,
-                                               max_new_tokens=settings.max_new_tokens, image_path=str(sample.image),
-                                               vision=vision, prompt_settings=settings.prompt))
+    return extract_record(loaded, film.rgb, sample.question, max_new_tokens=settings.max_new_tokens,
+                          image_path=str(sample.image), vision=vision, prompt_settings=settings.prompt)
 
 
-def mark_decision_target(record: AttentionRecord) -> AttentionRecord:
-    """Name the decision token as the one the gradient views and attribution methods explain
-    (``engine.gradients.target_row``): the verdict, not a sentence's first word."""
-    record.extra.setdefault(TARGET_INDEX, int(decision_index(record)))
+def mark_decision_target(record: AttentionRecord, cue_span: tuple[int, int] | None = None) -> AttentionRecord:
+    """Keep the decision token with the record (``analysis.views.mark_decision``: from ``cue_span``, the
+    answer's reading, when at hand) and name it as the one the gradient views and attribution methods
+    explain (``engine.gradients.target_row``): the verdict, not a sentence's first word."""
+    record.extra.setdefault(TARGET_INDEX, mark_decision(record, cue_span))
     return record
 
 
@@ -116,14 +116,16 @@ def answer_films(loaded: LoadedModel, samples: list[Sample], film: LoadedImage, 
     gradient and relative views, the studies) is computed per row afterwards, by ``analyse_row``."""
     for sample in samples:
         check_row(sample)
-    records = extract_records(loaded, film.rgb, [s.question for s in samples], max_new_tokens=settings.max_new_tokens,
-                              image_path=str(samples[0].image), vision=vision, prompt_settings=settings.prompt)
-    return [mark_decision_target(record) for record in records]
+    return extract_records(loaded, film.rgb, [s.question for s in samples], max_new_tokens=settings.max_new_tokens,
+                           image_path=str(samples[0].image), vision=vision, prompt_settings=settings.prompt)
 
 
 def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings,
                 loaded: LoadedModel | None = None, masks: AnatomyMasks | None = None) -> SampleResult:
-    """The analysis of an answered row; a model view (gradient, relative) asks ``loaded`` for its map."""
+    """The analysis of an answered row; a model view (gradient, relative) asks ``loaded`` for its map. The
+    answer is read here, once: its decision token is the gradient views' target and the analysis's row."""
+    reading = read_answer(record.answer, record.question, settings.hedged_answers)
+    mark_decision_target(record, reading.cue_span)
     if settings.spec.view in MODEL_VIEWS and MODEL_VIEWS[settings.spec.view] not in record.maps:
         if loaded is None:
             raise SampleError(f"the {settings.spec.view} view needs the model, and none is loaded")
@@ -133,5 +135,5 @@ def analyse_row(sample: Sample, film: LoadedImage, record, settings: RowSettings
     analysis = analyse_record(record, pixels=film.pixels, boxes=list(sample.bbox or ()),
                               ground_truth=sample.answer if sample.answer else None, spec=settings.spec,
                               terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
-                              masks=masks, hedged_answers=settings.hedged_answers)
+                              masks=masks, hedged_answers=settings.hedged_answers, reading=reading)
     return SampleResult(sample=sample, film=film, analysis=analysis)

@@ -5,7 +5,8 @@ localise, and the model-parameter randomisation sanity check (Adebayo et al., 20
   attention and Grad-CAM, and the requested methods of ``engine.attribution`` (occlusion, RISE,
   integrated gradients, Grad-CAM++), each as the 16x16 grid its view shows, with the box metrics of
   ``analysis.metrics`` (pointing game, mass-in-box lift, AUROC), the seconds it cost beyond the answer
-  pass, and, when the faithfulness study is on, its deletion and insertion gains over random orders.
+  pass, and, when the faithfulness study is on, its deletion and insertion gains and ERASER's
+  comprehensiveness and sufficiency gains over random orders (the same orders for all four).
 - ``heads_study``: per layer x head, the pointing game and mass-in-box lift of that head's own map at
   the row the view reads (boxed rows only), and the box and pointing grids for the top-heads choice,
   which ``export.method_tables`` makes across studies (leave-one-study-out).
@@ -33,6 +34,7 @@ from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.result import SampleResult
 from medgemma_tui.analysis.sanity import spearman, ssim
 from medgemma_tui.analysis.views import compute_view
+from medgemma_tui.export.method_tables import FAITHFULNESS_GAINS
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.loading import LoadedModel
 
@@ -58,7 +60,7 @@ def _box_metrics(grid: np.ndarray, analysis) -> dict[str, float | None]:
 
 def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, names: Sequence[str] = (),
                   faithfulness: bool = False) -> dict[str, Any]:
-    """Every compared method's grid metrics, seconds and (with ``faithfulness``) deletion/insertion gains."""
+    """Every compared method's grid metrics, seconds and (with ``faithfulness``) ``FAITHFULNESS_GAINS``."""
     from medgemma_tui.engine.attribution.methods import ATTRIBUTION_METHODS, add_method_maps
     from medgemma_tui.engine.gradients import add_model_views
     from medgemma_tui.pipeline.studies.faithfulness import faithfulness_study
@@ -87,7 +89,7 @@ def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, nam
                                  "seconds": seconds.get(name, time.perf_counter() - t0)}
         if faithfulness:
             faith = faithfulness_study(loaded, result.film, record, view.grid, config)
-            entry["deletion_gain"], entry["insertion_gain"] = faith["deletion_gain"], faith["insertion_gain"]
+            entry.update({gain: faith[gain] for gain in FAITHFULNESS_GAINS})
         if name == "ig":
             entry["completeness"] = record.extra.get("ig_completeness")
         out["methods"][name] = entry
