@@ -486,7 +486,7 @@ def test_a_tree_sample_s_boxes_come_from_its_meta(dataset, analyses, monkeypatch
 
 # ---- layout at 80x24 and 160x48 ------------------------------------------------------------------------
 @synchronously
-async def test_at_80x24_the_samples_table_leaves_the_picture_its_room_and_toasts_leave_the_status_line(
+async def test_at_80x24_the_samples_table_takes_the_body_until_hidden_and_toasts_leave_the_status_line(
         dataset, analyses):
     app = MedtuiApp(make_session(dataset, analyses))
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
@@ -495,8 +495,12 @@ async def test_at_80x24_the_samples_table_leaves_the_picture_its_room_and_toasts
         alone = xray.region
         await pilot.press("s")
         await pilot.pause()
-        assert app.screen.query_one("#samples").region.width >= 30
-        assert xray.region.width >= 30 and xray.region.height == alone.height  # was 0x0: the table took its place
+        assert app.screen.query_one("#samples").region.width >= 76  # its columns whole (tests/test_app_layout.py)
+        await pilot.press("s")
+        await pilot.pause()
+        assert xray.region == alone and alone.width >= 30  # the picture back with all its room
+        await pilot.press("s")
+        await pilot.pause()
         app.notify("a toast")
         await pilot.pause(0.3)
         status_line = app.screen.query_one("#status").region
