@@ -166,7 +166,7 @@ class GalleryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gallery-title")
-        yield TileGrid(side=16, id="gallery")
+        yield TileGrid(side=16, grow=True, id="gallery")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -12,11 +12,12 @@ from textual.widgets import Static
 from medgemma_tui.app.bindings import CLOSE_BINDINGS, HELP_BINDINGS
 from medgemma_tui.app.keymap import sections
 
+# one line per note: the screen wraps each at its own width (a break inside a note left ragged lines)
 NOTES = (
     "Layers are numbered from 0. ] walks all layers -> 0 -> 1 ... -> last -> all; a returns to all layers.\n"
     ". and , step heads (from the head mean they enter single heads); g cycles head mean / GQA group / head.\n"
-    "n and p walk the query tokens that can see the image: the row that produced each answer token (never the\n"
-    "end token), and with [prompt] order = \"image_first\" the question's tokens before them (by default the\n"
+    "n and p walk the query tokens that can see the image: the row that produced each answer token (never the "
+    "end token), and with [prompt] order = \"image_first\" the question's tokens before them (by default the "
     "question comes before the image, and its tokens cannot attend to it).\n"
     "R and L in zone names are the patient's sides: the patient's right lung is on the image left.\n"
     "Gallery tiles stretch each map over its own range (a flat map is dark); the inspector scales by the max.\n"

@@ -132,12 +132,18 @@ class InspectScreen(Screen):
         self.query_one(TokenBar).show(frame, item.truth if item else "")
         self.query_one(MetricsPanel).show(frame)
         self.query_one("#status", Static).update(app.status_text(), layout=False)
-        title = "" if item is None else f"{item.key} · {item.question}"
-        self.query_one("#title", Static).update(title, layout=False)
+        self.show_title()
         if charts:
             if self._chart_timer is not None:
                 self._chart_timer.stop()
             self._chart_timer = self.set_timer(CHART_DELAY_S, self.redraw_charts)
+
+    def show_title(self) -> None:
+        """The key and the question; on a narrow terminal the key alone (the side panel's first line is the
+        question, whole), so the line is never cut."""
+        item = self.app.current_item()
+        title = "" if item is None else item.key if self.has_class("-narrow") else f"{item.key} · {item.question}"
+        self.query_one("#title", Static).update(title)
 
     def redraw_charts(self) -> None:
         self.query_one(ChartsPanel).show(self.app.current_frame(), self.app.dataset_series())
@@ -163,6 +169,8 @@ class InspectScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key is not None and event.row_key.value is not None:
             self.app.select_sample(event.row_key.value)
+            if self.has_class("-narrow"):
+                self.show_samples(False)  # there the table stands in the picture's place: enter goes back to it
 
     def on_xray_view_cursor_moved(self, event: XrayView.CursorMoved) -> None:
         self.app.step(lambda s, r: st.move_cursor(s, r, event.drow, event.dcol))
@@ -218,6 +226,7 @@ class InspectScreen(Screen):
     def on_resize(self, event) -> None:
         # crossing the width breakpoint can hide the table (narrow terminals hide it by default)
         self.call_after_refresh(self.keep_focus_visible)
+        self.call_after_refresh(self.show_title)
         # the footer's keys take every column of a narrow terminal: ctrl+p is named in the help there (?)
         self.query_one(Footer).show_command_palette = event.size.width >= WIDE_FOOTER
 

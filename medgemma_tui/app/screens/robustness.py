@@ -323,7 +323,9 @@ def study_view(study: dict):
         head.append(f"\nmaps compared: {study['map']['description']}", style="dim")
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name in ("perturbation", "strength", "answer", "flip", "JS", "pearson", "top-10% IoU", "Δ inside lungs"):
-        table.add_column(name, justify="left" if name in ("perturbation", "answer") else "right")
+        # on a narrow terminal the strength's words wrap and the rest keeps its width: nothing is cut
+        table.add_column(name, justify="left" if name in ("perturbation", "answer") else "right",
+                         overflow="fold", no_wrap=name not in ("strength", "top-10% IoU", "Δ inside lungs"))
     for p in study["perturbations"]:
         flip = Text("FLIP", style="bold red") if p.get("flip") else Text("·", style="dim")
         strength = f"{p.get('strength', '')} {p.get('parameter', '')}".strip()

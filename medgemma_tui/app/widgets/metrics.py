@@ -80,25 +80,54 @@ class MetricsPanel(Static):
         self._shape = shape
 
 
-def headline_table(summary: dict | None) -> Table:
-    """The dataset-level figures of a summary.json (``export.intervals_summary.headlines``): one line each,
-    ``accuracy  0.964 [0.916, 1.000]  n 416``, the brackets the study-bootstrap 95% interval."""
+def headline_rows(summary: dict | None, chance_apart: bool) -> list[tuple[str, str, str, str, str]]:
+    """One row per figure: label, value, interval, counts, and the pointing game's chance beside it, or
+    (``chance_apart``) on a row of its own under it."""
     from medgemma_tui.export.intervals_summary import headlines
 
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="dim", no_wrap=True)
-    table.add_column(justify="right", no_wrap=True)  # the value: right-justified, so the decimal points align
-    table.add_column(no_wrap=True)  # its interval
-    table.add_column(style="dim", no_wrap=True)
-    table.add_column(style="dim", no_wrap=True)
+    rows = []
     for headline in headlines(summary or {}):
         chance = headline.name == "pointing_game" and headline.reference is not None
-        reference = f"chance {headline.reference:.3f} (same rule)" if chance else ""
         counts = "" if headline.n is None else f"n {headline.n}"
         if headline.studies and headline.low is not None:
             counts += f", {headline.studies} studies"
         value, _, interval = headline.text()[len(headline.label) + 1:].partition(" ")
-        table.add_row(headline.label, value, interval, counts, reference)
+        if chance and chance_apart:
+            rows += [(headline.label, value, interval, counts, ""),
+                     ("  chance (same rule)", f"{headline.reference:.3f}", "", "", "")]
+        else:
+            rows.append((headline.label, value, interval, counts,
+                         f"chance {headline.reference:.3f} (same rule)" if chance else ""))
+    return rows
+
+
+GAP = 2  # blank cells between the table's columns
+
+
+def rows_width(rows: list[tuple[str, ...]]) -> int:
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(rows[0]))] if rows else []
+    used = [w for w in widths if w]
+    return sum(used) + GAP * max(0, len(used) - 1)
+
+
+def headline_table(summary: dict | None, width: int | None = None) -> Table:
+    """The dataset-level figures of a summary.json (``export.intervals_summary.headlines``): one line each,
+    ``accuracy  0.964 [0.916, 1.000]  n 416``, the brackets the study-bootstrap 95% interval. Where the
+    line would not fit ``width``, the pointing game's chance gets a row of its own; narrower still, the
+    interval and the counts wrap (never cut)."""
+    rows = headline_rows(summary, chance_apart=False)
+    if width is not None and rows_width(rows) > width:
+        rows = headline_rows(summary, chance_apart=True)
+    table = Table.grid(padding=(0, GAP))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)  # the value: right-justified, so the decimal points align
+    table.add_column(overflow="fold")  # its interval
+    table.add_column(style="dim", overflow="fold")
+    beside = any(row[4] for row in rows)  # an empty column would still take its gap
+    if beside:
+        table.add_column(style="dim", overflow="fold")
+    for row in rows:
+        table.add_row(*(row if beside else row[:4]))
     return table
 
 
@@ -106,9 +135,15 @@ class DatasetSummaryPanel(Static):
     """The dataset-level figures with their intervals, or a line saying why there are none."""
 
     DEFAULT_CSS = "DatasetSummaryPanel { height: auto; }"
+    _shown: tuple[dict | None, str] = (None, "")
+
+    def on_resize(self) -> None:
+        self.show(*self._shown)  # the table's shape follows the width
 
     def show(self, summary: dict | None, source: str = "") -> None:
         from medgemma_tui.export.intervals_summary import INTERVAL_NOTE, headlines
+
+        self._shown = (summary, source)
 
         if not summary or not headlines(summary):
             self.update(Text("No dataset figures yet: run samples (x) or open a results tree.", style="dim"))
@@ -118,4 +153,5 @@ class DatasetSummaryPanel(Static):
             title.append(f" · {source}", style="dim")
         note = Text(f"[low, high]: {INTERVAL_NOTE} (studies resampled with replacement, seeded, 1000 times)",
                     style="italic dim")
-        self.update(Group(title, note, headline_table(summary)))
+        width = self.content_size.width or self.app.size.width
+        self.update(Group(title, note, headline_table(summary, width)))

@@ -1,4 +1,9 @@
-"""The samples table: key, study, variant, strategy, ground truth, answer, correct, status; filterable."""
+"""The samples table: key, answer, correct, status, ground truth, variant, study, strategy; filterable.
+
+The table shows the columns that fit whole in its width, in the order of ``COLUMNS`` (a narrow panel keeps
+the key, the answer, whether it is right and whether it has run; the variant and the study are parts of
+the key), so no column is ever cut; the filter searches every column, shown or not.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from textual.widgets import DataTable, Input
 from medgemma_tui.app.bindings import FILTER_BINDINGS
 from medgemma_tui.app.session import DONE, FAILED, RUNNING, Session
 
-COLUMNS = ("key", "var", "truth", "answer", "ok", "status", "strategy", "study")
+COLUMNS = ("key", "answer", "ok", "status", "truth", "var", "study", "strategy")
+CELL_PADDING = 1  # DataTable's blank cells on each side of a column
 STATUS_STYLE = {DONE: "green", FAILED: "red", RUNNING: "yellow"}
 
 
@@ -21,7 +27,25 @@ def row_cells(session: Session, key: str) -> list:
         answer, verdict = entry.summary.answer_label, entry.summary.correct
     correct = {True: "✓", False: "✗", None: ""}[verdict]
     status = Text(entry.status, style=STATUS_STYLE.get(entry.status, "dim"))
-    return [key, str(item.variant), item.truth, answer, correct, status, item.strategy, item.study]
+    cells = {"key": key, "answer": answer, "truth": item.truth, "ok": correct, "status": status,
+             "var": str(item.variant), "study": item.study, "strategy": item.strategy}
+    return [cells[name] for name in COLUMNS]
+
+
+def cell_width(value) -> int:
+    return Text(value).cell_len if isinstance(value, str) else value.cell_len
+
+
+def fitting_columns(widths: dict[str, int], room: int) -> tuple[str, ...]:
+    """The first columns of ``COLUMNS`` whose widths (content and padding) fit in ``room`` cells; the key
+    always (a table without it cannot be used; it scrolls sideways where even the key does not fit)."""
+    shown, used = [], 0
+    for name in COLUMNS:
+        used += widths[name] + 2 * CELL_PADDING
+        if shown and used > room:
+            break
+        shown.append(name)
+    return tuple(shown)
 
 
 def matches(session: Session, key: str, query: str) -> bool:
@@ -54,17 +78,38 @@ class SamplesPanel(Vertical):
         super().__init__(**kwargs)
         self.session = session
         self.query_text = ""
+        self.shown: tuple[str, ...] = ()  # the columns on screen, a prefix of COLUMNS
+        self.widths: dict[str, int] = {}  # each column's widest cell, from column_widths
 
     def compose(self) -> ComposeResult:
         yield FilterInput(placeholder="filter: words of any column", id="filter")
-        table = DataTable(id="samples-table", cursor_type="row", zebra_stripes=True)
+        table = DataTable(id="samples-table", cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING)
         yield table
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for name in COLUMNS:
-            table.add_column(name, key=name)
         self.rebuild()
+
+    def on_resize(self) -> None:
+        if self.fit_columns():
+            self.rebuild()
+
+    def column_widths(self, keys=None) -> dict[str, int]:
+        """Each column's widest cell over every sample (not only the filtered ones: columns stay put while
+        the filter narrows the rows), or its name where that is wider; ``keys``: widen by these rows only."""
+        widths = dict(self.widths) if keys is not None else {name: cell_width(name) for name in COLUMNS}
+        for key in keys if keys is not None else (item.key for item in self.session.items):
+            for name, value in zip(COLUMNS, row_cells(self.session, key), strict=True):
+                widths[name] = max(widths[name], cell_width(value))
+        return widths
+
+    def fit_columns(self) -> bool:
+        """Choose the columns that fit the table's width (its vertical scrollbar set aside); whether they changed."""
+        table = self.query_one(DataTable)
+        room = self.size.width - table.styles.scrollbar_size_vertical
+        shown = fitting_columns(self.widths, room) if self.size.width else COLUMNS
+        changed = shown != self.shown
+        self.shown = shown
+        return changed
 
     @property
     def table(self) -> DataTable:
@@ -73,18 +118,34 @@ class SamplesPanel(Vertical):
     def rebuild(self) -> None:
         table = self.table
         selected = self.selected_key()
-        table.clear()
+        self.widths = self.column_widths()
+        self.fit_columns()
+        if tuple(str(c.key.value) for c in table.ordered_columns) != self.shown:
+            table.clear(columns=True)
+            for name in self.shown:
+                table.add_column(name, key=name)
+        else:
+            table.clear()
         for item in self.session.items:
             if matches(self.session, item.key, self.query_text):
-                table.add_row(*row_cells(self.session, item.key), key=item.key)
+                table.add_row(*self.shown_cells(item.key), key=item.key)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
 
+    def shown_cells(self, key: str) -> list:
+        cells = dict(zip(COLUMNS, row_cells(self.session, key), strict=True))
+        return [cells[name] for name in self.shown]
+
     def update_row(self, key: str) -> None:
+        """A sample's new answer or status; a cell wider than its column before can change the columns shown."""
+        self.widths = self.column_widths([key])
+        if self.fit_columns():
+            self.rebuild()
+            return
         table = self.table
         if key not in table.rows:
             return
-        for name, value in zip(COLUMNS, row_cells(self.session, key), strict=True):
+        for name, value in zip(self.shown, self.shown_cells(key), strict=True):
             table.update_cell(key, name, value)
 
     def selected_key(self) -> str | None:

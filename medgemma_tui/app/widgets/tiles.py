@@ -28,13 +28,39 @@ class Tile:
     alert: str = ""  # drawn in bold red at the end of the note line, e.g. an answer flip
 
 
+LARGEST_SIDE = 40  # columns: past this a tile is as large as the inspector's own picture
+
+
+def tile_size(side: int) -> tuple[int, int]:
+    """Columns and rows one tile takes: the picture (side columns, side/2 rows), two label rows, gaps."""
+    return side + 2, side // 2 + 3
+
+
+def fitted_side(count: int, width: int, height: int, limit: int | None = None, smallest: int = 16,
+                largest: int = LARGEST_SIDE) -> int:
+    """The tile side that uses the space: the largest even side from ``smallest`` to ``largest`` at which
+    all ``count`` tiles are in view (``limit``: at most that many per row); where even the smallest cannot
+    show them all, the side that fills the width with as many tiles per row as the smallest gives."""
+    def per_row(side: int) -> int:
+        fits = max(1, width // tile_size(side)[0])
+        return min(fits, limit) if limit else fits
+
+    for side in range(largest - largest % 2, smallest - 1, -2):
+        if -(-count // per_row(side)) * tile_size(side)[1] <= height:
+            return side
+    filled = width // per_row(smallest) - 2
+    return max(smallest, min(largest, filled - filled % 2))
+
+
 class TileGrid(ScrollView, can_focus=True):
     BINDINGS = TILE_BINDINGS
     DEFAULT_CSS = "TileGrid { height: 1fr; width: 1fr; }"
 
-    def __init__(self, side: int = 16, **kwargs) -> None:
+    def __init__(self, side: int = 16, grow: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.side = side  # pixels: a tile is side columns by side/2 rows, plus two label rows
+        self.grow = grow  # the side follows the space (fitted_side), ``side`` the smallest it takes
+        self.smallest = side
         self.tiles: list[Tile] = []
         self.per_row_limit: int | None = None
         self.selected: int | None = 0
@@ -44,11 +70,11 @@ class TileGrid(ScrollView, can_focus=True):
     # ---- geometry ---------------------------------------------------------------------------------
     @property
     def tile_width(self) -> int:
-        return self.side + 2
+        return tile_size(self.side)[0]
 
     @property
     def tile_height(self) -> int:
-        return self.side // 2 + 3
+        return tile_size(self.side)[1]
 
     @property
     def per_row(self) -> int:
@@ -63,11 +89,15 @@ class TileGrid(ScrollView, can_focus=True):
         self.refresh()
 
     def _update_virtual_size(self) -> None:
+        if self.grow and self.size.width and self.size.height and self.tiles:
+            self.side = fitted_side(len(self.tiles), self.size.width, self.size.height, self.per_row_limit,
+                                    self.smallest)
         rows = -(-len(self.tiles) // self.per_row) if self.tiles else 0
         self.virtual_size = Size(self.size.width, rows * self.tile_height)
 
     def on_resize(self) -> None:
         self._update_virtual_size()
+        self.refresh()
 
     def action_move(self, dx: int, dy: int) -> None:
         self.move(dx, dy)

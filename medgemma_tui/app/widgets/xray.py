@@ -119,6 +119,9 @@ class SharpXrayView(XrayView):
         return Strip.blank(self.size.width, background_style(self.paint))
 
 
+MIN_BAR = 8  # cells of gradient below which the colour bar drops the colormap's name rather than cut it
+
+
 class ColorBar(Widget):
     """``0 ▕gradient▏ max 0.0123``: what the colours of the map mean."""
 
@@ -142,10 +145,14 @@ class ColorBar(Widget):
         top, low = float(grid.max()), float(grid.min())
         left = f"{low:.4f} " if self.paint.scale == "range" else "0 "
         right = f" {top:.4f} max" + ("" if self.paint.scale == "range" else f" (min {low:.4f})")
-        bar_width = max(0, min(32, width - len(left) - len(right) - 2))
+        room = width - len(left) - len(right) - 2
+        name = f"  {self.paint.colormap}"
+        if room - len(name) < MIN_BAR:
+            name = ""  # the colormap's name only where it fits whole beside a bar that can be read
+        bar_width = max(0, min(32, room - len(name)))
         segments = [Segment(left, base), *colorbar_segments(self.paint.colormap, bar_width, self.paint.colors)]
         segments.append(Segment(right, base))
-        segments.append(Segment(f"  {self.paint.colormap}", base + Style(dim=True)))
+        segments.append(Segment(name, base + Style(dim=True)))
         return Strip(segments).crop(0, width).extend_cell_length(width, base)
 
 
