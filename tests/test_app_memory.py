@@ -76,10 +76,11 @@ async def run_and_browse(session) -> tuple[int, int, int]:
                 app.show_sample(done[-1])
                 await look()
             await pilot.pause(0.02)
-        for item in session.items[:2 * KEEP]:  # dropped long ago: each is run again to be shown
-            assert session.entries[item.key].analysis is None
-            app.select_sample(item.key)
-            await wait_for(pilot, lambda key=item.key: app.current_key == key)
+        dropped = [i.key for i in session.items if session.entries[i.key].analysis is None]
+        assert len(dropped) == ROWS - KEEP
+        for key in dropped[:2 * KEEP]:  # dropped long ago: each is run again to be shown
+            app.select_sample(key)
+            await wait_for(pilot, lambda key=key: app.current_key == key)
             await look()
     return most[0], most[1], most[2]
 
