@@ -67,3 +67,14 @@ def demo_record(demo_model, film):
     from medgemma_tui.engine.extract import extract_record
 
     return extract_record(demo_model, film, "Is there a pleural effusion in the left lung?", max_new_tokens=8)
+
+
+@pytest.fixture(scope="session")
+def dataset():
+    """The demo dataset's samples (the app tests' rows)."""
+    from medgemma_tui.data.schema import load_dataset
+    from medgemma_tui.resources import demo_dataset_csv
+
+    if not demo_dataset_csv().exists():
+        pytest.skip("the demo dataset CSV is not in this checkout")
+    return load_dataset(demo_dataset_csv())

@@ -20,18 +20,9 @@ from medgemma_tui.app.screens.robustness import study_view
 from medgemma_tui.app.widgets.metrics import headline_table
 from medgemma_tui.app.widgets.samples import fitting_columns
 from medgemma_tui.app.widgets.tiles import TileGrid, fitted_side
-from medgemma_tui.data.schema import load_dataset
-from medgemma_tui.resources import demo_dataset_csv
 from tests.support import wait_for
 
 SIZES = ((80, 24), (160, 48))
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    if not demo_dataset_csv().exists():
-        pytest.skip("the demo dataset CSV is not in this checkout")
-    return load_dataset(demo_dataset_csv())
 
 
 @pytest.fixture(scope="module")

@@ -24,22 +24,13 @@ from medgemma_tui.app.screens.robustness import RobustnessScreen, study_tiles
 from medgemma_tui.app.session import Session
 from medgemma_tui.app.widgets.tiles import ALERT, Tile, TileGrid
 from medgemma_tui.config import Config
-from medgemma_tui.data.schema import load_dataset
 from medgemma_tui.pipeline.studies.robustness import perturbed_films, robustness_study
-from medgemma_tui.resources import demo_dataset_csv
 
 TOKENS = 6  # as demo_results answered the samples
 # two perturbations in the live tests: brightness (+40) and the centre crop
 LIVE = {"robustness.noise_sigma": 0, "robustness.contrast": 1, "robustness.brightness": 40,
         "robustness.blur_sigma": 0, "robustness.rotation_deg": 0, "robustness.pixels_changed": 0,
         "robustness.preprocessing": ["crop"], "decoding.max_new_tokens": TOKENS}
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    if not demo_dataset_csv().exists():
-        pytest.skip("the demo dataset CSV is not in this checkout")
-    return load_dataset(demo_dataset_csv())
 
 
 @pytest.fixture(scope="module")

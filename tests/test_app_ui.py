@@ -26,13 +26,6 @@ from tests.support import wait_for
 RUN = 4  # samples answered for real: the first hard-positive group (4 variants)
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    if not demo_dataset_csv().exists():
-        pytest.skip("the demo dataset CSV is not in this checkout")
-    return load_dataset(demo_dataset_csv())
-
-
 _RESULTS: dict[int, tuple] = {}
 
 

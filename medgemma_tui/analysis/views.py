@@ -198,13 +198,16 @@ def select_heads(array: np.ndarray, record: AttentionRecord, head_mode: HeadMode
     raise ValueError(f"unknown head mode {head_mode!r}")
 
 
-def head_label(record: AttentionRecord, spec: MapSpec) -> str:
-    if spec.head_mode == "mean":
+def head_label(record: AttentionRecord, head_mode: str, head: int | None, totals: bool = False) -> str:
+    """The heads a map averages, in words: "head mean", "group 1 (heads 2-3)", "head 5"; with ``totals``,
+    out of how many ("group 1/4 (heads 2-3)", "head 5/8"), as the app's status line says it."""
+    if head_mode == "mean":
         return "head mean"
-    if spec.head_mode == "group":
+    if head_mode == "group":
         n = record.model.heads_per_group
-        return f"group {spec.head} (heads {spec.head * n}-{spec.head * n + n - 1})"
-    return f"head {spec.head}"
+        of = f"/{record.model.num_kv_heads}" if totals else ""
+        return f"group {head}{of} (heads {head * n}-{head * n + n - 1})"
+    return f"head {head}/{record.num_heads}" if totals else f"head {head}"
 
 
 def rows_label(record: AttentionRecord, rows: np.ndarray, choice: str | int | None = None) -> str:
@@ -216,7 +219,8 @@ def rows_label(record: AttentionRecord, rows: np.ndarray, choice: str | int | No
 
 def reads_label(record: AttentionRecord, spec: MapSpec, rows: np.ndarray, layers: slice) -> str:
     """What a view read: heads, layers and rows."""
-    return f"{head_label(record, spec)}, {layers_label(record, layers)}, {rows_label(record, rows, spec.rows)}"
+    heads = head_label(record, spec.head_mode, spec.head)
+    return f"{heads}, {layers_label(record, layers)}, {rows_label(record, rows, spec.rows)}"
 
 
 def layers_label(record: AttentionRecord, layers: slice) -> str:

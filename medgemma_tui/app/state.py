@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medgemma_tui.analysis.views import MapSpec, opening_row, rows_seeing_image
+from medgemma_tui.analysis.views import MapSpec, head_label, opening_row, rows_seeing_image
 from medgemma_tui.analysis.views import available_views as views_of
 from medgemma_tui.engine.record import AttentionRecord
 
@@ -217,12 +217,7 @@ def layer_part(state: ViewState, record: AttentionRecord) -> str:
 def head_part(state: ViewState, record: AttentionRecord) -> str:
     if state.view == "rollout":
         return "head mean (rollout)"
-    if state.head_mode == "mean":
-        return "head mean"
-    if state.head_mode == "group":
-        n = record.model.heads_per_group
-        return f"group {state.head}/{record.model.num_kv_heads} (heads {state.head * n}-{state.head * n + n - 1})"
-    return f"head {state.head}/{record.num_heads}"
+    return head_label(record, state.head_mode, state.head, totals=True)
 
 
 def token_part(state: ViewState, record: AttentionRecord) -> str:
