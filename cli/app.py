@@ -66,7 +66,7 @@ def chosen_colormap(colormap: str | None, config) -> str:
 def launch(session, config, color: str | None, theme: str | None, colormap: str | None,
            graphics: str | None = None) -> None:
     """Apply the colour mode, ask the terminal about graphics, then import textual and run the app."""
-    from medgemma_tui.app.bindings import binding_ids, key_clashes
+    from medgemma_tui.app.keymap import binding_ids, key_clashes
 
     where = config.source or "the config"
     unknown = sorted(set(config.app.keys) - binding_ids())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from medgemma_tui.app.bindings import all_bindings, binding_ids
+from medgemma_tui.app.keymap import all_bindings, binding_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def test_a_remap_onto_a_key_another_binding_of_the_screen_holds_is_an_error_nami
 
 
 def test_remaps_that_keep_every_key_apart_are_no_clash_and_a_swap_of_two_keys_is_none_either():
-    from medgemma_tui.app.bindings import key_clashes
+    from medgemma_tui.app.keymap import key_clashes
 
     assert key_clashes({}) == []  # the defaults' own overlaps (a screen's escape over the app's) are deliberate
     assert key_clashes({"layer_next": "l", "quit": "ctrl+q"}) == []

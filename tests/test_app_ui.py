@@ -1,9 +1,9 @@
 """The Textual app driven by a Pilot: keys, the status line, workers, screens, and snapshots.
 
 Records are real: the demo model answers the first hard-positive group of the demo dataset once per
-module (a few seconds), and each test hands the analyses to a session, as a worker would. Tests of
-the background work replace ``Session.run`` / ``load_model`` with slow or failing stand-ins rather
-than running the model in every test.
+module (a few seconds), and each test hands the analyses to a session. Tests of the background work
+replace ``Session.analyse`` / ``load_model`` with slow or failing stand-ins rather than running the model
+in every test: the worker calls them and the app files what they return.
 """
 
 from __future__ import annotations
@@ -70,14 +70,14 @@ def make_session(dataset, analyses, done: int = RUN) -> Session:
 
 
 def session_with_stand_in_runs(dataset, analyses, monkeypatch, before_each) -> Session:
-    """One sample done; running any other calls ``before_each`` and then finishes it with the first record."""
+    """One sample done; running any other calls ``before_each`` and then answers it with the first record."""
     session = make_session(dataset, analyses, done=1)
 
-    def stand_in_run(key):
+    def stand_in_analyse(key):
         before_each()
-        return session.finish(key, analyses[list(analyses)[0]])
+        return analyses[list(analyses)[0]]
 
-    monkeypatch.setattr(session, "run", stand_in_run)
+    monkeypatch.setattr(session, "analyse", stand_in_analyse)
     return session
 
 
@@ -167,7 +167,7 @@ async def test_startup_paints_before_the_model_has_loaded(dataset, analyses, mon
     release = threading.Event()
     session = make_session(dataset, analyses, done=0)
     session.model_source = "demo"
-    monkeypatch.setattr(session, "load_model", lambda: release.wait(10) and "demo model")
+    monkeypatch.setattr(session, "load_model", lambda: (None, release.wait(10) and "demo model"))
     app = MedtuiApp(session, autorun=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.2)
@@ -186,11 +186,11 @@ async def test_the_ui_answers_keys_while_a_sample_runs_in_a_worker(dataset, anal
     key = list(analyses)[1]
     release = threading.Event()
 
-    def slow_run(k):
+    def slow_analyse(k):
         release.wait(10)
-        return session.finish(k, analyses[k])
+        return analyses[k]
 
-    monkeypatch.setattr(session, "run", slow_run)
+    monkeypatch.setattr(session, "analyse", slow_analyse)
     app = MedtuiApp(session)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.current_key is not None)
@@ -213,20 +213,20 @@ async def test_a_failure_shows_one_clear_message_and_the_app_stays_up(dataset, a
     session = make_session(dataset, analyses, done=1)
     key = list(analyses)[1]
 
-    def broken_run(k):
-        session.entries[k].status, session.entries[k].error = FAILED, "CUDA out of memory"
+    def broken_analyse(k):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(session, "run", broken_run)
+    monkeypatch.setattr(session, "analyse", broken_analyse)
     app = MedtuiApp(session)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.current_key is not None)
         app.select_sample(key)
         await wait_for(pilot, lambda: app.failure is not None)
-        assert app.failure == f"{key} failed: CUDA out of memory"
+        assert app.failure == f"{key} failed: CUDA out of memory (RuntimeError)"
+        assert session.entries[key].status == FAILED and session.entries[key].error == "CUDA out of memory"
         errors = [n for n in app._notifications if n.severity == "error"]
         assert len(errors) == 1
-        assert f"✗ {key} failed: CUDA out of memory" in status(app)
+        assert f"✗ {key} failed: CUDA out of memory (RuntimeError)" in status(app)
         await pilot.press("right_square_bracket")  # still answering keys
         assert app.state.layer == 0 and app.is_running
 
@@ -328,7 +328,7 @@ async def test_variants_and_robustness_screens(dataset, analyses):
 
 @synchronously
 async def test_help_lists_every_binding_with_its_id(dataset, analyses):
-    from medgemma_tui.app.bindings import all_bindings
+    from medgemma_tui.app.keymap import all_bindings
     from medgemma_tui.app.screens.help import bindings_table
 
     app = MedtuiApp(make_session(dataset, analyses), keys={"quit": "ctrl+q"})
@@ -476,12 +476,10 @@ async def test_the_ground_truth_box_is_drawn_on_the_pane_with_the_mask_outlines(
 
 
 def test_a_tree_sample_s_boxes_come_from_its_meta(dataset, analyses, monkeypatch):
-    from medgemma_tui.app.app import sample_boxes
-
     session = Session.with_records({"k": next(iter(analyses.values()))})
-    assert sample_boxes(session, "k") == []
+    assert session.boxes("k") == []
     session.tree = type("Tree", (), {"load_meta": lambda self, key: {"bbox_boxes": [[1, 2, 3, 4]]}})()
-    assert sample_boxes(session, "k") == [(1, 2, 3, 4)]
+    assert session.boxes("k") == [(1, 2, 3, 4)]
 
 
 # ---- layout at 80x24 and 160x48 ------------------------------------------------------------------------
@@ -608,7 +606,7 @@ async def test_the_export_dialogs_title_is_whole_at_80_and_160_columns(dataset, 
         app = MedtuiApp(make_session(dataset, analyses))
         async with app.run_test(size=(width, height)) as pilot:
             await wait_for(pilot, lambda app=app: app.current_key is not None)
-            app.open_export()
+            await pilot.press("e")
             await pilot.pause(0.2)
             title = app.screen.query_one("#export-title")
             text = str(title.render())

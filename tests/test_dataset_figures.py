@@ -241,8 +241,9 @@ def test_the_app_shows_each_dataset_figure_with_its_interval():
 def test_a_live_session_summarises_the_rows_it_ran_as_eval_would():
     """The app's dataset figures for samples run here: the same summarise as summary.json, by study."""
     from medgemma_tui.analysis.intervals import bootstrap_ci
+    from medgemma_tui.app.entries import DONE, Summary
     from medgemma_tui.app.screens.summary import session_summary
-    from medgemma_tui.app.session import DONE, Session, Summary
+    from medgemma_tui.app.session import Session
     from medgemma_tui.data.schema import load_dataset
     from medgemma_tui.resources import demo_dataset_csv
 

@@ -14,7 +14,8 @@ ROWS = (0, 1, 2, 4, 5)  # three rows of film p0000 (a batch of 2, then 1), two o
 
 def test_run_all_reads_each_film_once_batches_its_rows_and_gives_evals_answers(tmp_path, demo_model, monkeypatch):
     import medgemma_tui.pipeline.batch as batch
-    from medgemma_tui.app.session import DONE, THUMBNAIL_SIDE, Session
+    from medgemma_tui.app.entries import DONE, THUMBNAIL_SIDE
+    from medgemma_tui.app.session import Session
     from medgemma_tui.export.reader import read_results
 
     csv = demo_subset_csv(tmp_path, ROWS)
@@ -52,7 +53,7 @@ def test_run_all_reads_each_film_once_batches_its_rows_and_gives_evals_answers(t
 
 
 def test_a_thumbnail_averages_the_films_pixels_and_keeps_its_aspect():
-    from medgemma_tui.app.session import film_thumbnail
+    from medgemma_tui.app.entries import film_thumbnail
 
     film = np.zeros((512, 256), dtype=np.uint8)
     film[:, 128:] = 200

@@ -1,78 +1,55 @@
-"""``MedtuiApp``: the session, the view state and the workers, wired to the inspector's widgets.
+"""``MedtuiApp``: the session, the view state and the jobs, wired to the inspector's widgets.
 
-Blocking work (model loading, extraction, reading records from a tree, export) runs in thread workers
-that post messages (``messages.py``); failures reach one handler, ``on_worker_state_changed``, which
-shows one clear line and keeps the app up. Navigation keys change ``state`` and redraw from the record
-in memory.
+Blocking work (model loading, extraction, reading records from a tree, export, studies) runs in thread
+workers (``jobs.py``) that post messages carrying what they made (``messages.py``); the handlers here file
+it in the session, on the UI thread only. A worker's failure reaches one handler,
+``on_worker_state_changed``, which shows one line keyed by the error's type and keeps the app up. The
+screens open themselves and own their keys' actions; navigation keys change ``state`` and redraw from the
+record in memory.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
-from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
-from medgemma_tui.analysis.perturbations import from_config
 from medgemma_tui.analysis.record_analysis import SampleAnalysis
+from medgemma_tui.app import jobs
 from medgemma_tui.app import state as st
-from medgemma_tui.app.bindings import APP_BINDINGS, binding_ids
+from medgemma_tui.app.bindings import APP_BINDINGS
+from medgemma_tui.app.caches import HeldCache
 from medgemma_tui.app.frame import Frame, FrameMaker
 from medgemma_tui.app.graphics import Graphics
-from medgemma_tui.app.messages import JobEnded, JobProgressed, ModelReady, SampleFinished, SampleStarted
+from medgemma_tui.app.keymap import checked_keymap
+from medgemma_tui.app.messages import (
+    JobEnded,
+    JobProgressed,
+    MethodsComputed,
+    ModelReady,
+    Notice,
+    RobustnessStudied,
+    SampleFinished,
+    SampleStarted,
+    SummaryMade,
+)
+from medgemma_tui.app.palette import commands
 from medgemma_tui.app.picture import BOX_COLOUR, Paint, box_fractions
-from medgemma_tui.app.screens.ask import AskScreen
-from medgemma_tui.app.screens.compare import CompareScreen
-from medgemma_tui.app.screens.export import ExportScreen
-from medgemma_tui.app.screens.gallery import GalleryScreen
 from medgemma_tui.app.screens.help import HelpScreen
 from medgemma_tui.app.screens.inspect import InspectScreen
 from medgemma_tui.app.screens.methods import MethodsScreen
 from medgemma_tui.app.screens.robustness import RobustnessScreen
+from medgemma_tui.app.screens.summary import SummaryScreen, summary_maker
 from medgemma_tui.app.screens.variants import VariantsScreen
 from medgemma_tui.app.session import DONE, RUNNING, Session
-from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, load_themes
+from medgemma_tui.app.themes import DEFAULT_THEME, hex_to_rgb, use_themes
 from medgemma_tui.app.widgets.samples import SamplesPanel, matches
-from medgemma_tui.colormaps import available as available_colormaps
-from medgemma_tui.config import Config
-from medgemma_tui.registry import chosen_method_names
 
 DATASET_METRIC = "inside_lungs_ratio"
 CHARTS_EVERY_S = 0.25  # the dataset charts redraw at most this often while rows finish
-
-
-def sample_boxes(session: Session, key: str) -> list:
-    """A sample's ground-truth boxes (x, y, w, h in its film's pixels): the dataset row's ``bbox`` in a
-    live session, the meta's ``bbox_boxes`` in a results tree; none when the sample has no box."""
-    item = session.item(key)
-    if item.sample is not None:
-        return [tuple(b) for b in (item.sample.bbox or ())]
-    if session.is_tree:
-        try:
-            meta = session.tree.load_meta(key) or {}
-        except (AttributeError, FileNotFoundError, KeyError, ValueError):
-            return []
-        return [tuple(b) for b in meta.get("bbox_boxes") or []]
-    return []
-
-
-def headline_note(session: Session) -> str:
-    """`` · accuracy 0.964 [0.916, 1.000]`` (the study-bootstrap interval) after a run, when rows were scored."""
-    from medgemma_tui.app.screens.summary import session_summary
-    from medgemma_tui.export.intervals_summary import headlines
-
-    try:
-        shown = {h.name: h for h in headlines(session_summary(session) or {})}
-    except Exception:  # noqa: BLE001 - a summary that cannot be made costs only this note
-        return ""
-    return f" · {shown['accuracy'].text()} (D: dataset figures)" if "accuracy" in shown else ""
 
 
 class MedtuiApp(App):
@@ -102,51 +79,33 @@ class MedtuiApp(App):
         opening = config.analysis.default_row if config is not None else "decision"
         self.state = st.ViewState(colormap=colormap, alpha=alpha, view=view, opening=opening)
         self.current_key: str | None = None
+        # the caches hold what they key and let it go when the session does (Session.keep)
         self.frames = FrameMaker()
+        self.boxes: HeldCache[tuple] = HeldCache(max(1, session.keep))  # a row's boxes, by its item
+        session.on_drop.append(self.frames.forget)
         self.autorun = autorun
         self.export_dir = export_dir
         self.key_overrides = dict(keys or {})
         self.failure: str | None = None  # the last failure, shown on the status line until the next success
-        self._job_text = ""
-        self._job_started: float | None = None
+        self.jobs = jobs.Jobs()
         self._wanted_theme = theme
-        self._masks_cache: dict[int, tuple[SampleAnalysis, dict | None]] = {}
-        self._boxes_cache: dict[str, tuple] = {}
-        self._wanted_key: str | None = None  # the sample the user asked for, shown when it finishes
-        self._jobs_alive = 0  # batch / export threads whose body has not returned (cancelled ones too)
-        self._jobs_lock = threading.Lock()
-        self._robustness_key: str | None = None  # the sample whose robustness study runs (live)
 
     # ---- start ------------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        for theme in load_themes().values():
-            self.register_theme(theme)
-        try:
-            self.theme = self._wanted_theme
-        except Exception:  # an unknown theme name: say so, keep the default
-            self.theme = DEFAULT_THEME
-            self.notify(f"unknown theme {self._wanted_theme!r}; using {DEFAULT_THEME}", severity="warning")
-        unknown = sorted(set(self.key_overrides) - binding_ids())
-        if unknown:
-            self.notify(f"[app.keys]: unknown binding ids {', '.join(unknown)} (see ? for the ids)",
-                        severity="warning")
-        self.set_keymap({k: v for k, v in self.key_overrides.items() if k not in unknown})
-        if self.graphics.note:
-            self.notify(self.graphics.note, severity="warning")
+        keymap, unknown_keys = checked_keymap(self.key_overrides)
+        self.set_keymap(keymap)
+        for warning in (use_themes(self, self._wanted_theme), unknown_keys, self.graphics.note):
+            if warning:
+                self.notify(warning, severity="warning")
         self.push_screen(InspectScreen())
         self.set_interval(0.5, self._tick)
         if self.session.needs_model:
             self.set_job(f"loading model {self.session.model_source}…")
-            self.load_model()
+            jobs.start(self, jobs.LOAD_MODEL, jobs.load_model)
         elif self.autorun and self.session.items:
             self.start_first()
         if self.session.is_tree:
-            note = headline_note(self.session)
-            if note:
-                self.notify(note.lstrip(" ·"), title="dataset", timeout=8)
-            relabelled = getattr(self.session.tree, "relabelled_note", "")
-            if relabelled:  # a tree written by an older reader: its answers read again, labels changed
-                self.notify(relabelled, title="answers re-read", severity="warning", timeout=12)
+            jobs.start(self, jobs.TREE_NOTES, jobs.tree_notes)
 
     def start_first(self) -> None:
         done = self.session.done()
@@ -164,8 +123,11 @@ class MedtuiApp(App):
     def current_item(self):
         return None if self.current_key is None else self.session.item(self.current_key)
 
-    def current_frame(self) -> Frame | None:
+    def current_frame(self, say: bool = False) -> Frame | None:
+        """The frame on screen; with ``say``, none is said in one line (a key that needs a sample)."""
         analysis = self.current_analysis()
+        if analysis is None and say:
+            self.notify("No sample is shown yet.", timeout=2)
         return None if analysis is None else self.frames.frame(analysis, self.state)
 
     def color_mode(self) -> str:
@@ -187,23 +149,17 @@ class MedtuiApp(App):
         analysis = self.current_analysis()
         if analysis is None or analysis.masks is None:
             return None
-        hit = self._masks_cache.get(id(analysis))
-        if hit is None or hit[0] is not analysis:
-            hit = (analysis, {"body": analysis.masks.body, "lung_right": analysis.masks.lung_right,
-                              "lung_left": analysis.masks.lung_left, "mediastinum": analysis.masks.mediastinum})
-            self._masks_cache[id(analysis)] = hit
-        return hit[1]
+        masks = analysis.masks
+        return {"body": masks.body, "lung_right": masks.lung_right, "lung_left": masks.lung_left,
+                "mediastinum": masks.mediastinum}
 
     def picture_boxes(self) -> tuple:
         """The shown sample's ground-truth boxes as fractions of its film (``picture.box_fractions``)."""
-        analysis = self.current_analysis()
+        analysis, key = self.current_analysis(), self.current_key
         if analysis is None:
             return ()
-        hit = self._boxes_cache.get(self.current_key)
-        if hit is None:
-            boxes = sample_boxes(self.session, self.current_key)
-            hit = self._boxes_cache[self.current_key] = box_fractions(boxes, analysis.record.image_size)
-        return hit
+        return self.boxes.get(self.session.item(key), "boxes", lambda: box_fractions(
+            self.session.boxes(key), analysis.record.image_size))
 
     def zones(self):
         analysis = self.current_analysis()
@@ -225,6 +181,10 @@ class MedtuiApp(App):
             if isinstance(screen, InspectScreen):
                 return screen
         return None
+
+    def samples_panels(self) -> list[SamplesPanel]:
+        screen = self.inspector()
+        return list(screen.query(SamplesPanel)) if screen is not None and screen.is_mounted else []
 
     def redraw(self, charts: bool = True) -> None:
         screen = self.inspector()
@@ -257,9 +217,6 @@ class MedtuiApp(App):
             return
         self.set_state(state)
 
-    def cycle_colormap(self) -> None:
-        self.set_state(st.cycle_colormap(self.state, list(available_colormaps())), charts=False)
-
     def show_sample(self, key: str) -> None:
         analysis = self.session.entries[key].analysis
         if analysis is None:
@@ -288,90 +245,35 @@ class MedtuiApp(App):
         elif entry.status == RUNNING:
             self.notify(f"{key} is running…", timeout=2)
         else:
-            self._wanted_key = key
-            self.run_one(key)
+            self.jobs.wanted = key
+            self.session.start(key)
+            jobs.start(self, jobs.RUN_SAMPLE, jobs.run_sample, key=key)
 
-    # ---- workers ----------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="model", exit_on_error=False, name="load model")
-    def load_model(self) -> None:
-        text = self.session.load_model()
-        self.post_message(ModelReady(text))
+    def run_new_row(self, key: str) -> None:
+        """A row just added to the session (``Session.ask``): into the table, then run and shown."""
+        for panel in self.samples_panels():
+            panel.rebuild()
+            panel.select(key)
+        self.select_sample(key)
 
-    @work(thread=True, group="sample", exit_on_error=False, name="run sample")
-    def run_one(self, key: str) -> None:
-        self.post_message(SampleStarted(key))
-        try:
-            self.session.run(key)
-        finally:
-            self.post_message(SampleFinished(key))
-
-    @contextmanager
-    def _job_thread(self):
-        """Counts a batch or export thread as running until its body returns: a cancelled Textual worker
-        reports CANCELLED at once, while its thread finishes the current sample and tidies up."""
-        with self._jobs_lock:
-            self._jobs_alive += 1
-        try:
-            yield
-        finally:
-            with self._jobs_lock:
-                self._jobs_alive -= 1
-
-    @work(thread=True, exclusive=True, group="batch", exit_on_error=False, name="run")
-    def run_batch(self, keys: list[str], job: str) -> None:
-        with self._job_thread():
-            self._run_batch(keys, job)
-
-    def _run_batch(self, keys: list[str], job: str) -> None:
-        worker = get_current_worker()
-        start = time.perf_counter()
-
-        def report(done: int, total: int, key: str, entry) -> None:
-            elapsed = time.perf_counter() - start
-            rate = done / elapsed if done and elapsed > 0 else None
-            self.post_message(JobProgressed(job, done, total, key, rate))
-            self.post_message(SampleStarted(key) if entry is None else SampleFinished(key))
-
-        finished, failed = self.session.run_many(keys, lambda: worker.is_cancelled, report)
-        cancelled = worker.is_cancelled
-        text = f"{job}: {finished} done" + (f", {failed} failed" if failed else "")
-        text += f" of {len(keys)}" + (" (cancelled)" if cancelled else "") + f" in {time.perf_counter() - start:.1f}s"
-        text += headline_note(self.session)
-        self.post_message(JobEnded(job, text, "warning" if failed or cancelled else "information"))
-
-    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
-    def export_worker(self, keys: list[str], out_dir: str) -> None:
-        from medgemma_tui.app.session import export_keys
-
-        worker = get_current_worker()
-
-        def report(done: int, total: int, key: str) -> None:
-            self.post_message(JobProgressed("export", done, total, key, None))
-
-        with self._job_thread():
-            written = export_keys(self.session, keys, Path(out_dir), lambda: worker.is_cancelled, report,
-                                  self.config)
-        self.post_message(JobEnded("export", f"exported {written} sample(s) to {out_dir}"))
-
-    @work(thread=True, group="robustness", exit_on_error=False, name="robustness study")
-    def robustness_worker(self, key: str, config: Config) -> None:
-        study = self.session.run_robustness(key, config)
-        entries = study.get("perturbations") or []
-        flips = sum(bool(e.get("flip")) for e in entries)
-        self.post_message(JobEnded("robustness", f"robustness of {key}: {len(entries)} perturbations, "
-                                   f"{flips} answer flip(s), {study.get('seconds', 0.0):.1f}s"))
+    # ---- jobs -------------------------------------------------------------------------------------
+    def start_row_job(self, kind: jobs.JobKind, body, line: str, **arguments) -> None:
+        """A batch or export job: counted as running until its body's JobEnded is filed (``Ticket``)."""
+        ticket = jobs.Ticket()
+        self.jobs.tickets.append(ticket)
+        self.set_job(line)
+        ticket.worker = jobs.start(self, kind, body, ticket=ticket, **arguments)
 
     def run_keys(self, keys: list[str], job: str = "run all") -> None:
         if not keys:
             self.notify("Nothing to run: every sample has run.")
             return
-        self.set_job(f"{job}: 0/{len(keys)}")
-        self.run_batch(keys, job)
+        self.session.queue(keys)
+        self.start_row_job(jobs.RUN_BATCH, jobs.run_batch, f"{job}: 0/{len(keys)}", keys=keys, job=job)
 
     def run_all(self) -> None:
         """Run every sample not run yet that the samples filter shows (all of them with no filter)."""
-        screen = self.inspector()
-        panels = list(screen.query(SamplesPanel)) if screen is not None and screen.is_mounted else []
+        panels = self.samples_panels()
         query = panels[0].query_text.strip() if panels else ""
         keys = [key for key in self.session.pending() if matches(self.session, key, query)]
         if query and not keys:
@@ -380,40 +282,59 @@ class MedtuiApp(App):
         self.run_keys(keys, f"run all ({query!r})" if query else "run all")
 
     def job_running(self) -> bool:
-        if self._jobs_alive:
-            return True
-        return any(w.group in ("batch", "export") and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-                   for w in self.workers)
+        return self.jobs.rows_running()
+
+    def robustness_job(self) -> str | None:
+        """The sample whose robustness study is running, if one is."""
+        return self.jobs.robustness if jobs.running(self, jobs.ROBUSTNESS.group) else None
 
     def cancel_jobs(self) -> None:
-        cancelled = self.workers.cancel_group(self, "batch") + self.workers.cancel_group(self, "export")
+        cancelled = [w for group in jobs.ROW_JOBS for w in self.workers.cancel_group(self, group)]
         if cancelled:
             self.set_job("cancelling after the current sample…")
         else:
             self.notify("No job is running.", timeout=2)
 
-    # ---- messages from workers --------------------------------------------------------------------
+    def set_job(self, text: str) -> None:
+        self.jobs.set(text)
+        self._show_job()
+
+    def _show_job(self) -> None:
+        screen = self.inspector()
+        if screen is not None and screen.is_mounted:
+            screen.show_job(self.jobs.line())
+
+    def _tick(self) -> None:
+        if self.jobs.text:
+            self._show_job()
+
+    # ---- messages from workers: the one place their results join the session -------------------------
     def on_model_ready(self, message: ModelReady) -> None:
+        self.session.adopt(message.loaded)
         self.set_job("")
         self.notify(message.text, title="model ready", timeout=4)
         self.sub_title = self.session.loaded.info.name_or_path if self.session.loaded else ""
-        if self.autorun and self.current_key is None and self._wanted_key is None:
+        if self.autorun and self.current_key is None and self.jobs.wanted is None:
             self.start_first()
 
     def on_sample_started(self, message: SampleStarted) -> None:
+        if self.session.entries[message.key].status != DONE:
+            self.session.start(message.key)
         self._update_row(message.key)
-        if message.key == self._wanted_key:
+        if message.key == self.jobs.wanted:
             where = "reading" if self.session.is_tree else "running"
             self.set_job(f"{where} {message.key}…")
 
     def on_sample_finished(self, message: SampleFinished) -> None:
+        entry = self.session.apply(message.outcome)
+        if message.slot:
+            self.jobs.handover.give_back()
         self._update_row(message.key)
-        entry = self.session.entries[message.key]
-        if message.key == self._wanted_key:
+        if message.key == self.jobs.wanted:
             if not self.job_running():
                 self.set_job("")
+            self.jobs.wanted = None
             if entry.status == DONE:
-                self._wanted_key = None
                 self.failure = None
                 self.show_sample(message.key)
         screen = self.screen
@@ -442,30 +363,56 @@ class MedtuiApp(App):
         self.set_job(f"{message.job} {message.done}/{message.total}{rate} · {message.stage} · esc cancels")
 
     def on_job_ended(self, message: JobEnded) -> None:
+        self.session.unqueue(list(message.keys))
+        if message.ticket in self.jobs.tickets:
+            self.jobs.tickets.remove(message.ticket)
+        for key in message.keys:
+            self._update_row(key)
         self.set_job("")
-        self.notify(message.text, severity=message.severity, timeout=6)
+        if message.text and message.keys:  # a run of rows: its line, with the accuracy over what has run
+            jobs.start(self, jobs.HEADLINE, jobs.headline, make=summary_maker(self.session), text=message.text,
+                       severity=message.severity)
+        elif message.text:
+            self.notify(message.text, severity=message.severity, timeout=6)
         self.show_robustness()
-        if message.job == "methods":
-            self.show_methods()
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, title=message.title, severity=message.severity, timeout=message.timeout)
+
+    def on_methods_computed(self, message: MethodsComputed) -> None:
+        self.session.add_methods(message.key, message.analysis)
+        self.set_job("")
+        self.notify(message.text, timeout=6)
+        if isinstance(self.screen, MethodsScreen) and self.screen.is_mounted:  # its tiles again, with the maps
+            frame = self.current_frame()
+            if frame is not None:
+                self.screen.show(frame)
+        self.redraw()
+
+    def on_robustness_studied(self, message: RobustnessStudied) -> None:
+        self.session.keep_robustness(message.key, message.study, message.films)
+        self.set_job("")
+        self.notify(message.text, timeout=6)
+        self.show_robustness()
+
+    def on_summary_made(self, message: SummaryMade) -> None:
+        if not isinstance(self.screen, SummaryScreen):
+            self.push_screen(SummaryScreen(message.summary, message.source))
+
+    def show_robustness(self) -> None:
+        """A robustness screen on top shows what there is now (a study finished or failed)."""
+        if isinstance(self.screen, RobustnessScreen) and self.screen.is_mounted:
+            self.screen.show()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where a failure becomes a message: one line, the app stays up."""
         worker = event.worker
         if event.state == WorkerState.ERROR:
-            self.report_failure(worker.name, worker.error)
-        elif event.state == WorkerState.CANCELLED and worker.group in ("batch", "export"):
+            self.report_failure(jobs.failure_text(worker.description, worker.error))
+        elif event.state == WorkerState.CANCELLED and worker.group in jobs.ROW_JOBS:
             self.set_job("")
 
-    def report_failure(self, job: str, error: BaseException | None) -> None:
-        text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else type(error).__name__
-        if job == "load model":
-            message = f"the model did not load: {text}"
-        elif job == "run sample":
-            key = self._wanted_key or "the sample"
-            message = f"{key} failed: {text}"
-            self._wanted_key = None
-        else:
-            message = f"{job} failed: {text}"
+    def report_failure(self, message: str) -> None:
         self.failure = message
         self.set_job("")
         self.notify(message, title="error", severity="error", timeout=10)
@@ -473,229 +420,20 @@ class MedtuiApp(App):
         screen = self.inspector()
         if screen is not None and screen.is_mounted:
             screen.show_status()
-            for panel in screen.query(SamplesPanel):
+            for panel in self.samples_panels():
                 panel.rebuild()
 
     def _update_row(self, key: str) -> None:
-        screen = self.inspector()
-        if screen is not None and screen.is_mounted:
-            for panel in screen.query(SamplesPanel):  # none while the app is closing
-                panel.update_row(key)
+        for panel in self.samples_panels():  # none while the app is closing
+            panel.update_row(key)
 
-    # ---- job line ---------------------------------------------------------------------------------
-    def set_job(self, text: str) -> None:
-        self._job_text = text
-        self._job_started = time.perf_counter() if text else None
-        self._show_job()
-
-    def job_line(self) -> str:
-        """The running job, with its elapsed time while it has no progress of its own."""
-        text = self._job_text
-        if text and self._job_started is not None and text.endswith("…"):
-            text = f"{text} {time.perf_counter() - self._job_started:.0f}s"
-        return text
-
-    def _show_job(self) -> None:
-        screen = self.inspector()
-        if screen is not None and screen.is_mounted:
-            screen.show_job(self.job_line())
-
-    def _tick(self) -> None:
-        if self._job_text:
-            self._show_job()
-
-    # ---- screens ----------------------------------------------------------------------------------
+    # ---- keys and the command palette -------------------------------------------------------------
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        HelpScreen.open(self)
 
     def action_summary(self) -> None:
-        self.open_summary()
+        SummaryScreen.open(self)
 
-    def open_summary(self) -> None:
-        """The dataset figures with their intervals (a tree's summary.json, or the samples run here)."""
-        from medgemma_tui.app.screens.summary import SummaryScreen
-
-        if isinstance(self.screen, SummaryScreen):
-            return
-        self.summary_worker()
-
-    @work(thread=True, exclusive=True, group="summary", exit_on_error=False, name="dataset summary")
-    def summary_worker(self) -> None:
-        from medgemma_tui.app.screens.summary import SummaryScreen, session_summary
-
-        summary = session_summary(self.session)  # the bootstrap is a second or two: off the UI thread
-        self.call_from_thread(self.push_screen, SummaryScreen(summary, self.session.source))
-
-    def open_gallery(self) -> None:
-        frame = self.current_frame()
-        if frame is None:
-            self.notify("No sample is shown yet.", timeout=2)
-            return
-
-        def chosen(result: tuple[int, int] | None) -> None:
-            if result is not None:
-                layer, head = result
-                self.set_state(self.state.with_(layer=layer, head_mode="head", head=head))
-
-        self.push_screen(GalleryScreen(frame), chosen)
-
-    def open_methods(self) -> None:
-        frame = self.current_frame()
-        if frame is None:
-            self.notify("No sample is shown yet.", timeout=2)
-            return
-
-        def chosen(view: str | None) -> None:
-            if view is not None:
-                self.set_state(self.state.with_(view=view))
-
-        live = self.session.needs_model and not self.session.is_tree
-        self.push_screen(MethodsScreen(frame, can_run=live), chosen)
-
-    def run_methods(self) -> None:
-        """Compute the attribution methods of the row shown, in a worker (they hold the model)."""
-        key = self.current_key
-        if key is None:
-            return
-        if any(w.group == "methods" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers):
-            self.notify("The methods of a row are being computed; one row at a time.", timeout=3)
-            return
-        config = self.config if self.config is not None else Config()
-        names = config.methods.names or chosen_method_names()
-        self.set_job(f"methods of {key}…")
-        self.notify(f"Computing {', '.join(names)} for {key}…", timeout=4)
-        self.methods_worker(key, tuple(names))
-
-    @work(thread=True, group="methods", exit_on_error=False, name="methods")
-    def methods_worker(self, key: str, names: tuple[str, ...]) -> None:
-        study = self.session.run_methods(key, names)
-        seconds = sum(float(self.session.entries[key].analysis.record.timings_s.get(f"map_{n}", 0.0)) for n in names)
-        self.post_message(JobEnded("methods", f"methods of {key}: {len(study.get('methods', {}))} maps, "
-                                   f"{seconds:.1f}s"))
-
-    def show_methods(self) -> None:
-        """A methods screen on top shows the row's maps again (the methods have joined its record)."""
-        if isinstance(self.screen, MethodsScreen) and self.screen.is_mounted:
-            frame = self.current_frame()
-            if frame is not None:
-                self.screen.show(frame)
-
-    def open_variants(self) -> None:
-        if self.current_key is None:
-            self.notify("No sample is shown yet.", timeout=2)
-            return
-        self.push_screen(VariantsScreen(self.current_key))
-
-    def open_robustness(self) -> None:
-        session, key = self.session, self.current_key
-        root = Path(session.source) if session.is_tree else None
-        summary = session.entries[key].summary if key is not None else None
-        analysis = self.current_analysis()
-        # the perturbations re-applied to the film as the model saw it (a blur's radius is in its pixels), not
-        # to the summary's thumbnail, where the record is at hand
-        film = analysis.record.xray if analysis is not None else None if summary is None else summary.xray
-        live = session.needs_model and not session.is_tree
-        self.push_screen(RobustnessScreen(key, root, film=film,
-                                          kept=session.robustness, films=session.robustness_films, can_run=live))
-
-    def run_robustness(self, key: str) -> None:
-        """Run the robustness study of a live sample in a worker (one at a time: each holds the model)."""
-        running = self.robustness_job()
-        if running is not None:
-            self.notify(f"The robustness study of {running} is running; one at a time.", timeout=3)
-            return
-        config = self.config if self.config is not None else Config()
-        count = len(from_config(config.robustness))
-        self._robustness_key = key
-        self.set_job(f"robustness study of {key}…")
-        self.notify(f"Running the robustness study of {key}: {count} perturbed films, each answered again…",
-                    timeout=4)
-        self.robustness_worker(key, config)
-
-    def robustness_job(self) -> str | None:
-        """The sample whose robustness study is running, if one is."""
-        running = any(w.group == "robustness" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-                      for w in self.workers)
-        return self._robustness_key if running else None
-
-    def show_robustness(self) -> None:
-        """A robustness screen on top shows what there is now (a study finished or failed)."""
-        if isinstance(self.screen, RobustnessScreen) and self.screen.is_mounted:
-            self.screen.show()
-
-    def open_compare(self) -> None:
-        if self.current_key is None or self.session.entries[self.current_key].summary is None:
-            self.notify("No finished sample is shown yet.", timeout=2)
-            return
-        self.push_screen(CompareScreen(self.current_key))
-
-    def open_ask(self) -> None:
-        """A question of the user's own about the film on screen: a new row, answered in a worker, then shown."""
-        item = self.current_item()
-        if item is None or item.sample is None:
-            self.notify("asking needs a live session (medtui tui) and a film on screen", timeout=4)
-            return
-
-        def chosen(question: str | None) -> None:
-            if not question:
-                return
-            new_key = self.session.ask(item.key, question)
-            screen = self.inspector()
-            if screen is not None and screen.is_mounted:
-                for panel in screen.query(SamplesPanel):
-                    panel.rebuild()
-                    panel.select(new_key)
-            self._wanted_key = new_key
-            self.run_one(new_key)
-
-        self.push_screen(AskScreen(item.sample.image.name), chosen)
-
-    def open_export(self) -> None:
-        if self.session.is_tree:
-            self.notify(f"These samples already live in the results tree {self.session.source}.", timeout=4)
-            return
-        finished = len(self.session.done())
-        screen = ExportScreen(self.export_dir, finished, self.current_analysis() is not None)
-
-        def chosen(result: tuple[str, str] | None) -> None:
-            if result is None:
-                return
-            scope, out_dir = result
-            self.export_dir = out_dir
-            keys = [self.current_key] if scope == "current" and self.current_key else self.session.done()
-            self.set_job(f"export 0/{len(keys)}")
-            self.export_worker(keys, out_dir)
-
-        self.push_screen(screen, chosen)
-
-    # ---- command palette --------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for name, cmap in available_colormaps().items():
-            yield SystemCommand(f"Colormap: {name}", f"{cmap.kind} heatmap colours. {cmap.note}",
-                                lambda name=name: self.set_state(self.state.with_(colormap=name), charts=False))
-        analysis = self.current_analysis()
-        if analysis is not None:
-            for view in st.available_views(analysis.record):
-                yield SystemCommand(f"View: {view}", "Show this map view", lambda v=view: self.set_state(
-                    self.state.with_(view=v)))
-        for mode in st.HEAD_MODES:
-            yield SystemCommand(f"Heads: {mode}", "Head mean, one GQA group, or one head",
-                                lambda m=mode: self.step(lambda s, r: s.with_(head_mode=m, head=0)))
-        yield SystemCommand("Run all samples", "Run every sample that has not run (x)", self.run_all)
-        yield SystemCommand("Cancel the running job", "Stops after the current sample (esc)", self.cancel_jobs)
-        yield SystemCommand("Export", "Write the standard results tree (e)", self.open_export)
-        yield SystemCommand("Compare prompts", "This row's prompt and another about the same film (C)",
-                            self.open_compare)
-        yield SystemCommand("Ask about this film", "A question of your own, answered as a new row (k)", self.open_ask)
-        yield SystemCommand("Dataset figures", "Accuracy, consistency, pointing, lift, faithfulness with their "
-                            "95% study-bootstrap intervals (D)", self.open_summary)
-        yield SystemCommand("Head gallery", "Every layer x head as a small map (G)", self.open_gallery)
-        yield SystemCommand("Methods side by side", "Every map view of this row with its pointing and lift (M)",
-                            self.open_methods)
-        yield SystemCommand("Variants", "The hard-positive group side by side (V)", self.open_variants)
-        yield SystemCommand("Robustness", "Perturbed films against the original (R)", self.open_robustness)
-        yield SystemCommand("Toggle masks", "Body, lung and mediastinum outlines and the ground-truth box (m)",
-                            lambda: self.set_state(st.toggle_masks(self.state)))
-
+        yield from commands(self)

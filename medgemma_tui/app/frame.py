@@ -1,13 +1,13 @@
 """One screenful of one record: the map for a view state, its metrics, and the cell zones. No textual.
 
-Views and metrics are pure functions of the record and the state, so they are cached by the
-``MapSpec`` they were made from: stepping back to a layer already seen costs a dictionary lookup.
+Views and metrics are pure functions of the record and the state, so they are cached by the analysis
+and the ``MapSpec`` they were made from (``caches.HeldCache``, which holds the analysis it keys):
+stepping back to a layer already seen costs a dictionary lookup; ``forget`` lets an analysis go.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 from medgemma_tui.analysis.grid import mask_to_grid
 from medgemma_tui.analysis.record_analysis import SampleAnalysis, anatomy_grids, view_metrics
 from medgemma_tui.analysis.views import MapSpec, MapView, compute_view
+from medgemma_tui.app.caches import HeldCache
 from medgemma_tui.app.state import ViewState, map_spec, unseeing_reason
 from medgemma_tui.engine.record import AttentionRecord
 
@@ -50,32 +51,31 @@ class Frame:
 
 
 class FrameMaker:
-    """Makes frames for the analyses it is shown, with a bounded cache of views, metrics and masks."""
+    """Makes frames for the analyses it is shown, with bounded caches of views and metrics (``size``
+    frames) and of mask grids (``grids`` analyses), each holding the analysis it keys."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, grids: int = 64) -> None:
         self.size = size
-        self._views: OrderedDict[tuple, tuple[MapView, dict[str, float]]] = OrderedDict()
-        self._grids: dict[int, tuple[SampleAnalysis, dict[str, np.ndarray | None]]] = {}
+        self._views: HeldCache[tuple[MapView, dict[str, float]]] = HeldCache(size)
+        self._grids: HeldCache[dict[str, Any]] = HeldCache(grids)
 
     def mask_grids(self, analysis: SampleAnalysis) -> dict[str, Any]:
         """The masks' coverage of the grid as the metrics take it (``analysis.record_analysis.anatomy_grids``:
         none of the lungs and mediastinum for masks that failed their check), and each cell's zone name
         (``zone_names``); computed once per analysis."""
-        cached = self._grids.get(id(analysis))
-        if cached is not None and cached[0] is analysis:
-            return cached[1]
-        masks = analysis.masks
-        shape = analysis.record.grid
-        grids: dict[str, Any] = {"anatomy": anatomy_grids(masks, shape), "zone_names": None,
-                                 "body": None, "lungs": None}
-        if masks is not None:
-            grids["body"] = grids["anatomy"]["body"]
-            grids["lungs"] = mask_to_grid(masks.lungs, shape)
-            grids["zone_names"] = zone_grid(masks, shape)
-        if len(self._grids) > 64:
-            self._grids.clear()
-        self._grids[id(analysis)] = (analysis, grids)
-        return grids
+
+        def make() -> dict[str, Any]:
+            masks = analysis.masks
+            shape = analysis.record.grid
+            grids: dict[str, Any] = {"anatomy": anatomy_grids(masks, shape), "zone_names": None,
+                                     "body": None, "lungs": None}
+            if masks is not None:
+                grids["body"] = grids["anatomy"]["body"]
+                grids["lungs"] = mask_to_grid(masks.lungs, shape)
+                grids["zone_names"] = zone_grid(masks, shape)
+            return grids
+
+        return self._grids.get(analysis, "grids", make)
 
     def frame(self, analysis: SampleAnalysis, state: ViewState) -> Frame:
         """The frame of ``state``; a ValueError saying why for a state whose rows cannot see the image
@@ -85,23 +85,23 @@ class FrameMaker:
         if reason is not None:
             raise ValueError(reason)
         spec = map_spec(state, record)
-        key = (id(record), spec)
-        hit = self._views.get(key)
-        if hit is not None:
-            self._views.move_to_end(key)
-            view, metrics = hit
-        else:
+
+        def make() -> tuple[MapView, dict[str, float]]:
             view = compute_view(record, spec)
             grids = self.mask_grids(analysis)
-            metrics = view_metrics(record, view, analysis.box_grid, analysis.pointing_cells, grids["anatomy"])
-            self._views[key] = (view, metrics)
-            while len(self._views) > self.size:
-                self._views.popitem(last=False)
+            return view, view_metrics(record, view, analysis.box_grid, analysis.pointing_cells, grids["anatomy"])
+
+        view, metrics = self._views.get(analysis, spec, make)
         return Frame(analysis=analysis, state=state, spec=spec, view=view, metrics=metrics)
 
-    def forget(self) -> None:
-        self._views.clear()
-        self._grids.clear()
+    def forget(self, analysis: SampleAnalysis | None = None) -> None:
+        """Let ``analysis`` go (every analysis with none named): the session dropped its record."""
+        self._views.forget(analysis)
+        self._grids.forget(analysis)
+
+    def held(self) -> int:
+        """How many analyses the caches keep alive."""
+        return len(self._views.held() | self._grids.held())
 
 
 def zone_grid(masks, shape: tuple[int, int]) -> np.ndarray:

@@ -1,9 +1,12 @@
 """The app's headless core: the samples, the model, and what has been run. No textual here.
 
 A ``Session`` is either *live* (a dataset CSV and a model: running a sample extracts its record) or a
-*tree* (an exported results tree: "running" a sample reads its record from disk, no model). Every
-blocking call here is made from a worker thread; the app only reads ``items`` and ``entries``. Model
-calls are serialised by one lock, so a single run and "run all" can be asked for together.
+*tree* (an exported results tree: "running" a sample reads its record from disk, no model). The blocking
+calls a worker thread makes (``analyse``, ``answer_many``, ``robustness_of``, ``methods_of``) only read
+the session and return what they made; the thread that owns the session (the app's UI thread) files it
+(``apply``, ``adopt``, ``keep_robustness``, ``add_methods``), so its state changes on one thread only.
+``run`` and ``run_many`` do both, for callers with no UI thread. Model calls are serialised by one lock, so
+a single run and "run all" can be asked for together.
 """
 
 from __future__ import annotations
@@ -19,83 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from medgemma_tui.analysis.heads import row_head_scores
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 from medgemma_tui.analysis.record_analysis import SampleAnalysis, analyse_record
 from medgemma_tui.analysis.result import SampleResult
+from medgemma_tui.app.entries import DONE, FAILED, NOT_RUN, QUEUED, RUNNING, Entry, Item, RowOutcome
 from medgemma_tui.config import Config
 from medgemma_tui.data.images import load_image
 from medgemma_tui.engine.record import AttentionRecord
+from medgemma_tui.errors import first_line
 from medgemma_tui.export.columns import cell_value
 from medgemma_tui.pipeline.batch import film_order, run_batch
 from medgemma_tui.pipeline.rows import RowSettings, answer_row
 from medgemma_tui.pipeline.shards import films_of
-
-NOT_RUN, QUEUED, RUNNING, DONE, FAILED = "not run", "queued", "running", "done", "failed"
-THUMBNAIL_SIDE = 128  # px: a summary's film, for the tiles of the variants and robustness screens
-
-
-def film_thumbnail(xray: np.ndarray | None, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
-    """The film as the model saw it, shrunk to at most ``side`` px a side: what a tile of a few dozen
-    terminal cells can show, at 1/49 of MedGemma's 896 px film's memory."""
-    if xray is None or max(xray.shape[:2]) <= side:
-        return xray
-    from PIL import Image
-
-    height, width = xray.shape[:2]
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(xray).resize(size, Image.Resampling.BOX))
-
-
-@dataclass(frozen=True)
-class Item:
-    """One row of the samples table, whatever the source."""
-
-    key: str
-    study: str
-    variant: int
-    strategy: str
-    question: str
-    truth: str  # ground truth as written ("" when unknown)
-    group: tuple[str, str]  # (image, baseline question): the hard-positive group
-    sample: Any = None  # data.schema.Sample in a live session
-    answer_label: str = ""  # known before the record is read (a tree's CSV row)
-    correct: bool | None = None
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What the table, the variants screen and the dataset charts need of a finished sample (a few KB)."""
-
-    answer_label: str
-    correct: bool | None
-    metrics: dict[str, float]
-    grid: np.ndarray  # the default map
-    xray: np.ndarray | None  # the film as the model saw it, as a thumbnail (film_thumbnail)
-    heads: dict[str, np.ndarray] | None = None  # per layer x head pointing and lift on the box (boxed rows)
-
-    @classmethod
-    def of(cls, analysis: SampleAnalysis) -> Summary:
-        heads = row_head_scores(analysis.record, analysis.view.spec.rows, analysis.box_grid, analysis.pointing_cells)
-        return cls(analysis.answer_label, analysis.correct, dict(analysis.metrics), analysis.grid,
-                   film_thumbnail(analysis.record.xray), heads)
-
-
-@dataclass
-class Entry:
-    status: str = NOT_RUN
-    analysis: SampleAnalysis | None = None  # dropped for all but the most recent samples (memory)
-    summary: Summary | None = None  # kept for every finished sample
-    error: str | None = None
-    seconds: float | None = None
-
-    @property
-    def record(self) -> AttentionRecord | None:
-        return None if self.analysis is None else self.analysis.record
-
-    def finish(self, analysis: SampleAnalysis) -> None:
-        self.analysis, self.summary, self.status, self.error = analysis, Summary.of(analysis), DONE, None
 
 
 @dataclass
@@ -117,6 +55,8 @@ class Session:
     _index: dict[str, Item] = field(default_factory=dict, repr=False)  # key -> item
     # film -> the one thumbnail its rows share
     _thumbnails: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
+    # told of each analysis the session lets go (``keep``), so caches of it can let it go too
+    on_drop: list[Callable[[SampleAnalysis], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         for item in self.items:
@@ -205,6 +145,14 @@ class Session:
             self._index = {item.key: item for item in self.items}
         return self._index[key]
 
+    def boxes(self, key: str) -> list:
+        """A sample's ground-truth boxes (x, y, w, h in its film's pixels): the dataset row's ``bbox`` in a
+        live session, the meta's ``bbox_boxes`` in a results tree; none when the sample has no box."""
+        item = self.item(key)
+        if item.sample is not None:
+            return [tuple(b) for b in (item.sample.bbox or ())]
+        return [tuple(b) for b in _load_meta(self.tree, key).get("bbox_boxes") or []] if self.is_tree else []
+
     def group_of(self, key: str) -> list[Item]:
         group = self.item(key).group
         return sorted((i for i in self.items if i.group == group), key=lambda i: (i.variant, i.key))
@@ -261,8 +209,43 @@ class Session:
             if old is None:
                 break
             self._recent.remove(old)
-            self.entries[old].analysis = None
+            self._let_go(old)
         return entry
+
+    def _let_go(self, key: str) -> None:
+        analysis, self.entries[key].analysis = self.entries[key].analysis, None
+        if analysis is not None:
+            for tell in self.on_drop:
+                tell(analysis)
+
+    def start(self, key: str) -> Entry:
+        entry = self.entries[key]
+        entry.status, entry.error = RUNNING, None
+        return entry
+
+    def fail(self, key: str, error: str) -> Entry:
+        entry = self.entries[key]
+        entry.status, entry.error = FAILED, error
+        return entry
+
+    def apply(self, outcome: RowOutcome) -> Entry:
+        """File a worker's outcome: the row finished (its record kept under ``keep``) or failed."""
+        if outcome.analysis is not None:
+            entry = self.finish(outcome.key, outcome.analysis)
+        else:
+            entry = self.fail(outcome.key, outcome.error or "failed")
+        entry.seconds = outcome.seconds
+        return entry
+
+    def queue(self, keys: list[str]) -> None:
+        for key in keys:
+            self.entries[key].status = QUEUED
+
+    def unqueue(self, keys: list[str]) -> None:
+        """Rows a run did not reach (cancelled, or it failed) go back to "not run"."""
+        for key in keys:
+            if self.entries[key].status in (QUEUED, RUNNING):
+                self.entries[key].status = NOT_RUN
 
     def touch(self, key: str) -> None:
         """A sample was shown: it becomes the most recent."""
@@ -271,43 +254,45 @@ class Session:
             self._recent.append(key)
 
     # ---- blocking work (worker threads only) ------------------------------------------------------
-    def load_model(self) -> str:
-        """Load the model; returns one line saying what was loaded."""
+    def load_model(self) -> tuple[Any, str]:
+        """Load the model, to be kept with ``adopt``; returns it and one line saying what was loaded. If it
+        does not load, the runs waiting for it go on (and fail clearly)."""
         from medgemma_tui.engine.loading import load_for_capture
 
         if not self.needs_model or self.loaded is not None:
-            return ""
+            return self.loaded, ""
         source = None if self.model_source in (None, "demo") else self.model_source
         model = self.config.model
         start = time.perf_counter()
         try:
-            with self._model_lock:
-                self.loaded = load_for_capture(source, device=model.device, dtype=model.dtype,
-                                               revision=model.revision, adapter=model.adapter)
-        finally:
-            self._model_ready.set()  # a run waiting for the model goes on (and fails clearly if it did not load)
-        info = self.loaded.info
-        return (f"{info.name_or_path} on {info.device} ({info.dtype}): {info.num_layers} layers, "
-                f"{info.num_heads} heads, loaded in {time.perf_counter() - start:.1f}s")
+            loaded = load_for_capture(source, device=model.device, dtype=model.dtype, revision=model.revision,
+                                      adapter=model.adapter)
+        except BaseException:
+            self._model_ready.set()
+            raise
+        info = loaded.info
+        return loaded, (f"{info.name_or_path} on {info.device} ({info.dtype}): {info.num_layers} layers, "
+                        f"{info.num_heads} heads, loaded in {time.perf_counter() - start:.1f}s")
+
+    def adopt(self, loaded: Any) -> None:
+        """Keep the loaded model (``load_model``); the runs waiting for it go on."""
+        self.loaded = loaded
+        self._model_ready.set()
 
     def run(self, key: str) -> Entry:
-        """Extract (live) or read (tree) one sample and analyse it. Raises on failure, entry marked failed."""
-        entry = self.entries[key]
-        entry.status, entry.error = RUNNING, None
+        """``analyse`` one sample and file it. Raises on failure, entry marked failed."""
+        self.start(key)
         start = time.perf_counter()
         try:
-            analysis = self._run_tree(key) if self.is_tree else self._run_live(key)
+            analysis = self.analyse(key)
         except BaseException as exc:
-            entry.status, entry.error = FAILED, str(exc).strip().splitlines()[0] if str(exc).strip() else type(
-                exc
-            ).__name__
+            self.fail(key, first_line(exc))
             raise
-        self.finish(key, analysis)
-        entry.seconds = time.perf_counter() - start
-        return entry
+        return self.apply(RowOutcome(key, analysis, seconds=time.perf_counter() - start))
 
-    def _run_live(self, key: str) -> SampleAnalysis:
-        return self._answer(self.item(key).sample).analysis
+    def analyse(self, key: str) -> SampleAnalysis:
+        """Extract (live) or read (tree) one sample and analyse it; the session is not changed."""
+        return self._run_tree(key) if self.is_tree else self._answer(self.item(key).sample).analysis
 
     def _answer(self, sample) -> SampleResult:
         """One row through the pipeline, under the model lock."""
@@ -330,7 +315,18 @@ class Session:
         return self.tree.with_stored_values(key, analysis)  # the tree's values where its CSV has them (README)
 
     def run_robustness(self, key: str, config: Config | None = None) -> dict:
-        """The robustness study of one live sample, as ``medtui eval --robustness`` makes it; kept per key.
+        """``robustness_of`` one live sample, kept per key (``keep_robustness``)."""
+        study, films = self.robustness_of(key, config)
+        self.keep_robustness(key, study, films)
+        return study
+
+    def keep_robustness(self, key: str, study: dict, films: list) -> None:
+        self.robustness_films[key] = films
+        self.robustness[key] = study
+
+    def robustness_of(self, key: str, config: Config | None = None) -> tuple[dict, list]:
+        """The robustness study of one live sample, as ``medtui eval --robustness`` makes it, and the
+        perturbed films as the model saw them; the session is not changed.
 
         ``config`` (default: the session's) gives the perturbations (``[robustness]``); the perturbed
         films are answered with the session's decoding and terms, like the sample itself. The sample's
@@ -357,14 +353,27 @@ class Session:
             films: list[np.ndarray | None] = []
             study = robustness_study(self.loaded, result.film, result, config,
                                      on_record=lambda perturbation, record: films.append(record.xray))
-        self.robustness_films[key] = films
-        self.robustness[key] = study
-        return study
+        return study, films
 
     def run_methods(self, key: str, names: tuple[str, ...]) -> dict:
-        """The attribution methods ``names`` of one finished live row, as ``medtui eval --methods`` computes
-        them: their maps join the row's record (so ``v`` and the methods screen show them) and their grid
-        metrics and seconds go to the row's ``extras["methods"]``. Holds the model lock throughout."""
+        """``methods_of`` one finished live row, filed (``add_methods``)."""
+        analysis = self.methods_of(key, names)
+        self.add_methods(key, analysis)
+        return analysis.extras["methods"]
+
+    def add_methods(self, key: str, analysis: SampleAnalysis) -> None:
+        """The row's analysis with its methods (``methods_of``) in place of the one without."""
+        entry = self.entries[key]
+        old, entry.analysis = entry.analysis, analysis
+        if old is not None and old is not analysis:
+            for tell in self.on_drop:
+                tell(old)
+
+    def methods_of(self, key: str, names: tuple[str, ...]) -> SampleAnalysis:
+        """The row's analysis with the attribution methods ``names``, as ``medtui eval --methods`` computes
+        them: their maps join a copy of the row's record (so ``v`` and the methods screen show them once
+        filed) and their grid metrics and seconds its ``extras["methods"]``; the session is not changed.
+        Holds the model lock throughout."""
         from medgemma_tui.pipeline.studies.methods import methods_study
 
         item = self.item(key)
@@ -373,11 +382,14 @@ class Session:
         entry = self.entries[key]
         if entry.status != DONE or entry.analysis is None:
             raise RuntimeError(f"{key} has no answer in memory: run it first (enter)")
-        result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis)
+        shown = entry.analysis
+        record = replace(shown.record, maps=dict(shown.record.maps), timings_s=dict(shown.record.timings_s),
+                         extra=dict(shown.record.extra))
+        analysis = replace(shown, record=record, extras=dict(shown.extras))
+        result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=analysis)
         with self._model_lock:
-            study = methods_study(self.loaded, result, self.config, names)
-        entry.analysis.extras["methods"] = study
-        return study
+            analysis.extras["methods"] = methods_study(self.loaded, result, self.config, names)
+        return analysis
 
     def run_many(
         self,
@@ -385,82 +397,90 @@ class Session:
         cancelled: Callable[[], bool],
         report: Callable[[int, int, str, Entry | None], None],
     ) -> tuple[int, int]:
-        """Run ``keys`` until cancelled, through the pipeline's batch runner (the one ``eval`` uses);
-        ``report(done, total, key, entry)`` before and after each. One sample failing does not stop the
-        others. Returns (finished, failed).
+        """``answer_many`` with each outcome filed as it comes; ``report(done, total, key, entry)`` before
+        and after each row (entry None before). Returns (finished, failed)."""
+        self.queue(keys)
+
+        def started(index: int, total: int, key: str) -> None:
+            self.start(key)
+            report(index, total, key, None)
+
+        def finished(index: int, total: int, outcome: RowOutcome) -> None:
+            report(index, total, outcome.key, self.apply(outcome))
+
+        try:
+            return self.answer_many(keys, cancelled, started, finished)
+        finally:
+            self.unqueue(keys)
+
+    def answer_many(
+        self,
+        keys: list[str],
+        cancelled: Callable[[], bool],
+        started: Callable[[int, int, str], None],
+        finished: Callable[[int, int, RowOutcome], None],
+    ) -> tuple[int, int]:
+        """Answer ``keys`` until cancelled, through the pipeline's batch runner (the one ``eval`` uses),
+        telling ``started(index, total, key)`` before a row and ``finished(index, total, outcome)`` after;
+        the session is not changed. One sample failing does not stop the others. Returns (finished, failed).
 
         Live, rows go film by film (``batch.film_order``) through the runner's own per-film path, as in
         ``eval``: each film read once, its vision pass and masks computed once, ``[decoding] batch_size``
         rows to a generate. The model lock is held for one film at a time, so a single run asked for
         meanwhile waits for one film at most. A tree's rows are read from disk one by one."""
-        for key in keys:
-            self.entries[key].status = QUEUED
-        try:
-            if self.is_tree or not self.needs_model:
-                return self._read_many(keys, cancelled, report)
-            return self._answer_many(keys, cancelled, report)
-        finally:
-            for key in keys:
-                if self.entries[key].status in (QUEUED, RUNNING):
-                    self.entries[key].status = NOT_RUN
+        if self.is_tree or not self.needs_model:
+            return self._read_many(keys, cancelled, started, finished)
+        return self._answer_many(keys, cancelled, started, finished)
 
-    def _read_many(self, keys, cancelled, report) -> tuple[int, int]:
+    def _read_many(self, keys, cancelled, started, finished) -> tuple[int, int]:
         position = {key: i for i, key in enumerate(keys)}
-        session = self
+        total, session = len(keys), self
 
-        def run_one(loaded, item: Item, settings) -> Item:
-            report(position[item.key], len(keys), item.key, None)
-            session.run(item.key)
-            return item
+        def read_one(loaded, item: Item, settings) -> RowOutcome:
+            started(position[item.key], total, item.key)
+            start = time.perf_counter()
+            return RowOutcome(item.key, session.analyse(item.key), seconds=time.perf_counter() - start)
 
-        class Reporter:  # the batch runner's sink: the entries are already up to date; tell the screen
-            def finished(self, item: Item) -> None:
-                report(position[item.key] + 1, len(keys), item.key, session.entries[item.key])
+        class Outcomes:  # the batch runner's sink: each outcome handed on
+            def finished(self, outcome: RowOutcome) -> None:
+                finished(position[outcome.key] + 1, total, outcome)
 
             def failed(self, item: Item, error: str) -> None:
-                report(position[item.key] + 1, len(keys), item.key, session.entries[item.key])
+                finished(position[item.key] + 1, total, RowOutcome(item.key, error=error))
 
-        counts = run_batch(self.loaded, [self.item(k) for k in keys], self.settings, Reporter(),
-                           should_stop=cancelled, answer=run_one)
+        counts = run_batch(self.loaded, [self.item(k) for k in keys], self.settings, Outcomes(),
+                           should_stop=cancelled, answer=read_one)
         return counts.done, counts.failed
 
-    def _answer_many(self, keys, cancelled, report) -> tuple[int, int]:
+    def _answer_many(self, keys, cancelled, started, finished) -> tuple[int, int]:
         if self.loaded is None:
             self._model_ready.wait()
         if self.loaded is None:
             raise RuntimeError("the model did not load")
-        items = {item.key: item for item in self.items}
-        samples = film_order([items[k].sample for k in keys])
+        samples = film_order([self.item(k).sample for k in keys])
         total, settings = len(samples), self.settings
         state = {"index": 0, "done": 0, "failed": 0}
-        session = self
+        made: dict[str, RowOutcome] = {}  # a row's outcome waits for its seconds (the runner's progress)
 
-        class Entries:  # the batch runner's sink: each row into its entry, then the screen told
+        class Outcomes:  # the batch runner's sink
             def finished(self, result: SampleResult) -> None:
-                key = result.sample.key
-                self._told(key, session.finish(key, result.analysis))
+                made[result.sample.key] = RowOutcome(result.sample.key, result.analysis)
 
             def failed(self, sample, error: str) -> None:
-                entry = session.entries[sample.key]
-                entry.status, entry.error = FAILED, error
-                self._told(sample.key, entry)
-
-            def _told(self, key: str, entry: Entry) -> None:
-                state["index"] += 1
-                report(state["index"], total, key, entry)
+                made[sample.key] = RowOutcome(sample.key, error=error)
 
         def timed(p) -> None:
-            if p.event == "sample" and p.key is not None:
-                self.entries[p.key].seconds = p.sample_s
+            if p.event == "sample" and p.key in made:
+                state["index"] += 1
+                finished(state["index"], total, replace(made.pop(p.key), seconds=p.sample_s))
 
         for film in films_of(samples).values():
             if cancelled():
                 break
             for sample in film:
-                self.entries[sample.key].status = RUNNING
-            report(state["index"], total, film[0].key, None)
+                started(state["index"], total, sample.key)
             with self._model_lock:
-                counts = run_batch(self.loaded, film, settings, Entries(), should_stop=cancelled, progress=timed)
+                counts = run_batch(self.loaded, film, settings, Outcomes(), should_stop=cancelled, progress=timed)
             state["done"] += counts.done
             state["failed"] += counts.failed
             if counts.interrupted:
@@ -522,9 +542,9 @@ def export_keys(session: Session, keys: list[str], out_dir: Path, cancelled: Cal
         entry, item = session.entries[key], session.item(key)
         if item.sample is None or entry.status != DONE:
             continue
-        if entry.analysis is None:  # its record was dropped to save memory: answer it again
-            entry = session.run(key)
-        results.append(SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=entry.analysis))
+        # a record dropped to save memory is answered again, for this export only
+        analysis = entry.analysis if entry.analysis is not None else session.analyse(key)
+        results.append(SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=analysis))
     tree = ResultsTree(out_dir)
     run_info = {"command": "medtui (app export)", "dataset": {"csv": session.source, "rows": len(session.items)}}
     with tree.locked():

@@ -41,6 +41,19 @@ def load_themes(folder: Path | None = None) -> dict[str, Theme]:
     return themes
 
 
+def use_themes(app, wanted: str) -> str | None:
+    """Register every theme with ``app`` and show ``wanted``; an unknown name keeps the default and
+    returns the line saying so."""
+    for theme in load_themes().values():
+        app.register_theme(theme)
+    try:
+        app.theme = wanted
+    except Exception:  # an unknown theme name
+        app.theme = DEFAULT_THEME
+        return f"unknown theme {wanted!r}; using {DEFAULT_THEME}"
+    return None
+
+
 def hex_to_rgb(value: str | None, default: tuple[int, int, int] = (0, 0, 0)) -> tuple[int, int, int]:
     if not value or not value.startswith("#") or len(value) != 7:
         return default

@@ -25,6 +25,20 @@ class AskScreen(ModalScreen[str | None]):
         super().__init__(**kwargs)
         self.film = film
 
+    @classmethod
+    def open(cls, app) -> None:
+        """``k``: a question of the user's own about the film on screen: a new row, answered, then shown."""
+        item = app.current_item()
+        if item is None or item.sample is None:
+            app.notify("asking needs a live session (medtui tui) and a film on screen", timeout=4)
+            return
+
+        def chosen(question: str | None) -> None:
+            if question:
+                app.run_new_row(app.session.ask(item.key, question))
+
+        app.push_screen(cls(item.sample.image.name), chosen)
+
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"A question about {self.film} (enter asks, esc closes):")

@@ -13,12 +13,13 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import js_divergence, pearson, top_iou
-from medgemma_tui.app.bindings import COMPARE_BINDINGS
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.screens.variants import js_text
 from medgemma_tui.app.session import DONE, Session
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -53,7 +54,11 @@ def comparison(session: Session, a: str, b: str) -> dict[str, float]:
 
 
 class CompareScreen(Screen):
-    BINDINGS = COMPARE_BINDINGS
+    BINDINGS = [
+        back_key("compare_close"),
+        Binding("n", "other(1)", "Next prompt B", tooltip="The next other prompt about this film", id="compare_next"),
+        Binding("p", "other(-1)", "Previous prompt B", id="compare_prev", show=False),
+    ]
 
     def __init__(self, key: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -68,6 +73,14 @@ class CompareScreen(Screen):
     def other(self) -> str | None:
         others = self.others
         return others[self.index % len(others)] if others else None
+
+    @classmethod
+    def open(cls, app) -> None:
+        """``C``: the row's prompt and another about the same film."""
+        if app.current_key is None or app.session.entries[app.current_key].summary is None:
+            app.notify("No finished sample is shown yet.", timeout=2)
+            return
+        app.push_screen(cls(app.current_key))
 
     def compose(self) -> ComposeResult:
         yield Static("", id="compare-title")

@@ -7,6 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from medgemma_tui.app import jobs
 from medgemma_tui.app.bindings import CLOSE_BINDINGS
 
 
@@ -24,6 +25,25 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     def __init__(self, default_dir: str, finished: int, has_current: bool, **kwargs) -> None:
         super().__init__(**kwargs)
         self.default_dir, self.finished, self.has_current = default_dir, finished, has_current
+
+    @classmethod
+    def open(cls, app) -> None:
+        """``e``: this sample or every finished one into a results tree, in a worker."""
+        session = app.session
+        if session.is_tree:
+            app.notify(f"These samples already live in the results tree {session.source}.", timeout=4)
+            return
+
+        def chosen(result: tuple[str, str] | None) -> None:
+            if result is None:
+                return
+            scope, out_dir = result
+            app.export_dir = out_dir
+            keys = [app.current_key] if scope == "current" and app.current_key else session.done()
+            app.start_row_job(jobs.EXPORT, jobs.export, f"export 0/{len(keys)}", keys=keys,
+                              out_dir=out_dir)
+
+        app.push_screen(cls(app.export_dir, len(session.done()), app.current_analysis() is not None), chosen)
 
     def compose(self) -> ComposeResult:
         with Vertical():

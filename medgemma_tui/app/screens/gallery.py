@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.heads import head_metrics
 from medgemma_tui.analysis.views import head_summaries, normalise
-from medgemma_tui.app.bindings import GALLERY_BINDINGS
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import token_text
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
@@ -129,7 +130,14 @@ def head_tiles(frame: Frame, sort: int, heads: DatasetHeads | None = None) -> li
 
 
 class GalleryScreen(Screen):
-    BINDINGS = GALLERY_BINDINGS
+    BINDINGS = [
+        back_key("gallery_close"),
+        Binding("s", "sort", "Sort", id="gallery_sort"),
+        Binding("d", "dataset_sort", "Dataset/row",
+                tooltip="Sort by how the heads localise over the dataset (the tree's analysis/heads.csv, or the boxed "
+                        "rows run here), or back to this row's box", id="gallery_dataset"),
+        Binding("enter", "choose", "Show head", id="gallery_choose"),
+    ]
 
     def __init__(self, frame: Frame, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -147,6 +155,14 @@ class GalleryScreen(Screen):
             self._heads = dataset_heads(getattr(self.app, "session", None), (record.num_layers, record.num_heads))
             self._heads_read = True
         return self._heads
+
+    @classmethod
+    def open(cls, app) -> None:
+        """``G``: every layer x head of the row shown; enter shows the chosen head in the inspector."""
+        frame = app.current_frame(say=True)
+        if frame is not None:
+            app.push_screen(cls(frame), lambda chosen: chosen is not None and app.set_state(
+                app.state.with_(layer=chosen[0], head_mode="head", head=chosen[1])))
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gallery-title")

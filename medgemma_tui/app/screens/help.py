@@ -9,33 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from medgemma_tui.app.bindings import (
-    APP_BINDINGS,
-    CLOSE_BINDINGS,
-    COMPARE_BINDINGS,
-    CURSOR_BINDINGS,
-    FILTER_BINDINGS,
-    GALLERY_BINDINGS,
-    HELP_BINDINGS,
-    INSPECT_BINDINGS,
-    METHODS_BINDINGS,
-    ROBUSTNESS_BINDINGS,
-    TILE_BINDINGS,
-    VARIANT_BINDINGS,
-)
-
-SECTIONS = (
-    ("Everywhere", APP_BINDINGS),
-    ("Inspector", INSPECT_BINDINGS),
-    ("Samples filter", FILTER_BINDINGS),
-    ("Picture (when focused)", CURSOR_BINDINGS),
-    ("Head gallery", GALLERY_BINDINGS + TILE_BINDINGS),
-    ("Methods side by side", METHODS_BINDINGS),
-    ("Variants", VARIANT_BINDINGS),
-    ("Compare prompts", COMPARE_BINDINGS),
-    ("Robustness", ROBUSTNESS_BINDINGS),
-    ("Other screens", CLOSE_BINDINGS + HELP_BINDINGS),
-)
+from medgemma_tui.app.bindings import CLOSE_BINDINGS, HELP_BINDINGS
+from medgemma_tui.app.keymap import sections
 
 # one line per note: the screen wraps each at its own width (a break inside a note left ragged lines)
 NOTES = (
@@ -61,7 +36,7 @@ def bindings_table(keymap: dict[str, str]) -> Table:
     table.add_column("key", no_wrap=True)
     table.add_column("does")
     table.add_column(Text("id (for [app.keys])"), style="dim", no_wrap=True)
-    for title, bindings in SECTIONS:
+    for title, bindings in sections():
         table.add_row(Text(title, style="bold underline"), "", "")
         for binding in bindings:
             key = keymap.get(binding.id, binding.key)
@@ -70,7 +45,7 @@ def bindings_table(keymap: dict[str, str]) -> Table:
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = CLOSE_BINDINGS + HELP_BINDINGS
+    BINDINGS = [*CLOSE_BINDINGS, *HELP_BINDINGS]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 90%; height: 90%; border: round $primary; background: $surface;
@@ -82,6 +57,11 @@ class HelpScreen(ModalScreen):
             yield Static(Text("medtui keys", style="bold"))
             yield Static(Text(NOTES, style="dim"))
             yield Static(bindings_table(self.app.key_overrides))
+
+    @classmethod
+    def open(cls, app) -> None:
+        if not isinstance(app.screen, cls):
+            app.push_screen(cls())
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
 from medgemma_tui.app import state as st
-from medgemma_tui.app.bindings import INSPECT_BINDINGS
+from medgemma_tui.app.screens.ask import AskScreen
+from medgemma_tui.app.screens.compare import CompareScreen
+from medgemma_tui.app.screens.export import ExportScreen
+from medgemma_tui.app.screens.gallery import GalleryScreen
+from medgemma_tui.app.screens.methods import MethodsScreen
+from medgemma_tui.app.screens.robustness import RobustnessScreen
+from medgemma_tui.app.screens.variants import VariantsScreen
 from medgemma_tui.app.widgets.charts import ChartsPanel
 from medgemma_tui.app.widgets.metrics import MetricsPanel
 from medgemma_tui.app.widgets.samples import SamplesPanel
 from medgemma_tui.app.widgets.tokens import TokenBar
 from medgemma_tui.app.widgets.xray import CellInfo, ColorBar, SharpXrayView, XrayView
+from medgemma_tui.colormaps import available as available_colormaps
+from medgemma_tui.registry import ATTRIBUTION, METHODS
 
+# the attribution methods' labels as the tooltips write them (``registry.METHODS``): "occlusion, RISE, IG"
+ATTRIBUTION_LABELS = ", ".join(spec.label for spec in METHODS.values() if spec.kind == ATTRIBUTION)
 CHART_DELAY_S = 0.08  # charts follow the picture once the keys pause
 
 
@@ -23,7 +34,55 @@ WIDE_FOOTER = 140  # columns from which the footer also shows "^p Commands" besi
 
 
 class InspectScreen(Screen):
-    BINDINGS = INSPECT_BINDINGS
+    BINDINGS = [
+        Binding("right_square_bracket", "layer(1)", "Layer+",
+                tooltip="Next layer (all -> 0 -> 1 ... -> last -> all)", id="layer_next"),
+        Binding("left_square_bracket", "layer(-1)", "Layer-", tooltip="Previous layer", id="layer_prev", show=False),
+        Binding("a", "all_layers", "All layers", tooltip="Back to all layers", id="layer_all", show=False),
+        Binding("full_stop", "head(1)", "Head+", tooltip="Next head or GQA group (from the mean: head 0)",
+                id="head_next"),
+        Binding("comma", "head(-1)", "Head-", tooltip="Previous head or group", id="head_prev", show=False),
+        Binding("g", "head_mode", "Head mode", tooltip="Cycle head mean / GQA group / single head", id="head_mode",
+                show=False),
+        Binding("n", "token(1)", "Token+",
+                tooltip="Next query token that can see the image (with the question before the image: the answer rows)",
+                id="token_next"),
+        Binding("p", "token(-1)", "Token-", tooltip="Previous query token", id="token_prev", show=False),
+        Binding("v", "view", "View",
+                tooltip="Cycle the map view (answer, gated, layer-weighted, rollout; question if its tokens see the "
+                        f"image; {ATTRIBUTION_LABELS} and top heads where a run computed them)",
+                id="view"),
+        Binding("o", "overlay", "Overlay",
+                tooltip="Cycle heatmap over the film / heatmap alone / film alone", id="overlay", show=False),
+        Binding("z", "scale", "Scale", tooltip="Colours over 0..max or over the map's own min..max", id="scale",
+                show=False),
+        Binding("m", "masks", "Masks", tooltip="Body and lung outlines, and the ground-truth box", id="masks",
+                show=False),
+        Binding("c", "colormap", "Colormap", tooltip="Next heatmap colormap", id="colormap", show=False),
+        Binding("plus", "alpha(0.1)", "Alpha+", id="alpha_up", show=False),
+        Binding("minus", "alpha(-0.1)", "Alpha-", id="alpha_down", show=False),
+        Binding("s", "samples", "Samples", tooltip="Show or hide the samples table", id="samples", show=False),
+        Binding("slash", "filter", "Filter samples", id="filter", show=False),
+        Binding("G", "gallery", "Heads", tooltip="Head gallery: every layer x head", id="gallery"),
+        Binding("M", "methods", "Methods",
+                tooltip=f"Every map view side by side (attention, gradients, {ATTRIBUTION_LABELS}, top heads) with "
+                        "its pointing and lift on this row", id="methods", show=False),
+        Binding("V", "variants", "Variants", tooltip="The hard-positive group side by side", id="variants"),
+        Binding("R", "robustness", "Robustness",
+                tooltip="Perturbed films and their maps against the original (from eval, or run here)", id="robustness",
+                show=False),
+        Binding("e", "export", "Export",
+                tooltip="Export this sample or every finished one to a results tree", id="export", show=False),
+        Binding("x", "run_all", "Run all", tooltip="Run every sample that has not run", id="run_all"),
+        Binding("C", "compare", "Compare prompts",
+                tooltip="This row's prompt and another about the same film: both maps, their difference and JS",
+                id="compare", show=False),
+        Binding("k", "ask", "Ask",
+                tooltip="Ask a question of your own about the film on screen (a new row, live sessions)",
+                id="ask", show=False),
+        Binding("escape", "cancel", "Cancel job", tooltip="Cancel the running job after the current sample",
+                id="cancel"),
+    ]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -50,7 +109,7 @@ class InspectScreen(Screen):
 
     def on_mount(self) -> None:
         self.redraw()
-        self.show_job(self.app.job_line())
+        self.show_job(self.app.jobs.line())
         self.call_after_refresh(self.focus_start)
 
     def focus_start(self) -> None:
@@ -151,7 +210,7 @@ class InspectScreen(Screen):
         self.app.set_state(st.toggle_masks(self.app.state))
 
     def action_colormap(self) -> None:
-        self.app.cycle_colormap()
+        self.app.set_state(st.cycle_colormap(self.app.state, list(available_colormaps())), charts=False)
 
     def action_alpha(self, delta: float) -> None:
         self.app.set_state(st.change_alpha(self.app.state, delta))
@@ -194,28 +253,28 @@ class InspectScreen(Screen):
         self.query_one("#filter").focus()
 
     def action_gallery(self) -> None:
-        self.app.open_gallery()
+        GalleryScreen.open(self.app)
 
     def action_methods(self) -> None:
-        self.app.open_methods()
+        MethodsScreen.open(self.app)
 
     def action_variants(self) -> None:
-        self.app.open_variants()
+        VariantsScreen.open(self.app)
 
     def action_robustness(self) -> None:
-        self.app.open_robustness()
+        RobustnessScreen.open(self.app)
 
     def action_export(self) -> None:
-        self.app.open_export()
+        ExportScreen.open(self.app)
 
     def action_run_all(self) -> None:
         self.app.run_all()
 
     def action_ask(self) -> None:
-        self.app.open_ask()
+        AskScreen.open(self.app)
 
     def action_compare(self) -> None:
-        self.app.open_compare()
+        CompareScreen.open(self.app)
 
     def action_cancel(self) -> None:
         self.app.cancel_jobs()

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import VIEWS, compute_view
-from medgemma_tui.app.bindings import METHODS_BINDINGS
+from medgemma_tui.app import jobs
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.frame import Frame
 from medgemma_tui.app.state import available_views
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
+from medgemma_tui.config import Config
+from medgemma_tui.registry import chosen_method_names
 
 
 def method_tiles(frame: Frame) -> list[Tile]:
@@ -35,12 +39,27 @@ def method_tiles(frame: Frame) -> list[Tile]:
 
 
 class MethodsScreen(Screen):
-    BINDINGS = METHODS_BINDINGS
+    BINDINGS = [
+        back_key("methods_close"),
+        Binding("enter", "choose", "Show view", id="methods_choose"),
+        Binding("r", "run_methods", "Compute methods",
+                tooltip="Compute the attribution methods of [methods] names (all of them when none is named) for "
+                        "this row with the loaded model (live sessions)", id="methods_run"),
+    ]
 
     def __init__(self, frame: Frame, can_run: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.frame = frame
         self.can_run = can_run  # a live session with a model: ``r`` computes the methods for this row
+
+    @classmethod
+    def open(cls, app) -> None:
+        """``M``: every map view of the row shown; enter shows the chosen view in the inspector."""
+        frame = app.current_frame(say=True)
+        if frame is not None:
+            live = app.session.needs_model and not app.session.is_tree
+            app.push_screen(cls(frame, can_run=live),
+                            lambda view: view is not None and app.set_state(app.state.with_(view=view)))
 
     def compose(self) -> ComposeResult:
         yield Static("", id="methods-title")
@@ -68,7 +87,18 @@ class MethodsScreen(Screen):
         return True
 
     def action_run_methods(self) -> None:
-        self.app.run_methods()
+        """Compute the attribution methods of the row shown, in a worker (they hold the model)."""
+        app, key = self.app, self.app.current_key
+        if key is None:
+            return
+        if jobs.running(app, jobs.METHODS.group):
+            self.notify("The methods of a row are being computed; one row at a time.", timeout=3)
+            return
+        config = app.config if app.config is not None else Config()
+        names = tuple(config.methods.names or chosen_method_names())
+        app.set_job(f"methods of {key}…")
+        self.notify(f"Computing {', '.join(names)} for {key}…", timeout=4)
+        jobs.start(app, jobs.METHODS, jobs.methods, key=key, names=names)
 
     def action_choose(self) -> None:
         grid = self.query_one(TileGrid)

@@ -3,7 +3,7 @@
 The study (perturbing the film, asking again, comparing the maps) is ``studies.robustness_study``, the
 core of ``medtui eval --robustness``. A results tree's study is read from ``robustness/{key}.json``;
 in a live session (a model loaded) the screen offers to run the same study for the sample on screen
-(``r``: a worker calls ``Session.run_robustness``, which keeps the result in memory per sample).
+(``r``: a worker makes it with ``Session.robustness_of`` and the app keeps it in memory per sample).
 With nothing to show the screen says so, rather than inventing anything.
 
 Tiles: the original film with its map, then each perturbation's film with its own map. A study run in
@@ -25,12 +25,16 @@ from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from medgemma_tui.app.bindings import ROBUSTNESS_BINDINGS
+from medgemma_tui.analysis.perturbations import from_config
+from medgemma_tui.app import jobs
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
+from medgemma_tui.config import Config
 from medgemma_tui.pipeline.studies.robustness import perturbation_of, perturbed_films
 
 TILE_SIDE = 20  # pixels: a tile is 20 columns by 10 rows of picture, plus its caption
@@ -73,7 +77,12 @@ def read_study(path: Path) -> tuple[dict | None, object | None]:
 
 
 class RobustnessScreen(Screen):
-    BINDINGS = ROBUSTNESS_BINDINGS
+    BINDINGS = [
+        back_key("robustness_close"),
+        Binding("r", "run_study", "Run the study",
+                tooltip="Run the robustness study of this sample with the loaded model (live sessions)",
+                id="robustness_run"),
+    ]
     DEFAULT_CSS = """
     RobustnessScreen #robustness-maps { height: 13; }
     RobustnessScreen #robustness-details { height: 1fr; }
@@ -134,6 +143,20 @@ class RobustnessScreen(Screen):
         return study_view(study) if study is not None else instead
 
     # ---- screen -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, app) -> None:
+        """``R``: the row's perturbed films against the original (from eval, run here, or offered)."""
+        session, key = app.session, app.current_key
+        root = Path(session.source) if session.is_tree else None
+        summary = session.entries[key].summary if key is not None else None
+        analysis = app.current_analysis()
+        # the perturbations re-applied to the film as the model saw it (a blur's radius is in its pixels), not
+        # to the summary's thumbnail, where the record is at hand
+        film = analysis.record.xray if analysis is not None else None if summary is None else summary.xray
+        live = session.needs_model and not session.is_tree
+        app.push_screen(cls(key, root, film=film, kept=session.robustness, films=session.robustness_films,
+                            can_run=live))
+
     def compose(self) -> ComposeResult:
         yield Static(Text("Robustness", style="bold"), id="robustness-title")
         yield TileGrid(side=TILE_SIDE, id="robustness-maps")
@@ -204,8 +227,19 @@ class RobustnessScreen(Screen):
         if self.running():
             self.notify("The robustness study of this sample is running.", timeout=2)
             return
+        app, key = self.app, self.key
+        busy = app.robustness_job()
+        if busy is not None:  # one at a time: each holds the model
+            self.notify(f"The robustness study of {busy} is running; one at a time.", timeout=3)
+            return
+        config = app.config if app.config is not None else Config()
+        count = len(from_config(config.robustness))
         self._started = time.perf_counter()
-        self.app.run_robustness(self.key)
+        app.jobs.robustness = key
+        app.set_job(f"robustness study of {key}…")
+        self.notify(f"Running the robustness study of {key}: {count} perturbed films, each answered again…",
+                    timeout=4)
+        jobs.start(app, jobs.ROBUSTNESS, jobs.robustness, key=key, config=config)
         self.show()
 
     def action_close(self) -> None:

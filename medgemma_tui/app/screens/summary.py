@@ -4,6 +4,7 @@ or computed now from the samples a live session has run (the same ``export.summa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from medgemma_tui.app import jobs
 from medgemma_tui.app.bindings import CLOSE_BINDINGS
 from medgemma_tui.app.session import DONE, FAILED, Session
 from medgemma_tui.app.widgets.metrics import DatasetSummaryPanel
@@ -40,17 +42,28 @@ def session_rows(session: Session):
     return frame
 
 
-def session_summary(session: Session) -> dict[str, Any] | None:
-    """summary.json's numbers for what the session shows: the tree's own file, or the samples run here."""
+def summary_maker(session: Session) -> Callable[[], dict[str, Any] | None]:
+    """What makes summary.json's numbers for what the session shows, taken now on the thread that owns the
+    session (the rows run so far and their grids, or the tree's own file); call it on any thread (the
+    bootstrap takes a second or two)."""
     if session.is_tree:
-        return session.tree.summary()
+        return session.tree.summary
     rows = session_rows(session)
     if rows.empty:
-        return None
-    from medgemma_tui.export.summary import summarise
-
+        return lambda: None
     grids = {key: entry.summary.grid for key, entry in session.entries.items() if entry.summary is not None}
-    return summarise(rows, lambda key: np.asarray(grids[key]))
+
+    def make() -> dict[str, Any]:
+        from medgemma_tui.export.summary import summarise
+
+        return summarise(rows, lambda key: np.asarray(grids[key]))
+
+    return make
+
+
+def session_summary(session: Session) -> dict[str, Any] | None:
+    """summary.json's numbers for what the session shows: the tree's own file, or the samples run here."""
+    return summary_maker(session)()
 
 
 class SummaryScreen(Screen):
@@ -62,6 +75,12 @@ class SummaryScreen(Screen):
     def __init__(self, summary: dict[str, Any] | None, source: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.summary, self.source = summary, source
+
+    @classmethod
+    def open(cls, app) -> None:
+        """``D``: the dataset figures with their intervals (a tree's summary.json, or the samples run here)."""
+        if not isinstance(app.screen, cls):
+            jobs.start(app, jobs.SUMMARY, jobs.summary, make=summary_maker(app.session), source=app.session.source)
 
     def compose(self) -> ComposeResult:
         yield DatasetSummaryPanel(id="dataset-summary")

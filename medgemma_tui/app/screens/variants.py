@@ -18,12 +18,13 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from medgemma_tui.analysis.metrics import js_divergence
-from medgemma_tui.app.bindings import VARIANT_BINDINGS
+from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.session import DONE, Session
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
 
@@ -102,11 +103,23 @@ LARGE_TILE_ROWS = 40
 
 
 class VariantsScreen(Screen):
-    BINDINGS = VARIANT_BINDINGS
+    BINDINGS = [
+        back_key("variants_close"),
+        Binding("r", "run_group", "Run the group",
+                tooltip="Run the variants not run yet (on a results tree: read them)", id="variants_run"),
+    ]
 
     def __init__(self, key: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.key = key
+
+    @classmethod
+    def open(cls, app) -> None:
+        """``V``: the hard-positive group of the row shown, side by side."""
+        if app.current_key is None:
+            app.notify("No sample is shown yet.", timeout=2)
+            return
+        app.push_screen(cls(app.current_key))
 
     @property
     def keys(self) -> list[str]:
