@@ -149,11 +149,20 @@ def chosen_method_names() -> tuple[str, ...]:
 
 
 # ---- studies of a row -------------------------------------------------------------------------------
+# the built-in studies' names, spelled here once: each is the study's key in ``result.analysis.extras``,
+# its section of the tree's robustness/{key}.json and of analysis/summary.json, and the modules that read
+# a section read it by these
+ROBUSTNESS, ONE_PIXEL, FAITHFULNESS = "robustness", "one_pixel", "faithfulness"
+METHODS_STUDY, HEADS, SANITY = "methods", "heads", "sanity"
+
+
 @dataclass(frozen=True)
 class StudySpec:
     # its key in ``result.analysis.extras`` and its section of the tree's robustness/{key}.json
     name: str
-    build: Callable | str  # (config) -> pipeline.batch.Study, a callable (loaded, result) run per row
+    # (config) -> a callable (loaded, result) run per row that returns the study's JSON-ready dict (or None);
+    # ``pipeline.studies.make_studies`` files it under ``name``
+    build: Callable | str
     help: str = ""  # its flag's help in `medtui eval --help`
     flag: str | None = None  # the `medtui eval` option that asks for it ("--robustness"); None: the config only
     switch: str | Callable[[Any], bool] | None = None  # what turns it on in the config: a "section.key", or a test
@@ -179,22 +188,22 @@ class StudySpec:
 _STUDIES = "medgemma_tui.pipeline.studies"
 _FIGURES = "medgemma_tui.export.method_figures"
 STUDIES: Registry[StudySpec] = Registry("study", (
-    StudySpec("robustness", f"{_STUDIES}.robustness:robustness_eval_study",
+    StudySpec(ROBUSTNESS, f"{_STUDIES}.robustness:robustness_eval_study",
               "Also run the robustness study on each sample.", "--robustness", "robustness.enabled",
               summary="analysis/summary.json"),
-    StudySpec("one_pixel", f"{_STUDIES}.one_pixel:one_pixel_eval_study",
-              switch=lambda config: config.robustness.one_pixel > 0, within="robustness",
+    StudySpec(ONE_PIXEL, f"{_STUDIES}.one_pixel:one_pixel_eval_study",
+              switch=lambda config: config.robustness.one_pixel > 0, within=ROBUSTNESS,
               summary="analysis/summary.json"),
-    StudySpec("faithfulness", f"{_STUDIES}.faithfulness:faithfulness_eval_study",
+    StudySpec(FAITHFULNESS, f"{_STUDIES}.faithfulness:faithfulness_eval_study",
               "Also run the deletion/insertion faithfulness study.", "--faithfulness", "faithfulness.enabled",
               sets_switch=True, summary="analysis/summary.json"),
-    StudySpec("methods", f"{_STUDIES}.methods:methods_eval_study", flag="--methods",
+    StudySpec(METHODS_STUDY, f"{_STUDIES}.methods:methods_eval_study", flag="--methods",
               switch=lambda config: bool(config.methods.names), summary="analysis/methods.csv",
               figure=f"{_FIGURES}:plot_methods"),
-    StudySpec("heads", f"{_STUDIES}.methods:heads_eval_study",
+    StudySpec(HEADS, f"{_STUDIES}.methods:heads_eval_study",
               "Score every layer x head by how well it localises (analysis/heads.csv).", "--heads", "methods.heads",
               needs=("record",), summary="analysis/heads.csv", figure=f"{_FIGURES}:plot_heads"),
-    StudySpec("sanity", f"{_STUDIES}.methods:sanity_eval_study",
+    StudySpec(SANITY, f"{_STUDIES}.methods:sanity_eval_study",
               "Cascading-randomisation sanity check of the maps (analysis/sanity.csv).", "--sanity", "methods.sanity",
               summary="analysis/sanity.csv", figure=f"{_FIGURES}:plot_sanity"),
 ))

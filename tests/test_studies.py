@@ -15,8 +15,9 @@ from medgemma_tui.analysis.grid import regrid
 from medgemma_tui.analysis.perturbations import Perturbation, from_config
 from medgemma_tui.config import Config
 from medgemma_tui.export.study_tables import FAITHFULNESS_COLUMNS, summarise_studies
-from medgemma_tui.pipeline.studies.faithfulness import faithfulness_eval_study, faithfulness_study
-from medgemma_tui.pipeline.studies.robustness import robustness_eval_study, robustness_study
+from medgemma_tui.pipeline.studies import make_studies
+from medgemma_tui.pipeline.studies.faithfulness import faithfulness_study
+from medgemma_tui.pipeline.studies.robustness import robustness_study
 from medgemma_tui.registry import STUDIES
 
 CONFIG = Config().with_overrides({"decoding.max_new_tokens": 3, "faithfulness.steps": 2,
@@ -159,15 +160,17 @@ def test_regrid_known_values():
     assert padded.tolist() == [[2.0, 3.0]]  # half of each row falls on the film
 
 
-def test_eval_study_callables_store_their_sections(seeing_model, wide_result, faithfulness):
+def test_the_built_studies_file_their_sections_under_their_names(seeing_model, wide_result, faithfulness):
     result = copy.copy(wide_result)
     result.analysis = dataclasses.replace(wide_result.analysis, extras={})
-    faithfulness_eval_study(CONFIG)(seeing_model, result)
+    (faithful,) = make_studies(CONFIG, ["faithfulness"])
+    faithful(seeing_model, result)
     only_resize = CONFIG.with_overrides({
         "robustness.preprocessing": ["resize"], "robustness.noise_sigma": 0, "robustness.contrast": 1,
         "robustness.brightness": 0, "robustness.blur_sigma": 0, "robustness.rotation_deg": 0,
         "robustness.pixels_changed": 0})
-    robustness_eval_study(only_resize)(seeing_model, result)
+    (robust,) = make_studies(only_resize, ["robustness"])
+    robust(seeing_model, result)
     assert set(result.analysis.extras) == {"faithfulness", "robustness"}
     assert set(result.analysis.extras) <= set(STUDIES)
     stored = result.analysis.extras["faithfulness"]

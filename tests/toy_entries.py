@@ -21,10 +21,10 @@ def centre_cell_map(loaded, image, record, settings) -> tuple[np.ndarray, dict]:
 
 
 def answer_length_study(config):
-    """A study that counts the answer's tokens (no model pass), stored under its registered name."""
+    """A study that counts the answer's tokens (no model pass); ``make_studies`` files it under its name."""
 
-    def study(loaded, result) -> None:
-        result.analysis.extras[TOY_STUDY.name] = {"answer_tokens": len(result.analysis.record.answer_tokens)}
+    def study(loaded, result) -> dict:
+        return {"answer_tokens": len(result.analysis.record.answer_tokens)}
 
     return study
 

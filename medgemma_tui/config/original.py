@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medgemma_tui.config.checks import ConfigError
+from medgemma_tui.registry import ONE_PIXEL, ROBUSTNESS
 
 # original key -> why it is not carried over (keys whose value is medtui's own behaviour are not listed)
 NO_COUNTERPART = {
@@ -118,7 +119,7 @@ def _eval_section(section: Mapping[str, Any], put, leave, label: str) -> None:
     for key, value in section.items():
         if key == "target_terms":
             put("analysis.terms", value)
-        elif key == "robustness":
+        elif key == ROBUSTNESS:  # the original's section of the same name
             _robustness(_table(value, "eval.robustness", label), put, leave, label)
         else:
             leave(f"eval.{key}")
@@ -156,7 +157,7 @@ def _perturbation(item: Any, put, leave, label: str) -> None:
             put("robustness.brightness", round((factor - 1.0) * BRIGHTNESS_MID, 3))
         else:
             raise ConfigError(f"'{where}.factor' in {label} must be a number, got {factor!r}")
-    elif kind == "one_pixel":
+    elif kind == ONE_PIXEL:  # the original's perturbation of the same name
         put("robustness.one_pixel", params.get("num_pixels", 1))
         if "epsilon" in params:  # the largest change of a pixel, as a share of the 0-255 range
             epsilon = params["epsilon"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from medgemma_tui.export.atomic import write_bytes_atomic
 from medgemma_tui.export.figure_style import estimate_text
+from medgemma_tui.registry import FAITHFULNESS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,7 +104,7 @@ def _beats_random(faith: dict[str, Any]) -> str:
 
 
 def faithfulness_caption(inputs: CaptionInputs) -> str:
-    faith = inputs.summary.get("faithfulness") or {}
+    faith = inputs.summary.get(FAITHFULNESS) or {}
     samples = faith.get("samples")
     beats = _beats_random(faith)
     return ("**Does the map's order of image tokens matter more to the answer than random orders?** Over "

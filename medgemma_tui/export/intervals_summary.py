@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from medgemma_tui.registry import FAITHFULNESS
+
 
 @dataclass(frozen=True)
 class Headline:
@@ -52,7 +54,7 @@ def headlines(summary: Mapping[str, Any]) -> list[Headline]:
     """The dataset-level figures of a ``summary.json`` (as written by ``export.summary``) that have a value,
     each with its interval from ``summary["intervals"]``; the order of the figures and the app."""
     intervals = summary.get("intervals") or {}
-    faith = summary.get("faithfulness") or {}
+    faith = summary.get(FAITHFULNESS) or {}
 
     def bounds(name: str) -> tuple[float | None, float | None]:
         pair = intervals.get(name)

@@ -37,7 +37,8 @@ class NotATreeError(MedtuiError, FileNotFoundError):
 RUN_NAME = "run.json"
 LOCK_NAME = ".medtui.lock"
 MASK_PARTS = ("body", "lungs", "lung_right", "lung_left", "mediastinum")  # masks/{key}_{part}.png
-SUBDIRS = ("grids", "attention", "masks", "overlays", "visualizations", "robustness", "analysis")
+STUDIES_DIR = "robustness"  # the folder of each row's studies, robustness/{key}.json (meta.json's files key too)
+SUBDIRS = ("grids", "attention", "masks", "overlays", "visualizations", STUDIES_DIR, "analysis")
 
 
 class TreeLayout:
@@ -97,7 +98,7 @@ class TreeLayout:
         return self.root / "visualizations" / f"{key}_full.png"
 
     def robustness_path(self, key: str) -> Path:
-        return self.root / "robustness" / f"{key}.json"
+        return self.root / STUDIES_DIR / f"{key}.json"
 
     def required_files(self, key: str) -> tuple[Path, ...]:
         """Files every finished sample has, whatever the visualisation settings."""

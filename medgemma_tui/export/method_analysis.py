@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from medgemma_tui.config.schema import SECTIONS, MethodsConfig
 from medgemma_tui.errors import first_line
 from medgemma_tui.export.atomic import write_bytes_atomic, write_json_atomic
 from medgemma_tui.export.method_tables import method_tables
@@ -44,7 +45,8 @@ def write_method_analysis(tree: ResultsTree, done: pd.DataFrame, focal_keys: set
     if not payloads:
         return {}
     study_of = dict(zip(keys, done["study_id"].astype(str), strict=True)) if "study_id" in done else {}
-    k = int(((tree.read_run().get("config") or {}).get("methods") or {}).get("top_heads", 4))
+    section = next(name for name, cls in SECTIONS.items() if cls is MethodsConfig)  # run.json's [methods]
+    k = int(((tree.read_run().get("config") or {}).get(section) or {}).get("top_heads", 4))
 
     def record_of(key: str):
         path = tree.record_path(key)

@@ -30,6 +30,7 @@ from medgemma_tui.analysis.heads import leave_one_study_out, rank_heads, top_hea
 from medgemma_tui.analysis.intervals import bootstrap_ci, bootstrap_means_ci
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import select_rows
+from medgemma_tui.registry import HEADS, METHODS_STUDY, SANITY
 
 # the faithfulness study's gains over its random orders, all four on the same orders: deletion and
 # insertion on the log-probability AUCs, ERASER's comprehensiveness and sufficiency on the AOPCs
@@ -172,12 +173,12 @@ def method_tables(payloads: Sequence[Mapping[str, Any]], study_of: Mapping[str, 
     for payload in payloads:
         key = str(payload.get("key"))
         study = str(study_of.get(key, key))
-        if payload.get("methods"):
-            methods.append((key, study, payload["methods"]))
-        if payload.get("heads") and (keys is None or key in keys):
-            heads.append((key, study, payload["heads"]))
-        if payload.get("sanity"):
-            sanity.append((key, study, payload["sanity"]))
+        if payload.get(METHODS_STUDY):
+            methods.append((key, study, payload[METHODS_STUDY]))
+        if payload.get(HEADS) and (keys is None or key in keys):
+            heads.append((key, study, payload[HEADS]))
+        if payload.get(SANITY):
+            sanity.append((key, study, payload[SANITY]))
     if keys is not None:
         methods = [(k_, s, {"methods": {n: (e if k_ in keys else {**e, "pointing_hit": None})
                                         for n, e in sec.get("methods", {}).items()}}) for k_, s, sec in methods]
@@ -201,18 +202,18 @@ def method_tables(payloads: Sequence[Mapping[str, Any]], study_of: Mapping[str, 
     sanity_frame = sanity_table(sanity, n_boot) if sanity else pd.DataFrame()
     summary: dict[str, Any] = {}
     if not table.empty:
-        summary["methods"] = {str(r["method"]): {c: r[c] for c in ("rank_pointing", "pointing_game",
+        summary[METHODS_STUDY] = {str(r["method"]): {c: r[c] for c in ("rank_pointing", "pointing_game",
                                                                      "mass_in_box_lift", "seconds_per_row")}
                               for _, r in table.iterrows()}
     if not head_frame.empty:
         best = head_frame.iloc[0]
-        summary["heads"] = {"best": {"layer": int(best["layer"]), "head": int(best["head"]),
+        summary[HEADS] = {"best": {"layer": int(best["layer"]), "head": int(best["head"]),
                                      "pointing_game": float(best["pointing_game"]),
                                      "mass_in_box_lift": float(best["mass_in_box_lift"])},
                             "top_heads": top_json.get("all_rows")}
     if not sanity_frame.empty:
         last = sanity_frame.sort_values("step").groupby("method").tail(1)
-        summary["sanity"] = {str(r["method"]): {"randomised": r["randomised"], "spearman": r["spearman"],
+        summary[SANITY] = {str(r["method"]): {"randomised": r["randomised"], "spearman": r["spearman"],
                                                 "ssim": r["ssim"]} for _, r in last.iterrows()}
     return MethodTables(table, head_frame, sanity_frame, top_json, summary)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.export import figures
 from medgemma_tui.export.layout import NotATreeError
+from medgemma_tui.registry import FAITHFULNESS
 
 
 @dataclass
@@ -98,7 +99,7 @@ def _faithfulness_payloads(reader) -> list[dict]:
         path = reader.paths.robustness_path(key)
         if not path.exists():
             continue
-        faith = json.loads(path.read_text(encoding="utf-8")).get("faithfulness")
+        faith = json.loads(path.read_text(encoding="utf-8")).get(FAITHFULNESS)
         if faith:
             label = reader.row(key).get("answer_label") or faith.get("answer_label")
             out.append({**faith, "answer_label": str(label or "")})

@@ -18,13 +18,14 @@ import pandas as pd
 
 from medgemma_tui.analysis.averages import finite_mean as _mean
 from medgemma_tui.analysis.intervals import bootstrap_ci
+from medgemma_tui.registry import FAITHFULNESS, ONE_PIXEL, ROBUSTNESS
 
 
 @dataclass
 class StudyTables:
     robustness: pd.DataFrame  # one row per sample and perturbation
     faithfulness: pd.DataFrame  # one row per sample
-    summary: dict[str, Any]  # {"robustness": {...}, "faithfulness": {...}, "one_pixel": {...}}, those with rows
+    summary: dict[str, Any]  # by study name, the robustness, faithfulness and one-pixel summaries with rows
     one_pixel: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per sample attacked
 
 
@@ -90,7 +91,7 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
     rob_rows, faith_rows, pixel_rows = [], [], []
     payloads = list(files)
     for payload in payloads:
-        rob = payload.get("robustness")
+        rob = payload.get(ROBUSTNESS)
         if rob:
             for entry in rob.get("perturbations", []):
                 rob_rows.append({
@@ -107,10 +108,10 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
                     **{f"delta_{k}": v for k, v in entry.get("metric_deltas", {}).items()},
                     **{f"delta_{k}": v for k, v in entry.get("share_deltas", {}).items()},
                 })
-        faith = payload.get("faithfulness")
+        faith = payload.get(FAITHFULNESS)
         if faith:
             faith_rows.append(faithfulness_row(payload.get("key"), faith, labels))
-        attack = payload.get("one_pixel")
+        attack = payload.get(ONE_PIXEL)
         if attack:
             pixel_rows.append(one_pixel_row(payload.get("key"), attack, labels))
     robustness = pd.DataFrame(rob_rows)
@@ -119,7 +120,7 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
     faithfulness = pd.DataFrame(faith_rows, columns=FAITHFULNESS_COLUMNS)
     summary: dict[str, Any] = {}
     if not robustness.empty:
-        summary["robustness"] = {
+        summary[ROBUSTNESS] = {
             "samples": int(robustness["key"].nunique()),
             "flip_rate": _mean(robustness["flip"]),
             "mean_js": _mean(robustness["js"]),
@@ -137,9 +138,9 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
             },
         }
     if not faithfulness.empty:
-        summary["faithfulness"] = {
+        summary[FAITHFULNESS] = {
             **faithfulness_summary(faithfulness),
-            "beats_random_rule": next((f["beats_random_rule"] for f in (p.get("faithfulness") for p in payloads)
+            "beats_random_rule": next((f["beats_random_rule"] for f in (p.get(FAITHFULNESS) for p in payloads)
                                        if f and f.get("beats_random_rule")), None),
             "by_answer_label": {str(label or "(none)"): faithfulness_summary(part)
                                 for label, part in faithfulness.groupby("answer_label", sort=True)},
@@ -148,7 +149,7 @@ def summarise_studies(files: Iterable[Mapping[str, Any]], labels: Mapping[str, M
         }
     one_pixel = pd.DataFrame(pixel_rows, columns=ONE_PIXEL_COLUMNS)
     if not one_pixel.empty:
-        summary["one_pixel"] = {**one_pixel_summary(one_pixel),
+        summary[ONE_PIXEL] = {**one_pixel_summary(one_pixel),
                                 "by_finding": {str(finding or "(none)"): one_pixel_summary(part)
                                                for finding, part in one_pixel.groupby("finding", sort=True)}}
     return StudyTables(robustness, faithfulness, summary, one_pixel)

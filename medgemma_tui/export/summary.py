@@ -47,6 +47,7 @@ from medgemma_tui.export.faithfulness_figure import plot_faithfulness
 from medgemma_tui.export.study_tables import summarise_studies
 from medgemma_tui.export.tree import ResultsTree
 from medgemma_tui.json_values import jsonable
+from medgemma_tui.registry import FAITHFULNESS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,7 +177,7 @@ def study_summary(tree: ResultsTree, rows: pd.DataFrame, methods: list[dict[str,
             payload = json.loads(path.read_text(encoding="utf-8"))
             if methods is not None and has_method_studies(payload):
                 methods.append(payload)
-            faith = payload.get("faithfulness")
+            faith = payload.get(FAITHFULNESS)
             if faith:
                 label = labels.get(str(key), {}).get("answer_label", faith.get("answer_label"))
                 faithfulness.append({**faith, "answer_label": str(label or "")})

@@ -33,7 +33,7 @@ from medgemma_tui.export import figures, sample_sheet
 from medgemma_tui.export.atomic import save_npy_atomic, save_png_atomic, write_bytes_atomic, write_json_atomic
 from medgemma_tui.export.columns import COLUMNS, csv_cell, result_columns, sample_columns
 from medgemma_tui.export.journal import RowJournal, tree_cells
-from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, SUBDIRS, TreeLayout
+from medgemma_tui.export.layout import LOCK_NAME, MASK_PARTS, STUDIES_DIR, SUBDIRS, TreeLayout
 from medgemma_tui.export.overlay import save_overlay
 from medgemma_tui.export.record_io import save_record
 from medgemma_tui.registry import STUDIES
@@ -224,7 +224,7 @@ class ResultsTree(TreeLayout):
         files = self.sample_files(key, config)
         studies = {name: analysis.extras[name] for name in STUDIES if analysis.extras.get(name) is not None}
         if studies:
-            files["robustness"] = self.robustness_path(key)
+            files[STUDIES_DIR] = self.robustness_path(key)
 
         grid = analysis.distribution.astype(np.float32)
         save_record(record, files["attention"])
@@ -245,7 +245,7 @@ class ResultsTree(TreeLayout):
             files.update({f"full_{path.suffix.lstrip('.')}": path for path in others})
 
         if studies:
-            write_json_atomic(files["robustness"], {"key": key, **studies})
+            write_json_atomic(files[STUDIES_DIR], {"key": key, **studies})
 
         row = {**sample_columns(result.sample), **result_columns(result)}
         meta = {

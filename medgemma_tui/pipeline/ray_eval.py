@@ -340,7 +340,7 @@ def run_ray_evaluation(
     max_replacements: int | None = None,
 ) -> EvalCounts:
     """Run ``samples`` into ``tree`` (whose lock the caller holds) on Ray actors; the counts and tree are
-    those ``run_evaluation`` gives for the same rows. ``studies`` are names ("robustness", "faithfulness")."""
+    those ``run_evaluation`` gives for the same rows. ``studies`` are names in ``registry.STUDIES``."""
     ray = import_ray()
     if not resume:
         tree.reset()

@@ -1,6 +1,7 @@
 """Studies of one row that need the model again (headless, opt-in), chosen and built from ``registry.STUDIES``.
 
-Each study puts a plain JSON-ready dict in ``result.analysis.extras`` under its registered name; the
+Each study returns a plain JSON-ready dict, which ``make_studies`` files in ``result.analysis.extras``
+under the study's registered name (the one place a study's output is filed); the
 tree writes them to ``robustness/{key}.json`` and ``export.study_tables`` and ``export.method_tables``
 turn the files of a tree into tables and summary numbers. ``medtui eval``, its Ray workers and the app
 choose and build studies only through ``study_names`` and ``make_studies``.
@@ -8,13 +9,15 @@ choose and build studies only through ``study_names`` and ``make_studies``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from medgemma_tui.registry import STUDIES, resolve
 
 if TYPE_CHECKING:
+    from medgemma_tui.analysis.result import SampleResult
     from medgemma_tui.config import Config
+    from medgemma_tui.model.loading import LoadedModel
     from medgemma_tui.pipeline.batch import Study
 
 
@@ -42,6 +45,14 @@ def with_studies(config: Config, names: Collection[str]) -> Config:
 
 
 def make_studies(config: Config, names: Sequence[str]) -> list[Study]:
-    """The named studies, each a ``batch.Study`` built from the config."""
-    return [resolve(STUDIES[name].build)(config) for name in names]
+    """The named studies, each a ``batch.Study`` built from the config that files its study's dict in
+    ``result.analysis.extras`` under the study's name."""
+    return [_filed(name, resolve(STUDIES[name].build)(config)) for name in names]
+
+
+def _filed(name: str, run: Callable[[LoadedModel, SampleResult], object]) -> Study:
+    def study(loaded: LoadedModel, result: SampleResult) -> None:
+        result.analysis.extras[name] = run(loaded, result)
+
+    return study
 

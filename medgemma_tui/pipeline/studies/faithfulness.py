@@ -53,9 +53,10 @@ What a removed image token becomes (``[faithfulness] baseline``):
   common choice for insertion in the saliency literature: content is removed, the low frequencies kept).
 
 Both studies return plain JSON-ready dicts (floats, None for undefined numbers). In ``medtui eval`` the
-study callables of ``robustness_eval_study``/``faithfulness_eval_study`` put them in
-``result.analysis.extras`` under their names in ``registry.STUDIES``; the tree writes them to ``robustness/{key}.json``;
-``summarise_studies`` turns the files of a tree into tables and summary numbers.
+study callables of ``robustness_eval_study``/``faithfulness_eval_study`` return them and
+``pipeline.studies.make_studies`` files them in ``result.analysis.extras`` under their names in
+``registry.STUDIES``; the tree writes them to ``robustness/{key}.json``; ``summarise_studies`` turns the
+files of a tree into tables and summary numbers.
 """
 
 from __future__ import annotations
@@ -368,19 +369,19 @@ def _trapezoid(x, y) -> float:
     return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
 
 
-def faithfulness_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], None]:
-    """A ``batch.Study``: puts ``faithfulness_study``'s dict in ``result.analysis.extras["faithfulness"]``.
+def faithfulness_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], dict[str, Any]]:
+    """The faithfulness study of a row: ``faithfulness_study``'s dict (``make_studies`` files it).
 
     The curves follow the token whose row the map read (``followed_index``); the dict also keeps the
     row's answer label and finding, so the tables can split by them.
     """
 
-    def study(loaded, result) -> None:
+    def study(loaded, result) -> dict[str, Any]:
         analysis = result.analysis
         out = faithfulness_study(loaded, result.film, result.record, analysis.grid, config,
                                  token_index=followed_index(analysis))
         out["answer_label"] = analysis.answer_label
         out["finding"] = str(getattr(result.sample, "finding", "") or "")
-        analysis.extras["faithfulness"] = out
+        return out
 
     return study

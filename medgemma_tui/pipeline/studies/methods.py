@@ -16,8 +16,9 @@ localise, and the model-parameter randomisation sanity check (Adebayo et al., 20
   and SSIM of the map against the unrandomised one (``analysis.sanity``). The target stays the
   original answer token, fed the original tokens, so every step explains the same output.
 
-Each returns a plain JSON-ready dict; the ``*_eval_study`` callables put it in
-``result.analysis.extras`` under "methods", "heads" and "sanity" (written to ``robustness/{key}.json``).
+Each returns a plain JSON-ready dict; ``pipeline.studies.make_studies`` files what the ``*_eval_study``
+callables return in ``result.analysis.extras`` under each study's registered name (written to
+``robustness/{key}.json``).
 """
 
 from __future__ import annotations
@@ -149,36 +150,36 @@ def sanity_study(loaded: LoadedModel, copy_of: LoadedModel, result: SampleResult
 
 
 def methods_eval_study(config: Config, names: Sequence[str] | None = None, faithfulness: bool | None = None
-                       ) -> Callable[[LoadedModel, SampleResult], None]:
-    """A ``batch.Study``: ``methods_study``'s dict in ``result.analysis.extras["methods"]``."""
+                       ) -> Callable[[LoadedModel, SampleResult], dict[str, Any]]:
+    """The methods study of a row: ``methods_study``'s dict (``make_studies`` files it)."""
     chosen = tuple(config.methods.names if names is None else names)
     faith = config.faithfulness.enabled if faithfulness is None else faithfulness
 
-    def study(loaded, result) -> None:
-        result.analysis.extras["methods"] = methods_study(loaded, result, config, chosen, faith)
+    def study(loaded, result) -> dict[str, Any]:
+        return methods_study(loaded, result, config, chosen, faith)
 
     return study
 
 
-def heads_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], None]:
-    """A ``batch.Study``: ``heads_study``'s dict in ``result.analysis.extras["heads"]`` (boxed rows)."""
+def heads_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], dict[str, Any] | None]:
+    """The heads study of a row: ``heads_study``'s dict, for boxed rows (``make_studies`` files it)."""
 
-    def study(loaded, result) -> None:
-        result.analysis.extras["heads"] = heads_study(result)
+    def study(loaded, result) -> dict[str, Any] | None:
+        return heads_study(result)
 
     return study
 
 
-def sanity_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], None]:
-    """A ``batch.Study``: ``sanity_study``'s dict in ``result.analysis.extras["sanity"]``; one deep copy
+def sanity_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], dict[str, Any]]:
+    """The sanity check of a row: ``sanity_study``'s dict (``make_studies`` files it); one deep copy
     of the model for the whole run, its weights restored from the shared model before every row."""
     held: dict[str, LoadedModel] = {}
 
-    def study(loaded, result) -> None:
+    def study(loaded, result) -> dict[str, Any]:
         from medgemma_tui.engine.attribution.randomise import randomisable_copy
 
         if "copy" not in held:
             held["copy"] = randomisable_copy(loaded)
-        result.analysis.extras["sanity"] = sanity_study(loaded, held["copy"], result, config)
+        return sanity_study(loaded, held["copy"], result, config)
 
     return study

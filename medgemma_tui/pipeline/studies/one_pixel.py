@@ -141,10 +141,10 @@ def one_pixel_study(loaded: LoadedModel, film, result: SampleResult, config: Con
     })
 
 
-def one_pixel_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], None]:
-    """A ``batch.Study``: puts ``one_pixel_study``'s dict in ``result.analysis.extras["one_pixel"]``."""
+def one_pixel_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], dict[str, Any]]:
+    """The one-pixel attack on a row: ``one_pixel_study``'s dict (``make_studies`` files it)."""
 
-    def study(loaded, result) -> None:
-        result.analysis.extras["one_pixel"] = one_pixel_study(loaded, result.film, result, config)
+    def study(loaded, result) -> dict[str, Any]:
+        return one_pixel_study(loaded, result.film, result, config)
 
     return study

@@ -167,10 +167,10 @@ def perturbed_films(study: Mapping[str, Any], xray: np.ndarray) -> list[np.ndarr
     return films
 
 
-def robustness_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], None]:
-    """A ``batch.Study``: puts ``robustness_study``'s dict in ``result.analysis.extras["robustness"]``."""
+def robustness_eval_study(config: Config) -> Callable[[LoadedModel, SampleResult], dict[str, Any]]:
+    """The robustness study of a row: ``robustness_study``'s dict (``make_studies`` files it)."""
 
-    def study(loaded, result) -> None:
-        result.analysis.extras["robustness"] = robustness_study(loaded, result.film, result, config)
+    def study(loaded, result) -> dict[str, Any]:
+        return robustness_study(loaded, result.film, result, config)
 
     return study
