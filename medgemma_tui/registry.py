@@ -154,6 +154,7 @@ def chosen_method_names() -> tuple[str, ...]:
 # a section read it by these
 ROBUSTNESS, ONE_PIXEL, FAITHFULNESS = "robustness", "one_pixel", "faithfulness"
 METHODS_STUDY, HEADS, SANITY = "methods", "heads", "sanity"
+PER_METHOD = METHODS_STUDY  # the per-method dict inside the methods and sanity sections: {"methods": {name: ...}}
 
 
 @dataclass(frozen=True)

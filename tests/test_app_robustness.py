@@ -243,7 +243,7 @@ async def test_live_r_on_the_methods_screen_computes_the_methods_and_shows_their
         key = app.current_key
         await pilot.press("M")
         assert isinstance(app.screen, MethodsScreen) and app.screen.check_action("run_methods", ())
-        before = [t.key for t in app.screen.query_one("#methods", TileGrid).tiles]
+        before = [t.key for t in app.screen.query_one("#method-tiles", TileGrid).tiles]
         assert "gradcam" not in before
         shown = session.entries[key].analysis
         await pilot.press("r")

@@ -562,7 +562,7 @@ async def test_methods_screen_opens_with_M_and_enter_shows_the_chosen_view(datas
         await wait_for(pilot, lambda: app.current_key is not None)
         await pilot.press("M")
         assert app.screen.__class__.__name__ == "MethodsScreen"
-        grid = app.screen.query_one("#methods")
+        grid = app.screen.query_one("#method-tiles")
         assert grid.tiles[0].key == "answer"
         await pilot.press("right", "enter")
         assert app.screen.__class__.__name__ == "InspectScreen"

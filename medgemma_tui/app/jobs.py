@@ -18,6 +18,7 @@ from typing import Any
 
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from medgemma_tui import registry
 from medgemma_tui.app import messages
 from medgemma_tui.app.session import RowOutcome
 from medgemma_tui.errors import MedtuiError, first_line
@@ -38,8 +39,8 @@ LOAD_MODEL = JobKind("load model", "model", "the model did not load", exclusive=
 RUN_SAMPLE = JobKind("run sample", "sample", "{key} failed")
 RUN_BATCH = JobKind("run", "batch", "{job} failed", exclusive=True)
 EXPORT = JobKind("export", "export", "export failed", exclusive=True)
-ROBUSTNESS = JobKind("robustness study", "robustness", "robustness study failed")
-METHODS = JobKind("methods", "methods", "methods of {key} failed")
+ROBUSTNESS = JobKind("robustness study", registry.ROBUSTNESS, "robustness study failed")
+METHODS = JobKind("methods", registry.METHODS_STUDY, "methods of {key} failed")
 SUMMARY = JobKind("dataset summary", "summary", "dataset summary failed", exclusive=True)
 HEADLINE = JobKind("headline", "headline", "the dataset headline failed", exclusive=True)
 TREE_NOTES = JobKind("tree notes", "notes", "the tree's notes failed")
@@ -201,7 +202,7 @@ def robustness(app, key: str, config) -> None:
 def methods(app, key: str, names: tuple[str, ...]) -> None:
     analysis = app.session.methods_of(key, names)
     seconds = sum(float(analysis.record.timings_s.get(f"map_{n}", 0.0)) for n in names)
-    count = len(analysis.extras["methods"].get("methods", {}))
+    count = len(analysis.extras[registry.METHODS_STUDY].get(registry.PER_METHOD, {}))
     app.post_message(messages.MethodsComputed(key, analysis, f"methods of {key}: {count} maps, {seconds:.1f}s"))
 
 

@@ -34,6 +34,7 @@ from medgemma_tui.export.columns import cell_value
 from medgemma_tui.pipeline.batch import film_order, run_batch
 from medgemma_tui.pipeline.rows import RowSettings, answer_row
 from medgemma_tui.pipeline.shards import films_of
+from medgemma_tui.registry import METHODS_STUDY
 
 
 @dataclass
@@ -359,7 +360,7 @@ class Session:
         """``methods_of`` one finished live row, filed (``add_methods``)."""
         analysis = self.methods_of(key, names)
         self.add_methods(key, analysis)
-        return analysis.extras["methods"]
+        return analysis.extras[METHODS_STUDY]
 
     def add_methods(self, key: str, analysis: SampleAnalysis) -> None:
         """The row's analysis with its methods (``methods_of``) in place of the one without."""
@@ -372,7 +373,7 @@ class Session:
     def methods_of(self, key: str, names: tuple[str, ...]) -> SampleAnalysis:
         """The row's analysis with the attribution methods ``names``, as ``medtui eval --methods`` computes
         them: their maps join a copy of the row's record (so ``v`` and the methods screen show them once
-        filed) and their grid metrics and seconds its ``extras["methods"]``; the session is not changed.
+        filed) and their grid metrics and seconds its methods study section of ``extras``; the session is not changed.
         Holds the model lock throughout."""
         from medgemma_tui.pipeline.studies.methods import methods_study
 
@@ -388,7 +389,7 @@ class Session:
         analysis = replace(shown, record=record, extras=dict(shown.extras))
         result = SampleResult(sample=item.sample, film=load_image(item.sample.image), analysis=analysis)
         with self._model_lock:
-            analysis.extras["methods"] = methods_study(self.loaded, result, self.config, names)
+            analysis.extras[METHODS_STUDY] = methods_study(self.loaded, result, self.config, names)
         return analysis
 
     def run_many(

@@ -30,7 +30,7 @@ from medgemma_tui.analysis.heads import leave_one_study_out, rank_heads, top_hea
 from medgemma_tui.analysis.intervals import bootstrap_ci, bootstrap_means_ci
 from medgemma_tui.analysis.metrics import map_metrics
 from medgemma_tui.analysis.views import select_rows
-from medgemma_tui.registry import HEADS, METHODS_STUDY, SANITY
+from medgemma_tui.registry import HEADS, METHODS_STUDY, PER_METHOD, SANITY
 
 # the faithfulness study's gains over its random orders, all four on the same orders: deletion and
 # insertion on the log-probability AUCs, ERASER's comprehensiveness and sufficiency on the AOPCs
@@ -64,7 +64,7 @@ def methods_table(entries: Sequence[tuple[str, str, Mapping[str, Any]]], n_boot:
     """``entries`` are (key, study_id, methods section); one row per method, best pointing first."""
     by_method: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for _key, study, section in entries:
-        for name, entry in section.get("methods", {}).items():
+        for name, entry in section.get(PER_METHOD, {}).items():
             if "error" not in entry:
                 by_method.setdefault(name, []).append((study, entry))
     rows = []
@@ -114,7 +114,7 @@ def sanity_table(entries: Sequence[tuple[str, str, Mapping[str, Any]]], n_boot: 
     rows = []
     collected: dict[tuple[str, int, str], list[tuple[str, float, float]]] = {}
     for _key, study, section in entries:
-        for name, scores in section.get("methods", {}).items():
+        for name, scores in section.get(PER_METHOD, {}).items():
             for step, label in enumerate(section.get("steps", [])):
                 collected.setdefault((name, step, label), []).append(
                     (study, scores["spearman"][step], scores["ssim"][step]))
@@ -153,7 +153,7 @@ def top_heads_entries(heads: Sequence[tuple[str, str, Mapping[str, Any]]], k: in
         pointing_cells = None if h.get("pointing_cells") is None else np.asarray(h["pointing_cells"], dtype=bool)
         metrics = map_metrics(np.clip(flat, 0, None).reshape(shape) + 0.0, box=np.asarray(h["box_grid"]),
                               pointing=pointing_cells)
-        entries.append((key, study, {"methods": {"top_heads": {
+        entries.append((key, study, {PER_METHOD: {"top_heads": {
             **{m: metrics[m] for m in ("pointing_hit", "pointing_chance", "mass_in_box_lift", "auroc")},
             "seconds": 0.0}}}))
         per_key[key] = np.argwhere(weights > 0).tolist()
@@ -180,8 +180,8 @@ def method_tables(payloads: Sequence[Mapping[str, Any]], study_of: Mapping[str, 
         if payload.get(SANITY):
             sanity.append((key, study, payload[SANITY]))
     if keys is not None:
-        methods = [(k_, s, {"methods": {n: (e if k_ in keys else {**e, "pointing_hit": None})
-                                        for n, e in sec.get("methods", {}).items()}}) for k_, s, sec in methods]
+        methods = [(k_, s, {PER_METHOD: {n: (e if k_ in keys else {**e, "pointing_hit": None})
+                                        for n, e in sec.get(PER_METHOD, {}).items()}}) for k_, s, sec in methods]
 
     def head_maps(key: str, rows) -> np.ndarray | None:
         if load_record is None:

@@ -63,7 +63,7 @@ class MethodsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="methods-title")
-        yield TileGrid(side=16, grow=True, id="methods")
+        yield TileGrid(side=16, grow=True, id="method-tiles")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -35,7 +35,9 @@ from medgemma_tui.app import jobs
 from medgemma_tui.app.bindings import back_key
 from medgemma_tui.app.widgets.tiles import Tile, TileGrid
 from medgemma_tui.config import Config
+from medgemma_tui.export.layout import TreeLayout
 from medgemma_tui.pipeline.studies.robustness import perturbation_of, perturbed_films
+from medgemma_tui.registry import ROBUSTNESS
 
 TILE_SIDE = 20  # pixels: a tile is 20 columns by 10 rows of picture, plus its caption
 
@@ -60,7 +62,7 @@ LIVE_OFFER = (
 def robustness_file(tree_root: Path | None, key: str) -> Path | None:
     if tree_root is None:
         return None
-    path = Path(tree_root) / "robustness" / f"{key}.json"
+    path = TreeLayout(tree_root).robustness_path(key)
     return path if path.is_file() else None
 
 
@@ -70,7 +72,7 @@ def read_study(path: Path) -> tuple[dict | None, object | None]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         return None, Text(f"{path}: unreadable ({exc})", style="red")
-    study = data.get("robustness", data) if isinstance(data, dict) else data
+    study = data.get(ROBUSTNESS, data) if isinstance(data, dict) else data
     if not isinstance(study, dict) or not isinstance(study.get("perturbations"), list):
         return None, Pretty(data)  # a layout this screen does not know: shown as written
     return study, None

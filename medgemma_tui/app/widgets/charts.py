@@ -164,7 +164,7 @@ class ChartsPanel(Static):
         height = max(MIN_HEIGHT, min(12, self.app.size.height // 5))
         base = (id(record), frame.spec.rows, width, height)
         layer_text = self._cached((*base, "layers", state.layer), lambda: layer_chart(frame, width, height))
-        head_key = (*base, "heads", state.layer, state.head_mode, state.head)
+        head_key = (*base, "head_maps", state.layer, state.head_mode, state.head)
         head_text = self._cached(head_key, lambda: head_chart(frame, width, height))
         where = "all layers" if state.layer is None else f"layer {state.layer}"
         parts = [

@@ -38,7 +38,7 @@ from medgemma_tui.analysis.views import compute_view
 from medgemma_tui.export.method_tables import FAITHFULNESS_GAINS
 from medgemma_tui.json_values import jsonable
 from medgemma_tui.model.loading import LoadedModel
-from medgemma_tui.registry import ATTRIBUTION, GRADIENT, METHODS, method_names
+from medgemma_tui.registry import ATTRIBUTION, GRADIENT, METHODS, PER_METHOD, method_names
 
 if TYPE_CHECKING:
     from medgemma_tui.config import Config
@@ -79,13 +79,13 @@ def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, nam
                             config.methods)
     seconds.update({name: entry["seconds"] for name, entry in added.items()})
 
-    out: dict[str, Any] = {"rows": spec.rows, "methods": {}}
+    out: dict[str, Any] = {"rows": spec.rows, PER_METHOD: {}}
     for name in (*ATTENTION_VIEWS, *gradients, *added):
         t0 = time.perf_counter()
         try:
             view = compute_view(record, spec.with_(view=name))
         except ValueError as exc:  # e.g. no layer-mean attention for rollout
-            out["methods"][name] = {"error": str(exc)}
+            out[PER_METHOD][name] = {"error": str(exc)}
             continue
         entry: dict[str, Any] = {"description": view.description, **_box_metrics(view.grid, analysis),
                                  "seconds": seconds.get(name, time.perf_counter() - t0)}
@@ -95,7 +95,7 @@ def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, nam
         notes_as = METHODS[name].notes_as if name in METHODS else None
         if notes_as is not None:
             entry[notes_as] = record.extra.get(f"{name}_{notes_as}")
-        out["methods"][name] = entry
+        out[PER_METHOD][name] = entry
     return jsonable(out)
 
 
@@ -145,7 +145,7 @@ def sanity_study(loaded: LoadedModel, copy_of: LoadedModel, result: SampleResult
             scores[name]["spearman"].append(spearman(original[name], grid))
             scores[name]["ssim"].append(ssim(original[name], grid))
     restore(copy_of, loaded)
-    return jsonable({"steps": steps, "methods": scores, "seed": settings.seed,
+    return jsonable({"steps": steps, PER_METHOD: scores, "seed": settings.seed,
                      "seconds": time.perf_counter() - started})
 
 
