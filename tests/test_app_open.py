@@ -95,6 +95,17 @@ def test_open_reads_the_variants_from_the_tree_instead_of_asking_to_run_them(tre
     asyncio.run(drive())
 
 
+def test_a_trees_rows_say_they_are_in_the_tree_not_that_they_were_not_run(tree):
+    from medgemma_tui.app.session import Session
+    from medgemma_tui.app.widgets.samples import COLUMNS, matches, row_cells
+
+    session = Session.from_tree(tree)
+    keys = [item.key for item in session.items]
+    statuses = [str(row_cells(session, key)[COLUMNS.index("status")]) for key in keys]
+    assert statuses and set(statuses) == {"in tree"}  # none of them shown yet, every one finished
+    assert not any(matches(session, key, "not run") for key in keys)
+
+
 def test_export_writes_a_tree_that_open_reads_back(results, tmp_path):
     from medgemma_tui.app.session import Session, export_keys
 
