@@ -18,7 +18,8 @@ from medgemma_tui.app.graphics import HALF_BLOCKS, PICTURE_SIDE, Graphics, prepa
 from medgemma_tui.app.picture import compose
 from medgemma_tui.app.widgets.xray import SharpXrayView, XrayView
 from medgemma_tui.config import ConfigError, load_config
-from tests.test_app_ui import analyses, dataset, make_session, synchronously, wait_for  # noqa: F401 (fixtures)
+from tests.support import wait_for
+from tests.test_app_ui import analyses, make_session, synchronously  # noqa: F401 (fixtures)
 
 
 def test_off_is_half_blocks_and_named_protocols_are_taken_as_asked():

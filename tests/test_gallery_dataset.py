@@ -12,7 +12,8 @@ import pytest
 
 from medgemma_tui.app.session import DONE
 from medgemma_tui.export.method_tables import heads_table, read_head_table
-from tests.test_app_ui import analyses, dataset, make_session, synchronously, wait_for  # noqa: F401 (fixtures)
+from tests.support import wait_for
+from tests.test_app_ui import analyses, make_session, synchronously  # noqa: F401 (fixtures)
 
 ROWS = 8  # the first eight demo rows: two studies of four
 
