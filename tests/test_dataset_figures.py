@@ -10,7 +10,7 @@ import pytest
 
 from medgemma_tui.analysis import strategy_accuracy
 from medgemma_tui.export import dataset_figures, faithfulness_figure
-from medgemma_tui.export.intervals_summary import headlines
+from medgemma_tui.export.intervals_summary import Headline, headlines
 
 SUMMARY = {
     "done": 416, "accuracy": 0.964, "scored": 416,
@@ -43,6 +43,8 @@ def test_headlines_pair_each_figure_with_its_interval_and_its_chance():
     partial = headlines({"accuracy": 0.5, "scored": 4, "intervals": {"accuracy": None},
                          "interval_studies": {"accuracy": 1}})
     assert [h.text() for h in partial] == ["accuracy 0.500 (no interval: 1 study)"]
+    lift = Headline("mass_in_box_lift", "mass-in-box lift", 65.4712, None, None, n=4, kind="ratio", studies=1)
+    assert lift.text() == "mass-in-box lift 65.5 (no interval: 1 study)"  # a thousandth of a ratio is no figure
 
 
 def _errorbar_spans(ax) -> list[tuple[float, float]]:

@@ -36,7 +36,8 @@ class Headline:
             return f"{self.label} n/a"
         if self.low is None or self.high is None:
             why = f": {self.studies} stud{'y' if self.studies == 1 else 'ies'}" if self.studies is not None else ""
-            return f"{self.label} {self.value:.{digits}f} (no interval{why})"
+            shown = digits if abs(self.value) < 10 else 1  # a lift of 64 is not known to a thousandth
+            return f"{self.label} {self.value:.{shown}f} (no interval{why})"
         return f"{self.label} {self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
