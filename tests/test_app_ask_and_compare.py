@@ -44,6 +44,15 @@ def test_asking_adds_a_row_on_the_same_film_after_the_row_and_never_reuses_a_key
         live_session.ask(first.key, "   ")
 
 
+async def ask_with_k(pilot, app, film_key: str) -> None:
+    """Ask QUESTION about the film on screen through `k`, and wait until the app shows its new row."""
+    await pilot.press("k")
+    await wait_for(pilot, lambda: type(app.screen).__name__ == "AskScreen")
+    await pilot.press(*QUESTION)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.current_key not in (None, film_key))
+
+
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 def test_k_asks_about_the_film_on_screen_and_the_answer_is_a_new_row_kept_in_an_export(live_session, size,
                                                                                        tmp_path):
@@ -52,11 +61,7 @@ def test_k_asks_about_the_film_on_screen_and_the_answer_is_a_new_row_kept_in_an_
         async with app.run_test(size=size) as pilot:
             await wait_for(pilot, lambda: app.current_key is not None)
             film_key = app.current_key
-            await pilot.press("k")
-            await wait_for(pilot, lambda: type(app.screen).__name__ == "AskScreen")
-            await pilot.press(*QUESTION)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: app.current_key not in (None, film_key))
+            await ask_with_k(pilot, app, film_key)
             key = app.current_key
             assert key.startswith(film_key + "_ask")
             entry = live_session.entries[key]
@@ -100,11 +105,7 @@ def test_C_shows_two_prompts_of_one_film_their_difference_map_js_and_answers(liv
             assert "k to ask one" in shown_text(app.screen.query_one("#compare-text"))
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen))
-            await pilot.press("k")
-            await wait_for(pilot, lambda: type(app.screen).__name__ == "AskScreen")
-            await pilot.press(*QUESTION)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: app.current_key not in (None, film_key))
+            await ask_with_k(pilot, app, film_key)
             asked = app.current_key
             assert same_film_keys(live_session, asked) == [film_key]
             await pilot.press("C")
