@@ -96,6 +96,7 @@ def test_open_reads_the_variants_from_the_tree_instead_of_asking_to_run_them(tre
 
 
 def test_a_trees_rows_say_they_are_in_the_tree_not_that_they_were_not_run(tree):
+    from medgemma_tui.app.screens.variants import variant_tiles
     from medgemma_tui.app.session import Session
     from medgemma_tui.app.widgets.samples import COLUMNS, matches, row_cells
 
@@ -104,6 +105,8 @@ def test_a_trees_rows_say_they_are_in_the_tree_not_that_they_were_not_run(tree):
     statuses = [str(row_cells(session, key)[COLUMNS.index("status")]) for key in keys]
     assert statuses and set(statuses) == {"in tree"}  # none of them shown yet, every one finished
     assert not any(matches(session, key, "not run") for key in keys)
+    tiles = variant_tiles(session, [item.key for item in session.group_of(keys[0])])
+    assert tiles and all(tile.label.endswith(" in tree") for tile in tiles)  # the variants screen says it too
 
 
 def test_export_writes_a_tree_that_open_reads_back(results, tmp_path):

@@ -13,6 +13,7 @@ from medgemma_tui.analysis.record_analysis import SampleAnalysis
 from medgemma_tui.engine.record import AttentionRecord
 
 NOT_RUN, QUEUED, RUNNING, DONE, FAILED = "not run", "queued", "running", "done", "failed"
+IN_TREE = "in tree"  # how a tree's row not yet read is said: finished there, its record read when shown
 THUMBNAIL_SIDE = 128  # px: a summary's film, for the tiles of the variants and robustness screens
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from medgemma_tui.analysis.masks import AnatomyMasks, anatomy_masks
 from medgemma_tui.analysis.record_analysis import SampleAnalysis, analyse_record
 from medgemma_tui.analysis.result import SampleResult
-from medgemma_tui.app.entries import DONE, FAILED, NOT_RUN, QUEUED, RUNNING, Entry, Item, RowOutcome
+from medgemma_tui.app.entries import DONE, FAILED, IN_TREE, NOT_RUN, QUEUED, RUNNING, Entry, Item, RowOutcome
 from medgemma_tui.config import Config
 from medgemma_tui.data.images import load_image
 from medgemma_tui.engine.record import AttentionRecord
@@ -139,6 +139,12 @@ class Session:
     @property
     def is_tree(self) -> bool:
         return self.tree is not None
+
+    def status_text(self, key: str) -> str:
+        """The row's status as the table, the variants' tiles and the compare screen say it: a tree's rows are
+        finished there, so one not read yet is "in tree", never "not run"."""
+        status = self.entries[key].status
+        return IN_TREE if status == NOT_RUN and self.is_tree else status
 
     def item(self, key: str) -> Item:
         """The item of ``key``, by an index (a run-all of many rows asks for every row's)."""

@@ -43,7 +43,7 @@ def answer_text(session: Session, key: str) -> str:
     entry = session.entries[key]
     if entry.analysis is not None:
         return entry.analysis.record.answer.strip()
-    return entry.summary.answer_label if entry.summary is not None else entry.status
+    return entry.summary.answer_label if entry.summary is not None else session.status_text(key)
 
 
 def comparison(session: Session, a: str, b: str) -> dict[str, float]:

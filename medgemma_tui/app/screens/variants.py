@@ -35,7 +35,8 @@ def variant_tiles(session: Session, keys: list[str]) -> list[Tile]:
         item, entry = session.item(key), session.entries[key]
         summary = entry.summary if entry.status == DONE else None
         if summary is None:
-            tiles.append(Tile(key=key, label=f"v{item.variant} {entry.status}", grid=None, note=item.strategy))
+            label = f"v{item.variant} {session.status_text(key)}"
+            tiles.append(Tile(key=key, label=label, grid=None, note=item.strategy))
             continue
         mark = {True: " ✓", False: " ✗", None: ""}[summary.correct]
         tiles.append(Tile(key=key, label=f"v{item.variant} {summary.answer_label}{mark}",

@@ -13,18 +13,11 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input
 
 from medgemma_tui.app.bindings import FILTER_BINDINGS
-from medgemma_tui.app.session import DONE, FAILED, NOT_RUN, RUNNING, Session
+from medgemma_tui.app.session import DONE, FAILED, IN_TREE, RUNNING, Session
 
 COLUMNS = ("key", "answer", "ok", "status", "truth", "var", "study", "strategy")
 CELL_PADDING = 1  # DataTable's blank cells on each side of a column
-IN_TREE = "in tree"  # a row of an opened results tree: finished there, its record read when it is shown
 STATUS_STYLE = {DONE: "green", FAILED: "red", RUNNING: "yellow", IN_TREE: "green"}
-
-
-def shown_status(session: Session, key: str) -> str:
-    """The row's status as the table says it: a tree's rows are finished, not "not run", before they are shown."""
-    status = session.entries[key].status
-    return IN_TREE if status == NOT_RUN and session.is_tree else status
 
 
 def row_cells(session: Session, key: str) -> list:
@@ -33,7 +26,7 @@ def row_cells(session: Session, key: str) -> list:
     if entry.summary is not None and entry.status == DONE:
         answer, verdict = entry.summary.answer_label, entry.summary.correct
     correct = {True: "✓", False: "✗", None: ""}[verdict]
-    shown = shown_status(session, key)
+    shown = session.status_text(key)
     status = Text(shown, style=STATUS_STYLE.get(shown, "dim"))
     cells = {"key": key, "answer": answer, "truth": item.truth, "ok": correct, "status": status,
              "var": str(item.variant), "study": item.study, "strategy": item.strategy}
@@ -63,7 +56,7 @@ def matches(session: Session, key: str, query: str) -> bool:
     entry = session.entries[key]
     answer = entry.summary.answer_label if entry.summary is not None else item.answer_label
     haystack = " ".join((key, item.study, item.strategy, item.question, item.truth, answer,
-                         shown_status(session, key))).lower()
+                         session.status_text(key))).lower()
     return all(word in haystack for word in query.lower().split())
 
 
