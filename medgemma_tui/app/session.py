@@ -220,10 +220,15 @@ class Session:
         return entry
 
     def _let_go(self, key: str) -> None:
-        analysis, self.entries[key].analysis = self.entries[key].analysis, None
-        if analysis is not None:
+        self._replace_analysis(key, None)
+
+    def _replace_analysis(self, key: str, analysis: SampleAnalysis | None) -> None:
+        """``key``'s analysis becomes ``analysis``; whoever holds the one it replaces (``on_drop``) is told."""
+        entry = self.entries[key]
+        old, entry.analysis = entry.analysis, analysis
+        if old is not None and old is not analysis:
             for tell in self.on_drop:
-                tell(analysis)
+                tell(old)
 
     def start(self, key: str) -> Entry:
         entry = self.entries[key]
@@ -312,20 +317,13 @@ class Session:
 
     def _run_tree(self, key: str) -> SampleAnalysis:
         record = self.tree.load_record(key)
-        meta = _load_meta(self.tree, key)
-        boxes = [tuple(b) for b in meta.get("bbox_boxes", [])] or None
+        boxes = self.boxes(key) or None  # the tree's boxes (meta.json), read as the app reads them
         settings = self.settings
         analysis = analyse_record(record, masks=tree_masks(self.tree, key, record), boxes=boxes,
                                   ground_truth=self.item(key).truth or None, spec=settings.spec,
                                   terms=settings.term_list, pointing_tolerance_px=settings.pointing_tolerance_px,
                                   hedged_answers=settings.hedged_answers)
         return self.tree.with_stored_values(key, analysis)  # the tree's values where its CSV has them (README)
-
-    def run_robustness(self, key: str, config: Config | None = None) -> dict:
-        """``robustness_of`` one live sample, kept per key (``keep_robustness``)."""
-        study, films = self.robustness_of(key, config)
-        self.keep_robustness(key, study, films)
-        return study
 
     def keep_robustness(self, key: str, study: dict, films: list) -> None:
         self.robustness_films[key] = films
@@ -362,25 +360,15 @@ class Session:
                                      on_record=lambda perturbation, record: films.append(record.xray))
         return study, films
 
-    def run_methods(self, key: str, names: tuple[str, ...]) -> dict:
-        """``methods_of`` one finished live row, filed (``add_methods``)."""
-        analysis = self.methods_of(key, names)
-        self.add_methods(key, analysis)
-        return analysis.extras[METHODS_STUDY]
-
     def add_methods(self, key: str, analysis: SampleAnalysis) -> None:
         """The row's analysis with its methods (``methods_of``) in place of the one without."""
-        entry = self.entries[key]
-        old, entry.analysis = entry.analysis, analysis
-        if old is not None and old is not analysis:
-            for tell in self.on_drop:
-                tell(old)
+        self._replace_analysis(key, analysis)
 
     def methods_of(self, key: str, names: tuple[str, ...]) -> SampleAnalysis:
         """The row's analysis with the attribution methods ``names``, as ``medtui eval --methods`` computes
         them: their maps join a copy of the row's record (so ``v`` and the methods screen show them once
-        filed) and their grid metrics and seconds its methods study section of ``extras``; the session is not changed.
-        Holds the model lock throughout."""
+        filed) and their grid metrics and seconds its methods study section of ``extras``; the session is
+        not changed. Holds the model lock throughout."""
         from medgemma_tui.pipeline.studies.methods import methods_study
 
         item = self.item(key)

@@ -100,10 +100,11 @@ def faithfulness_figure(payloads: Sequence[dict[str, Any]], summary: dict[str, A
     grid = figure.add_gridspec(len(ratios), 2, height_ratios=ratios, left=0.09, right=0.98, top=1 - top_in / height,
                                bottom=bottom_in / height, hspace=gap_in / np.mean(ratios), wspace=0.28)
     letters = iter(fs.letters(2 * rows + 1))
-    readings = {c.reading: c.n for c in mean_curves(payloads, "deletion", "_prob")}  # n in the legend
+    curves = {curve: mean_curves(payloads, curve, "_prob") for curve, *_ in CURVE_PANELS}
+    readings = {c.reading: c.n for c in curves["deletion"]}  # n in the legend
     for col, (curve, title, xlabel, ylabel) in enumerate(CURVE_PANELS):
         ax = figure.add_subplot(grid[0, col])
-        draw_curves(ax, mean_curves(payloads, curve, "_prob"), readings)
+        draw_curves(ax, curves[curve], readings)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_title(title, loc="left")

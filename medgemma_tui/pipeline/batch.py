@@ -1,4 +1,4 @@
-"""The one batch runner: rows through ``sample.answer_row`` into a sink, with progress, a stop flag and
+"""The one batch runner: rows through ``rows.answer_row`` into a sink, with progress, a stop flag and
 per-row failure isolation. ``medtui eval`` (through ``evaluation.run_evaluation``), the app's run and
 run-all, and the bench all run rows here.
 
@@ -187,7 +187,7 @@ def run_batch(
 ) -> BatchCounts:
     """Answer ``samples`` in order into ``sink``; returns the counts (``interrupted`` when stopped early).
 
-    ``answer`` is how a row is answered (default: ``sample.answer_row`` with the film at hand reused,
+    ``answer`` is how a row is answered (default: ``rows.answer_row`` with the film at hand reused,
     ``FilmAtHand``; the app passes its own, which also reads rows from a tree). With the default,
     ``settings.batch_size`` rows of one film at a time are answered by one generate (``batches``), each
     record the same as the row's alone; the studies and the model views stay per row. A batch whose

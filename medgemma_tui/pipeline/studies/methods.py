@@ -75,8 +75,8 @@ def methods_study(loaded: LoadedModel, result: SampleResult, config: Config, nam
         add_model_views(loaded, image, record, wanted)
     for name in gradients:
         seconds[name] = float(record.timings_s.get(f"map_{name}", float("nan")))
-    added = add_method_maps(loaded, image, record, [n for n in names if n in method_names(ATTRIBUTION)],
-                            config.methods)
+    attribution = method_names(ATTRIBUTION)
+    added = add_method_maps(loaded, image, record, [n for n in names if n in attribution], config.methods)
     seconds.update({name: entry["seconds"] for name, entry in added.items()})
 
     out: dict[str, Any] = {"rows": spec.rows, PER_METHOD: {}}
