@@ -8,9 +8,8 @@ import sys
 import click
 
 from cli.errors import EXIT_FAILED, UsageError, fail, reports_errors
-from cli.options import model_options, with_model_flags
+from cli.options import check_map_settings, model_options, with_model_flags
 from medgemma_tui.analysis.views import VIEWS
-from medgemma_tui.colormaps import get_colormap
 from medgemma_tui.errors import MedtuiError, first_line
 from medgemma_tui.json_values import jsonable
 
@@ -107,7 +106,7 @@ def check_command(image, question, model, adapter, device, dtype, max_new_tokens
                  "analysis.map_view": view, "visualization.colormap": colormap}
     config = with_model_flags(config.with_overrides({k: v for k, v in overrides.items() if v is not None}),
                               device, dtype, adapter)
-    get_colormap(config.visualization.colormap)  # an unknown name: one line, before the model loads
+    check_map_settings(config)
     settings = RowSettings.from_config(config)
 
     def load():

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from cli.errors import EXIT_FAILED, UsageError, fail, reports_errors
-from cli.options import adapter_option, device_options, with_model_flags
+from cli.options import adapter_option, check_map_settings, device_options, with_model_flags
 from cli.registry_options import HelpOf, StudyFlags, asked_studies, methods_help
 
 
@@ -58,16 +58,6 @@ def batch_option(text: str | None) -> int | str | None:
         return int(text)
     except ValueError:
         return text  # the config's check names the option's expected values
-
-
-def check_map_settings(config) -> None:
-    from medgemma_tui.analysis.views import VIEWS
-    from medgemma_tui.colormaps import get_colormap
-
-    view = config.analysis.map_view
-    if view not in VIEWS:
-        raise UsageError(f"analysis.map_view {view!r} is not a view (known: {', '.join(VIEWS)})")
-    get_colormap(config.visualization.colormap)  # an unknown name: one line, before any model loads
 
 
 class PlainProgress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.errors import UsageError
 from medgemma_tui.config.schema import DTYPE_CHOICES
 
 
@@ -47,3 +48,14 @@ def model_options(command):
         help="A local model folder, a hub id (e.g. google/medgemma-4b-it), or 'demo' (the default).",
     )(command)
     return command
+
+
+def check_map_settings(config) -> None:
+    """The config's map view and colormap, each checked before any model loads (one line where unknown)."""
+    from medgemma_tui.analysis.views import VIEWS
+    from medgemma_tui.colormaps import get_colormap
+
+    view = config.analysis.map_view
+    if view not in VIEWS:
+        raise UsageError(f"analysis.map_view {view!r} is not a view (known: {', '.join(VIEWS)})")
+    get_colormap(config.visualization.colormap)  # an unknown name: one line, before any model loads

@@ -32,6 +32,10 @@ BAD_INPUTS = {
     "an unknown colormap to check": (
         lambda tmp: ["check", DEMO_FILM, "-q", "Is there a mass?", "--colormap", "rainbow"],
         "unknown colormap 'rainbow'"),
+    "an unknown map view in check's config": (
+        lambda tmp: ["check", DEMO_FILM, "-q", "Is there a mass?",
+                     "--config", bad_config(tmp, '[analysis]\nmap_view = "nowhere"\n')],
+        "analysis.map_view 'nowhere' is not a view"),
     "an unknown colormap in eval's config": (
         lambda tmp: ["eval", "--export", str(tmp / "out"),
                      "--config", bad_config(tmp, '[visualization]\ncolormap = "rainbow"\n')],
